@@ -1,0 +1,108 @@
+"""Spans, diagnostics and the report every stage collects them into.
+
+A Diagnostic has a stable kebab-case code, a severity, a span and optional
+notes and help; stages append to a Report instead of raising, so every
+finding of a run is shown at once. Rendering lives in hvconf/render.py.
+Tested by tests/test_diagnostics.py.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Iterable, Iterator
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """A region of one source file; lines and columns count from 1, end is exclusive."""
+
+    file: str
+    line: int
+    col: int
+    end_line: int
+    end_col: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.col}"
+
+    @classmethod
+    def point(cls, file: str, line: int = 1, col: int = 1) -> "Span":
+        return cls(file, line, col, line, col + 1)
+
+
+class Severity(str, Enum):
+    ERROR = "error"
+    WARNING = "warning"
+    NOTE = "note"
+
+
+@dataclass(frozen=True, slots=True)
+class Note:
+    message: str
+    span: Span | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Diagnostic:
+    code: str
+    severity: Severity
+    message: str
+    span: Span | None
+    notes: tuple[Note, ...] = ()
+    help: str | None = None
+
+    @property
+    def sort_key(self) -> tuple[str, int, int, str, str]:
+        s = self.span
+        return (s.file if s else "", s.line if s else 0, s.col if s else 0, self.code, self.message)
+
+
+@dataclass
+class Report:
+    """Diagnostics collected by a run, plus the source texts needed to show them."""
+
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+    sources: dict[str, str] = field(default_factory=dict)
+
+    def add(self, diagnostic: Diagnostic) -> None:
+        self.diagnostics.append(diagnostic)
+
+    def error(self, code: str, message: str, span: Span | None, *,
+              notes: Iterable[Note] = (), help: str | None = None) -> None:
+        self.add(Diagnostic(code, Severity.ERROR, message, span, tuple(notes), help))
+
+    def warning(self, code: str, message: str, span: Span | None, *,
+                notes: Iterable[Note] = (), help: str | None = None) -> None:
+        self.add(Diagnostic(code, Severity.WARNING, message, span, tuple(notes), help))
+
+    def extend(self, other: "Report") -> None:
+        self.diagnostics.extend(other.diagnostics)
+        self.sources.update(other.sources)
+
+    def __iter__(self) -> Iterator[Diagnostic]:
+        return iter(sorted(self.diagnostics, key=lambda d: d.sort_key))
+
+    @property
+    def errors(self) -> list[Diagnostic]:
+        return [d for d in self if d.severity is Severity.ERROR]
+
+    @property
+    def warnings(self) -> list[Diagnostic]:
+        return [d for d in self if d.severity is Severity.WARNING]
+
+    @property
+    def has_errors(self) -> bool:
+        return any(d.severity is Severity.ERROR for d in self.diagnostics)
+
+    def codes(self) -> list[str]:
+        return [d.code for d in self]
+
+
+class HvconfError(Exception):
+    """The one exception the public API raises for bad input; it carries the report."""
+
+    def __init__(self, report: Report) -> None:
+        first = report.errors[0] if report.errors else None
+        super().__init__(f"{first.span}: {first.message}" if first else "hvconf failed")
+        self.report = report
