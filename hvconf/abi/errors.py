@@ -1,0 +1,31 @@
+"""The one exception type of hvconf.abi, and the "did you mean" helper.
+
+Every lookup failure in the ABI tables (unknown name, macro absent on an
+arch, malformed override file, value that does not fit an ioctl field)
+raises AbiError with a message that names what was asked for. No table
+loading happens here. Tests: tests/test_abi.py.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+
+class AbiError(LookupError):
+    """A Linux KVM ABI fact was asked for that does not exist (or does not fit)."""
+
+
+def close_matches(name: str, known: Iterable[str], n: int = 3) -> list[str]:
+    """Up to `n` names from `known` that look like `name` (case-insensitive)."""
+    by_upper = {k.upper(): k for k in known}
+    hits = difflib.get_close_matches(name.upper(), list(by_upper), n=n, cutoff=0.6)
+    return [by_upper[h] for h in hits]
+
+
+def unknown(kind: str, name: object, known: Iterable[str], where: str = "") -> AbiError:
+    """An AbiError for a name that is not in a table, with a suggestion when one fits."""
+    hint = close_matches(str(name), known) if isinstance(name, str) else []
+    tail = f"; did you mean {' or '.join(hint)}?" if hint else ""
+    place = f" {where}" if where else ""
+    return AbiError(f"unknown {kind} {name!r}{place}{tail}")

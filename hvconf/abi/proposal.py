@@ -1,0 +1,81 @@
+"""The unmerged ePAPR proposal (seed 002) as data: names without numbers, plus user overrides.
+
+proposed.toml lists the proposed names and assigns no numbers (upstream never
+did). A user with a patched kernel supplies numbers in their own TOML file
+(`[numbers] NAME = int`), which is validated strictly here. This module never
+invents numbers. Tests: tests/test_abi.py.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+from hvconf.abi.errors import AbiError, close_matches
+from hvconf.abi.rows import ProposedAbi, ProposedItem
+from hvconf.abi.tables import raw
+
+NUMBERED_KINDS = ("cap", "exit", "hcall")
+
+
+def proposed_names() -> tuple[str, ...]:
+    return tuple(raw("proposed")["items"])
+
+
+def _read_overrides(path: Path, items: dict[str, ProposedItem]) -> dict[str, int]:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as err:
+        raise AbiError(f"{path}: cannot read proposed-ABI overrides: {err.strerror}") from err
+    except tomllib.TOMLDecodeError as err:
+        raise AbiError(f"{path}: not valid TOML: {err}") from err
+    extra = set(data) - {"numbers"}
+    if extra:
+        raise AbiError(f"{path}: unknown top-level key(s) {sorted(extra)}; expected only [numbers]")
+    numbers = data.get("numbers", {})
+    if not isinstance(numbers, dict):
+        raise AbiError(f"{path}: 'numbers' must be a table of NAME = integer")
+    out: dict[str, int] = {}
+    for key, value in numbers.items():
+        if key not in items:
+            hint = close_matches(key, items)
+            tail = f"; did you mean {' or '.join(hint)}?" if hint else ""
+            raise AbiError(f"{path}: [numbers] {key}: not a name of the proposed ABI{tail}")
+        if items[key].kind not in NUMBERED_KINDS:
+            raise AbiError(f"{path}: [numbers] {key}: a {items[key].kind} takes no number")
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise AbiError(f"{path}: [numbers] {key}: expected an integer, got {value!r}")
+        if value < 0:
+            raise AbiError(f"{path}: [numbers] {key}: expected a non-negative integer, got {value}")
+        clash = _assigned_upstream(items[key].kind).get(value)
+        if clash is not None:
+            raise AbiError(f"{path}: [numbers] {key} = {value} collides with upstream {clash}")
+        out[key] = value
+    return out
+
+
+def _assigned_upstream(kind: str) -> dict[int, str]:
+    """number -> name of what upstream already assigned, for the kind's namespace."""
+    from hvconf.abi import hcalls, tables
+
+    rows = {"cap": tables.caps, "exit": tables.exits, "hcall": hcalls.x86_hypercalls}[kind]()
+    return {row.number: name for name, row in rows.items()}
+
+
+def proposed(overrides: Path | None = None) -> ProposedAbi:
+    """The proposal; numbers come only from `overrides` (a user TOML with [numbers])."""
+    data = raw("proposed")
+    items = {
+        name: ProposedItem(name=name, kind=row["kind"], number=None, note=row.get("note", ""))
+        for name, row in data["items"].items()
+    }
+    numbers = _read_overrides(Path(overrides), items) if overrides is not None else {}
+    rows = tuple(
+        ProposedItem(i.name, i.kind, numbers.get(i.name), i.note) for i in items.values()
+    )
+    return ProposedAbi(
+        status=data["status"],
+        source=data["source"],
+        items=rows,
+        overrides=str(overrides) if overrides is not None else None,
+    )
