@@ -1,0 +1,95 @@
+"""The entry point of a generated launch.py: options, then a dry run or a real run.
+
+`main(plan, argv, base_dir) -> int` parses --dry-run/--trace/--timeout/
+--quiet, runs the plan (run.py) or prints its steps (dryrun.py), and maps
+every expected failure to one `launch: error: ...` line on stderr and a
+status from status.py, never a traceback. cffi is imported only for a real
+run, so --dry-run and --help start fast. Tests: tests/kvm/test_runtime.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, BinaryIO, TextIO
+
+from hvconf.kvm.status import MEANING, Status
+
+PROG = "launch"
+
+
+def _parser(vm: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=PROG, description=f"Run the {vm} guest on this host's KVM.")
+    parser.add_argument("--dry-run", action="store_true", help="print the ioctl steps, one per line; open nothing")
+    parser.add_argument("--trace", action="store_true", help="print each ioctl to stderr as it is issued")
+    parser.add_argument(
+        "--timeout", type=float, default=5.0, metavar="SECONDS", help="end the guest after SECONDS (default 5)"
+    )
+    parser.add_argument("--quiet", action="store_true", help="no summary line on success")
+    return parser
+
+
+def main(
+    plan: Mapping[str, Any],
+    argv: list[str],
+    base_dir: Path,
+    *,
+    out: BinaryIO | None = None,
+    stdout: TextIO | None = None,
+    stderr: TextIO | None = None,
+) -> int:
+    """Run or dry-run `plan`; returns the process status (hvconf.kvm.status.Status)."""
+    out = out if out is not None else sys.stdout.buffer
+    stdout = stdout if stdout is not None else sys.stdout
+    stderr = stderr if stderr is not None else sys.stderr
+    vm = str(plan.get("vm", "guest")) if isinstance(plan, Mapping) else "guest"
+
+    def error(message: str, status: Status) -> int:
+        print(f"{PROG}: error: {message}", file=stderr, flush=True)
+        return int(status)
+
+    parser = _parser(vm)
+    try:
+        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+            options = parser.parse_args(argv)
+    except SystemExit as done:  # argparse printed help, or usage and `launch: error: ...`
+        return int(done.code or 0)
+    if not options.timeout > 0:
+        return error(f"--timeout must be a positive number of seconds, not {options.timeout:g}", Status.USAGE)
+
+    from hvconf.kvm.plan import PlanError
+
+    if options.dry_run:
+        from hvconf.kvm import dryrun
+
+        try:
+            print("\n".join(dryrun.lines(plan)), file=stdout, flush=True)
+        except PlanError as err:
+            return error(str(err), Status.USAGE)
+        return int(Status.HALTED)
+
+    from hvconf.kvm.errors import KvmError
+    from hvconf.kvm.run import HostMismatch, execute
+
+    failures: dict[type[Exception], tuple[Status, str]] = {
+        PlanError: (Status.USAGE, "bad plan: "),
+        HostMismatch: (Status.HOST, "host cannot run the target: "),
+        KvmError: (Status.KVM_ERROR, ""),
+    }
+    try:
+        result = execute(
+            plan, base_dir, timeout=options.timeout, trace=stderr if options.trace else None, out=out
+        )
+    except tuple(failures) as err:
+        status, prefix = next(v for k, v in failures.items() if isinstance(err, k))
+        return error(f"{prefix}{err}", status)
+    except KeyboardInterrupt:  # fds and mmaps were released on the way out
+        return error(f"{vm}: interrupted", Status.INTERRUPTED)
+    if result.status != Status.HALTED:
+        return error(f"{vm}: {result.reason} (status {int(result.status)}: {MEANING[result.status]})", result.status)
+    if not options.quiet:
+        print(f"{PROG}: {vm}: {result.reason} after {result.seconds:.3f} s, {result.exits} exits", file=stderr)
+    return int(result.status)

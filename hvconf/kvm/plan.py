@@ -1,0 +1,126 @@
+"""The runtime's typed, validated view of a plan (plan.json format 1).
+
+`parse(raw)` checks the shape the runtime relies on (keys, types, fd names)
+and returns frozen dataclasses; `args` stay the plan's own mapping so a
+dry run prints exactly what the plan says. It does not judge whether the
+host can run the plan (run.py does). Tests: tests/kvm/test_runtime.py.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+FORMAT = 1
+_FD = re.compile(r"^(system|vm|vcpu:(0|[1-9][0-9]*))$")
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+class PlanError(ValueError):
+    """The plan is malformed or asks for something this runtime does not do."""
+
+
+@dataclass(frozen=True)
+class Step:
+    index: int
+    fd: str  # "system", "vm" or "vcpu:N"
+    ioctl: str
+    request: int
+    args: Mapping[str, Any]
+    source: str
+
+    @property
+    def vcpu_id(self) -> int | None:
+        return int(self.fd.split(":")[1]) if self.fd.startswith("vcpu:") else None
+
+
+@dataclass(frozen=True)
+class CapRequirement:
+    cap: str
+    cap_nr: int
+    source: str
+
+
+@dataclass(frozen=True)
+class Image:
+    name: str
+    path: str
+    guest_phys_addr: int
+    sha256: str
+
+
+@dataclass(frozen=True)
+class Console:
+    kind: str
+    port: int
+
+
+@dataclass(frozen=True)
+class Plan:
+    vm: str
+    arch: str
+    host_arch: str
+    caps: tuple[CapRequirement, ...]
+    images: tuple[Image, ...]
+    console: Console | None
+    steps: tuple[Step, ...]
+
+
+def parse(raw: Mapping[str, Any]) -> Plan:
+    """The validated plan; raises PlanError naming the first bad field."""
+    if not isinstance(raw, Mapping):
+        raise PlanError("plan: not a JSON object")
+    if _get(raw, "format", int, "plan") != FORMAT:
+        raise PlanError(f"plan: format {raw['format']} is not supported (this runtime reads format {FORMAT})")
+    requires = _get(raw, "requires", Mapping, "plan")
+    console = raw.get("console")
+    return Plan(
+        vm=_get(raw, "vm", str, "plan"),
+        arch=_get(raw, "arch", str, "plan"),
+        host_arch=_get(requires, "host_arch", str, "plan.requires"),
+        caps=tuple(
+            CapRequirement(_get(c, "cap", str, where), _get(c, "cap_nr", int, where), _get(c, "source", str, where))
+            for i, c in enumerate(_get(requires, "caps", list, "plan.requires"))
+            for where in [f"plan.requires.caps[{i}]"]
+        ),
+        images=tuple(_image(i, im) for i, im in enumerate(_get(raw, "images", list, "plan"))),
+        console=None if console is None else Console(
+            _get(console, "kind", str, "plan.console"), _get(console, "port", int, "plan.console")
+        ),
+        steps=tuple(_step(i, s) for i, s in enumerate(_get(raw, "steps", list, "plan"))),
+    )
+
+
+def _image(i: int, raw: Any) -> Image:
+    where = f"plan.images[{i}]"
+    image = Image(_get(raw, "name", str, where), _get(raw, "path", str, where),
+                  _get(raw, "guest_phys_addr", int, where), _get(raw, "sha256", str, where))  # fmt: skip
+    if not _SHA256.match(image.sha256):
+        raise PlanError(f"{where}: sha256 is not 64 lowercase hex digits")
+    return image
+
+
+def _step(i: int, raw: Any) -> Step:
+    where = f"plan step {i}"
+    step = Step(i, _get(raw, "fd", str, where), _get(raw, "ioctl", str, where), _get(raw, "request", int, where),
+                _get(raw, "args", Mapping, where), _get(raw, "source", str, where))  # fmt: skip
+    if not _FD.match(step.fd):
+        raise PlanError(f"{where} ({step.source}): fd {step.fd!r} is not system, vm or vcpu:N")
+    return step
+
+
+def _get(raw: Any, key: str, kind: type, where: str) -> Any:
+    if not isinstance(raw, Mapping):
+        raise PlanError(f"{where}: not a JSON object")
+    if key not in raw:
+        raise PlanError(f"{where}: missing {key!r}")
+    value = raw[key]
+    # bool is an int in Python, never a valid number here
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise PlanError(f"{where}: {key!r} should be {_KIND_NAMES.get(kind, kind.__name__)}, got {value!r}")
+    return value
+
+
+_KIND_NAMES = {int: "an integer", str: "a string", list: "a list", Mapping: "an object"}

@@ -1,0 +1,40 @@
+"""Exit statuses of a launcher, as data: how a run ended -> process status.
+
+The numbers are part of the launcher's interface (scripts test them), so
+they live in one table with a one-line meaning each. Nothing else here.
+Tests: tests/kvm/test_runtime.py.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class Status(IntEnum):
+    HALTED = 0  # the guest halted or powered off
+    USAGE = 2  # bad command line, plan or image
+    HOST = 3  # this host (or this runtime) cannot run the target
+    TIMEOUT = 4  # the watchdog ended a guest that was still running
+    GUEST_SHUTDOWN = 5  # the guest shut down: triple fault, reset or crash
+    KVM_ERROR = 6  # a KVM ioctl failed
+    KVM_INTERNAL = 7  # KVM internal error, failed entry, or an exit the runtime cannot handle
+    INTERRUPTED = 130  # SIGINT (Ctrl-C), as shells report it
+
+
+MEANING: dict[Status, str] = {
+    Status.HALTED: "guest halted",
+    Status.USAGE: "usage error",
+    Status.HOST: "host cannot run the target",
+    Status.TIMEOUT: "watchdog timeout",
+    Status.GUEST_SHUTDOWN: "guest shut down",
+    Status.KVM_ERROR: "KVM ioctl error",
+    Status.KVM_INTERNAL: "KVM internal error or unhandled exit",
+    Status.INTERRUPTED: "interrupted",
+}
+
+# KVM_SYSTEM_EVENT_* type -> status (linux/kvm.h); unlisted types are unhandled exits.
+SYSTEM_EVENT_STATUS: dict[int, Status] = {
+    1: Status.HALTED,  # KVM_SYSTEM_EVENT_SHUTDOWN: powered off
+    2: Status.GUEST_SHUTDOWN,  # KVM_SYSTEM_EVENT_RESET: no reboot support, so it ends the run
+    3: Status.GUEST_SHUTDOWN,  # KVM_SYSTEM_EVENT_CRASH
+}

@@ -1,0 +1,224 @@
+"""What each plan step does: one handler per ioctl name, with its fd kinds and args.
+
+`validate(plan)` checks every step before anything is opened (known ioctl,
+allowed fd kind, fd created by an earlier step, args present and typed,
+`check_placement` puts images inside a memory slot); `STEPS[ioctl].apply(machine, step)` then
+issues it. KVM_RUN is validated here but driven by run.py. Host checks are
+not made here. Tests: tests/kvm/test_runtime.py.
+"""
+
+from __future__ import annotations
+
+import mmap
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from hvconf.kvm.console import CONSOLE_KINDS
+from hvconf.kvm.ffi import ffi
+from hvconf.kvm.memory import GuestMemory
+from hvconf.kvm.plan import Plan, PlanError, Step
+from hvconf.kvm.system import Kvm
+from hvconf.kvm.vcpu import Vcpu
+from hvconf.kvm.vm import Vm
+from hvconf.kvm.x86 import SREGS_MODES, with_kvm_leaves
+
+_MEMORY = re.compile(r"^memory:(0|[1-9][0-9]*)$")
+REGS_FIELDS = frozenset(name for name, _ in ffi.typeof("struct kvm_regs").fields)
+CPUID_BASES = ("supported",)
+
+
+@dataclass
+class Machine:
+    """Everything a plan has opened so far; `close()` releases it all, newest first."""
+
+    kvm: Kvm
+    images: list[tuple[int, bytes]]  # (guest_phys_addr, contents), checked already
+    vm: Vm | None = None
+    vcpus: dict[int, Vcpu] = field(default_factory=dict)
+    memory: dict[int, GuestMemory] = field(default_factory=dict)
+
+    def fd(self, step: Step) -> Vm | Vcpu | Kvm:
+        if step.fd == "system":
+            return self.kvm
+        if step.fd == "vm":
+            assert self.vm is not None  # validate() guarantees the order
+            return self.vm
+        return self.vcpus[step.vcpu_id or 0]
+
+    def close(self) -> None:
+        for vcpu in self.vcpus.values():
+            vcpu.close()
+        if self.vm is not None:
+            self.vm.close()
+        for region in self.memory.values():
+            region.close()  # after the VM, so no slot points at unmapped memory
+        self.kvm.close()
+
+
+@dataclass(frozen=True)
+class StepKind:
+    """How one ioctl appears in a plan: allowed fd kinds, required typed args, the action."""
+
+    fds: tuple[str, ...]  # "system", "vm", "vcpu"
+    args: Mapping[str, type]
+    apply: Callable[[Machine, Step], None]
+    check: Callable[[Step], None] = lambda step: None  # extra static checks
+
+
+def _create_vm(m: Machine, step: Step) -> None:
+    m.vm = m.kvm.create_vm(step.args["type"])
+
+
+def _vm(m: Machine) -> Vm:
+    assert m.vm is not None
+    return m.vm
+
+
+def _user_memory(m: Machine, step: Step) -> None:
+    a = step.args
+    n = int(_MEMORY.match(a["userspace_addr"]).group(1))  # type: ignore[union-attr]
+    region = m.memory.get(n)
+    if region is not None and region.size != a["memory_size"]:
+        raise PlanError(f"{_where(step)}: memory:{n} is {region.size:#x} bytes already, not {a['memory_size']:#x}")
+    if region is None:
+        region = m.memory[n] = GuestMemory(a["memory_size"])
+        # images go in before the kernel sees the slot
+        for addr, data in m.images:
+            if a["guest_phys_addr"] <= addr < a["guest_phys_addr"] + a["memory_size"]:
+                region.write(addr - a["guest_phys_addr"], data)
+    _vm(m).set_user_memory_region(a["slot"], a["guest_phys_addr"], a["memory_size"], region.address, a["flags"])
+
+
+def _check_user_memory(step: Step) -> None:
+    if not _MEMORY.match(step.args["userspace_addr"]):
+        raise PlanError(f"{_where(step)}: userspace_addr {step.args['userspace_addr']!r} is not 'memory:N'")
+    size = step.args["memory_size"]
+    if size <= 0 or size % mmap.PAGESIZE:
+        raise PlanError(f"{_where(step)}: memory_size {size:#x} is not a positive multiple of {mmap.PAGESIZE:#x}")
+
+
+def _enable_cap(m: Machine, step: Step) -> None:
+    fd = m.fd(step)
+    assert isinstance(fd, (Vm, Vcpu))
+    fd.enable_cap(step.args["cap_nr"], step.args["args"], step.args["flags"])
+
+
+def _check_enable_cap(step: Step) -> None:
+    args = step.args["args"]
+    if len(args) > 4 or not all(isinstance(x, int) and not isinstance(x, bool) for x in args):
+        raise PlanError(f"{_where(step)}: args should be at most 4 integers, got {args!r}")
+
+
+def _set_cpuid2(m: Machine, step: Step) -> None:
+    entries = with_kvm_leaves(m.kvm.supported_cpuid(), step.args["signature"], step.args["features"])
+    m.vcpus[step.vcpu_id or 0].set_cpuid2(entries)
+
+
+def _check_cpuid2(step: Step) -> None:
+    if step.args["base"] not in CPUID_BASES:
+        raise PlanError(f"{_where(step)}: CPUID base {step.args['base']!r} is not one of {', '.join(CPUID_BASES)}")
+    sig = step.args["signature"]
+    if not sig.isascii() or len(sig) > 12:
+        raise PlanError(f"{_where(step)}: CPUID signature {sig!r} is not at most 12 ASCII characters")
+
+
+def _set_sregs(m: Machine, step: Step) -> None:
+    vcpu = m.vcpus[step.vcpu_id or 0]
+    sregs = vcpu.sregs
+    SREGS_MODES[step.args["mode"]](sregs)
+    vcpu.set_sregs(sregs)
+
+
+def _check_sregs(step: Step) -> None:
+    if step.args["mode"] not in SREGS_MODES:
+        raise PlanError(f"{_where(step)}: sregs mode {step.args['mode']!r} is not one of {', '.join(SREGS_MODES)}")
+
+
+def _set_regs(m: Machine, step: Step) -> None:
+    # Registers the plan does not name are 0: the plan is the whole truth.
+    m.vcpus[step.vcpu_id or 0].set_regs(ffi.new("struct kvm_regs *", dict(step.args)))
+
+
+def _check_regs(step: Step) -> None:
+    for name, value in step.args.items():
+        if name not in REGS_FIELDS:
+            raise PlanError(f"{_where(step)}: {name!r} is not a field of struct kvm_regs")
+        if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < 1 << 64:
+            raise PlanError(f"{_where(step)}: register {name} = {value!r} is not a 64-bit unsigned integer")
+
+
+def _create_vcpu(m: Machine, step: Step) -> None:
+    vcpu_id = step.args["vcpu_id"]
+    m.vcpus[vcpu_id] = _vm(m).create_vcpu(vcpu_id)
+
+
+def _not_here(m: Machine, step: Step) -> None:
+    raise AssertionError("KVM_RUN steps are driven by hvconf.kvm.run")
+
+
+STEPS: dict[str, StepKind] = {
+    "KVM_CREATE_VM": StepKind(("system",), {"type": int}, _create_vm),
+    "KVM_SET_TSS_ADDR": StepKind(("vm",), {"addr": int}, lambda m, s: _vm(m).set_tss_addr(s.args["addr"])),
+    "KVM_ENABLE_CAP": StepKind(("vm", "vcpu"), {"cap_nr": int, "flags": int, "args": list}, _enable_cap, _check_enable_cap),
+    "KVM_CREATE_IRQCHIP": StepKind(("vm",), {}, lambda m, s: _vm(m).create_irqchip()),
+    "KVM_CREATE_PIT2": StepKind(("vm",), {"flags": int}, lambda m, s: _vm(m).create_pit2(s.args["flags"])),
+    "KVM_SET_USER_MEMORY_REGION": StepKind(
+        ("vm",),
+        {"slot": int, "flags": int, "guest_phys_addr": int, "memory_size": int, "userspace_addr": str},
+        _user_memory,
+        _check_user_memory,
+    ),
+    "KVM_CREATE_VCPU": StepKind(("vm",), {"vcpu_id": int}, _create_vcpu),
+    "KVM_SET_CPUID2": StepKind(("vcpu",), {"base": str, "signature": str, "features": int}, _set_cpuid2, _check_cpuid2),
+    "KVM_SET_SREGS": StepKind(("vcpu",), {"mode": str}, _set_sregs, _check_sregs),
+    "KVM_SET_REGS": StepKind(("vcpu",), {}, _set_regs, _check_regs),
+    "KVM_RUN": StepKind(("vcpu",), {}, _not_here),
+}
+
+
+def _where(step: Step) -> str:
+    return f"plan step {step.index} {step.ioctl} ({step.source})"
+
+
+def validate(plan: Plan) -> None:
+    """Raise PlanError for the first step this runtime could not issue as written."""
+    if plan.console is not None and plan.console.kind not in CONSOLE_KINDS:
+        raise PlanError(f"plan console kind {plan.console.kind!r} is not one of {', '.join(CONSOLE_KINDS)}")
+    have_vm, vcpus = False, set()
+    for step in plan.steps:
+        kind = STEPS.get(step.ioctl)
+        if kind is None:
+            raise PlanError(f"{_where(step)}: this runtime does not issue {step.ioctl} (it knows {', '.join(STEPS)})")
+        fd_kind = step.fd.split(":")[0]
+        if fd_kind not in kind.fds:
+            raise PlanError(f"{_where(step)}: {step.ioctl} goes to a {' or '.join(kind.fds)} fd, not {step.fd}")
+        if fd_kind == "vm" and not have_vm:
+            raise PlanError(f"{_where(step)}: no KVM_CREATE_VM step before it")
+        if fd_kind == "vcpu" and step.vcpu_id not in vcpus:
+            raise PlanError(f"{_where(step)}: no KVM_CREATE_VCPU step creates vcpu {step.vcpu_id} before it")
+        for name, kind_of in kind.args.items():
+            value = step.args.get(name)
+            if not isinstance(value, kind_of) or (kind_of is int and isinstance(value, bool)):
+                raise PlanError(f"{_where(step)}: arg {name!r} should be {kind_of.__name__}, got {value!r}")
+        kind.check(step)
+        have_vm |= step.ioctl == "KVM_CREATE_VM"
+        if step.ioctl == "KVM_CREATE_VCPU":
+            vcpus.add(step.args["vcpu_id"])
+        if step.ioctl == "KVM_RUN" and step is not plan.steps[-1]:
+            raise PlanError(f"{_where(step)}: KVM_RUN must be the last step (this runtime runs one vCPU)")
+
+
+def memory_slots(plan: Plan) -> list[tuple[int, int]]:
+    """(guest_phys_addr, memory_size) of every KVM_SET_USER_MEMORY_REGION step."""
+    return [(s.args["guest_phys_addr"], s.args["memory_size"]) for s in plan.steps if s.ioctl == "KVM_SET_USER_MEMORY_REGION"]
+
+
+def check_placement(plan: Plan, images: list[tuple[int, bytes]]) -> None:
+    """Raise PlanError unless every image lies wholly inside one memory slot."""
+    slots = memory_slots(plan)
+    for image, (addr, data) in zip(plan.images, images):
+        if not any(start <= addr and addr + len(data) <= start + size for start, size in slots):
+            raise PlanError(
+                f"plan image {image.name!r} ({len(data)} bytes at {addr:#x}) does not fit inside one memory slot"
+            )

@@ -1,0 +1,56 @@
+"""Kvm: the system fd (/dev/kvm) and the ioctls issued on it.
+
+Opens /dev/kvm O_RDWR|O_CLOEXEC; answers KVM_GET_API_VERSION,
+KVM_CHECK_EXTENSION, KVM_GET_VCPU_MMAP_SIZE and KVM_GET_SUPPORTED_CPUID;
+creates VMs. Knows nothing about plans. Tests: tests/kvm/test_errors.py,
+tests/kvm/test_runtime.py.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+
+from hvconf.kvm.errors import KvmError
+from hvconf.kvm.fd import KvmFd, Tracer
+from hvconf.kvm.ffi import ffi
+from hvconf.kvm.vm import Vm
+from hvconf.kvm.x86 import CpuidEntry
+
+DEV_KVM = "/dev/kvm"
+CPUID_FIELDS = ("function", "index", "flags", "eax", "ebx", "ecx", "edx")
+
+
+class Kvm(KvmFd):
+    """The open /dev/kvm. Raises OSError when it cannot be opened."""
+
+    def __init__(self, path: str = DEV_KVM, tracer: Tracer | None = None) -> None:
+        super().__init__(os.open(path, os.O_RDWR | os.O_CLOEXEC), "system", tracer)
+
+    @property
+    def api_version(self) -> int:
+        return self.ioctl("KVM_GET_API_VERSION")
+
+    def check_extension(self, cap_nr: int) -> int:
+        """KVM_CHECK_EXTENSION: 0 when the cap is absent, else a cap-specific positive value."""
+        return self.ioctl("KVM_CHECK_EXTENSION", cap_nr)
+
+    @property
+    def vcpu_mmap_size(self) -> int:
+        return self.ioctl("KVM_GET_VCPU_MMAP_SIZE")
+
+    def create_vm(self, vm_type: int = 0) -> Vm:
+        return Vm(self.ioctl("KVM_CREATE_VM", vm_type), self, self.tracer)
+
+    def supported_cpuid(self, max_entries: int = 128) -> list[CpuidEntry]:
+        """KVM_GET_SUPPORTED_CPUID, growing the buffer while the kernel says E2BIG."""
+        while True:
+            raw = ffi.new("char[]", ffi.sizeof("struct kvm_cpuid2") + max_entries * ffi.sizeof("struct kvm_cpuid_entry2"))
+            table = ffi.cast("struct kvm_cpuid2 *", raw)
+            table.nent = max_entries
+            if self.ioctl("KVM_GET_SUPPORTED_CPUID", table, quiet=(errno.E2BIG,)) >= 0:
+                break
+            if max_entries >= 4096:
+                raise KvmError("KVM_GET_SUPPORTED_CPUID", errno.E2BIG)
+            max_entries *= 2
+        return [CpuidEntry(**{f: getattr(e, f) for f in CPUID_FIELDS}) for e in table.entries[0 : table.nent]]

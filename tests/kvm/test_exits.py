@@ -1,0 +1,171 @@
+"""Exit decoding, the 16550 console and x86 set-up helpers, on buffers built here.
+
+No /dev/kvm: kvm_run buffers are laid out as the kernel lays them out and
+decoded; the cdefs are checked field by field against hvconf.abi.
+"""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+
+import hvconf.abi
+from hvconf.kvm import exits
+from hvconf.kvm.console import Serial16550
+from hvconf.kvm.ffi import STRUCTS, ffi
+from hvconf.kvm.x86 import SREGS_MODES, CpuidEntry, signature_words, with_kvm_leaves
+
+MMAP = 12288
+PIO_OFFSET = 4096  # where the kernel puts port I/O data (KVM_PIO_PAGE_OFFSET pages)
+
+
+def reason(name: str) -> int:
+    return hvconf.abi.exit_reason(name).number
+
+
+@pytest.fixture
+def run():
+    buf = ffi.new("char[]", MMAP)
+    ptr = ffi.cast("struct kvm_run *", buf)
+    yield ptr, buf
+
+
+def _fields(ctype, prefix=""):
+    for name, f in ctype.fields:
+        if not name:  # the anonymous exit union: its members sit at its offset
+            for sub, g in _fields(f.type):
+                yield sub, f.offset + g.offset, g.type
+            continue
+        yield prefix + name, f.offset, f.type
+        if f.type.kind == "struct" and f.type.fields:
+            for sub, off, t in _fields(f.type, prefix + name + "."):
+                yield sub, f.offset + off, t
+
+
+@pytest.mark.parametrize("struct", STRUCTS)
+def test_cdef_offsets_match_the_abi_tables(struct):
+    abi_fields = hvconf.abi.struct_fields(struct, "x86_64")
+    checked = 0
+    for name, offset, ctype in _fields(ffi.typeof(f"struct {struct}")):
+        if name in abi_fields:
+            assert offset == abi_fields[name].offset, name
+            if not (ctype.kind == "array" and ctype.length is None):  # flexible arrays have no size
+                assert ffi.sizeof(ctype) == abi_fields[name].size, name
+            checked += 1
+    assert checked >= 2
+    assert ffi.sizeof(f"struct {struct}") == hvconf.abi.struct_size(struct, "x86_64")
+
+
+def test_port_out_is_decoded_with_its_data(run):
+    ptr, buf = run
+    ptr.exit_reason = reason("KVM_EXIT_IO")
+    ptr.io.direction, ptr.io.size, ptr.io.port, ptr.io.count, ptr.io.data_offset = 1, 1, 0x3F8, 3, PIO_OFFSET
+    buf[PIO_OFFSET : PIO_OFFSET + 3] = b"abc"
+    assert exits.decode(ptr, MMAP) == exits.Io("out", 1, 0x3F8, 3, b"abc", PIO_OFFSET)
+
+
+def test_port_in_carries_no_data(run):
+    ptr, _ = run
+    ptr.exit_reason = reason("KVM_EXIT_IO")
+    ptr.io.direction, ptr.io.size, ptr.io.port, ptr.io.count, ptr.io.data_offset = 0, 2, 0x3FD, 1, PIO_OFFSET
+    assert exits.decode(ptr, MMAP) == exits.Io("in", 2, 0x3FD, 1, b"", PIO_OFFSET)
+
+
+@pytest.mark.parametrize(
+    ("size", "count", "offset", "message"),
+    [
+        (1, 1, MMAP, "outside the 12288-byte kvm_run mmap"),
+        (4, 2049, PIO_OFFSET, "outside"),  # one element past the end
+        (1, 1, 16, "outside"),  # would read kvm_run itself
+        (3, 1, PIO_OFFSET, "size 3"),
+    ],
+)
+def test_port_io_outside_the_mmap_is_refused(run, size, count, offset, message):
+    ptr, _ = run
+    ptr.exit_reason = reason("KVM_EXIT_IO")
+    ptr.io.direction, ptr.io.size, ptr.io.count, ptr.io.data_offset = 1, size, count, offset
+    with pytest.raises(exits.BadExit, match=message):
+        exits.decode(ptr, MMAP)
+
+
+def test_simple_and_unknown_exits(run):
+    ptr, _ = run
+    for name, want in [("KVM_EXIT_HLT", exits.Hlt()), ("KVM_EXIT_SHUTDOWN", exits.Shutdown()),
+                       ("KVM_EXIT_INTR", exits.Intr())]:  # fmt: skip
+        ptr.exit_reason = reason(name)
+        assert exits.decode(ptr, MMAP) == want
+    ptr.exit_reason = reason("KVM_EXIT_DEBUG")
+    assert exits.decode(ptr, MMAP) == exits.Unknown(reason("KVM_EXIT_DEBUG"))
+    assert exits.Unknown(reason("KVM_EXIT_DEBUG")).name == "KVM_EXIT_DEBUG"
+    assert exits.Unknown(9999).name == "exit reason 9999"
+
+
+def test_union_members_decode(run):
+    ptr, _ = run
+    ptr.exit_reason = reason("KVM_EXIT_MMIO")
+    ptr.mmio.phys_addr, ptr.mmio.len, ptr.mmio.is_write = 0xFEE00000, 4, 1
+    ptr.mmio.data[0:4] = [1, 2, 3, 4]
+    assert exits.decode(ptr, MMAP) == exits.Mmio(0xFEE00000, b"\x01\x02\x03\x04", True)
+    ptr.exit_reason = reason("KVM_EXIT_INTERNAL_ERROR")
+    ptr.internal.suberror, ptr.internal.ndata, ptr.internal.data[0:2] = 1, 2, [0xAA, 0xBB]
+    assert exits.decode(ptr, MMAP) == exits.InternalError(1, (0xAA, 0xBB))
+    ptr.internal.ndata = 17
+    with pytest.raises(exits.BadExit):
+        exits.decode(ptr, MMAP)
+    ptr.exit_reason = reason("KVM_EXIT_HYPERCALL")
+    ptr.hypercall.nr, ptr.hypercall.args[0:6], ptr.hypercall.longmode = 12, [1, 2, 3, 0, 0, 0], 1
+    assert exits.decode(ptr, MMAP) == exits.Hypercall(12, (1, 2, 3, 0, 0, 0), 1)
+    ptr.exit_reason = reason("KVM_EXIT_SYSTEM_EVENT")
+    ptr.system_event.type, ptr.system_event.ndata, ptr.system_event.data[0] = 1, 1, 0
+    assert exits.decode(ptr, MMAP) == exits.SystemEvent(1, (0,))
+    ptr.exit_reason = reason("KVM_EXIT_FAIL_ENTRY")
+    ptr.fail_entry.hardware_entry_failure_reason, ptr.fail_entry.cpu = 0x21, 3
+    assert exits.decode(ptr, MMAP) == exits.FailEntry(0x21, 3)
+
+
+def io_exit(direction: str, port: int, data: bytes = b"", size: int = 1, count: int = 1) -> exits.Io:
+    return exits.Io(direction, size, port, count, data, PIO_OFFSET)  # type: ignore[arg-type]
+
+
+def test_serial_transmits_and_reports_an_idle_line():
+    out = io.BytesIO()
+    uart = Serial16550(0x3F8, out)
+    assert uart.handle(io_exit("out", 0x3F8, b"hi", count=2)) == b""
+    assert uart.handle(io_exit("in", 0x3FD)) == b"\x60"
+    assert uart.handle(io_exit("in", 0x3FD, count=3)) == b"\x60\x60\x60"
+    assert uart.handle(io_exit("in", 0x3F9)) == b"\x00"
+    assert uart.handle(io_exit("out", 0x3F8, b"!\x00", size=2)) == b""
+    assert out.getvalue() == b"hi!"
+    assert uart.handle(io_exit("out", 0x2F8, b"x")) is None
+    assert uart.handle(io_exit("in", 0x400)) is None
+
+
+def test_serial_divisor_latch_is_not_output():
+    out = io.BytesIO()
+    uart = Serial16550(0x3F8, out)
+    uart.handle(io_exit("out", 0x3FB, b"\x83"))  # LCR: DLAB on, 8N1
+    uart.handle(io_exit("out", 0x3F8, b"\x01"))  # divisor low byte
+    uart.handle(io_exit("out", 0x3FB, b"\x03"))  # DLAB off
+    uart.handle(io_exit("out", 0x3F8, b"k"))
+    assert out.getvalue() == b"k"
+    assert uart.handle(io_exit("in", 0x3FB)) == b"\x03"
+
+
+def test_kvm_leaves_replace_what_the_host_offers():
+    host = [CpuidEntry(0), CpuidEntry(0x40000001, eax=0xFFFF, edx=1), CpuidEntry(0x40000000, eax=0x40000010)]
+    table = with_kvm_leaves(host, "KVMKVMKVM", 1 << 7)
+    by_leaf = {e.function: e for e in table}
+    assert len(table) == 3
+    assert by_leaf[0x40000000] == CpuidEntry(0x40000000, eax=0x40000001, ebx=0x4B4D564B, ecx=0x564B4D56, edx=0x4D)
+    assert by_leaf[0x40000001] == CpuidEntry(0x40000001, eax=0x80)
+    with pytest.raises(ValueError):
+        signature_words("much too long signature")
+
+
+def test_real_mode_is_flat_with_protection_off():
+    sregs = ffi.new("struct kvm_sregs *")
+    sregs.cs.base, sregs.cs.selector, sregs.ds.base, sregs.cr0 = 0xFFFF0000, 0xF000, 0x1000, 0x60000011
+    SREGS_MODES["real"](sregs)
+    assert (sregs.cs.base, sregs.cs.selector, sregs.ds.base, sregs.cs.limit) == (0, 0, 0, 0xFFFF)
+    assert sregs.cr0 == 0x60000010

@@ -1,0 +1,69 @@
+"""hvconf.emit.guest: guest sources assembled into flat images with GNU as/objcopy."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from hvconf.emit.guest import GuestBuildError, assemble
+
+GUESTS = Path(__file__).resolve().parent.parent / "guests" / "x86"
+
+
+def test_hello_image_starts_and_ends_as_written():
+    image = assemble(GUESTS / "hello.S", code16=True)
+    # cli; xor %ax,%ax; mov %ax,%ds; call (next) -- 16-bit encodings, no 0x66 prefixes
+    assert image.startswith(bytes.fromhex("fa 31c0 8ed8 e80000"))
+    assert image.endswith(b"hello from hvconf guest\n")
+    assert b"\xf4" in image  # hlt
+    assert len(image) < 128
+
+
+def test_images_are_deterministic(tmp_path):
+    first = assemble(GUESTS / "hello.S", code16=True)
+    copy = tmp_path / "elsewhere.S"
+    copy.write_bytes((GUESTS / "hello.S").read_bytes())
+    assert assemble(GUESTS / "hello.S", code16=True) == first == assemble(copy, code16=True)
+
+
+@pytest.mark.parametrize("guest", sorted(p.name for p in GUESTS.glob("*.S")))
+def test_every_x86_guest_assembles(guest):
+    assert assemble(GUESTS / guest, code16=True)
+
+
+def test_syntax_error_reports_file_and_line(tmp_path):
+    bad = tmp_path / "bad.S"
+    bad.write_text(".code16\n\tcli\n\tmovx %ax, %bx\n\thlt\n")
+    with pytest.raises(GuestBuildError) as caught:
+        assemble(bad, code16=True)
+    assert f"{bad}:3: Error:" in str(caught.value)
+    assert "movx" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        ("\tcli\n\thlt\n", "no `.code16` directive"),
+        (".code16\n\tjmp elsewhere\n", "undefined symbols elsewhere"),
+        (".code16\n\thlt\n\t.data\n\t.byte 1\n", "move .data into .text"),
+    ],
+)
+def test_sources_that_would_build_a_wrong_image_are_refused(tmp_path, source, message):
+    path = tmp_path / "guest.S"
+    path.write_text(source)
+    with pytest.raises(GuestBuildError, match=message):
+        assemble(path, code16=True)
+
+
+def test_64_bit_code_is_assembled_without_code16(tmp_path):
+    path = tmp_path / "long.S"
+    path.write_text("\tmov $1, %rax\n\thlt\n")
+    assert assemble(path, code16=False) == bytes.fromhex("48c7c001000000 f4")
+
+
+def test_unknown_arch_and_missing_file_are_build_errors(tmp_path):
+    with pytest.raises(GuestBuildError, match="no guest toolchain for arch 'ppc64le'"):
+        assemble(GUESTS / "hello.S", arch="ppc64le", code16=False)
+    with pytest.raises(GuestBuildError, match="cannot read guest source"):
+        assemble(tmp_path / "absent.S", code16=True)
