@@ -1,0 +1,256 @@
+"""Lower AST VM declarations into IR: resolve `extends`, merge, type, default.
+
+A VM's statements are read base-first, so a derived VM overrides its base's
+settings, adds to its hcall operations, RTAS tokens and caps, and replaces
+TCE tables of the same name. Target and flavour come from `arch`/`kvm`
+through the target data. Tested by tests/test_model.py.
+"""
+
+from __future__ import annotations
+
+import difflib
+from typing import Any, Callable
+
+from hvconf.diagnostics import Note, Report, Span
+from hvconf.model import ir
+from hvconf.model.validate import build, check_keys
+from hvconf.syntax import ast
+from hvconf.syntax.loader import Program
+
+
+def plain(value: ast.Value) -> Any:
+    """The Python value of a literal (lists become tuples)."""
+    if isinstance(value, ast.List):
+        return tuple(plain(v) for v in value.items)
+    return value.value
+
+
+def _single(values: tuple[ast.Value, ...]) -> Any:
+    return plain(values[-1])
+
+
+def _htab(values: tuple[ast.Value, ...]) -> Any:
+    return "auto" if values[0].value == "auto" else plain(values[-1])
+
+
+# setting keyword -> (IR field, how its values become the field's value)
+_SETTINGS: dict[str, tuple[str, Callable[[tuple[ast.Value, ...]], Any]]] = {
+    "arch": ("arch", _single), "kvm": ("flavour", _single), "memory": ("memory", _single),
+    "vcpus": ("vcpus", _single), "threads": ("threads", _single), "htab": ("htab", _htab),
+    "rma": ("rma", _single), "mmu": ("mmu", _single), "irqchip": ("irqchip", _single),
+    "pit": ("pit", _single), "console": ("console", _single), "kernel": ("kernel", _single),
+    "cmdline": ("cmdline", _single),
+}
+_HYPERVISOR_KEYS = ["idle", "reset", "shutdown", "compatible", "hcall_instructions"]
+_TCE_KEYS = ["liobn", "window", "page", "offset"]
+
+
+class _Merged:
+    """Everything a VM and its bases wrote, in source order, before typing."""
+
+    def __init__(self) -> None:
+        self.fields: dict[str, Any] = {}
+        self.spans: dict[str, Span] = {}
+        self.hcall_ops: list[ir.HcallOp] = []
+        self.preset: tuple[str, Span] | None = None
+        self.enforce: Span | None = None
+        self.rtas: list[ir.RtasToken] = []
+        self.caps: list[ir.CapUse] = []
+        self.tces: dict[str, ir.Tce] = {}
+        self.hypervisor: dict[str, Any] = {}
+        self.hypervisor_span: Span | None = None
+        self.pv: dict[str, ir.PvFeature] = {}
+        self.guest: ir.Guest | None = None
+
+
+class Lowering:
+    def __init__(self, program: Program, report: Report) -> None:
+        self.program = program
+        self.report = report
+
+    def lower_all(self) -> list[ir.Vm]:
+        vms = []
+        for decl in self.program.own_vms:
+            vm = self.lower(decl)
+            if vm is not None:
+                vms.append(vm)
+        return vms
+
+    # -- extends -------------------------------------------------------------
+    def chain(self, decl: ast.VmDecl) -> list[ast.VmDecl] | None:
+        """[root base, ..., decl], or None after reporting a broken `extends`."""
+        chain = [decl]
+        while chain[-1].base is not None:
+            base_ref = chain[-1].base
+            base = self.program.vms.get(base_ref.value)
+            if base is None:
+                close = difflib.get_close_matches(base_ref.value, list(self.program.vms), n=1)
+                self.report.error("unknown-base", f"'{chain[-1].name.value}' extends unknown VM '{base_ref.value}'",
+                                  base_ref.span, help=f"did you mean '{close[0]}'?" if close else
+                                  "include the file that defines it")
+                return None
+            if base in chain:
+                notes = [Note(f"'{d.name.value}' extends '{d.base.value}'", d.base.span) for d in chain if d.base]
+                self.report.error("extends-cycle", f"'{decl.name.value}' extends itself through its bases",
+                                  decl.base.span if decl.base else decl.name.span, notes=notes)
+                return None
+            chain.append(base)
+        return chain[::-1]
+
+    # -- one VM ---------------------------------------------------------------
+    def lower(self, decl: ast.VmDecl) -> ir.Vm | None:
+        chain = self.chain(decl)
+        if chain is None:
+            return None
+        merged = _Merged()
+        for vm_decl in chain:
+            seen: dict[str, Span] = {}
+            for stmt in vm_decl.body:
+                self._statement(stmt, merged, seen)
+        return self._finish(decl, merged)
+
+    def _statement(self, stmt: ast.Statement, m: _Merged, seen: dict[str, Span]) -> None:
+        if isinstance(stmt, ast.Setting):
+            field, convert = _SETTINGS[stmt.key]
+            if field in seen:
+                self.report.warning("duplicate-setting", f"'{stmt.key}' is set twice in this VM; the last one wins",
+                                    stmt.span, notes=[Note("set before here", seen[field])])
+            seen[field] = stmt.span
+            m.fields[field] = convert(stmt.values)
+            m.spans[field] = stmt.span
+        elif isinstance(stmt, ast.Hcalls):
+            self._hcalls(stmt, m)
+        elif isinstance(stmt, ast.Rtas):
+            for tok in stmt.tokens:
+                token = build(ir.RtasToken, {"name": tok.name.value, "token": tok.token.value, "span": tok.span},
+                              self.report, tok.span, {"name": tok.name.span, "token": tok.token.span}, "RTAS token")
+                if token:
+                    m.rtas.append(token)
+        elif isinstance(stmt, ast.Cap):
+            self._cap(stmt, m)
+        elif isinstance(stmt, ast.Tce):
+            self._tce(stmt, m)
+        elif isinstance(stmt, ast.Hypervisor):
+            self._hypervisor(stmt, m)
+        elif isinstance(stmt, ast.PvFeatures):
+            for name in stmt.names:
+                m.pv[name.value] = ir.PvFeature(name=name.value, span=name.span)
+            m.spans["pv_features"] = stmt.span
+        elif isinstance(stmt, ast.Guest):
+            data = {"path": stmt.path.value, "span": stmt.span}
+            spans = {"path": stmt.path.span}
+            if stmt.mode:
+                data["mode"], spans["mode"] = stmt.mode.value, stmt.mode.span
+            if stmt.at:
+                data["at"], spans["at"] = stmt.at.value, stmt.at.span
+            m.guest = build(ir.Guest, data, self.report, stmt.span, spans, "guest")
+            m.spans["guest"] = stmt.span
+
+    def _hcalls(self, stmt: ast.Hcalls, m: _Merged) -> None:
+        m.spans.setdefault("hcalls", stmt.span)
+        for op in stmt.ops:
+            if op.action == "preset":
+                m.preset = (str(op.refs[0].value), op.refs[0].span)
+            elif op.action == "enforce":
+                m.enforce = op.span
+            else:
+                for ref in op.refs:
+                    m.hcall_ops.append(ir.HcallOp(action=op.action, ref=ref.value, span=ref.span))
+
+    def _cap(self, stmt: ast.Cap, m: _Merged) -> None:
+        scope = stmt.target.kind if stmt.target else None
+        vcpu = stmt.target.index.value if stmt.target and stmt.target.index else None
+        seen: dict[str, Span] = {}
+        args = []
+        for kv in stmt.args:
+            if kv.key.value in seen:
+                self.report.error("duplicate-key", f"argument '{kv.key.value}' is given twice", kv.key.span,
+                                  notes=[Note("first given here", seen[kv.key.value])])
+                continue
+            seen[kv.key.value] = kv.key.span
+            args.append(ir.CapArg(name=kv.key.value, value=plain(kv.value), span=kv.span))
+        cap = build(ir.CapUse, {"name": stmt.name.value, "scope": scope, "vcpu": vcpu, "args": tuple(args),
+                                "span": stmt.span}, self.report, stmt.span, {}, f"cap {stmt.name.value}")
+        if cap is None:
+            return
+        # A derived VM's cap replaces its base's use of the same cap on the same fd.
+        m.caps = [c for c in m.caps if (c.name, c.scope, c.vcpu) != (cap.name, cap.scope, cap.vcpu)]
+        m.caps.append(cap)
+
+    def _kv(self, items: tuple[ast.KeyValue, ...], allowed: list[str], what: str) -> tuple[dict[str, Any], dict[str, Span]]:
+        data: dict[str, Any] = {}
+        spans: dict[str, Span] = {}
+        key_spans: dict[str, Span] = {}
+        for kv in items:
+            key = kv.key.value.replace("-", "_")
+            if key in spans:
+                self.report.error("duplicate-key", f"{what} key '{kv.key.value}' is given twice", kv.key.span,
+                                  notes=[Note("first given here", spans[key])])
+                continue
+            data[key], spans[key], key_spans[key] = plain(kv.value), kv.span, kv.key.span
+        check_keys(key_spans, allowed, self.report, what)
+        return {k: v for k, v in data.items() if k in allowed}, spans
+
+    def _tce(self, stmt: ast.Tce, m: _Merged) -> None:
+        data, spans = self._kv(stmt.items, _TCE_KEYS, "tce")
+        tce = build(ir.Tce, {**data, "name": stmt.name.value, "span": stmt.span}, self.report, stmt.span, spans,
+                    f"tce {stmt.name.value}")
+        if tce:
+            m.tces[tce.name] = tce
+
+    def _hypervisor(self, stmt: ast.Hypervisor, m: _Merged) -> None:
+        items = tuple(ast.KeyValue(i.name, i.value if i.value is not None else ast.Name("true", i.span), i.span)
+                      for i in stmt.items)
+        data, spans = self._kv(items, _HYPERVISOR_KEYS, "hypervisor")
+        for flag in ("idle", "reset", "shutdown"):
+            if flag in data:
+                data[flag] = data[flag] == "true"
+        m.hypervisor.update(data)
+        m.spans.update({f"hypervisor.{k}": s for k, s in spans.items()})
+        m.hypervisor_span = stmt.span
+        m.spans["hypervisor"] = stmt.span
+
+    # -- typing and defaults ---------------------------------------------------
+    def _finish(self, decl: ast.VmDecl, m: _Merged) -> ir.Vm | None:
+        from hvconf.model.target import TargetError, load_target, target_for  # data load only when needed
+
+        fields = dict(m.fields)
+        if not decl.abstract:
+            for required in ("arch", "memory"):
+                if required not in fields:
+                    self.report.error("missing-setting", f"VM '{decl.name.value}' does not set '{required}'",
+                                      decl.name.span, help=f"add a `{required}` statement (or extend a VM that has one)")
+        arch, flavour = fields.get("arch"), fields.get("flavour")
+        if arch is not None:
+            try:
+                target = target_for(arch, None)
+            except TargetError as err:
+                self.report.error("unknown-arch", str(err), m.spans["arch"])
+                return None
+            if flavour is not None:
+                try:
+                    target = target_for(arch, flavour)
+                except TargetError as err:
+                    self.report.error("unknown-flavour", str(err), m.spans["flavour"])
+                    return None
+            else:
+                fields["flavour"] = load_target(target).default_flavour
+            fields["target"] = target
+        hypervisor = None
+        if m.hypervisor_span is not None:
+            hv_spans = {k.split(".", 1)[1]: s for k, s in m.spans.items() if k.startswith("hypervisor.")}
+            hypervisor = build(ir.Hypervisor, {**m.hypervisor, "span": m.hypervisor_span}, self.report,
+                               m.hypervisor_span, hv_spans, "hypervisor")
+        hcalls = ir.Hcalls(preset=m.preset[0] if m.preset else None, preset_span=m.preset[1] if m.preset else None,
+                           ops=tuple(m.hcall_ops), enforce=m.enforce is not None, enforce_span=m.enforce,
+                           span=m.spans.get("hcalls"))
+        data = {**fields, "name": decl.name.value, "abstract": decl.abstract, "hcalls": hcalls,
+                "rtas": tuple(m.rtas), "caps": tuple(m.caps), "tces": tuple(m.tces.values()),
+                "hypervisor": hypervisor, "pv_features": tuple(m.pv.values()), "guest": m.guest,
+                "spans": m.spans, "span": decl.span}
+        return build(ir.Vm, data, self.report, decl.span, m.spans, None)
+
+
+def lower_program(program: Program, report: Report) -> list[ir.Vm]:
+    """The IR of every VM declared in the program's root file."""
+    return Lowering(program, report).lower_all()

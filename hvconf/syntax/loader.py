@@ -1,0 +1,153 @@
+"""Load a .hv file and everything it includes, each file parsed once.
+
+Includes resolve relative to the including file. Missing files, things that
+are not regular files (directories, FIFOs, devices), cycles, unsupported
+`format` versions and duplicate VM names are diagnostics, never tracebacks.
+Tested by tests/test_loader.py.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from hvconf.diagnostics import Note, Report, Span
+from hvconf.syntax import ast
+from hvconf.syntax.parser import decode, parse
+
+FORMAT_VERSION = 1
+MAX_FILE_BYTES = 4 << 20  # a VM definition is a few KiB; refuse to slurp huge files
+
+
+class InputError(Exception):
+    """The file named on the command line cannot be read (exit status 2)."""
+
+
+@dataclass
+class LoadedFile:
+    path: Path  # absolute
+    display: str  # as shown in diagnostics
+    sha256: str
+    tree: ast.SourceFile | None
+
+
+@dataclass
+class Program:
+    """A root file with its includes: every VM declaration visible from the root."""
+
+    root: LoadedFile
+    files: list[LoadedFile] = field(default_factory=list)
+    vms: dict[str, ast.VmDecl] = field(default_factory=dict)
+
+    @property
+    def own_vms(self) -> list[ast.VmDecl]:
+        """The VMs declared in the root file itself (the ones `build` builds)."""
+        tree = self.root.tree
+        return [item for item in tree.items if isinstance(item, ast.VmDecl)] if tree else []
+
+
+def display_path(path: Path) -> str:
+    """Paths under the working directory are shown relative to it, others absolutely."""
+    try:
+        return os.path.relpath(path) if path.is_relative_to(Path.cwd()) else str(path)
+    except ValueError:
+        return str(path)
+
+
+class Loader:
+    """Loads programs; one Loader shares parsed files between several roots."""
+
+    def __init__(self) -> None:
+        self._files: dict[Path, LoadedFile] = {}
+
+    def _read(self, path: Path, report: Report, span: Span | None) -> LoadedFile | None:
+        if path in self._files:
+            return self._files[path]
+        display = display_path(path)
+        try:
+            st = os.stat(path)
+        except OSError as err:
+            if span is None:
+                raise InputError(f"{display}: {err.strerror}") from None
+            report.error("include-not-found", f"cannot include '{display}': {err.strerror}", span)
+            return None
+        if not stat.S_ISREG(st.st_mode):
+            kind = "a directory" if stat.S_ISDIR(st.st_mode) else "not a regular file"
+            if span is None:
+                raise InputError(f"{display}: is {kind}")
+            report.error("include-not-a-file", f"cannot include '{display}': it is {kind}", span)
+            return None
+        if st.st_size > MAX_FILE_BYTES:
+            message = f"'{display}' is {st.st_size} bytes; hvconf reads at most {MAX_FILE_BYTES}"
+            if span is None:
+                raise InputError(message)
+            report.error("include-too-large", message, span)
+            return None
+        try:
+            data = path.read_bytes()
+        except OSError as err:
+            if span is None:
+                raise InputError(f"{display}: {err.strerror}") from None
+            report.error("include-unreadable", f"cannot read '{display}': {err.strerror}", span)
+            return None
+        text = decode(data, display, report)
+        tree = parse(text, display, report) if text is not None else None
+        loaded = LoadedFile(path, display, hashlib.sha256(data).hexdigest(), tree)
+        self._files[path] = loaded
+        return loaded
+
+    def load(self, path: Path, report: Report) -> Program:
+        """Load `path` and its includes; raises InputError only for `path` itself."""
+        root = self._read(Path(os.path.abspath(path)), report, None)
+        assert root is not None
+        program = Program(root)
+        self._visit(root, program, report, stack=[])
+        return program
+
+    def _visit(self, file: LoadedFile, program: Program, report: Report, stack: list[LoadedFile]) -> None:
+        if any(f is file for f in program.files):
+            return
+        program.files.append(file)
+        if file.tree is None:
+            return
+        stack = stack + [file]
+        for item in file.tree.items:
+            if isinstance(item, ast.FormatDecl):
+                if item.version.value != FORMAT_VERSION:
+                    report.error("unsupported-format", f"format {item.version.value} is not supported",
+                                 item.version.span, help=f"this hvconf reads format {FORMAT_VERSION}")
+            elif isinstance(item, ast.Include):
+                self._include(item, file, program, report, stack)
+            else:
+                self._declare(item, program, report)
+
+    def _include(self, item: ast.Include, file: LoadedFile, program: Program, report: Report,
+                 stack: list[LoadedFile]) -> None:
+        if "\0" in item.path.value or not item.path.value:
+            report.error("include-not-found", "include path is empty or contains a NUL byte", item.path.span)
+            return
+        target = Path(os.path.normpath(file.path.parent / item.path.value))
+        chain = stack
+        if any(f.path == target for f in chain):
+            start = next(i for i, f in enumerate(chain) if f.path == target)
+            notes = [Note(f"'{f.display}' is included by '{chain[i - 1].display}'" if i else f"'{f.display}' starts the cycle")
+                     for i, f in enumerate(chain[start:], start)]
+            report.error("include-cycle", f"including '{display_path(target)}' here closes a cycle", item.span,
+                         notes=notes, help="move the shared definitions into a file that neither includes")
+            return
+        included = self._read(target, report, item.path.span)
+        if included is not None:
+            self._visit(included, program, report, stack)
+
+    @staticmethod
+    def _declare(vm: ast.VmDecl, program: Program, report: Report) -> None:
+        previous = program.vms.get(vm.name.value)
+        if previous is not None:
+            if previous is not vm:
+                report.error("duplicate-vm", f"VM '{vm.name.value}' is defined twice", vm.name.span,
+                             notes=[Note("first defined here", previous.name.span)])
+            return
+        program.vms[vm.name.value] = vm

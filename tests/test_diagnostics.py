@@ -1,0 +1,62 @@
+"""Rendering: `file:line:col: severity[code]: message`, source line, caret,
+notes and help; control characters from hostile input never reach the terminal."""
+
+from __future__ import annotations
+
+from hvconf.diagnostics import Note, Report, Span
+from hvconf.render import render, render_report, summary
+
+
+def report_for(source: str, span: Span, **kw: object) -> Report:
+    report = Report(sources={"x.hv": source})
+    report.error("hcall-not-toggleable", "H_RTAS cannot be enabled with KVM_CAP_PPC_ENABLE_HCALL", span, **kw)  # type: ignore[arg-type]
+    return report
+
+
+def test_layout_with_caret_notes_and_help() -> None:
+    source = "vm a {\n    hcalls { enable H_RTAS }\n}\n"
+    report = report_for(source, Span("x.hv", 2, 21, 2, 27), notes=[Note("H_RTAS is 0xf000", Span("x.hv", 1, 1, 1, 2))],
+                        help="define RTAS tokens in an `rtas` block instead")
+    assert render_report(report) == (
+        "x.hv:2:21: error[hcall-not-toggleable]: H_RTAS cannot be enabled with KVM_CAP_PPC_ENABLE_HCALL\n"
+        "  |\n"
+        "2 |     hcalls { enable H_RTAS }\n"
+        "  |                     ^^^^^^\n"
+        "  = note: H_RTAS is 0xf000 (x.hv:1:1)\n"
+        "  = help: define RTAS tokens in an `rtas` block instead"
+    )
+
+
+def test_tabs_expand_and_caret_follows() -> None:
+    report = report_for("\tmemory 0\n", Span("x.hv", 1, 9, 1, 10))
+    lines = render_report(report).splitlines()
+    assert lines[2] == "1 |     memory 0"
+    assert lines[3] == "  |            ^"
+
+
+def test_control_characters_are_neutralised() -> None:
+    report = Report(sources={"x.hv": 'cmdline "\x1b[31mred"\n'})
+    report.error("bad", "value '\x1b[31m' is odd\x07", Span("x.hv", 1, 1, 1, 8))
+    out = render_report(report)
+    assert "\x1b" not in out and "\x07" not in out
+    assert "value '?[31m' is odd?" in out
+
+
+def test_multiline_span_underlines_to_end_of_line() -> None:
+    report = report_for("vm a {\n  tce t {\n  }\n}\n", Span("x.hv", 2, 3, 3, 4))
+    assert render_report(report).splitlines()[3] == "  |   ^^^^^^^"
+
+
+def test_colour_only_when_asked() -> None:
+    report = report_for("vm a { }\n", Span("x.hv", 1, 1, 1, 3))
+    diag = next(iter(report))
+    assert "\x1b[" not in render(diag, report.sources)
+    assert "\x1b[1;31m" in render(diag, report.sources, colour=True)
+
+
+def test_sorted_by_position_and_summary() -> None:
+    report = Report(sources={"x.hv": "a\nb\n"})
+    report.warning("w", "second", Span("x.hv", 2, 1, 2, 2))
+    report.error("e", "first", Span("x.hv", 1, 1, 1, 2))
+    assert [d.message for d in report] == ["first", "second"]
+    assert summary(report) == "1 error, 1 warning"
