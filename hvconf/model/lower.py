@@ -41,7 +41,8 @@ _SETTINGS: dict[str, tuple[str, Callable[[tuple[ast.Value, ...]], Any]]] = {
     "pit": ("pit", _single), "console": ("console", _single), "kernel": ("kernel", _single),
     "cmdline": ("cmdline", _single),
 }
-_HYPERVISOR_KEYS = ["idle", "reset", "shutdown", "compatible", "hcall_instructions"]
+_HYPERVISOR_FLAGS = ("idle", "reset", "shutdown")
+_HYPERVISOR_KEYS = [*_HYPERVISOR_FLAGS, "compatible", "hcall_instructions"]
 _TCE_KEYS = ["liobn", "window", "page", "offset"]
 
 
@@ -55,7 +56,8 @@ class _Merged:
         self.preset: tuple[str, Span] | None = None
         self.enforce: Span | None = None
         self.rtas: list[ir.RtasToken] = []
-        self.caps: list[ir.CapUse] = []
+        self.caps: list[tuple[int, ir.CapUse]] = []  # (position of the declaring VM in the chain, cap)
+        self.depth = 0  # position of the VM whose body is being read
         self.tces: dict[str, ir.Tce] = {}
         self.hypervisor: dict[str, Any] = {}
         self.hypervisor_span: Span | None = None
@@ -103,7 +105,8 @@ class Lowering:
         if chain is None:
             return None
         merged = _Merged()
-        for vm_decl in chain:
+        for depth, vm_decl in enumerate(chain):
+            merged.depth = depth
             seen: dict[str, Span] = {}
             for stmt in vm_decl.body:
                 self._statement(stmt, merged, seen)
@@ -121,6 +124,7 @@ class Lowering:
         elif isinstance(stmt, ast.Hcalls):
             self._hcalls(stmt, m)
         elif isinstance(stmt, ast.Rtas):
+            m.spans.setdefault("rtas", stmt.span)
             for tok in stmt.tokens:
                 token = build(ir.RtasToken, {"name": tok.name.value, "token": tok.token.value, "span": tok.span},
                               self.report, tok.span, {"name": tok.name.span, "token": tok.token.span}, "RTAS token")
@@ -173,9 +177,12 @@ class Lowering:
                                 "span": stmt.span}, self.report, stmt.span, {}, f"cap {stmt.name.value}")
         if cap is None:
             return
-        # A derived VM's cap replaces its base's use of the same cap on the same fd.
-        m.caps = [c for c in m.caps if (c.name, c.scope, c.vcpu) != (cap.name, cap.scope, cap.vcpu)]
-        m.caps.append(cap)
+        # A derived VM's cap replaces its bases' uses of the same cap on the same vCPU (or on
+        # all of them / the VM: `on vm`, `on vcpus` and the default are one slot, so a wrong
+        # fd is reported on the derived line, not hidden behind the base's). Repeats inside one
+        # VM are kept for the `cap-duplicate` check.
+        m.caps = [(d, c) for d, c in m.caps if d == m.depth or (c.name, c.vcpu) != (cap.name, cap.vcpu)]
+        m.caps.append((m.depth, cap))
 
     def _kv(self, items: tuple[ast.KeyValue, ...], allowed: list[str], what: str) -> tuple[dict[str, Any], dict[str, Span]]:
         data: dict[str, Any] = {}
@@ -199,12 +206,24 @@ class Lowering:
             m.tces[tce.name] = tce
 
     def _hypervisor(self, stmt: ast.Hypervisor, m: _Merged) -> None:
-        items = tuple(ast.KeyValue(i.name, i.value if i.value is not None else ast.Name("true", i.span), i.span)
-                      for i in stmt.items)
-        data, spans = self._kv(items, _HYPERVISOR_KEYS, "hypervisor")
-        for flag in ("idle", "reset", "shutdown"):
+        items = []
+        for item in stmt.items:
+            key = item.name.value.replace("-", "_")
+            if key in _HYPERVISOR_FLAGS and item.value is not None:
+                self.report.error("invalid-value", f"hypervisor flag '{key}' takes no value", item.value.span,
+                                  help=f"write `{key}` alone to set it; leave it out to clear it")
+                continue
+            if key not in _HYPERVISOR_FLAGS and key in _HYPERVISOR_KEYS and item.value is None:
+                self.report.error("invalid-value", f"hypervisor '{key}' needs a value", item.span,
+                                  help='compatible "linux,kvm"' if key == "compatible" else "hcall_instructions [0x44000022]")
+                continue
+            # A bare flag stands for `flag true`; keys keep their values.
+            items.append(ast.KeyValue(item.name, item.value if item.value is not None else ast.Name("true", item.span),
+                                      item.span))
+        data, spans = self._kv(tuple(items), _HYPERVISOR_KEYS, "hypervisor")
+        for flag in _HYPERVISOR_FLAGS:
             if flag in data:
-                data[flag] = data[flag] == "true"
+                data[flag] = True
         m.hypervisor.update(data)
         m.spans.update({f"hypervisor.{k}": s for k, s in spans.items()})
         m.hypervisor_span = stmt.span
@@ -245,7 +264,7 @@ class Lowering:
                            ops=tuple(m.hcall_ops), enforce=m.enforce is not None, enforce_span=m.enforce,
                            span=m.spans.get("hcalls"))
         data = {**fields, "name": decl.name.value, "abstract": decl.abstract, "hcalls": hcalls,
-                "rtas": tuple(m.rtas), "caps": tuple(m.caps), "tces": tuple(m.tces.values()),
+                "rtas": tuple(m.rtas), "caps": tuple(c for _, c in m.caps), "tces": tuple(m.tces.values()),
                 "hypervisor": hypervisor, "pv_features": tuple(m.pv.values()), "guest": m.guest,
                 "spans": m.spans, "span": decl.span}
         return build(ir.Vm, data, self.report, decl.span, m.spans, None)
