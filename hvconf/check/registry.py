@@ -1,0 +1,61 @@
+"""The check framework: named rules with a stable code, a severity, a one-line
+summary, help, an explanation, and optional prerequisites (dtc's checks.c).
+
+A rule is a function over a CheckContext that calls `ctx.emit(...)`; it
+never raises for bad input. Rules are listed explicitly in
+hvconf/check/__init__.py (no registration by import side effect).
+Tested by tests/test_checks.py.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Callable, Iterable
+
+from hvconf.diagnostics import Diagnostic, Note, Report, Severity, Span
+from hvconf.model import ir
+
+if TYPE_CHECKING:
+    from hvconf.model.target import Target
+
+
+@dataclass(frozen=True)
+class Check:
+    """One rule. `code` is its name everywhere: CLI switches, docs, test oracles."""
+
+    code: str
+    severity: Severity
+    summary: str
+    fn: Callable[["CheckContext"], None]
+    help: str | None = None
+    why: str = ""  # the KVM doc or kernel behaviour behind the rule (for `hvconf explain`)
+    requires: tuple[str, ...] = ()
+
+
+@dataclass
+class CheckContext:
+    """What a rule sees: one VM, its target's data, and where findings go."""
+
+    vm: ir.Vm
+    target: "Target"
+    report: Report
+    check: Check | None = None
+    fired: set[str] = field(default_factory=set)
+
+    def emit(self, span: Span | None, message: str, *, notes: Iterable[Note] = (), help: str | None = None,
+             severity: Severity | None = None) -> None:
+        assert self.check is not None
+        self.fired.add(self.check.code)
+        self.report.add(Diagnostic(self.check.code, severity or self.check.severity, message,
+                                   span or self.vm.span, tuple(notes), help or self.check.help))
+
+
+def run(checks: Iterable[Check], ctx: CheckContext) -> None:
+    """Run every check in order; a check whose prerequisite fired is skipped (its
+    findings would only restate the prerequisite's)."""
+    for check in checks:
+        if any(code in ctx.fired for code in check.requires):
+            continue
+        ctx.check = check
+        check.fn(ctx)
+    ctx.check = None

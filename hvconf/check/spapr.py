@@ -1,0 +1,205 @@
+"""Rules for sPAPR platform settings: the hash page table (`htab`), the
+obsolete RMA, TCE (DMA) tables and RTAS tokens.
+
+Limits are target data (targets/ppc64-spapr/target.toml [features.*]); a
+target without the feature is `setting-unsupported`'s business, so every rule
+here returns early when its feature table is absent. Tested by tests/test_checks.py.
+"""
+
+from __future__ import annotations
+
+from hvconf.check.registry import Check, CheckContext
+from hvconf.diagnostics import Note, Severity, Span
+from hvconf.model import ir
+
+U64_LIMIT = 1 << 64
+
+
+def auto_htab_order(memory: int, order_min: int, order_max: int, shift: int) -> int:
+    """QEMU spapr_hpt_shift_for_ramsize: clamp(log2(pow2ceil(RAM)) - shift, min, max)."""
+    log2 = (memory - 1).bit_length() if memory > 1 else 0
+    return max(order_min, min(order_max, log2 - shift))
+
+
+def htab_order_range(ctx: CheckContext) -> None:
+    htab = ctx.target.features.htab
+    order = ctx.vm.htab
+    if htab is None or not isinstance(order, int):
+        return
+    if not htab.order_min <= order <= htab.order_max:
+        ctx.emit(ctx.vm.span_of("htab"), f"htab order {order} is outside {htab.order_min}..{htab.order_max}",
+                 help="write `htab auto` to size it from the memory")
+
+
+def htab_wrong_flavour(ctx: CheckContext) -> None:
+    htab = ctx.target.features.htab
+    if htab is None or ctx.vm.htab is None or ctx.vm.flavour in htab.flavours:
+        return
+    notes = [Note("the flavour is chosen here", ctx.vm.spans["flavour"])] if "flavour" in ctx.vm.spans else []
+    ctx.emit(ctx.vm.span_of("htab"), f"`htab` needs `kvm {' or '.join(htab.flavours)}`; `kvm {ctx.vm.flavour}` "
+             "keeps the hash page table in userspace", notes=notes, help="remove `htab`")
+
+
+def htab_radix(ctx: CheckContext) -> None:
+    if ctx.target.features.htab is None or ctx.vm.htab is None or ctx.vm.mmu != "radix":
+        return
+    ctx.emit(ctx.vm.span_of("htab"), "`htab` allocates a hash page table, but the guest uses `mmu radix`",
+             notes=[Note("radix is chosen here", ctx.vm.spans.get("mmu"))], help="remove `htab` or write `mmu hash`")
+
+
+def htab_too_small(ctx: CheckContext) -> None:
+    htab, vm = ctx.target.features.htab, ctx.vm
+    if htab is None or not isinstance(vm.htab, int) or vm.memory is None:
+        return
+    auto = auto_htab_order(vm.memory, htab.order_min, htab.order_max, htab.auto_shift)
+    if vm.htab < auto:
+        ctx.emit(vm.span_of("htab"), f"htab order {vm.htab} ({1 << vm.htab >> 10} KiB) is smaller than `auto` "
+                 f"would choose for {_size(vm.memory)} of memory (order {auto})",
+                 notes=[Note("memory is set here", vm.spans.get("memory"))] if "memory" in vm.spans else (),
+                 help=f"write `htab order {auto}` or `htab auto`")
+
+
+def _size(n: int) -> str:
+    for shift, unit in ((40, "T"), (30, "G"), (20, "M"), (10, "K")):
+        if n >= 1 << shift and n % (1 << shift) == 0:
+            return f"{n >> shift}{unit}"
+    return str(n)
+
+
+def rma_obsolete(ctx: CheckContext) -> None:
+    if ctx.target.features.rma is None or ctx.vm.rma in (None, "none"):
+        return
+    ctx.emit(ctx.vm.span_of("rma"), "RMA allocation is obsolete: current kernels have no KVM_ALLOCATE_RMA",
+             help="write `rma none` (or drop it); the guest runs from the virtual RMA")
+
+
+def tce_liobn_duplicate(ctx: CheckContext) -> None:
+    first: dict[int, ir.Tce] = {}
+    for tce in ctx.vm.tces:
+        if tce.liobn in first:
+            other = first[tce.liobn]
+            ctx.emit(tce.span, f"tce {tce.name} uses LIOBN {tce.liobn:#x}, like tce {other.name}",
+                     notes=[Note("first used here", other.span)], help="give every TCE table its own LIOBN")
+        else:
+            first[tce.liobn] = tce
+
+
+def tce_liobn_too_large(ctx: CheckContext) -> None:
+    tce_data = ctx.target.features.tce
+    if tce_data is None:
+        return
+    for tce in ctx.vm.tces:
+        if tce.liobn >> tce_data.liobn_bits:
+            ctx.emit(tce.span, f"tce {tce.name}: LIOBN {tce.liobn:#x} does not fit in {tce_data.liobn_bits} bits",
+                     help=f"VIO LIOBNs start at {tce_data.vio_liobn_base:#x}, PCI ones at {tce_data.pci_liobn_base:#x}")
+
+
+def _page_shift(page: int) -> int | None:
+    return page.bit_length() - 1 if page > 0 and not page & (page - 1) else None
+
+
+def tce_page_size(ctx: CheckContext) -> None:
+    tce_data = ctx.target.features.tce
+    if tce_data is None:
+        return
+    lo, hi = tce_data.page_shift_min, tce_data.page_shift_max
+    for tce in ctx.vm.tces:
+        shift = _page_shift(tce.page)
+        if shift is None:
+            ctx.emit(tce.span, f"tce {tce.name}: page size {tce.page:#x} is not a power of two")
+        elif not lo <= shift <= hi:
+            ctx.emit(tce.span, f"tce {tce.name}: page size 2^{shift} is outside 2^{lo}..2^{hi} (4K..16G)")
+
+
+def tce_window_align(ctx: CheckContext) -> None:
+    if ctx.target.features.tce is None:
+        return
+    for tce in ctx.vm.tces:
+        if _page_shift(tce.page) is None:
+            continue  # tce-page-size
+        for field in ("window", "offset"):
+            value = getattr(tce, field)
+            if value % tce.page:
+                ctx.emit(tce.span, f"tce {tce.name}: {field} {value:#x} is not a multiple of the page size "
+                         f"{tce.page:#x}", help=f"KVM counts the {field} in IOMMU pages")
+
+
+def tce_window_overflow(ctx: CheckContext) -> None:
+    if ctx.target.features.tce is None:
+        return
+    for tce in ctx.vm.tces:
+        if tce.offset + tce.window > U64_LIMIT:
+            ctx.emit(tce.span, f"tce {tce.name}: offset {tce.offset:#x} + window {tce.window:#x} goes past 2^64")
+
+
+def rtas_token_duplicate(ctx: CheckContext) -> None:
+    by_number: dict[int, Span | None] = {}
+    by_name: dict[str, Span | None] = {}
+    for tok in ctx.vm.rtas:
+        if tok.name in by_name:
+            ctx.emit(tok.span, f"RTAS call \"{tok.name}\" is given a token twice",
+                     notes=[Note("first given here", by_name[tok.name])])
+        elif tok.token in by_number:
+            ctx.emit(tok.span, f"RTAS token {tok.token:#x} is used twice",
+                     notes=[Note("first used here", by_number[tok.token])],
+                     help="every RTAS call needs its own token")
+        by_name.setdefault(tok.name, tok.span)
+        by_number.setdefault(tok.token, tok.span)
+
+
+def rtas_token_low(ctx: CheckContext) -> None:
+    rtas = ctx.target.features.rtas
+    if rtas is None:
+        return
+    for tok in ctx.vm.rtas:
+        if tok.token < rtas.token_min:
+            ctx.emit(tok.span, f"RTAS token {tok.token:#x} is below {rtas.token_min:#x}, where QEMU and kvmtool "
+                     "start numbering", help=f"use tokens from {rtas.token_min:#x} up")
+
+
+E, W = Severity.ERROR, Severity.WARNING
+
+CHECKS: tuple[Check, ...] = (
+    Check("htab-order-range", E, "`htab order` outside the architected range", htab_order_range,
+          why="kvmppc_allocate_hpt() (book3s_64_mmu_hv.c) rejects an order below PPC_MIN_HPT_ORDER (18) or "
+              "above PPC_MAX_HPT_ORDER (46) with -EINVAL (KVM_PPC_ALLOCATE_HTAB, api.rst §4.86)."),
+    Check("htab-wrong-flavour", E, "`htab` with a KVM flavour that has no in-kernel HPT", htab_wrong_flavour,
+          why="KVM_PPC_ALLOCATE_HTAB is Book3S HV only (KVM_CAP_PPC_ALLOC_HTAB = hv_enabled); PR KVM takes "
+              "the HPT from userspace through SDR1 in KVM_SET_SREGS (QEMU spapr_encode_hpt_for_kvm_pr)."),
+    Check("htab-radix", E, "`htab` with `mmu radix`", htab_radix,
+          why="A radix guest has no hash page table; KVM_PPC_ALLOCATE_HTAB switches a radix VM back to "
+              "HPT mode (kvmppc_alloc_reset_hpt), and QEMU skips the HPT for radix guests "
+              "(spapr_machine_reset)."),
+    Check("htab-too-small", W, "an explicit HTAB order smaller than `htab auto` would choose", htab_too_small,
+          requires=("htab-order-range",),
+          why="QEMU sizes the HPT at RAM/128 rounded up to a power of two (spapr_hpt_shift_for_ramsize, "
+              "PAPR recommends RAM/64); a smaller table thrashes HPTE evictions and caps the VRMA "
+              "(kvmppc_vrma_limit)."),
+    Check("rma-obsolete", W, "an RMA size is requested", rma_obsolete,
+          why="KVM_ALLOCATE_RMA served PPC970 only and was removed; KVM_CAP_PPC_RMA reads 0 on current "
+              "kernels (powerpc.c kvm_vm_ioctl_check_extension). A host reporting 2 (RMA required) "
+              "cannot run the guest."),
+    Check("tce-liobn-duplicate", E, "two TCE tables share a LIOBN", tce_liobn_duplicate,
+          why="KVM_CREATE_SPAPR_TCE_64 returns -EBUSY for a LIOBN already used in the VM "
+              "(book3s_64_vio.c kvm_vm_ioctl_create_spapr_tce; api.rst §4.98); QEMU refuses it too "
+              "(spapr_tce_new_table)."),
+    Check("tce-liobn-too-large", E, "a LIOBN above 32 bits", tce_liobn_too_large,
+          why="LIOBNs are one DT cell in ibm,my-dma-window and 32-bit in PAPR's H_PUT_TCE; QEMU's "
+              "spapr_tce_find_by_liobn ignores wider values."),
+    Check("tce-page-size", E, "a TCE page size that is not a power of two in 4K..16G", tce_page_size,
+          why="KVM_CREATE_SPAPR_TCE_64 takes a page_shift; the kernel rejects page_shift < 12 or > 34 "
+              "with -EINVAL (kvm_vm_ioctl_create_spapr_tce; api.rst §4.98)."),
+    Check("tce-window-align", E, "a TCE window or offset that is not a whole number of pages", tce_window_align,
+          why="kvm_create_spapr_tce_64 gives offset and size in IOMMU pages (api.rst §4.98), so a window "
+              "or bus offset that is not a multiple of the page size cannot be expressed."),
+    Check("tce-window-overflow", E, "a TCE window that ends past 2^64", tce_window_overflow,
+          why="kvm_vm_ioctl_create_spapr_tce returns -EINVAL when offset + size overflows "
+              "(book3s_64_vio.c)."),
+    Check("rtas-token-duplicate", E, "an RTAS token number or call name is given twice", rtas_token_duplicate,
+          why="KVM_PPC_RTAS_DEFINE_TOKEN returns -EEXIST for a token already in use (book3s_rtas.c "
+              "rtas_token_define); /rtas holds one property per call name, and QEMU's "
+              "spapr_rtas_register refuses duplicates."),
+    Check("rtas-token-low", W, "an RTAS token below the usual base", rtas_token_low,
+          why="QEMU (RTAS_TOKEN_BASE) and kvmtool number RTAS tokens from 0x2000; old kernels' early "
+              "debug code treats token 0xa specially (QEMU spapr_rtas_call)."),
+)

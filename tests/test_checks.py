@@ -1,0 +1,266 @@
+"""The checker against its bad samples, good definitions and its own registry.
+
+Every diagnostic code (each Check in hvconf.check.CHECKS and every code the
+syntax and model stages emit) has a bad sample in tests/invalid/<code>.hv or
+<code>-<n>.hv that must produce exactly that code; a first-line comment
+`# also: a b` names other error codes the sample may produce. Two samples
+that cannot live in git as files are written into tmp_path by the test.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from hvconf.check import ABSTRACT_CODES, CHECKS, by_code, docs_markdown, run_checks
+from hvconf.compiler import check
+from hvconf.diagnostics import Report, Severity
+from hvconf.model.lower import lower_program
+from hvconf.model.target import load_target
+from hvconf.syntax.loader import MAX_FILE_BYTES, Loader
+
+REPO = Path(__file__).resolve().parent.parent
+INVALID = REPO / "tests" / "invalid"
+SAMPLES = sorted(INVALID.glob("*.hv"))
+CODE = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
+
+
+def code_of(path: Path) -> str:
+    return re.sub(r"-\d+$", "", path.stem)
+
+
+def also_of(text: str) -> set[str]:
+    first = text.splitlines()[0] if text else ""
+    return set(first.removeprefix("# also:").split()) if first.startswith("# also:") else set()
+
+
+def _utf8(tmp: Path) -> Path:
+    path = tmp / "invalid-utf8.hv"
+    path.write_bytes(b"vm bad {\n    arch x86_64\n    cmdline \"caf\xe9\"\n}\n")
+    return path
+
+
+def _too_large(tmp: Path) -> Path:
+    big = tmp / "big.hv"
+    with big.open("wb") as f:
+        f.truncate(MAX_FILE_BYTES + 1)  # sparse: nothing is written
+    path = tmp / "include-too-large.hv"
+    path.write_text('include "big.hv"\n')
+    return path
+
+
+GENERATED = {"invalid-utf8": _utf8, "include-too-large": _too_large}
+
+
+def stage_codes() -> set[str]:
+    """Every code string the syntax and model stages emit."""
+    pattern = re.compile(r'(?:\.error|\.warning|Diagnostic)\(\s*"([a-z0-9]+(?:-[a-z0-9]+)+)"|code = "([a-z0-9-]+)"')
+    codes: set[str] = set()
+    for package in ("syntax", "model"):
+        for source in (REPO / "hvconf" / package).glob("*.py"):
+            for m in pattern.finditer(source.read_text(encoding="utf-8")):
+                codes.add(m.group(1) or m.group(2))
+    return codes
+
+
+def _codes(report: Report, severity: Severity | None = None) -> set[str]:
+    return {d.code for d in report if severity is None or d.severity is severity}
+
+
+def _assert_sample(path: Path, code: str, also: set[str]) -> Report:
+    report = check([path]).report
+    assert code in _codes(report), f"{path.name}: expected {code}, got {[str(d.span) + ' ' + d.code for d in report]}"
+    extra = _codes(report, Severity.ERROR) - {code} - also
+    assert not extra, f"{path.name}: unexpected error codes {sorted(extra)}"
+    return report
+
+
+# ---- bad samples ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", SAMPLES, ids=lambda p: p.stem)
+def test_sample_yields_its_code(path: Path) -> None:
+    _assert_sample(path, code_of(path), also_of(path.read_text(encoding="utf-8", errors="replace")))
+
+
+@pytest.mark.parametrize("code", sorted(GENERATED))
+def test_generated_sample_yields_its_code(code: str, tmp_path: Path) -> None:
+    _assert_sample(GENERATED[code](tmp_path), code, set())
+
+
+def test_every_code_has_a_sample() -> None:
+    have = {code_of(p) for p in SAMPLES} | set(GENERATED)
+    want = set(by_code()) | stage_codes()
+    assert not want - have, f"codes without a bad sample: {sorted(want - have)}"
+    assert not have - want, f"samples for codes nobody emits: {sorted(have - want)}"
+
+
+def test_stage_codes_are_found() -> None:
+    # Guards the regex above: if it stopped matching, the coverage test would pass vacuously.
+    assert {"syntax-error", "unknown-keyword", "include-cycle", "duplicate-vm", "invalid-value",
+            "unknown-flavour"} <= stage_codes()
+
+
+def _spot(name: str, code: str) -> list[tuple[int, int]]:
+    path = INVALID / name
+    report = check([path]).report
+    found = [d for d in report if d.code == code]
+    assert found and all(Path(d.span.file).resolve() == path for d in found)
+    return [(d.span.line, d.span.col) for d in found]
+
+
+@pytest.mark.parametrize("name, code, where", [
+    ("hcall-not-toggleable.hv", "hcall-not-toggleable", [(8, 21)]),  # the H_RTAS token
+    ("cap-wrong-flavour.hv", "cap-wrong-flavour", [(8, 5)]),  # the `cap` statement
+    ("unknown-pv-feature.hv", "unknown-pv-feature", [(5, 19)]),  # the feature name
+    ("memory-granularity.hv", "memory-granularity", [(5, 5)]),  # the `memory` setting
+    ("hypervisor-flag-unserved.hv", "hypervisor-flag-unserved", [(6, 18)]),  # `reset` in the block
+    ("tce-liobn-duplicate.hv", "tce-liobn-duplicate", [(9, 5)]),  # the second table
+    ("cap-required.hv", "cap-required", [(4, 5)]),  # `kvm book3s_hv`
+    ("hcall-set-unhandled.hv", "hcall-set-unhandled", [(8, 22)]),  # `disable H_PUT_TCE`
+])
+def test_spans_point_at_the_cause(name: str, code: str, where: list[tuple[int, int]]) -> None:
+    assert _spot(name, code) == where
+
+
+def test_notes_and_help() -> None:
+    report = check([INVALID / "tce-liobn-duplicate.hv"]).report
+    (dup,) = [d for d in report if d.code == "tce-liobn-duplicate"]
+    assert [(n.message, n.span.line, n.span.col) for n in dup.notes] == [("first used here", 8, 5)]
+    helps = {d.code: d.help for p in ("unknown-cap.hv", "unknown-hcall.hv", "unknown-mode.hv", "unknown-preset.hv",
+                                      "hcall-not-toggleable.hv") for d in check([INVALID / p]).report}
+    assert helps["unknown-cap"] == "did you mean 'KVM_CAP_PPC_OSI'?"
+    assert helps["unknown-hcall"] == "did you mean 'H_LOGICAL_CI_LOAD'?"
+    assert helps["unknown-mode"] == "did you mean 'kernel'?"
+    assert helps["unknown-preset"] == "did you mean 'kernel_default'?"
+    assert "rtas" in helps["hcall-not-toggleable"]
+
+
+def test_run_checks_never_raises_on_any_sample(tmp_path: Path) -> None:
+    paths = SAMPLES + [make(tmp_path) for make in GENERATED.values()]
+    ran = 0
+    for path in paths:
+        report = Report()
+        program = Loader().load(path, report)
+        for vm in lower_program(program, report):
+            if vm.target is None:
+                continue
+            for variant in (vm, vm.model_copy(update={"abstract": not vm.abstract})):
+                run_checks(variant, load_target(vm.target), report)
+                ran += 1
+    assert ran > len(SAMPLES)
+
+
+# ---- good definitions ---------------------------------------------------------------
+
+GOOD = {
+    "pseries-hv.hv": """
+vm pseries {
+    arch ppc64le  kvm book3s_hv  memory 1G  vcpus 4  threads 2
+    htab auto  rma none  mmu hash
+    cap KVM_CAP_PPC_PAPR on vcpus
+    cap KVM_CAP_PPC_SMT { vsmt_mode 2 }
+    hcalls { preset qemu  disable H_CEDE }
+    rtas { token "ibm,set-xive" 0x200a  token "power-off" 0x2003 }
+    tce vio0 { liobn 0x71000000  window 256M  page 4K }
+    tce pci0 { liobn 0x80000000  window 1G  page 64K }
+    console hvterm
+}
+""",
+    "pseries-pr.hv": """
+vm pr {
+    arch ppc64  kvm book3s_pr  memory 512M  vcpus 2
+    cap KVM_CAP_PPC_PAPR on vcpus
+    cap KVM_CAP_PPC_OSI on vcpu 0
+    hcalls { enable H_LOGICAL_CI_LOAD }
+}
+""",
+    "e500.hv": """
+vm e500 {
+    arch ppc-e500  kvm booke  memory 256M  vcpus 2
+    cap KVM_CAP_SW_TLB on vcpus { mmu e500mc  sets 64  ways 4 }
+    cap KVM_CAP_PPC_EPR on vcpus
+    hypervisor { idle }
+}
+""",
+    "x86.hv": """
+vm x86 {
+    arch x86_64  memory 64M  vcpus 2
+    irqchip kernel  pit speaker_dummy
+    pv_features { unhalt  KVM_FEATURE_PV_EOI  hc_map_gpa_range }
+    hcalls { enforce  enable KVM_HC_KICK_CPU  exit KVM_HC_MAP_GPA_RANGE }
+    cap KVM_CAP_HALT_POLL { max_ns 200000 }
+    guest "guest.S" mode long64
+}
+""",
+    "s390x.hv": """
+vm s390 {
+    arch s390x  memory 1G  vcpus 2
+    cap KVM_CAP_S390_USER_SIGP
+    cap KVM_CAP_S390_CSS_SUPPORT on vcpus
+}
+""",
+}
+
+
+@pytest.mark.parametrize("name", sorted(GOOD))
+def test_good_definitions_are_clean(name: str, tmp_path: Path) -> None:
+    (tmp_path / "guest.S").write_text("hlt\n")
+    path = tmp_path / name
+    path.write_text("format 1\n" + GOOD[name])
+    result = check([path])
+    assert len(result.vms) == 1 and result.vms[0].target is not None
+    assert [f"{d.span} {d.code}: {d.message}" for d in result.report] == []
+
+
+def test_shipped_samples_have_no_errors() -> None:
+    samples = sorted((REPO / "samples").glob("*.hv"))
+    if not samples:
+        pytest.skip("no samples/ in this checkout")
+    report = check(samples).report
+    assert [f"{d.span} {d.code}: {d.message}" for d in report.errors] == []
+
+
+# ---- abstract VMs and deduplication ----------------------------------------------------
+
+
+def test_abstract_vm_gets_name_checks_only(tmp_path: Path) -> None:
+    path = tmp_path / "base.hv"
+    path.write_text("abstract vm base {\n    arch ppc64le\n    kvm book3s_hv\n    memory 300M\n"
+                    "    cap KVM_CAP_PPC_PAPRR on vcpus\n}\n")
+    assert _codes(check([path]).report) == {"unknown-cap"}  # no cap-required, no memory-granularity
+
+
+def test_a_base_statement_is_reported_once(tmp_path: Path) -> None:
+    path = tmp_path / "two.hv"
+    path.write_text("abstract vm base {\n    arch x86_64\n    memory 2M\n    htab auto\n}\n"
+                    "vm a extends base {\n}\nvm b extends base {\n}\n")
+    found = [d for d in check([path]).report if d.code == "setting-unsupported"]
+    assert len(found) == 1 and found[0].span.line == 4
+
+
+# ---- the registry itself ------------------------------------------------------------------
+
+
+def test_registry_is_well_formed() -> None:
+    codes = [c.code for c in CHECKS]
+    assert len(codes) == len(set(codes))
+    for c in CHECKS:
+        assert CODE.match(c.code), c.code
+        assert c.summary and not c.summary.endswith("."), c.code
+        assert len(c.why) > 40, f"{c.code}: `why` must say which KVM doc or kernel behaviour backs the rule"
+        assert set(c.requires) <= set(codes), c.code
+        assert codes.index(c.code) > max((codes.index(r) for r in c.requires), default=-1), \
+            f"{c.code} must come after its prerequisites"
+    assert ABSTRACT_CODES <= set(codes)
+    assert not set(codes) & stage_codes(), "a check reuses a code of an earlier stage"
+
+
+def test_docs_are_current() -> None:
+    committed = (REPO / "docs" / "diagnostics.md").read_text(encoding="utf-8")
+    assert committed == docs_markdown(), "regenerate: python -c 'import hvconf.check as c; " \
+        "open(\"docs/diagnostics.md\", \"w\").write(c.docs_markdown())'"
+    for c in CHECKS:
+        assert f"## {c.code}\n" in committed
