@@ -1,0 +1,129 @@
+"""Plan-building steps every target family shares: VM creation, caps,
+memory slots, vCPU creation and the final KVM_RUNs, plus guest images.
+
+The arch modules call these in the order KVM needs and add their own steps
+in between. Tested through tests/test_plan.py and the golden tests.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Any, Iterable
+
+from hvconf.arch.base import BuildContext
+from hvconf.diagnostics import Span
+from hvconf.emit.plan import Plan, source_of
+from hvconf.model import capargs, ir
+
+
+def vcpu_fd(index: int) -> str:
+    return f"vcpu:{index}"
+
+
+def new_plan(ctx: BuildContext, host_arch: str) -> Plan:
+    return Plan(ctx.vm.name, ctx.target.name, ctx.vm.arch or "", host_arch)
+
+
+def create_vm(plan: Plan, ctx: BuildContext) -> None:
+    vm = ctx.vm
+    vm_type = ctx.target.vm_type.get(vm.flavour or "", 0)
+    plan.add("system", "KVM_CREATE_VM", {"type": vm_type}, vm.spans.get("flavour") or vm.span_of("arch"))
+
+
+def enable_cap(plan: Plan, ctx: BuildContext, fd: str, cap: str, args: Iterable[int], span: Span | None,
+               **extra: Any) -> None:
+    """One KVM_ENABLE_CAP step, with the host caps it needs recorded in `requires`."""
+    row = ctx.target.name2cap.get(cap)
+    plan.add(fd, "KVM_ENABLE_CAP", {"cap": cap, "flags": 0, "args": list(args), **extra}, span)
+    plan.require("KVM_CAP_ENABLE_CAP_VM" if fd == "vm" else "KVM_CAP_ENABLE_CAP", span)
+    if row is not None and row.proposed:
+        if ctx.proposed.number(cap) is None and cap not in plan.unmerged:
+            plan.unmerged.append(cap)
+    plan.require(cap, span)
+    for needed in row.requires if row is not None else ():
+        plan.require(needed, span)
+
+
+def _scope(use: ir.CapUse, ctx: BuildContext) -> str | None:
+    row = ctx.target.name2cap.get(use.name)
+    if use.scope is not None:
+        return "vm" if use.scope == "vm" else "vcpu"
+    return row.scope if row is not None else None
+
+
+def user_caps(plan: Plan, ctx: BuildContext, *, vcpu: int | None) -> None:
+    """The `cap` statements for the VM fd (vcpu=None) or for one vCPU, in source order."""
+    for use in ctx.vm.caps:
+        row = ctx.target.name2cap.get(use.name)
+        if row is None or row.scope == "check" or row.managed:
+            continue
+        scope = _scope(use, ctx)
+        if vcpu is None:
+            if scope != "vm":
+                continue
+            fd = "vm"
+        else:
+            if scope != "vcpu" or (use.scope == "vcpu" and use.vcpu != vcpu):
+                continue
+            fd = vcpu_fd(vcpu)
+        encoded = capargs.encode(row, use)
+        extra: dict[str, Any] = dict(encoded.names)
+        if encoded.struct:
+            extra = {"config": encoded.struct, **extra}
+        enable_cap(plan, ctx, fd, use.name, encoded.args, use.span, **extra)
+
+
+def memory(plan: Plan, ctx: BuildContext) -> None:
+    vm = ctx.vm
+    plan.add("vm", "KVM_SET_USER_MEMORY_REGION",
+             {"slot": 0, "flags": 0, "guest_phys_addr": 0, "memory_size": vm.memory, "userspace_addr": "memory:0"},
+             vm.span_of("memory"))
+    plan.require("KVM_CAP_USER_MEMORY", vm.span_of("memory"))
+
+
+def create_vcpu(plan: Plan, ctx: BuildContext, index: int) -> None:
+    plan.add("vm", "KVM_CREATE_VCPU", {"vcpu_id": index}, ctx.vm.span_of("vcpus"))
+
+
+def run_all(plan: Plan, ctx: BuildContext) -> None:
+    for index in range(ctx.vm.vcpus):
+        plan.add(vcpu_fd(index), "KVM_RUN", {}, ctx.vm.span_of("vcpus"))
+
+
+def add_image(plan: Plan, ctx: BuildContext, name: str, file_name: str, data: bytes, gpa: int,
+              span: Span | None, **extra: Any) -> None:
+    """An image the launcher copies into guest memory; its bytes become an output file."""
+    ctx.images[file_name] = data
+    plan.images.append({"name": name, "path": file_name, "guest_phys_addr": gpa, "size": len(data),
+                        "sha256": hashlib.sha256(data).hexdigest(), "source": source_of(span, ctx.root_dir), **extra})
+
+
+def source_file(ctx: BuildContext, path: str, span: Span | None) -> Path:
+    """A file named in a definition: relative to the .hv file that names it."""
+    base = Path(os.path.abspath(span.file)).parent if span is not None else ctx.root_dir
+    return base / path
+
+
+def read_input(ctx: BuildContext, path: Path) -> bytes:
+    data = path.read_bytes()
+    ctx.inputs[Path(os.path.relpath(path, ctx.root_dir)).as_posix()] = hashlib.sha256(data).hexdigest()
+    return data
+
+
+def kernel_image(plan: Plan, ctx: BuildContext, *, load: int) -> None:
+    """`kernel "FILE"`: copied into the outputs when it exists; otherwise the
+    launcher must be given `--kernel FILE` (a build machine rarely has the kernel)."""
+    vm = ctx.vm
+    if vm.kernel is None:
+        return
+    span = vm.span_of("kernel")
+    path = source_file(ctx, vm.kernel, span)
+    if path.is_file():
+        add_image(plan, ctx, "kernel", "kernel.img", read_input(ctx, path), load, span, format="flat")
+        return
+    ctx.report.warning("kernel-missing", f"kernel '{vm.kernel}' does not exist (yet); the launcher needs "
+                       "--kernel FILE to run this VM", span)
+    plan.images.append({"name": "kernel", "path": None, "guest_phys_addr": load, "hint": vm.kernel,
+                        "source": source_of(span, ctx.root_dir), "format": "flat"})

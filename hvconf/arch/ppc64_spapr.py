@@ -1,0 +1,108 @@
+"""sPAPR (pseries) plans for Book3S HV and PR.
+
+Order as QEMU's spapr machine issues it (ppc-anchors §6.2): VM of the
+flavour's type, VM-wide caps, in-kernel hcall toggles, HTAB, TCE tables,
+in-kernel RTAS tokens, RAM, then per vCPU: create, caps (PAPR), registers;
+then KVM_RUN. The device tree lives in spapr_tree.py.
+Tested by tests/test_plan.py and the golden tests.
+"""
+
+from __future__ import annotations
+
+from hvconf import abi
+from hvconf.arch import common
+from hvconf.arch.base import BuildContext
+from hvconf.arch.spapr_tree import device_tree
+from hvconf.emit.plan import Plan
+
+__all__ = ["plan", "device_tree", "htab_order", "fdt_address"]
+
+MSR_SF_ME = 0x8000_0000_0000_1000  # 64-bit mode, machine checks on: kvmtool's boot MSR
+FDT_MAX_SIZE = 0x1_0000
+RMA_CEILING = 0x1000_0000  # keep the FDT inside the smallest VRMA a guest gets (256 MiB)
+SECONDARY_ENTRY = 0x60  # kvmtool: secondaries spin at 0x60 with r3 = their id
+
+
+def fdt_address(memory: int) -> int:
+    return min(memory, RMA_CEILING) - FDT_MAX_SIZE
+
+
+def htab_order(ctx: BuildContext) -> int | None:
+    """The HPT order the plan allocates, or None (PR keeps the HPT in userspace; radix needs none)."""
+    vm, htab = ctx.vm, ctx.target.features.htab
+    if htab is None or vm.flavour not in htab.flavours or vm.mmu == "radix":
+        return None
+    if isinstance(vm.htab, int):
+        return vm.htab
+    order = max(vm.memory - 1, 1).bit_length() - htab.auto_shift  # log2(pow2ceil(RAM)) - 7
+    return min(max(order, htab.order_min), htab.order_max)
+
+
+def _hcall_toggles(plan: Plan, ctx: BuildContext) -> None:
+    for name, on, span in ctx.hcalls.toggles():
+        common.enable_cap(plan, ctx, "vm", "KVM_CAP_PPC_ENABLE_HCALL", [abi.papr_hcall(name).opcode, int(on), 0, 0],
+                          span, hcall=name, enable=on)
+
+
+def _tces(plan: Plan, ctx: BuildContext) -> None:
+    limits = ctx.target.features.tce
+    for tce in ctx.vm.tces:
+        shift = tce.page.bit_length() - 1
+        legacy = (limits is not None and shift == limits.legacy_page_shift and tce.offset == 0
+                  and tce.window < limits.legacy_window_max)
+        if legacy:
+            plan.add("vm", "KVM_CREATE_SPAPR_TCE", {"liobn": tce.liobn, "window_size": tce.window, "table": tce.name},
+                     tce.span)
+            plan.require("KVM_CAP_SPAPR_TCE", tce.span)
+        else:
+            plan.add("vm", "KVM_CREATE_SPAPR_TCE_64",
+                     {"liobn": tce.liobn, "page_shift": shift, "flags": 0, "offset": tce.offset >> shift,
+                      "size": tce.window >> shift, "table": tce.name}, tce.span)
+            plan.require("KVM_CAP_SPAPR_TCE_64", tce.span)
+
+
+def _rtas(plan: Plan, ctx: BuildContext) -> dict[str, int]:
+    """Define in-kernel RTAS tokens; return the ones the launcher serves."""
+    rtas = ctx.target.features.rtas
+    launcher: dict[str, int] = {}
+    for token in ctx.vm.rtas:
+        if rtas is not None and token.name in rtas.kernel_tokens:
+            plan.add("vm", "KVM_PPC_RTAS_DEFINE_TOKEN", {"name": token.name, "token": token.token}, token.span)
+            plan.require("KVM_CAP_PPC_RTAS", token.span)
+        else:
+            launcher[token.name] = token.token
+    return launcher
+
+
+def plan(ctx: BuildContext) -> Plan:
+    vm = ctx.vm
+    p = common.new_plan(ctx, host_arch=vm.arch or "ppc64le")
+    common.create_vm(p, ctx)
+    common.user_caps(p, ctx, vcpu=None)
+    _hcall_toggles(p, ctx)
+    order = htab_order(ctx)
+    if order is not None:
+        p.add("vm", "KVM_PPC_ALLOCATE_HTAB", {"order": order}, vm.spans.get("htab") or vm.span_of("memory"))
+        p.require("KVM_CAP_PPC_ALLOC_HTAB", vm.spans.get("htab") or vm.span_of("memory"))
+    _tces(p, ctx)
+    launcher_rtas = _rtas(p, ctx)
+    common.memory(p, ctx)
+    fdt = fdt_address(vm.memory)
+    if ctx.dtb is not None:
+        common.add_image(p, ctx, "fdt", f"{vm.name}.dtb", ctx.dtb, fdt, vm.span, format="dtb")
+    common.kernel_image(p, ctx, load=0)
+    for index in range(vm.vcpus):
+        fd = common.vcpu_fd(index)
+        common.create_vcpu(p, ctx, index)
+        common.user_caps(p, ctx, vcpu=index)
+        regs = {"pc": 0, "msr": MSR_SF_ME, "gpr": {"3": fdt, "4": 0, "5": 0}} if index == 0 else \
+            {"pc": SECONDARY_ENTRY, "msr": MSR_SF_ME, "gpr": {"3": index}}
+        p.add(fd, "KVM_SET_REGS", regs, vm.span_of("vcpus"))
+    common.run_all(p, ctx)
+    console = ctx.target.name2console.get(vm.console or ctx.target.default_console)
+    if console is not None and console.node is not None:
+        p.console = {"kind": console.name, "reg": console.reg}
+    p.launcher = {"papr": {"exit": ctx.target.launcher.exit, "unknown": ctx.target.launcher.unknown,
+                           "handlers": sorted(ctx.target.launcher.handlers), "exits": sorted(ctx.hcalls.exits),
+                           "rtas": launcher_rtas}}
+    return p

@@ -1,0 +1,51 @@
+"""e500 (BookE, ePAPR) plans.
+
+QEMU's ppce500 order (ppc-anchors §5.3): VM, VM caps, KVM_PPC_GET_PVINFO (so
+the launcher can confirm the hcall-instructions the device tree carries),
+RAM, then per vCPU: create, KVM_CAP_SW_TLB and other caps, the ePAPR boot
+registers; then KVM_RUN. The device tree lives in e500_tree.py.
+Tested by tests/test_plan.py and the golden tests.
+"""
+
+from __future__ import annotations
+
+from hvconf.arch import common
+from hvconf.arch.base import BuildContext
+from hvconf.arch.e500_tree import device_tree, hcall_instructions
+from hvconf.emit.plan import Plan
+
+__all__ = ["plan", "device_tree"]
+
+EPAPR_MAGIC = 0x4550_4150  # r6 at entry: "EPAP" (ePAPR 1.1 §5.4.1)
+DTB_ADDRESS = 0x00F0_0000  # inside the initial 64 MiB TLB1 mapping, below any kernel's bss
+INITIAL_MAP = 0x0400_0000  # r7: size of the initial mapping (QEMU maps 64 MiB for secondaries)
+STACK_TOP = 0x0100_0000 - 8  # r1: QEMU ppce500_cpu_reset
+
+
+def plan(ctx: BuildContext) -> Plan:
+    vm = ctx.vm
+    p = common.new_plan(ctx, host_arch="ppc")
+    common.create_vm(p, ctx)
+    common.user_caps(p, ctx, vcpu=None)
+    if vm.hypervisor is not None:
+        p.add("vm", "KVM_PPC_GET_PVINFO", {"expect": list(hcall_instructions(ctx))}, vm.span_of("hypervisor"))
+        p.require("KVM_CAP_PPC_GET_PVINFO", vm.span_of("hypervisor"))
+    common.memory(p, ctx)
+    common.kernel_image(p, ctx, load=0)
+    if ctx.dtb is not None:
+        common.add_image(p, ctx, "fdt", f"{vm.name}.dtb", ctx.dtb, DTB_ADDRESS, vm.span, format="dtb")
+    for index in range(vm.vcpus):
+        fd = common.vcpu_fd(index)
+        common.create_vcpu(p, ctx, index)
+        common.user_caps(p, ctx, vcpu=index)
+        regs = {"pc": 0, "gpr": {"1": STACK_TOP, "3": DTB_ADDRESS, "6": EPAPR_MAGIC, "7": INITIAL_MAP}}
+        p.add(fd, "KVM_SET_REGS", regs, vm.span_of("vcpus"))
+    common.run_all(p, ctx)
+    exits = sorted(ctx.hcalls.exits)
+    proposed = {item.name for item in ctx.proposed.items}
+    p.unmerged += [name for name in exits if name in proposed and ctx.proposed.number(name) is None]
+    p.launcher = {"epapr": {"exits": exits, "unknown": ctx.target.launcher.unknown}}
+    console = ctx.target.name2console.get(vm.console or ctx.target.default_console)
+    if console is not None and console.node is not None:
+        p.console = {"kind": console.name}
+    return p

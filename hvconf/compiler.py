@@ -1,0 +1,81 @@
+"""The compiler as one pure function per job: paths in, IR, artifacts and a
+report out. It reads the definition files (and guest sources it assembles)
+but never opens a device; writing outputs is the caller's job
+(hvconf/emit/output.py). Tested by tests/test_build.py and the golden tests.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+from hvconf.diagnostics import Report
+from hvconf.model import ir
+from hvconf.model.lower import lower_program
+from hvconf.syntax.loader import Loader, Program
+
+
+@dataclass
+class Checked:
+    """One root file after parsing, lowering and checking."""
+
+    program: Program
+    vms: list[ir.Vm]
+
+
+@dataclass
+class Built:
+    """One VM's artifacts, by output file name."""
+
+    vm: ir.Vm
+    plan: dict[str, Any]
+    files: dict[str, bytes]
+
+
+@dataclass
+class Result:
+    report: Report = field(default_factory=Report)
+    checked: list[Checked] = field(default_factory=list)
+    built: list[Built] = field(default_factory=list)
+
+    @property
+    def vms(self) -> list[ir.Vm]:
+        return [vm for c in self.checked for vm in c.vms]
+
+
+def check(paths: Sequence[Path], *, loader: Loader | None = None) -> Result:
+    """Parse, lower and check every file; raises InputError for unreadable roots."""
+    from hvconf.check import run_checks
+    from hvconf.model.target import load_target
+
+    loader = loader or Loader()
+    result = Result()
+    for path in paths:
+        program = loader.load(path, result.report)
+        vms = lower_program(program, result.report)
+        for vm in vms:
+            if vm.target is not None:
+                run_checks(vm, load_target(vm.target), result.report)
+        result.checked.append(Checked(program, vms))
+    return result
+
+
+def build(paths: Sequence[Path], *, proposed_overrides: Path | None = None, loader: Loader | None = None) -> Result:
+    """`check`, then artifacts for every concrete VM of every file, all or nothing:
+    if any file has an error, no VM gets artifacts."""
+    from hvconf.emit.artifacts import artifacts
+
+    result = check(paths, loader=loader)
+    if result.report.has_errors:
+        return result
+    for checked in result.checked:
+        for vm in checked.vms:
+            if vm.abstract:
+                continue
+            built = artifacts(vm, checked.program, result.report, proposed_overrides)
+            if built is not None:
+                result.built.append(built)
+    if result.report.has_errors:
+        result.built.clear()
+    return result

@@ -1,0 +1,470 @@
+"""The sPAPR and e500 device trees built from real .hv definitions (hvconf/arch/spapr_tree.py, e500_tree.py).
+
+Each definition goes .hv -> loader -> lower -> hcall set -> tree -> DTS and DTB. dtc compiles
+the DTS without a warning and reads the DTB back; libfdt reads the exact values (hypertas sets,
+RTAS tokens, ibm,pft-size, DMA windows, /hypervisor words big-endian, stdout-path). Builds are
+byte-identical, and sources in the DTS are relative to the .hv file's folder.
+"""
+
+from __future__ import annotations
+
+import shutil
+import struct
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from hvconf import abi
+from hvconf.abi import hcalls as abi_hcalls
+from hvconf.arch import e500_tree, spapr_tree
+from hvconf.arch.base import BuildContext
+from hvconf.diagnostics import Report
+from hvconf.emit.dtb import to_dtb
+from hvconf.emit.dts import to_dts
+from hvconf.emit.fdt import Node
+from hvconf.model import hcallset
+from hvconf.model.lower import lower_program
+from hvconf.model.target import load_target
+from hvconf.syntax.loader import Loader
+
+libfdt = pytest.importorskip("libfdt", reason="pylibfdt is not installed")
+DTC = shutil.which("dtc")
+needs_dtc = pytest.mark.skipif(DTC is None, reason="dtc (device-tree-compiler) is not installed")
+
+VTY = "/vdevice/vty@30000000"
+BYTE_CHANNEL = "/hypervisor/handles/byte-channel"
+PVINFO = abi_hcalls.epapr_data()["pvinfo"]
+
+HV_FULL = """\
+vm hv {
+    arch ppc64le  kvm book3s_hv  memory 4G  vcpus 8  threads 4
+    htab order 25
+    hcalls { preset kernel_default  enable H_SET_MODE }
+    rtas {
+        token "ibm,set-xive" 0x2000
+        token "ibm,get-xive" 0x2001
+        token "display-character" 0x2010
+    }
+    cap KVM_CAP_PPC_PAPR on vcpus
+    tce vio0 { liobn 0x71000000  window 256M  page 4K  offset 0 }
+    tce vio1 { liobn 0x71000100  window 8G  page 64K  offset 0x800000000000000 }
+    console hvterm
+    kernel "vmlinux"  cmdline "console=hvc0 root=/dev/sda"
+}
+"""
+HV_NO_CEDE = """\
+vm nocede {
+    arch ppc64le  kvm book3s_hv  memory 1G  vcpus 2  threads 2
+    hcalls { disable H_CEDE }
+}
+"""
+HV_BARE = """\
+vm bare {
+    arch ppc64le  kvm book3s_hv  memory 1G  vcpus 2  threads 2
+}
+"""
+HV_RADIX = """\
+vm radix {
+    arch ppc64le  kvm book3s_hv  memory 2G  vcpus 1  mmu radix
+}
+"""
+PR_MIN = """\
+vm pr {
+    arch ppc64  kvm book3s_pr  memory 512M  vcpus 2
+    console none
+}
+"""
+PR_AUTO = """\
+vm prauto {
+    arch ppc64  kvm book3s_pr  memory 2G  vcpus 6  threads 4  htab auto
+    rtas { token "ibm,int-on" 0x200d }
+    tce vio0 { liobn 0x1000  window 16M  page 4K  offset 0 }
+}
+"""
+PCI = """\
+vm pci {
+    arch ppc64le  kvm book3s_hv  memory 1G  vcpus 1
+    tce pci0 { liobn 0x80000000  window 1G  page 64K  offset 0 }
+    tce pci1 { liobn 0x80000100  window 8G  page 64K  offset 0x800000000000000 }
+    console none
+}
+"""
+E500V2 = """\
+vm e5v2 {
+    arch ppc-e500  kvm booke  memory 256M  vcpus 2
+    cap KVM_CAP_SW_TLB on vcpus { mmu e500v2  sets 128  ways 4 }
+    hypervisor { idle  reset  shutdown }
+    cmdline "console=ttyS0"
+}
+"""
+E500MC = """\
+vm e5mc {
+    arch ppc-e500  kvm booke  memory 128M  vcpus 1
+    cap KVM_CAP_SW_TLB on vcpus { mmu e500mc  sets 128  ways 4 }
+}
+"""
+E500_NO_TLB = """\
+vm e5bare {
+    arch ppc-e500  kvm booke  memory 64M  vcpus 1
+}
+"""
+E500_OWN_WORDS = """\
+vm e5own {
+    arch ppc-e500  kvm booke  memory 64M  vcpus 1
+    cap KVM_CAP_SW_TLB on vcpus { mmu e500v2 }
+    hypervisor { compatible "epapr,hypervisor-1.1"  hcall_instructions [0x44000022, 0x4e800020] }
+}
+"""
+E500_CONSOLE = """\
+vm e5con {
+    arch ppc-e500  kvm booke  memory 256M  vcpus 4
+    cap KVM_CAP_SW_TLB on vcpus { mmu e500mc }
+    hypervisor { idle }
+    console byte_channel
+    cmdline "console=hvc0"
+}
+"""
+CASES = {"hv_full": HV_FULL, "hv_no_cede": HV_NO_CEDE, "hv_bare": HV_BARE, "hv_radix": HV_RADIX,
+         "pr_min": PR_MIN, "pr_auto": PR_AUTO, "pci": PCI, "e500v2": E500V2, "e500mc": E500MC,
+         "e500_no_tlb": E500_NO_TLB, "e500_own_words": E500_OWN_WORDS, "e500_console": E500_CONSOLE}
+
+
+@dataclass
+class Built:
+    ctx: BuildContext
+    root: Node
+    dts: str
+    dtb: bytes
+    hv: Path
+
+    @property
+    def fdt(self) -> "libfdt.Fdt":
+        return libfdt.Fdt(self.dtb)
+
+
+def build(folder: Path, text: str, *, file: str = "vm.hv") -> Built:
+    folder.mkdir(parents=True, exist_ok=True)
+    hv = folder / file
+    hv.write_text(text)
+    report = Report()
+    (vm,) = lower_program(Loader().load(hv, report), report)
+    assert not report.has_errors, list(report)
+    target = load_target(vm.target)
+    ctx = BuildContext(vm, target, report, folder, abi.proposed(), hcallset.resolve(vm, target))
+    module = spapr_tree if target.arch_module == "ppc64_spapr" else e500_tree
+    root = module.device_tree(ctx)
+    return Built(ctx, root, to_dts(root), to_dtb(root), hv)
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Built]:
+    base = tmp_path_factory.mktemp("trees")
+    return {name: build(base / name, text) for name, text in CASES.items()}
+
+
+def raw(fdt: "libfdt.Fdt", path: str, name: str) -> bytes | None:
+    value = fdt.getprop(fdt.path_offset(path), name, quiet=(libfdt.NOTFOUND,))
+    return None if isinstance(value, int) else bytes(value)
+
+
+def u32s(fdt: "libfdt.Fdt", path: str, name: str) -> tuple[int, ...] | None:
+    data = raw(fdt, path, name)
+    return None if data is None else struct.unpack(f">{len(data) // 4}I", data)
+
+
+def strs(fdt: "libfdt.Fdt", path: str, name: str) -> tuple[str, ...] | None:
+    data = raw(fdt, path, name)
+    return None if data is None else tuple(data.decode("ascii").split("\0")[:-1])
+
+
+def subnodes(fdt: "libfdt.Fdt", path: str) -> list[str]:
+    out, offset = [], fdt.first_subnode(fdt.path_offset(path), quiet=(libfdt.NOTFOUND,))
+    while offset >= 0:
+        out.append(fdt.get_name(offset))
+        offset = fdt.next_subnode(offset, quiet=(libfdt.NOTFOUND,))
+    return out
+
+
+def line_of(text: str, needle: str) -> int:
+    return next(i for i, line in enumerate(text.splitlines(), 1) if needle in line)
+
+
+# ---- every tree: dtc and libfdt accept it, builds are reproducible ---------------
+
+
+@needs_dtc
+@pytest.mark.parametrize("name", CASES)
+def test_dtc_compiles_the_dts_without_warnings_and_reads_the_dtb(built: dict[str, Built], name: str,
+                                                                  tmp_path: Path) -> None:
+    dts, dtb = tmp_path / "t.dts", tmp_path / "t.dtb"
+    dts.write_text(built[name].dts)
+    dtb.write_bytes(built[name].dtb)
+    compiled = subprocess.run([DTC, "-I", "dts", "-O", "dtb", "-o", str(tmp_path / "dtc.dtb"), str(dts)],
+                              capture_output=True, text=True)
+    assert (compiled.returncode, compiled.stderr) == (0, "")
+    decompiled = subprocess.run([DTC, "-I", "dtb", "-O", "dts", str(dtb)], capture_output=True, text=True)
+    assert (decompiled.returncode, decompiled.stderr) == (0, "")
+    assert "/dts-v1/;" in decompiled.stdout
+    assert libfdt.fdt_check_full(bytearray(built[name].dtb), len(built[name].dtb)) == 0
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_two_builds_are_byte_identical(built: dict[str, Built], name: str, tmp_path: Path) -> None:
+    again = build(tmp_path / "again", CASES[name])
+    assert (again.dts, again.dtb) == (built[name].dts, built[name].dtb)
+
+
+def test_sources_are_relative_to_the_hv_folder_whatever_the_cwd(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = tmp_path / "deep" / "defs"
+    monkeypatch.chdir(tmp_path)
+    first = build(folder, HV_FULL, file="pseries.hv")
+    monkeypatch.chdir(folder)
+    second = build(folder, HV_FULL, file="pseries.hv")
+    assert first.dts == second.dts
+    assert str(tmp_path) not in first.dts
+    assert f"/* pseries.hv:{line_of(HV_FULL, 'memory 4G')}:" in first.dts
+
+
+# ---- sPAPR ----------------------------------------------------------------------
+
+
+def test_hv_root_chosen_memory_and_cpus(built: dict[str, Built]) -> None:
+    fdt = built["hv_full"].fdt
+    assert strs(fdt, "/", "device_type") == ("chrp",)
+    assert strs(fdt, "/", "compatible") == ("qemu,pseries",)
+    assert (u32s(fdt, "/", "#address-cells"), u32s(fdt, "/", "#size-cells")) == ((2,), (2,))
+    assert strs(fdt, "/chosen", "bootargs") == ("console=hvc0 root=/dev/sda",)
+    assert strs(fdt, "/chosen", "stdout-path") == strs(fdt, "/chosen", "linux,stdout-path") == (VTY,)
+    assert strs(fdt, "/memory@0", "device_type") == ("memory",)
+    assert u32s(fdt, "/memory@0", "reg") == (0, 0, 1, 0)  # 4 GiB as two 64-bit cells
+    assert subnodes(fdt, "/cpus") == ["PowerPC,POWER9@0", "PowerPC,POWER9@4"]
+    for first in (0, 4):
+        cpu = f"/cpus/PowerPC,POWER9@{first}"
+        assert u32s(fdt, cpu, "reg") == (first,)
+        assert u32s(fdt, cpu, "ibm,ppc-interrupt-server#s") == tuple(range(first, first + 4))
+        assert u32s(fdt, cpu, "ibm,pft-size") == (0, 25)
+        assert raw(fdt, cpu, "64-bit") == b""
+        assert strs(fdt, cpu, "status") == ("okay",)
+        assert u32s(fdt, cpu, "timebase-frequency") == (512_000_000,)
+
+
+def test_hv_rtas_advertises_the_resolved_sets_and_the_tokens(built: dict[str, Built]) -> None:
+    b = built["hv_full"]
+    sets = b.ctx.hcalls.advertised_sets(b.ctx.target)
+    assert "hcall-set-mode" in sets and "hcall-splpar" in sets  # H_SET_MODE: launcher; CEDE: in-kernel
+    assert strs(b.fdt, "/rtas", "ibm,hypertas-functions") == sets
+    assert u32s(b.fdt, "/rtas", "ibm,set-xive") == (0x2000,)
+    assert u32s(b.fdt, "/rtas", "ibm,get-xive") == (0x2001,)
+    assert u32s(b.fdt, "/rtas", "display-character") == (0x2010,)
+    assert u32s(b.fdt, "/rtas", "rtas-size") == (20 + 2048 + 8 * 16 + 8,)
+    assert u32s(b.fdt, "/rtas", "rtas-error-log-max") == (2048,)
+    token_line = line_of(HV_FULL, '"ibm,get-xive"')
+    assert any("ibm,get-xive = <0x2001>;" in line and f"/* vm.hv:{token_line}:" in line
+               for line in b.dts.splitlines())
+
+
+def test_disabling_h_cede_drops_hcall_splpar(built: dict[str, Built]) -> None:
+    # H_CEDE is served in the kernel only (no launcher handler), so without it the
+    # whole hcall-splpar set loses its server and is no longer advertised.
+    bare, nocede = built["hv_bare"], built["hv_no_cede"]
+    assert "H_CEDE" not in nocede.ctx.hcalls.in_kernel
+    assert not nocede.ctx.hcalls.handled("H_CEDE", nocede.ctx.target)
+    with_cede = strs(bare.fdt, "/rtas", "ibm,hypertas-functions")
+    without = strs(nocede.fdt, "/rtas", "ibm,hypertas-functions")
+    assert "hcall-splpar" in with_cede and "hcall-splpar" not in without
+    assert without == nocede.ctx.hcalls.advertised_sets(nocede.ctx.target)
+    assert set(with_cede) - set(without) == {"hcall-splpar"}
+
+
+def test_hv_vdevice_holds_the_console_and_vio_windows_sorted_by_reg(built: dict[str, Built]) -> None:
+    b = built["hv_full"]
+    fdt = b.fdt
+    assert strs(fdt, "/vdevice", "compatible") == ("IBM,vdevice",)
+    assert strs(fdt, "/vdevice", "device_type") == ("vdevice",)
+    assert (u32s(fdt, "/vdevice", "#address-cells"), u32s(fdt, "/vdevice", "#size-cells")) == ((1,), (0,))
+    assert u32s(fdt, "/vdevice", "#interrupt-cells") == (2,)
+    assert raw(fdt, "/vdevice", "interrupt-controller") == b""
+    assert subnodes(fdt, "/vdevice") == ["vty@30000000", "vio0@71000000", "vio1@71000100"]
+    assert u32s(fdt, VTY, "reg") == (0x30000000,)
+    assert strs(fdt, VTY, "compatible") == ("hvterm1",) and strs(fdt, VTY, "device_type") == ("serial",)
+    assert u32s(fdt, "/vdevice/vio0@71000000", "ibm,my-dma-window") == (0x71000000, 0, 0, 0, 0x10000000)
+    # 8 GiB at bus offset 0x0800_0000_0000_0000: both high words are real.
+    assert u32s(fdt, "/vdevice/vio1@71000100", "ibm,my-dma-window") == (0x71000100, 0x08000000, 0, 2, 0)
+    assert u32s(fdt, "/vdevice/vio1@71000100", "reg") == (0x71000100,)
+    for node in ("/vdevice/vio0@71000000", "/vdevice/vio1@71000100"):
+        assert u32s(fdt, node, "ibm,#dma-address-cells") == u32s(fdt, node, "ibm,#dma-size-cells") == (2,)
+
+
+def test_dts_carries_the_source_of_each_tce_line(built: dict[str, Built]) -> None:
+    lines = built["hv_full"].dts.splitlines()
+    for name, window in (("vio0", "<0x71000000 0 0 0 0x10000000>"), ("vio1", "<0x71000100 0x8000000 0 2 0>")):
+        comment = f"/* vm.hv:{line_of(HV_FULL, f'tce {name}')}:5 */"
+        start = next(i for i, text in enumerate(lines) if text.strip().startswith(f"{name}@"))
+        assert lines[start].endswith(comment)
+        assert lines[start + 2].strip() == f"ibm,my-dma-window = {window}; {comment}"
+
+
+def test_pr_without_console_tce_or_rtas_tokens(built: dict[str, Built]) -> None:
+    b = built["pr_min"]
+    fdt = b.fdt
+    assert raw(fdt, "/chosen", "stdout-path") is None and raw(fdt, "/chosen", "bootargs") is None
+    assert subnodes(fdt, "/vdevice") == []
+    props = [p.name for p in b.root.find("/rtas").props]
+    assert props == ["ibm,hypertas-functions", "rtas-size", "rtas-error-log-max"]
+    assert strs(fdt, "/rtas", "ibm,hypertas-functions") == b.ctx.hcalls.advertised_sets(b.ctx.target)
+    # PR keeps its HPT in userspace, but the guest still needs its size: auto rule, 512 MiB -> 22.
+    assert subnodes(fdt, "/cpus") == ["PowerPC,POWER9@0", "PowerPC,POWER9@1"]
+    assert u32s(fdt, "/cpus/PowerPC,POWER9@1", "ibm,pft-size") == (0, 22)
+    assert u32s(fdt, "/cpus/PowerPC,POWER9@1", "ibm,ppc-interrupt-server#s") == (1,)
+
+
+def test_pr_auto_htab_partial_core_and_default_console(built: dict[str, Built]) -> None:
+    fdt = built["pr_auto"].fdt
+    assert subnodes(fdt, "/cpus") == ["PowerPC,POWER9@0", "PowerPC,POWER9@4"]
+    assert u32s(fdt, "/cpus/PowerPC,POWER9@4", "ibm,ppc-interrupt-server#s") == (4, 5)
+    assert u32s(fdt, "/cpus/PowerPC,POWER9@0", "ibm,pft-size") == (0, 24)  # 2 GiB -> 31 - 7
+    assert u32s(fdt, "/rtas", "ibm,int-on") == (0x200D,)
+    # The target's default console (hvterm) and a low VIO LIOBN, sorted by reg.
+    assert subnodes(fdt, "/vdevice") == ["vio0@1000", "vty@30000000"]
+    assert strs(fdt, "/chosen", "stdout-path") == (VTY,)
+    assert u32s(fdt, "/vdevice/vio0@1000", "ibm,my-dma-window") == (0x1000, 0, 0, 0, 16 << 20)
+
+
+def test_radix_guest_without_htab_gets_no_pft_size(built: dict[str, Built]) -> None:
+    fdt = built["hv_radix"].fdt
+    assert raw(fdt, "/cpus/PowerPC,POWER9@0", "ibm,pft-size") is None
+    assert u32s(built["hv_bare"].fdt, "/cpus/PowerPC,POWER9@0", "ibm,pft-size") == (0, 23)  # 1 GiB -> 30 - 7
+
+
+def test_pci_range_liobns_become_phbs_with_ibm_dma_window(built: dict[str, Built]) -> None:
+    fdt = built["pci"].fdt
+    assert subnodes(fdt, "/vdevice") == []
+    root_children = subnodes(fdt, "/")
+    assert root_children[-2:] == ["pci@80000000", "pci@80000100"]
+    phb = "/pci@80000000"
+    assert strs(fdt, phb, "device_type") == ("pci",)
+    assert strs(fdt, phb, "compatible") == ("IBM,Logical_PHB",)
+    assert u32s(fdt, phb, "ibm,dma-window") == (0x80000000, 0, 0, 0, 0x40000000)
+    assert raw(fdt, phb, "ibm,my-dma-window") is None
+    assert u32s(fdt, phb, "ibm,#dma-address-cells") == u32s(fdt, phb, "ibm,#dma-size-cells") == (2,)
+    assert u32s(fdt, "/pci@80000100", "ibm,dma-window") == (0x80000100, 0x08000000, 0, 2, 0)
+    # PHB index 1 (LIOBN bits 8..30): its 32-bit MMIO window at 32 TiB + 2 * 2 GiB, as QEMU places it.
+    ranges = u32s(fdt, "/pci@80000100", "ranges")
+    assert ranges == (0x02000000, 0, 0x80000000, *divmod((1 << 45) + 2 * (2 << 30), 1 << 32), 0, 0x80000000)
+
+
+def test_unrepresentable_items_are_reported_not_raised(tmp_path: Path) -> None:
+    text = """\
+vm odd {
+    arch ppc64le  kvm book3s_hv  memory 1G  vcpus 1
+    rtas { token "bad name" 0x2001  token "rtas-size" 0x2002  token "ibm,ok" 0x2003 }
+    tce a_very_long_table_name_that_is_too_long { liobn 0x71000000  window 16M  page 4K  offset 0 }
+    tce far { liobn 0x100000000  window 16M  page 4K  offset 0 }
+}
+"""
+    b = build(tmp_path, text)
+    codes = [(d.code, d.span.line if d.span else None) for d in b.ctx.report]
+    assert codes == [("dt-unrepresentable", 3), ("dt-unrepresentable", 3), ("dt-unrepresentable", 4),
+                     ("dt-unrepresentable", 5)]
+    assert u32s(b.fdt, "/rtas", "ibm,ok") == (0x2003,)
+    assert u32s(b.fdt, "/rtas", "rtas-size") == (20 + 2048 + 16 + 8,)
+    assert subnodes(b.fdt, "/vdevice") == ["vty@30000000"]  # the default console only
+    assert not [n for n in subnodes(b.fdt, "/") if n.startswith("pci@")]
+
+
+def test_non_ascii_strings_and_oversized_words_are_reported(tmp_path: Path) -> None:
+    spapr = build(tmp_path / "s", 'vm s { arch ppc64le kvm book3s_hv memory 1G cmdline "hvc0 \u00e9t\u00e9" }\n')
+    assert [d.code for d in spapr.ctx.report] == ["dt-unrepresentable"]
+    assert raw(spapr.fdt, "/chosen", "bootargs") is None
+    e500 = build(tmp_path / "e", 'vm e { arch ppc-e500 kvm booke memory 64M cmdline "\u00e9"\n'
+                                 '  hypervisor { compatible "k\u00e9m" hcall_instructions [0x100000000] } }\n')
+    assert sorted((d.code, d.span.line) for d in e500.ctx.report) == [("dt-unrepresentable", 1)] + [
+        ("dt-unrepresentable", 2)] * 2
+    assert [raw(e500.fdt, "/hypervisor", p) for p in ("compatible", "hcall-instructions")] == [None, None]
+    assert raw(e500.fdt, "/chosen", "bootargs") is None
+
+
+# ---- e500 -----------------------------------------------------------------------
+
+
+def test_e500_root_memory_cpus_and_chosen(built: dict[str, Built]) -> None:
+    fdt = built["e500v2"].fdt
+    assert strs(fdt, "/", "compatible") == ("fsl,qemu-e500",)
+    assert (u32s(fdt, "/", "#address-cells"), u32s(fdt, "/", "#size-cells")) == ((2,), (2,))
+    assert u32s(fdt, "/memory@0", "reg") == (0, 0, 0, 256 << 20)
+    assert subnodes(fdt, "/cpus") == ["PowerPC,e500@0", "PowerPC,e500@1"]
+    assert [u32s(fdt, f"/cpus/PowerPC,e500@{i}", "reg") for i in (0, 1)] == [(0,), (1,)]
+    assert [strs(fdt, f"/cpus/PowerPC,e500@{i}", "status") for i in (0, 1)] == [("okay",), ("disabled",)]
+    assert strs(fdt, "/cpus/PowerPC,e500@0", "device_type") == ("cpu",)
+    assert strs(fdt, "/chosen", "bootargs") == ("console=ttyS0",)
+    assert raw(fdt, "/chosen", "stdout-path") is None
+
+
+@pytest.mark.parametrize(("name", "words"), [
+    ("e500v2", bytes.fromhex("3c004b56 60004d21 44000002 60000000")),  # lis/ori r0 = "KVM!"; sc; nop
+    ("e500mc", bytes.fromhex("44000022 60000000 60000000 60000000")),  # sc 1; nop x3
+    ("e500_no_tlb", bytes.fromhex("3860ffff 60000000 60000000 60000000")),  # target fallback: li r3,-1
+    ("e500_own_words", bytes.fromhex("44000022 4e800020")),
+])
+def test_hcall_instructions_are_big_endian_words(built: dict[str, Built], name: str, words: bytes) -> None:
+    b = built[name]
+    assert raw(b.fdt, "/hypervisor", "hcall-instructions") == words
+    assert e500_tree.hcall_instructions(b.ctx) == struct.unpack(f">{len(words) // 4}I", words)
+
+
+def test_static_sequences_come_from_abi_data(built: dict[str, Built]) -> None:
+    assert e500_tree.hcall_instructions(built["e500v2"].ctx) == tuple(PVINFO["pr_e500v2"])
+    assert e500_tree.hcall_instructions(built["e500mc"].ctx) == tuple(PVINFO["booke_hv"])
+    line = line_of(E500V2, "KVM_CAP_SW_TLB")
+    assert any("hcall-instructions" in text and f"/* vm.hv:{line}:5 */" in text
+               for text in built["e500v2"].dts.splitlines())
+
+
+def test_mmu_written_as_its_number_picks_the_same_sequence(tmp_path: Path) -> None:
+    b = build(tmp_path, "vm n { arch ppc-e500 kvm booke memory 64M cap KVM_CAP_SW_TLB on vcpus { mmu 1 } }\n")
+    assert u32s(b.fdt, "/hypervisor", "hcall-instructions") == tuple(PVINFO["booke_hv"])
+
+
+def test_hypervisor_compatible_default_and_override(built: dict[str, Built]) -> None:
+    assert strs(built["e500v2"].fdt, "/hypervisor", "compatible") == ("linux,kvm",)
+    assert strs(built["e500_no_tlb"].fdt, "/hypervisor", "compatible") == ("linux,kvm",)
+    assert strs(built["e500_own_words"].fdt, "/hypervisor", "compatible") == ("epapr,hypervisor-1.1",)
+
+
+FLAGS = {"idle": "has-idle", "reset": "kvm,has-reset", "shutdown": "kvm,has-shutdown"}
+
+
+@pytest.mark.parametrize("mmu", ["e500v2", "e500mc"])
+@pytest.mark.parametrize("flag", [*FLAGS, None])
+def test_each_hypervisor_flag_sets_exactly_its_property(tmp_path: Path, mmu: str, flag: str | None) -> None:
+    block = f"hypervisor {{ {flag} }}" if flag else ""
+    b = build(tmp_path, f"vm f {{ arch ppc-e500 kvm booke memory 64M cap KVM_CAP_SW_TLB on vcpus {{ mmu {mmu} }}"
+                        f" {block} }}\n")
+    for name, prop in FLAGS.items():
+        assert raw(b.fdt, "/hypervisor", prop) == (b"" if name == flag else None)
+    if flag:
+        col = 1 + b.hv.read_text().index(flag)
+        assert f"{FLAGS[flag]}; /* vm.hv:1:{col} */" in b.dts
+    words = PVINFO["pr_e500v2" if mmu == "e500v2" else "booke_hv"]
+    assert u32s(b.fdt, "/hypervisor", "hcall-instructions") == tuple(words)
+
+
+def test_all_flags_together(built: dict[str, Built]) -> None:
+    fdt = built["e500v2"].fdt
+    assert all(raw(fdt, "/hypervisor", prop) == b"" for prop in FLAGS.values())
+
+
+def test_byte_channel_console_is_the_stdout_path(built: dict[str, Built]) -> None:
+    b = built["e500_console"]
+    fdt = b.fdt
+    assert strs(fdt, "/chosen", "stdout-path") == (BYTE_CHANNEL,)
+    assert strs(fdt, "/chosen", "linux,stdout-path") == (BYTE_CHANNEL,)
+    assert strs(fdt, BYTE_CHANNEL, "compatible") == ("epapr,hv-byte-channel",)
+    assert u32s(fdt, BYTE_CHANNEL, "hv-handle") == (0,)
+    assert raw(fdt, "/hypervisor", "has-idle") == b"" and raw(fdt, "/hypervisor", "kvm,has-reset") is None
+    assert subnodes(fdt, "/cpus") == [f"PowerPC,e500@{i}" for i in range(4)]
+    line = line_of(E500_CONSOLE, "console byte_channel")
+    assert f'stdout-path = "{BYTE_CHANNEL}"; /* vm.hv:{line}:5 */' in b.dts

@@ -1,0 +1,145 @@
+"""ioctl plans: the numbers of each target's ABI, the order KVM needs, and
+names beside numbers, checked on the bundled samples."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hvconf import abi, compiler
+from hvconf.abi import ioc
+
+SAMPLES = Path(__file__).resolve().parent.parent / "samples"
+ALL = sorted(p.name for p in SAMPLES.glob("*.hv"))
+
+
+@lru_cache(maxsize=None)
+def plan_of(sample: str) -> dict[str, Any]:
+    result = compiler.build([SAMPLES / sample])
+    assert not result.report.has_errors, [d.message for d in result.report]
+    [built] = result.built
+    return built.plan
+
+
+def steps(sample: str, ioctl: str | None = None, fd: str | None = None) -> list[dict[str, Any]]:
+    return [s for s in plan_of(sample)["steps"]
+            if (ioctl is None or s["ioctl"] == ioctl) and (fd is None or s["fd"] == fd)]
+
+
+@pytest.mark.parametrize("sample, create_vm, enable_cap", [
+    ("x86-hello.hv", 0xAE01, None), ("x86-pvspinlock.hv", 0xAE01, 0x4068AEA3),
+    ("pseries.hv", 0x2000AE01, 0x8068AEA3), ("e500.hv", 0x2000AE01, 0x8068AEA3), ("s390x.hv", 0xAE01, 0x4068AEA3),
+])
+def test_request_numbers_are_the_targets_abi(sample: str, create_vm: int, enable_cap: int | None) -> None:
+    assert steps(sample, "KVM_CREATE_VM")[0]["request"] == create_vm
+    if enable_cap is not None:
+        assert {s["request"] for s in steps(sample, "KVM_ENABLE_CAP")} == {enable_cap}
+
+
+@pytest.mark.parametrize("sample", ALL)
+def test_every_request_decodes_to_its_declared_direction(sample: str) -> None:
+    plan = plan_of(sample)
+    layout = ioc.POWERPC if plan["abi"] == "powerpc" else ioc.GENERIC
+    for step in plan["steps"]:
+        info = abi.ioctl(step["ioctl"])
+        decoded = ioc.decode(layout, step["request"])
+        assert (decoded.direction, decoded.type_, decoded.nr) == (info.direction, 0xAE, info.nr), step["ioctl"]
+        assert decoded.size == abi.arg_size(info, plan["arch"])
+
+
+@pytest.mark.parametrize("sample", ALL)
+def test_order_is_the_order_kvm_needs(sample: str) -> None:
+    plan = plan_of(sample)
+    names = [(s["fd"], s["ioctl"]) for s in plan["steps"]]
+    assert names[0] == ("system", "KVM_CREATE_VM")
+    first_vcpu = next(i for i, (_, n) in enumerate(names) if n == "KVM_CREATE_VCPU")
+    memory = next(i for i, (_, n) in enumerate(names) if n == "KVM_SET_USER_MEMORY_REGION")
+    assert memory < first_vcpu
+    for i, (fd, name) in enumerate(names):
+        if name in ("KVM_CREATE_IRQCHIP", "KVM_CREATE_PIT2", "KVM_PPC_ALLOCATE_HTAB", "KVM_CREATE_SPAPR_TCE",
+                    "KVM_CREATE_SPAPR_TCE_64", "KVM_PPC_RTAS_DEFINE_TOKEN") or (fd == "vm" and name == "KVM_ENABLE_CAP"):
+            assert i < first_vcpu, name
+    created: set[str] = set()
+    for step in plan["steps"]:
+        if step["ioctl"] == "KVM_CREATE_VCPU":
+            created.add(f"vcpu:{step['args']['vcpu_id']}")
+        elif step["fd"].startswith("vcpu:"):
+            assert step["fd"] in created, step
+    runs = [i for i, (_, n) in enumerate(names) if n == "KVM_RUN"]
+    assert runs == list(range(len(names) - len(runs), len(names)))
+    assert len(runs) == len(created)
+
+
+@pytest.mark.parametrize("sample", ["x86-hello.hv", "x86-pvspinlock.hv"])
+def test_x86_cpuid_comes_before_other_vcpu_state(sample: str) -> None:
+    for vcpu in {s["fd"] for s in plan_of(sample)["steps"] if s["fd"].startswith("vcpu:")}:
+        assert steps(sample, fd=vcpu)[0]["ioctl"] == "KVM_SET_CPUID2"
+
+
+def test_pvspinlock_features_exit_mask_and_enforcement() -> None:
+    [exit_cap] = [s for s in steps("x86-pvspinlock.hv", "KVM_ENABLE_CAP", "vm")]
+    assert exit_cap["args"]["cap"] == "KVM_CAP_EXIT_HYPERCALL" and exit_cap["args"]["args"][0] == 1 << 12
+    enforce = [s for s in steps("x86-pvspinlock.hv", "KVM_ENABLE_CAP") if s["fd"] != "vm"]
+    assert [s["fd"] for s in enforce] == ["vcpu:0", "vcpu:1"]
+    assert all(s["args"]["cap_nr"] == 190 and s["args"]["args"][0] == 1 for s in enforce)
+    bits = abi.kvm_feature("PV_UNHALT").mask | abi.kvm_feature("PV_EOI").mask | abi.kvm_feature("HC_MAP_GPA_RANGE").mask
+    assert {s["args"]["features"] for s in steps("x86-pvspinlock.hv", "KVM_SET_CPUID2")} == {bits}
+
+
+def test_pseries_hcall_toggles_name_their_opcodes() -> None:
+    toggle_steps = [s for s in steps("pseries.hv", "KVM_ENABLE_CAP", "vm") if s["args"]["cap"] == "KVM_CAP_PPC_ENABLE_HCALL"]
+    toggles = [s["args"] for s in toggle_steps]
+    # `preset qemu` in the base file first (QEMU's additions to the HV defaults), then the VM's own lines.
+    from_preset = {a["hcall"] for a, s in zip(toggles, toggle_steps) if s["source"] == "base/pseries.hv:16:21"}
+    assert from_preset == {"H_CLEAR_MOD", "H_CLEAR_REF", "H_LOGICAL_CI_LOAD", "H_LOGICAL_CI_STORE", "H_PAGE_INIT",
+                           "H_PUT_TCE_INDIRECT", "H_SET_MODE", "H_STUFF_TCE"}
+    assert [(a["hcall"], a["args"][1], s["source"]) for a, s in zip(toggles, toggle_steps)][-3:] == [
+        ("H_RANDOM", 1, "pseries.hv:13:17"), ("H_RPT_INVALIDATE", 1, "pseries.hv:13:26"), ("H_CEDE", 0, "pseries.hv:14:17")]
+    for args in toggles:
+        assert args["args"][0] == abi.papr_hcall(args["hcall"]).opcode and args["cap_nr"] == 104
+        assert args["flags"] == 0
+
+
+def test_pseries_htab_tce_and_rtas_steps() -> None:
+    assert steps("pseries.hv", "KVM_PPC_ALLOCATE_HTAB")[0]["args"] == {"order": 25}
+    [legacy] = steps("pseries.hv", "KVM_CREATE_SPAPR_TCE")
+    [wide] = steps("pseries.hv", "KVM_CREATE_SPAPR_TCE_64")
+    assert legacy["args"] == {"liobn": 0x71000000, "window_size": 256 << 20, "table": "vio0"}
+    assert wide["args"] == {"liobn": 0x80000000, "page_shift": 16, "flags": 0, "offset": 0, "size": (1 << 30) >> 16,
+                            "table": "pci0"}
+    tokens = [s["args"]["name"] for s in steps("pseries.hv", "KVM_PPC_RTAS_DEFINE_TOKEN")]
+    assert tokens == ["ibm,set-xive", "ibm,get-xive"]  # the others are the launcher's
+    assert plan_of("pseries.hv")["launcher"]["papr"]["rtas"] == {"power-off": 0x2003, "system-reboot": 0x2004}
+
+
+def test_papr_enabled_on_every_vcpu_with_the_base_files_line() -> None:
+    papr = [s for s in steps("pseries.hv", "KVM_ENABLE_CAP") if s["args"]["cap"] == "KVM_CAP_PPC_PAPR"]
+    assert [s["fd"] for s in papr] == [f"vcpu:{i}" for i in range(8)]
+    assert {s["source"] for s in papr} == {"base/pseries.hv:8:5"}
+
+
+def test_sources_are_relative_to_the_root_file() -> None:
+    for sample in ALL:
+        for step in plan_of(sample)["steps"]:
+            assert step["source"] and not step["source"].startswith("/"), step
+
+
+def test_unmerged_proposal_is_carried_without_numbers() -> None:
+    plan = plan_of("e500.hv")
+    assert set(plan["requires"]["unmerged"]) == {"KVM_CAP_EXIT_EPAPR_HCALL", "KVM_HC_VM_RESET", "KVM_HC_VM_SHUTDOWN"}
+    [cap] = [s for s in steps("e500.hv", "KVM_ENABLE_CAP", "vm")]
+    assert cap["args"]["cap"] == "KVM_CAP_EXIT_EPAPR_HCALL" and cap["args"]["cap_nr"] is None
+
+
+def test_unmerged_numbers_from_an_overrides_file(tmp_path: Path) -> None:
+    overrides = tmp_path / "patched-kvm.toml"
+    overrides.write_text("[numbers]\nKVM_CAP_EXIT_EPAPR_HCALL = 300\nKVM_EXIT_EPAPR_HCALL = 50\n"
+                         "KVM_HC_VM_RESET = 13\nKVM_HC_VM_SHUTDOWN = 14\n")
+    result = compiler.build([SAMPLES / "e500.hv"], proposed_overrides=overrides)
+    [built] = result.built
+    assert built.plan["requires"]["unmerged"] == []
+    cap = next(s for s in built.plan["steps"] if s["ioctl"] == "KVM_ENABLE_CAP" and s["fd"] == "vm")
+    assert cap["args"]["cap_nr"] == 300
