@@ -29,6 +29,8 @@ def _parser(vm: str) -> argparse.ArgumentParser:
         "--timeout", type=float, default=5.0, metavar="SECONDS", help="end the guest after SECONDS (default 5)"
     )
     parser.add_argument("--quiet", action="store_true", help="no summary line on success")
+    parser.add_argument("--kernel", type=Path, metavar="FILE", help="load FILE as the kernel image")
+    parser.add_argument("--guest", type=Path, metavar="FILE", help="load FILE as the guest image")
     return parser
 
 
@@ -80,8 +82,10 @@ def main(
         KvmError: (Status.KVM_ERROR, ""),
     }
     try:
+        supplied = {name: path for name, path in (("kernel", options.kernel), ("guest", options.guest)) if path}
         result = execute(
-            plan, base_dir, timeout=options.timeout, trace=stderr if options.trace else None, out=out
+            plan, base_dir, timeout=options.timeout, trace=stderr if options.trace else None, out=out,
+            supplied=supplied,
         )
     except tuple(failures) as err:
         status, prefix = next(v for k, v in failures.items() if isinstance(err, k))

@@ -39,22 +39,23 @@ class Step:
 @dataclass(frozen=True)
 class CapRequirement:
     cap: str
-    cap_nr: int
-    source: str
+    cap_nr: int | None  # None: a cap of the unmerged ePAPR proposal, numbered by nobody yet
+    source: str | None
 
 
 @dataclass(frozen=True)
 class Image:
     name: str
-    path: str
+    path: str | None  # None: not part of the build (a kernel that was absent); --kernel FILE supplies it
     guest_phys_addr: int
-    sha256: str
+    sha256: str | None
+    hint: str | None = None  # what the definition named, for the error message
 
 
 @dataclass(frozen=True)
 class Console:
     kind: str
-    port: int
+    port: int | None  # x86 serial port; other consoles are hypercall-based
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,7 @@ class Plan:
     arch: str
     host_arch: str
     caps: tuple[CapRequirement, ...]
+    unmerged: tuple[str, ...]  # proposed-ABI names the plan needs but has no numbers for
     images: tuple[Image, ...]
     console: Console | None
     steps: tuple[Step, ...]
@@ -81,13 +83,15 @@ def parse(raw: Mapping[str, Any]) -> Plan:
         arch=_get(raw, "arch", str, "plan"),
         host_arch=_get(requires, "host_arch", str, "plan.requires"),
         caps=tuple(
-            CapRequirement(_get(c, "cap", str, where), _get(c, "cap_nr", int, where), _get(c, "source", str, where))
+            CapRequirement(_get(c, "cap", str, where), _get(c, "cap_nr", int, where, optional=True),
+                           _get(c, "source", str, where, optional=True))
             for i, c in enumerate(_get(requires, "caps", list, "plan.requires"))
             for where in [f"plan.requires.caps[{i}]"]
         ),
+        unmerged=tuple(str(n) for n in requires.get("unmerged", ())),
         images=tuple(_image(i, im) for i, im in enumerate(_get(raw, "images", list, "plan"))),
         console=None if console is None else Console(
-            _get(console, "kind", str, "plan.console"), _get(console, "port", int, "plan.console")
+            _get(console, "kind", str, "plan.console"), _get(console, "port", int, "plan.console", optional=True)
         ),
         steps=tuple(_step(i, s) for i, s in enumerate(_get(raw, "steps", list, "plan"))),
     )
@@ -95,9 +99,10 @@ def parse(raw: Mapping[str, Any]) -> Plan:
 
 def _image(i: int, raw: Any) -> Image:
     where = f"plan.images[{i}]"
-    image = Image(_get(raw, "name", str, where), _get(raw, "path", str, where),
-                  _get(raw, "guest_phys_addr", int, where), _get(raw, "sha256", str, where))  # fmt: skip
-    if not _SHA256.match(image.sha256):
+    path = _get(raw, "path", str, where, optional=True)
+    image = Image(_get(raw, "name", str, where), path, _get(raw, "guest_phys_addr", int, where),
+                  _get(raw, "sha256", str, where, optional=path is None), raw.get("hint"))  # fmt: skip
+    if image.sha256 is not None and not _SHA256.match(image.sha256):
         raise PlanError(f"{where}: sha256 is not 64 lowercase hex digits")
     return image
 
@@ -111,9 +116,12 @@ def _step(i: int, raw: Any) -> Step:
     return step
 
 
-def _get(raw: Any, key: str, kind: type, where: str) -> Any:
+def _get(raw: Any, key: str, kind: type, where: str, *, optional: bool = False) -> Any:
+    """raw[key] checked to be a `kind`; with `optional`, a missing key or null is None."""
     if not isinstance(raw, Mapping):
         raise PlanError(f"{where}: not a JSON object")
+    if optional and raw.get(key) is None:
+        return None
     if key not in raw:
         raise PlanError(f"{where}: missing {key!r}")
     value = raw[key]

@@ -60,17 +60,21 @@ def execute(
     timeout: float = 5.0,
     trace: TextIO | None = None,
     out: BinaryIO,
+    supplied: Mapping[str, Path] | None = None,
 ) -> RunResult:
     """Run `plan` (images relative to `base_dir`) on this host's KVM; guest console to `out`.
+
+    `supplied` maps image names to files given on the command line (--kernel), which
+    replace the build's copy or fill in an image the build did not have.
 
     Raises PlanError (bad plan or image), HostMismatch (before any VM is
     created) or KvmError (an ioctl failed; `source` names the step).
     """
     started = time.monotonic()
     parsed = parse(plan)
+    _check_runtime(parsed)  # host facts first: a foreign plan is refused as such, not as malformed
     validate(parsed)
-    _check_runtime(parsed)
-    images = _load_images(parsed, base_dir)
+    images = _load_images(parsed, base_dir, supplied or {})
     check_placement(parsed, images)
     tracer = _Tracer(trace)
     kvm = _open_host(parsed, tracer)
@@ -119,10 +123,15 @@ def _check_runtime(plan: Plan) -> None:
         raise HostMismatch(f"{plan.vm} needs a {plan.host_arch} host, this one is {host}")
     if plan.arch != ARCH:
         raise HostMismatch(f"{plan.vm} is a {plan.arch} guest; this runtime runs {ARCH} guests only")
+    if plan.unmerged:
+        raise HostMismatch(f"{plan.vm} uses the unmerged ePAPR proposal ({', '.join(plan.unmerged)}), which has "
+                           "no numbers in Linux; rebuild with --abi-overrides FILE for a patched kernel")
     vcpus = sorted({s.args["vcpu_id"] for s in plan.steps if s.ioctl == "KVM_CREATE_VCPU"})
     if len(vcpus) > 1:
         raise HostMismatch(f"{plan.vm} creates {len(vcpus)} vCPUs; this runtime runs one vCPU per VM")
     for step in plan.steps:
+        if step.ioctl not in hvconf.abi.ioctls():
+            raise PlanError(f"plan step {step.index} ({step.source}): this runtime does not issue {step.ioctl}")
         try:
             want = hvconf.abi.request(step.ioctl, host)
         except hvconf.abi.AbiError as err:
@@ -134,16 +143,20 @@ def _check_runtime(plan: Plan) -> None:
             )
 
 
-def _load_images(plan: Plan, base_dir: Path) -> list[tuple[int, bytes]]:
+def _load_images(plan: Plan, base_dir: Path, supplied: Mapping[str, Path]) -> list[tuple[int, bytes]]:
     loaded = []
     for image in plan.images:
-        path = base_dir / image.path
+        given = supplied.get(image.name)
+        if given is None and image.path is None:
+            named = f" ({image.hint!r} was missing at build time)" if image.hint else ""
+            raise PlanError(f"image {image.name!r} is not part of this build{named}: pass --{image.name} FILE")
+        path = given if given is not None else base_dir / str(image.path)
         try:
             data = path.read_bytes()
         except OSError as err:
             raise PlanError(f"image {image.name!r}: cannot read {path}: {err.strerror}") from None
         digest = hashlib.sha256(data).hexdigest()
-        if digest != image.sha256:
+        if given is None and digest != image.sha256:
             raise PlanError(f"image {image.name!r}: {path} has sha256 {digest}, the plan expects {image.sha256}")
         loaded.append((image.guest_phys_addr, data))
     return loaded
@@ -159,7 +172,7 @@ def _open_host(plan: Plan, tracer: _Tracer) -> Kvm:
         if version != KVM_API_VERSION:
             raise HostMismatch(f"{DEV_KVM} speaks KVM API version {version}, not {KVM_API_VERSION}")
         for cap in plan.caps:
-            if kvm.check_extension(cap.cap_nr) == 0:
+            if cap.cap_nr is None or kvm.check_extension(cap.cap_nr) == 0:
                 raise HostMismatch(f"this host's KVM lacks {cap.cap} (cap {cap.cap_nr}), required at {cap.source}")
     except BaseException:
         kvm.close()
