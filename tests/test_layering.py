@@ -1,0 +1,60 @@
+"""The dependency rule of design.md §3: the compiler never imports the KVM
+runtime or cffi (nor opens /dev/kvm), and the runtime needs none of the
+compiler's libraries, so it can run alone on a ppc64le host with cffi only."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parent.parent / "hvconf"
+COMPILER = ["syntax", "model", "check", "arch", "emit", "compiler.py", "render.py", "diagnostics.py", "resources.py"]
+RUNTIME_MAY_IMPORT = {"hvconf.kvm", "hvconf.abi", "cffi"}
+COMPILER_LIBRARIES = {"lark", "pydantic", "jinja2", "pyfdt"}
+
+
+def modules(*parts: str) -> list[Path]:
+    out: list[Path] = []
+    for part in parts:
+        path = PACKAGE / part
+        out += sorted(path.rglob("*.py")) if path.is_dir() else [path]
+    return out
+
+
+def imports(path: Path) -> set[str]:
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+            found |= {f"{node.module}.{alias.name}" for alias in node.names}
+    return found
+
+
+def test_compiler_never_imports_the_runtime_or_cffi() -> None:
+    files = modules(*COMPILER)
+    assert len(files) > 20
+    offenders = {str(p.relative_to(PACKAGE)): sorted(i for i in imports(p)
+                 if i == "cffi" or i.startswith("cffi.") or i == "hvconf.kvm" or i.startswith("hvconf.kvm."))
+                 for p in files}
+    assert {k: v for k, v in offenders.items() if v} == {}
+    assert not [p for p in files if "/dev/kvm" in p.read_text()]
+
+
+def test_runtime_imports_only_itself_abi_cffi_and_the_stdlib() -> None:
+    files = modules("kvm")
+    assert files
+    bad = {}
+    for path in files:
+        third_party = {i for i in imports(path) if i.split(".")[0] in COMPILER_LIBRARIES
+                       or (i.startswith("hvconf") and not any(i == m or i.startswith(m + ".") for m in RUNTIME_MAY_IMPORT)
+                           and i != "hvconf")}
+        if third_party:
+            bad[str(path.relative_to(PACKAGE))] = sorted(third_party)
+    assert bad == {}
+
+
+def test_abi_is_pure_stdlib() -> None:
+    for path in modules("abi"):
+        assert not {i for i in imports(path) if i.split(".")[0] in COMPILER_LIBRARIES | {"cffi"}}, path

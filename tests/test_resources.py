@@ -1,0 +1,55 @@
+"""An installed hvconf finds its grammar and targets outside the checkout:
+build the wheel, install it into a scratch folder, and compile a sample from
+a directory that has no repo in sight."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    pytest.importorskip("hatchling", reason="building the wheel needs hatchling (pip install '.[test]')")
+    out = tmp_path_factory.mktemp("wheel")
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(out),
+                    str(REPO)], check=True, timeout=120, capture_output=True)
+    [built] = out.glob("hvconf-*.whl")
+    return built
+
+
+def test_wheel_carries_grammar_and_every_target(wheel: Path) -> None:
+    names = set(zipfile.ZipFile(wheel).namelist())
+    assert "hvconf/_data/grammar/hvconf.lark" in names
+    for target in (REPO / "targets").iterdir():
+        for data in target.glob("*.toml"):
+            assert f"hvconf/_data/targets/{target.name}/{data.name}" in names
+    assert "hvconf/emit/templates/launch.py.j2" in names
+    assert any(n.startswith("hvconf/abi/data/") for n in names)
+
+
+def test_installed_copy_compiles_outside_the_checkout(wheel: Path, tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(site), str(wheel)],
+                   check=True, timeout=120, capture_output=True)
+    work = tmp_path / "elsewhere"
+    work.mkdir()
+    (work / "vm.hv").write_text("vm v { arch ppc64le memory 1G cap KVM_CAP_PPC_PAPR on vcpus }\n")
+    code = ("import hvconf.resources as r, hvconf.compiler as c, pathlib;"
+            "print(r.grammar_path()); res = c.build([pathlib.Path('vm.hv')]);"
+            "print(sorted(res.built[0].files))")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["PYTHONPATH"] = str(site)
+    out = subprocess.run([sys.executable, "-I", "-c", code.replace("import", "import sys; sys.path.insert(0, %r); import" % str(site), 1)],
+                         cwd=work, capture_output=True, text=True, timeout=60, env=env)
+    assert out.returncode == 0, out.stderr
+    grammar, files = out.stdout.splitlines()
+    assert grammar.startswith(str(site)) and "_data" in grammar
+    assert "v.dtb" in files and "plan.json" in files
