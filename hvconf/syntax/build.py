@@ -72,7 +72,9 @@ class AstBuilder:
             self.report.error("number-too-large", f"number literal has {len(digits)} digits; "
                               "hvconf values fit in 64 bits", self.span(tok))
             return ast.Int(0, text, self.span(tok))
-        return ast.Int(int(digits, 0) << shift, text, self.span(tok))
+        # Base from the prefix only: int(x, 0) would refuse a decimal with a leading zero.
+        base = {"0x": 16, "0b": 2}.get(digits[:2].lower(), 10)
+        return ast.Int(int(digits[2:] if base != 10 else digits, base) << shift, text, self.span(tok))
 
     def string(self, tok: Token) -> ast.Str:
         span = self.span(tok)
