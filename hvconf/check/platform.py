@@ -172,6 +172,21 @@ def _guest_path(vm: ir.Vm) -> Path | None:
     return Path(vm.guest.span.file).parent / vm.guest.path
 
 
+REAL_MODE_REACH = 0x1_0000  # the launcher starts real mode with CS base 0, so IP (16 bits) is the load address
+
+
+def guest_out_of_reach(ctx: CheckContext) -> None:
+    vm, guest = ctx.vm, ctx.vm.guest
+    if guest is None or guest.at is None or ctx.target.features.guest_modes is None:
+        return
+    if vm.memory is not None and guest.at >= vm.memory:
+        ctx.emit(guest.span, f"the guest is loaded at {guest.at:#x}, beyond the VM's {vm.memory:#x} bytes of memory",
+                 help="lower `at` or raise `memory`")
+    elif guest.mode == "real" and guest.at >= REAL_MODE_REACH:
+        ctx.emit(guest.span, f"a real-mode guest starts at CS:IP = 0:{guest.at:#x}, but IP has 16 bits",
+                 help="load it below 0x10000 (the default is 0x7c00)")
+
+
 def guest_not_found(ctx: CheckContext) -> None:
     path = _guest_path(ctx.vm)
     if path is None or Path(ctx.vm.guest.path).suffix not in GUEST_FORMATS:  # type: ignore[union-attr]
@@ -235,6 +250,11 @@ CHECKS: tuple[Check, ...] = (
     Check("guest-not-found", E, "the guest image file does not exist", guest_not_found,
           why="The guest image is read (and .S assembled) at build time; paths are relative to the file "
               "that defines the VM."),
+    Check("guest-out-of-reach", E, "the guest's load address is outside memory or real mode's reach",
+          guest_out_of_reach,
+          why="The launcher copies the image to `at` inside the one memory slot, and starts a real-mode "
+              "vCPU with flat segments at base 0 (KVM_SET_SREGS) and RIP = `at`; the CPU fetches CS:IP "
+              "with a 16-bit IP, so an entry at or above 64 KiB is not reachable."),
     Check("guest-format", E, "the guest image has an unsupported format", guest_format,
           why="hvconf builds .S sources with GNU as + objcopy into a flat image (hvconf/emit/guest.py) "
               "and loads .bin files as they are; other formats would be copied into guest memory "

@@ -81,6 +81,29 @@ def pv_feature_missing(ctx: CheckContext) -> None:
                  help=f"add `{short}` to `pv_features`")
 
 
+def hcall_disable_x86(ctx: CheckContext) -> None:
+    """x86 has no per-hypercall switch: KVM refuses one only when `enforce` is on and its
+    PV feature bit is not advertised; say when a `disable` cannot have that effect."""
+    vm, target = ctx.vm, ctx.target
+    if target.features.pv_features is None:
+        return
+    have = declared(vm, target)
+    for ref in hcallset.resolve(vm, target).refs:
+        row = target.name2hcall.get(ref.name or "")
+        if ref.action != "disable" or row is None or row.foreign_arch or row.handler != "kernel":
+            continue
+        if row.feature is None:
+            ctx.emit(ref.span, f"{ref.name} cannot be disabled: KVM serves it whatever CPUID says",
+                     help="remove the line; no x86 setting refuses this hypercall")
+        elif row.feature in have:
+            ctx.emit(ref.span, f"{ref.name} is disabled but its feature bit {row.feature} is declared in "
+                     "`pv_features`, which offers it to the guest", notes=[Note("declared here", have[row.feature].span)],
+                     help=f"remove `{row.feature.removeprefix('KVM_FEATURE_').lower()}` from `pv_features`, or the `disable`")
+        elif not vm.hcalls.enforce:
+            ctx.emit(ref.span, f"{ref.name} still works: without `enforce` KVM ignores the missing {row.feature} bit",
+                     severity=Severity.WARNING, help="add `enforce` to the `hcalls` block")
+
+
 def pv_feature_needs_exit(ctx: CheckContext) -> None:
     exits = hcallset.resolve(ctx.vm, ctx.target).exits
     for full, feature in declared(ctx.vm, ctx.target).items():
@@ -162,6 +185,13 @@ CHECKS: tuple[Check, ...] = (
     Check("enforce-without-features", W, "`enforce` with no `pv_features`", enforce_without_features,
           why="KVM_CAP_ENFORCE_PV_FEATURE_CPUID (api.rst §6.80) gates every KVM_HC_* and PV MSR by the "
               "CPUID 0x40000001 bits; with none set, each gated call returns -KVM_ENOSYS and PV MSRs #GP."),
+    Check("hcall-disable-ineffective", E, "an x86 `disable` that cannot make KVM refuse the hypercall",
+          hcall_disable_x86,
+          why="x86 KVM has no per-hypercall enable bitmap: ____kvm_emulate_hypercall serves every "
+              "implemented KVM_HC_*, and refuses a gated one (-KVM_ENOSYS) only when "
+              "KVM_CAP_ENFORCE_PV_FEATURE_CPUID is on and guest_pv_has() finds its KVM_FEATURE_* bit "
+              "clear (api.rst §6.80; arch/x86/kvm/x86.c). Hypercalls without a feature bit "
+              "(KVM_HC_VAPIC_POLL_IRQ, KVM_HC_CLOCK_PAIRING) cannot be refused at all."),
     Check("kick-cpu-single-vcpu", W, "KVM_HC_KICK_CPU with one vCPU", kick_cpu_single_vcpu,
           why="KVM_HC_KICK_CPU wakes a vCPU halted in a PV spinlock slow path (hypercalls.rst, "
               "kvm_pv_kick_cpu_op); a one-vCPU guest has nobody to kick."),
