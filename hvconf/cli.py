@@ -13,7 +13,11 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence, TextIO
+
+if TYPE_CHECKING:
+    from hvconf.compiler import Built, Result
+    from hvconf.diagnostics import Diagnostic, Report
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
 
@@ -25,36 +29,73 @@ EXAMPLES = """examples:
 """
 
 
-def _colour(stream: object) -> bool:
-    return "NO_COLOR" not in os.environ and hasattr(stream, "isatty") and stream.isatty()  # type: ignore[union-attr]
+def _fail(message: str) -> int:
+    print(f"hvconf: error: {message}", file=sys.stderr)
+    return EXIT_USAGE
 
 
-def _print_report(report: object, stream: object, *, quiet: bool = False) -> None:
+def _colour(stream: TextIO) -> bool:
+    return "NO_COLOR" not in os.environ and stream.isatty()
+
+
+def _print_report(report: "Report", stream: TextIO, *, quiet: bool = False) -> None:
     from hvconf.render import render, summary
 
     colour = _colour(stream)
-    for diag in report:  # type: ignore[attr-defined]
-        if quiet and diag.severity.value != "error":
-            continue
-        print(render(diag, report.sources, colour=colour), file=stream)  # type: ignore[attr-defined]
-    if report.diagnostics and not quiet:  # type: ignore[attr-defined]
+    for diag in report:
+        if not quiet or diag.severity.value == "error":
+            print(render(diag, report.sources, colour=colour), file=stream)
+    if report.diagnostics and not quiet:
         print(summary(report), file=stream)
 
 
-def _status(report: object, werror: bool = False) -> int:
-    if report.has_errors or (werror and report.warnings):  # type: ignore[attr-defined]
-        return EXIT_FINDINGS
-    return EXIT_OK
+def _status(report: "Report", werror: bool = False) -> int:
+    return EXIT_FINDINGS if report.has_errors or (werror and report.warnings) else EXIT_OK
 
 
-def _compile(job: Callable[..., object], paths: Sequence[str], **kwargs: object) -> object | None:
+def _diag_json(d: "Diagnostic") -> dict[str, Any]:
+    span = d.span
+    return {"code": d.code, "severity": d.severity.value, "message": d.message,
+            "file": span.file if span else None, "line": span.line if span else None,
+            "column": span.col if span else None, "end_line": span.end_line if span else None,
+            "end_column": span.end_col if span else None,
+            "notes": [n.message for n in d.notes], "help": d.help}
+
+
+def _compile(job: Callable[..., "Result"], paths: Sequence[str], **kwargs: Any) -> "Result | None":
+    """Run a compiler job; None (after one error line) when an input cannot be read."""
     from hvconf.syntax.loader import InputError
 
     try:
         return job([Path(p) for p in paths], **kwargs)
     except InputError as err:
-        print(f"hvconf: error: {err}", file=sys.stderr)
+        _fail(str(err))
         return None
+
+
+def _build(args: argparse.Namespace, paths: Sequence[str]) -> "Result | None":
+    from hvconf import compiler
+
+    overrides = Path(args.abi_overrides) if args.abi_overrides else None
+    result = _compile(compiler.build, paths, proposed_overrides=overrides)
+    if result is not None:
+        _print_report(result.report, sys.stderr)
+    return result
+
+
+def _build_one(args: argparse.Namespace) -> "Built | int":
+    """The one VM `plan`, `dts` and `run` work on, or the exit status explaining why not."""
+    result = _build(args, [args.file])
+    if result is None:
+        return EXIT_USAGE
+    if result.report.has_errors:
+        return EXIT_FINDINGS
+    built = [b for b in result.built if args.vm in (None, b.vm.name)]
+    if not built:
+        return _fail(f"no VM named {args.vm!r} in {args.file}" if args.vm else f"{args.file} defines no concrete VM")
+    if len(built) > 1:
+        return _fail(f"{args.file} defines several VMs ({', '.join(b.vm.name for b in built)}); choose one with --vm")
+    return built[0]
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -63,102 +104,53 @@ def cmd_check(args: argparse.Namespace) -> int:
     result = _compile(compiler.check, args.files)
     if result is None:
         return EXIT_USAGE
-    report = result.report  # type: ignore[attr-defined]
     if args.format == "json":
-        print(json.dumps([_diag_json(d) for d in report], indent=2))
+        print(json.dumps([_diag_json(d) for d in result.report], indent=2))
     else:
-        _print_report(report, sys.stdout, quiet=args.quiet)
-    return _status(report, args.werror)
-
-
-def _diag_json(d: object) -> dict[str, object]:
-    span = d.span  # type: ignore[attr-defined]
-    return {"code": d.code, "severity": d.severity.value, "message": d.message,  # type: ignore[attr-defined]
-            "file": span.file if span else None, "line": span.line if span else None,
-            "column": span.col if span else None, "end_line": span.end_line if span else None,
-            "end_column": span.end_col if span else None,
-            "notes": [n.message for n in d.notes], "help": d.help}  # type: ignore[attr-defined]
-
-
-def _build(args: argparse.Namespace) -> object | None:
-    from hvconf import compiler
-
-    overrides = Path(args.abi_overrides) if getattr(args, "abi_overrides", None) else None
-    result = _compile(compiler.build, args.files if hasattr(args, "files") else [args.file],
-                      proposed_overrides=overrides)
-    if result is not None:
-        _print_report(result.report, sys.stderr)  # type: ignore[attr-defined]
-    return result
-
-
-def _pick(result: object, name: str | None) -> object | None:
-    built = result.built  # type: ignore[attr-defined]
-    if name is not None:
-        built = [b for b in built if b.vm.name == name]
-        if not built:
-            print(f"hvconf: error: no VM named {name!r} in this file", file=sys.stderr)
-            return None
-    if not built:
-        print("hvconf: error: the file defines no concrete VM", file=sys.stderr)
-        return None
-    if len(built) > 1:
-        names = ", ".join(b.vm.name for b in built)
-        print(f"hvconf: error: the file defines several VMs ({names}); choose one with --vm", file=sys.stderr)
-        return None
-    return built[0]
+        _print_report(result.report, sys.stdout, quiet=args.quiet)
+    return _status(result.report, args.werror)
 
 
 def cmd_build(args: argparse.Namespace) -> int:
     from hvconf.emit.output import write_tree
 
-    result = _build(args)
+    result = _build(args, args.files)
     if result is None:
         return EXIT_USAGE
-    if result.report.has_errors:  # type: ignore[attr-defined]
+    if result.report.has_errors:
         return EXIT_FINDINGS
     try:
-        written = write_tree(Path(args.output), {b.vm.name: b.files for b in result.built})  # type: ignore[attr-defined]
+        written = write_tree(Path(args.output), {b.vm.name: b.files for b in result.built})
     except OSError as err:
-        print(f"hvconf: error: cannot write {args.output}: {err.strerror or err}", file=sys.stderr)
-        return EXIT_USAGE
+        return _fail(f"cannot write {args.output}: {err.strerror or err}")
     for folder in written:
         print(f"wrote {folder}/")
-    return _status(result.report, args.werror)  # type: ignore[attr-defined]
+    return _status(result.report, args.werror)
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
     from hvconf.emit.plan import dumps, to_text
 
-    result = _build(args)
-    if result is None:
-        return EXIT_USAGE
-    if result.report.has_errors:  # type: ignore[attr-defined]
-        return EXIT_FINDINGS
-    built = _pick(result, args.vm)
-    if built is None:
-        return EXIT_USAGE
-    sys.stdout.write(dumps(built.plan) if args.format == "json" else to_text(built.plan))  # type: ignore[attr-defined]
+    built = _build_one(args)
+    if isinstance(built, int):
+        return built
+    sys.stdout.write(dumps(built.plan) if args.format == "json" else to_text(built.plan))
     return EXIT_OK
 
 
 def cmd_dts(args: argparse.Namespace) -> int:
-    result = _build(args)
-    if result is None:
-        return EXIT_USAGE
-    if result.report.has_errors:  # type: ignore[attr-defined]
-        return EXIT_FINDINGS
-    built = _pick(result, args.vm)
-    if built is None:
-        return EXIT_USAGE
-    name = f"{built.vm.name}.dts"  # type: ignore[attr-defined]
-    if name not in built.files:  # type: ignore[attr-defined]
+    built = _build_one(args)
+    if isinstance(built, int):
+        return built
+    dts = built.files.get(f"{built.vm.name}.dts")
+    if dts is None:
         from hvconf.model.target import load_target
 
-        target = load_target(built.vm.target)  # type: ignore[attr-defined]
+        target = load_target(built.vm.target or "")
         print(f"hvconf: error: target {target.name} boots without a device tree"
               f" ({target.no_device_tree or 'no dts output'})", file=sys.stderr)
         return EXIT_FINDINGS
-    sys.stdout.write(built.files[name].decode())  # type: ignore[attr-defined]
+    sys.stdout.write(dts.decode())
     return EXIT_OK
 
 
@@ -168,19 +160,15 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     from hvconf.emit.output import write_tree
 
-    result = _build(args)
-    if result is None:
-        return EXIT_USAGE
-    if result.report.has_errors:  # type: ignore[attr-defined]
-        return EXIT_FINDINGS
-    built = _pick(result, args.vm)
-    if built is None:
-        return EXIT_USAGE
+    built = _build_one(args)
+    if isinstance(built, int):
+        return built
     with tempfile.TemporaryDirectory(prefix="hvconf-run-") as tmp:
-        folder = write_tree(Path(tmp), {built.vm.name: built.files})[0]  # type: ignore[attr-defined]
+        folder = write_tree(Path(tmp), {built.vm.name: built.files})[0]
         command = [sys.executable, str(folder / "launch.py"), "--timeout", str(args.timeout)]
         command += ["--trace"] if args.trace else []
         command += ["--dry-run"] if args.dry_run else []
+        command += ["--kernel", str(Path(args.kernel).resolve())] if args.kernel else []
         sys.stdout.flush()
         return subprocess.call(command)
 
@@ -207,23 +195,20 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--abi-overrides", metavar="FILE", help="numbers for the unmerged ePAPR proposal (TOML)")
     p.set_defaults(func=cmd_build)
 
-    for name, func, what in (("plan", cmd_plan, "print the ioctl plan"), ("dts", cmd_dts, "print the device tree")):
+    for name, func, what in (("plan", cmd_plan, "print the ioctl plan"), ("dts", cmd_dts, "print the device tree"),
+                             ("run", cmd_run, "build into a temporary folder and run the launcher")):
         p = sub.add_parser(name, help=what)
         p.add_argument("file", metavar="FILE")
         p.add_argument("--vm", metavar="NAME", help="which VM, when the file defines several")
-        p.add_argument("--abi-overrides", metavar="FILE")
+        p.add_argument("--abi-overrides", metavar="FILE", help="numbers for the unmerged ePAPR proposal (TOML)")
         if name == "plan":
             p.add_argument("--format", choices=["text", "json"], default="text")
+        if name == "run":
+            p.add_argument("--timeout", type=float, default=5.0, metavar="SECONDS", help="watchdog (default 5)")
+            p.add_argument("--trace", action="store_true", help="print each ioctl as it is issued")
+            p.add_argument("--dry-run", action="store_true", help="print the ioctls without opening /dev/kvm")
+            p.add_argument("--kernel", metavar="FILE", help="kernel image for a VM whose kernel was not built in")
         p.set_defaults(func=func)
-
-    p = sub.add_parser("run", help="build into a temporary folder and run the launcher")
-    p.add_argument("file", metavar="FILE")
-    p.add_argument("--vm", metavar="NAME")
-    p.add_argument("--timeout", type=float, default=5.0, metavar="SECONDS", help="watchdog (default 5)")
-    p.add_argument("--trace", action="store_true", help="print each ioctl as it is issued")
-    p.add_argument("--dry-run", action="store_true", help="print the ioctls without opening /dev/kvm")
-    p.add_argument("--abi-overrides", metavar="FILE")
-    p.set_defaults(func=cmd_run)
     return top
 
 

@@ -58,3 +58,15 @@ def test_runtime_imports_only_itself_abi_cffi_and_the_stdlib() -> None:
 def test_abi_is_pure_stdlib() -> None:
     for path in modules("abi"):
         assert not {i for i in imports(path) if i.split(".")[0] in COMPILER_LIBRARIES | {"cffi"}}, path
+
+
+def test_pyfdt_has_one_importer() -> None:
+    # keeping pyfdt behind emit/dtb.py makes it replaceable (pylibfdt, fdt) in one file
+    importers = [str(p.relative_to(PACKAGE)) for p in modules(".")
+                 if any(i == "pyfdt" or i.startswith("pyfdt.") for i in imports(p))]
+    assert importers == ["emit/dtb.py"]
+
+
+def test_only_the_runtime_opens_dev_kvm() -> None:
+    openers = sorted(str(p.relative_to(PACKAGE)) for p in modules(".") if '"/dev/kvm"' in p.read_text())
+    assert openers and all(o.startswith("kvm/") for o in openers)
