@@ -9,10 +9,11 @@ invents numbers. Tests: tests/test_abi.py.
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from hvconf.abi.errors import AbiError, close_matches
-from hvconf.abi.rows import ProposedAbi, ProposedItem
+from hvconf.abi.rows import CapInfo, ExitInfo, ProposedAbi, ProposedItem, X86Hypercall
 from hvconf.abi.tables import raw
 
 NUMBERED_KINDS = ("cap", "exit", "hcall")
@@ -58,7 +59,9 @@ def _assigned_upstream(kind: str) -> dict[int, str]:
     """number -> name of what upstream already assigned, for the kind's namespace."""
     from hvconf.abi import hcalls, tables
 
-    rows = {"cap": tables.caps, "exit": tables.exits, "hcall": hcalls.x86_hypercalls}[kind]()
+    loaders: dict[str, Callable[[], Mapping[str, CapInfo | ExitInfo | X86Hypercall]]] = {
+        "cap": tables.caps, "exit": tables.exits, "hcall": hcalls.x86_hypercalls}
+    rows = loaders[kind]()
     return {row.number: name for name, row in rows.items()}
 
 

@@ -34,6 +34,7 @@ def htab_order(ctx: BuildContext) -> int | None:
         return None
     if isinstance(vm.htab, int):
         return vm.htab
+    assert vm.memory is not None  # lowering reports a missing `memory`; no plan is built after an error
     order = max(vm.memory - 1, 1).bit_length() - htab.auto_shift  # log2(pow2ceil(RAM)) - 7
     return min(max(order, htab.order_min), htab.order_max)
 
@@ -87,6 +88,7 @@ def plan(ctx: BuildContext) -> Plan:
     _tces(p, ctx)
     launcher_rtas = _rtas(p, ctx)
     common.memory(p, ctx)
+    assert vm.memory is not None  # as in htab_order: a concrete VM without `memory` is an error
     fdt = fdt_address(vm.memory)
     if ctx.dtb is not None:
         common.add_image(p, ctx, "fdt", f"{vm.name}.dtb", ctx.dtb, fdt, vm.span, format="dtb")

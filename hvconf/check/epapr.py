@@ -66,12 +66,12 @@ def abi_unmerged(ctx: CheckContext) -> None:
     proposed = _proposed_names()
     found: list[tuple[Span | None, str, str]] = []  # (span, what, name for the overrides file)
     for use in vm.caps:
-        row = target.name2cap.get(use.name)
-        if (row is not None and row.proposed) or use.name in proposed:
+        cap = target.name2cap.get(use.name)
+        if (cap is not None and cap.proposed) or use.name in proposed:
             found.append((use.span, use.name, use.name))
     for op in vm.hcalls.ops:
-        row = target.name2hcall.get(str(op.ref))
-        if (row is not None and row.proposed) or op.ref in proposed:
+        hcall = target.name2hcall.get(str(op.ref))
+        if (hcall is not None and hcall.proposed) or op.ref in proposed:
             found.append((op.span, str(op.ref), str(op.ref)))
     node = target.features.hypervisor_node
     if node is not None and vm.hypervisor is not None:

@@ -106,12 +106,12 @@ def hcall_not_toggleable(ctx: CheckContext) -> None:
 def hcall_redundant(ctx: CheckContext) -> None:
     """Replays the block over the preset, as hcallset.resolve does, and flags no-ops."""
     vm, target = ctx.vm, ctx.target
-    if not toggles_hcalls(target) or vm.flavour not in target.abi_flavour:
+    if not toggles_hcalls(target) or vm.flavour is None or vm.flavour not in target.abi_flavour:
         return
     hs = hcallset.resolve(vm, target)
     implemented = target.kernel_hcalls(vm.flavour)
     state = set(hs.default)
-    if hs.preset in target.presets:
+    if hs.preset is not None and hs.preset in target.presets:
         state = set(target.preset(hs.preset, vm.flavour))
     origin = f"by preset {vm.hcalls.preset}" if vm.hcalls.preset else "by default"
     last: dict[str, Span | None] = {}

@@ -26,7 +26,7 @@ KICK_CPU = "KVM_HC_KICK_CPU"
 
 def declared(vm: ir.Vm, target: "Target") -> dict[str, ir.PvFeature]:
     """Declared features by their full row name (unknown names left out)."""
-    out = {}
+    out: dict[str, ir.PvFeature] = {}
     for feature in vm.pv_features:
         row = target.pv_feature(feature.name)
         if row is not None:

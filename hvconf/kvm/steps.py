@@ -62,7 +62,7 @@ class StepKind:
 
     fds: tuple[str, ...]  # "system", "vm", "vcpu"
     args: Mapping[str, type]
-    apply: Callable[[Machine, Step], None]
+    apply: Callable[[Machine, Step], object]  # the result (an ioctl's return value) is ignored
     check: Callable[[Step], None] = lambda step: None  # extra static checks
 
 

@@ -128,7 +128,7 @@ def resolve(vm: ir.Vm, target: "Target") -> HcallSet:
         name, number = resolver(op.ref)
         refs.append(HcallRef(op.action, name, number, hex(op.ref) if isinstance(op.ref, int) else op.ref, op.span))
     preset = vm.hcalls.preset or target.default_preset
-    if family == "ppc64_spapr" and vm.flavour in target.abi_flavour:
+    if family == "ppc64_spapr" and vm.flavour is not None and vm.flavour in target.abi_flavour:
         default = target.preset("kernel_default", vm.flavour)
         try:
             start = target.preset(preset, vm.flavour) if preset else default

@@ -9,7 +9,7 @@ through the target data. Tested by tests/test_model.py.
 from __future__ import annotations
 
 import difflib
-from typing import Any, Callable
+from typing import Any, Callable, Literal, cast
 
 from hvconf.diagnostics import Note, Report, Span
 from hvconf.model import ir
@@ -30,7 +30,8 @@ def _single(values: tuple[ast.Value, ...]) -> Any:
 
 
 def _htab(values: tuple[ast.Value, ...]) -> Any:
-    return "auto" if values[0].value == "auto" else plain(values[-1])
+    # The grammar allows only `htab order INT` and `htab auto`: the first value is a keyword Name.
+    return "auto" if cast(ast.Name, values[0]).value == "auto" else plain(values[-1])
 
 
 # setting keyword -> (IR field, how its values become the field's value)
@@ -159,7 +160,9 @@ class Lowering:
                 m.enforce = op.span
             else:
                 for ref in op.refs:
-                    m.hcall_ops.append(ir.HcallOp(action=op.action, ref=ref.value, span=ref.span))
+                    # The grammar's other actions are enable/disable/exit; pydantic checks it again.
+                    action = cast(Literal["enable", "disable", "exit"], op.action)
+                    m.hcall_ops.append(ir.HcallOp(action=action, ref=ref.value, span=ref.span))
 
     def _cap(self, stmt: ast.Cap, m: _Merged) -> None:
         scope = stmt.target.kind if stmt.target else None

@@ -230,11 +230,12 @@ def _cross_check(t: Target, folder: Path) -> None:
         *((hf, f"hcall[{h.name}].feature", "PV feature", [h.feature], t.name2pv_feature)
           for h in t.hcalls if h.feature and f.pv_features),
     ]
-    for key, row in [*((f"console[{c.name}]", c) for c in t.consoles),
-                     *((f"device[{d.name}]", d) for d in t.devices)]:
-        refs += [(df, f"{key}.needs_hcalls", "hcall", row.needs_hcalls, hcalls),
-                 (df, f"{key}.needs_sets", "hcall set", row.needs_sets, sets)]
-        if row.node and not t.has_device_tree:
+    placed: list[tuple[str, Console | Device]] = [*((f"console[{c.name}]", c) for c in t.consoles),
+                                                  *((f"device[{d.name}]", d) for d in t.devices)]
+    for key, part in placed:
+        refs += [(df, f"{key}.needs_hcalls", "hcall", part.needs_hcalls, hcalls),
+                 (df, f"{key}.needs_sets", "hcall set", part.needs_sets, sets)]
+        if part.node and not t.has_device_tree:
             raise TargetError("a device-tree node on a target without a device tree", df, f"{key}.node")
     if f.rma:
         refs.append((tf, "features.rma.cap", "cap", [f.rma.cap], caps))

@@ -9,7 +9,7 @@ Tested by tests/test_syntax.py.
 from __future__ import annotations
 
 import re
-from typing import Any, Callable
+from typing import Any, Callable, cast
 
 from lark import Token, Tree
 
@@ -47,7 +47,9 @@ class AstBuilder:
     # -- spans and literals ------------------------------------------------
     def span(self, node: Tree | Token) -> Span:
         if isinstance(node, Token):
-            return Span(self.file, node.line, node.column, node.end_line, node.end_column)
+            # lark types token positions Optional (hand-made tokens lack them); the lexer sets all four.
+            pos = cast(tuple[int, int, int, int], (node.line, node.column, node.end_line, node.end_column))
+            return Span(self.file, *pos)
         meta = node.meta
         return Span(self.file, meta.line, meta.column, meta.end_line, meta.end_column)
 
@@ -97,10 +99,10 @@ class AstBuilder:
 
     # -- rules ---------------------------------------------------------------
     def _format_decl(self, tree: Tree) -> ast.FormatDecl:
-        return ast.FormatDecl(self.int(tree.children[1]), self.span(tree))
+        return ast.FormatDecl(self.int(cast(Token, tree.children[1])), self.span(tree))
 
     def _include_decl(self, tree: Tree) -> ast.Include:
-        return ast.Include(self.string(tree.children[1]), self.span(tree))
+        return ast.Include(self.string(cast(Token, tree.children[1])), self.span(tree))
 
     def _vm_decl(self, tree: Tree) -> ast.VmDecl:
         abstract_tok, _vm, name, _ext, base, *rest = tree.children
@@ -118,18 +120,18 @@ class AstBuilder:
     def _guest(self, tree: Tree) -> ast.Guest:
         mode = at = None
         for opt in tree.children[2:]:
-            kw, val = opt.children
+            kw, val = cast(list[Token], opt.children)
             if kw.type == "MODE":
                 mode = ast.Name(str(val), self.span(val))
             else:
                 at = self.int(val)
-        return ast.Guest(self.string(tree.children[1]), mode, at, self.span(tree))
+        return ast.Guest(self.string(cast(Token, tree.children[1])), mode, at, self.span(tree))
 
     def _hcalls(self, tree: Tree) -> ast.Hcalls:
         ops = []
         for op in tree.children[2:-1]:
             action, *rest = op.children
-            refs = tuple(self._hcall_ref(r.children[0] if isinstance(r, Tree) else r) for r in rest)
+            refs = tuple(self._hcall_ref(cast(Token, r.children[0] if isinstance(r, Tree) else r)) for r in rest)
             ops.append(ast.HcallOp(str(action), refs, self.span(op), self.span(action)))
         return ast.Hcalls(tuple(ops), self.span(tree))
 
@@ -137,7 +139,8 @@ class AstBuilder:
         return self.int(tok) if tok.type == "INT" else ast.Name(str(tok), self.span(tok))
 
     def _rtas(self, tree: Tree) -> ast.Rtas:
-        tokens = tuple(ast.RtasToken(self.string(t.children[1]), self.int(t.children[2]), self.span(t))
+        tokens = tuple(ast.RtasToken(self.string(cast(Token, t.children[1])),
+                                      self.int(cast(Token, t.children[2])), self.span(t))
                        for t in tree.children[2:-1])
         return ast.Rtas(tokens, self.span(tree))
 
@@ -153,7 +156,7 @@ class AstBuilder:
         cap_target = None
         if target is not None:
             kind_tok = target.children[1]
-            index = self.int(target.children[2]) if len(target.children) > 2 else None
+            index = self.int(cast(Token, target.children[2])) if len(target.children) > 2 else None
             cap_target = ast.CapTarget(str(kind_tok), index, self.span(target))
         return ast.Cap(ast.Name(str(name), self.span(name)), cap_target, self._kv_block(args), self.span(tree))
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import re
+from typing import cast
 
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
@@ -76,7 +77,8 @@ def diagnostic_for(err: UnexpectedInput, file: str, text: str = "") -> Diagnosti
             return Diagnostic("syntax-error", Severity.ERROR, "unterminated string", span,
                               help="strings end on the same line with '\"'")
         if ch.isdigit():
-            word = _word_at(text, err.pos_in_stream)
+            # lark declares pos_in_stream = None on the base class; UnexpectedCharacters sets the int.
+            word = _word_at(text, cast(int, err.pos_in_stream))
             return Diagnostic("syntax-error", Severity.ERROR, f"invalid number '{word}'",
                               Span(file, line, col, line, col + max(len(word), 1)),
                               help="numbers are decimal, 0x hex or 0b binary, optionally with a "
