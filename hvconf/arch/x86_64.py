@@ -2,8 +2,11 @@
 CPUID (KVM PV leaves), caps, segment and general registers, then KVM_RUN.
 
 The order follows kvmtool and Firecracker: irqchip and PIT before vCPUs,
-CPUID before any other vCPU state. x86 boots without a device tree.
-Tested by tests/test_plan.py and the golden tests.
+CPUID before any other vCPU state. x86 boots without a device tree. A
+prot32/long64 guest gets `tables` in its KVM_SET_SREGS: the page where the
+launcher writes its GDT, IDT and (long64) page tables, which the guest
+image must not overlap. Tested by tests/test_plan.py, the golden tests and
+tests/kvm/test_modes.py (which holds TABLES_SIZE to the runtime's layout).
 """
 
 from __future__ import annotations
@@ -20,6 +23,11 @@ TSS_ADDR = 0xFFFB_D000
 # Where a guest image is loaded when its `guest` statement has no `at` (per start mode).
 DEFAULT_LOAD = {"real": 0x7C00, "prot32": 0x10_0000, "long64": 0x10_0000}
 RFLAGS_RESERVED = 0x2  # bit 1 of RFLAGS is always 1
+# The launcher's GDT/IDT/TSS/page tables for prot32 and long64 (hvconf.kvm.x86_modes
+# lays them out): one page, plus one PML4, one PDPT and 4 PDs (4 GiB in 2 MiB pages).
+TABLES_AT = 0x1000
+TABLES_SIZE = {"real": 0, "prot32": 0x1000, "long64": 0x7000}
+VCPU_INDEX_REGISTER = "rdi"  # each vCPU starts with its index here (x86 has no firmware to tell it)
 
 
 def device_tree(ctx: BuildContext) -> None:
@@ -83,8 +91,31 @@ def _guest_image(plan: Plan, ctx: BuildContext) -> int | None:
         ctx.report.error("guest-build-failed", f"cannot build guest image '{guest.path}': {message}", guest.span)
         return None
     load = guest.at if guest.at is not None else DEFAULT_LOAD[guest.mode]
+    _check_layout(ctx, load, len(image))
     common.add_image(plan, ctx, "guest", "guest.bin", image, load, guest.span, format="flat")
     return load
+
+
+def _check_layout(ctx: BuildContext, load: int, size: int) -> None:
+    """The image must fit in memory and stay clear of the launcher's mode tables."""
+    vm, guest = ctx.vm, ctx.vm.guest
+    assert guest is not None
+    tables = TABLES_SIZE[guest.mode]
+    if vm.memory is not None and load + size > vm.memory and (guest.at is None or guest.at < vm.memory):
+        # (an `at` beyond memory is the checker's guest-out-of-reach)
+        ctx.report.error("guest-beyond-memory", f"the {size}-byte guest image at {load:#x} ends at "
+                         f"{load + size:#x}, beyond the VM's {vm.memory:#x} bytes of memory", guest.span,
+                         help="raise `memory` or load the guest lower with `at`")
+    if tables and vm.memory is not None and TABLES_AT + tables > vm.memory:
+        ctx.report.error("mode-tables-beyond-memory", f"mode {guest.mode} needs [{TABLES_AT:#x}, "
+                         f"{TABLES_AT + tables:#x}) of memory for the launcher's GDT, IDT and page tables",
+                         guest.span, help="raise `memory`")
+    if tables and load < TABLES_AT + tables and TABLES_AT < load + size:
+        ctx.report.error("guest-overlaps-mode-tables", f"the guest image [{load:#x}, {load + size:#x}) overlaps "
+                         f"[{TABLES_AT:#x}, {TABLES_AT + tables:#x}), where the launcher writes the {guest.mode} "
+                         "GDT, IDT and page tables", guest.span,
+                         help=f"load the guest at or above {TABLES_AT + tables:#x} (the default for "
+                              f"{guest.mode} is {DEFAULT_LOAD[guest.mode]:#x})")
 
 
 def plan(ctx: BuildContext) -> Plan:
@@ -109,8 +140,12 @@ def plan(ctx: BuildContext) -> Plan:
         if vm.hcalls.enforce:
             common.enable_cap(p, ctx, fd, "KVM_CAP_ENFORCE_PV_FEATURE_CPUID", [1, 0, 0, 0], vm.hcalls.enforce_span)
         common.user_caps(p, ctx, vcpu=index)
-        p.add(fd, "KVM_SET_SREGS", {"mode": mode}, vm.span_of("guest"))
-        p.add(fd, "KVM_SET_REGS", {"rip": entry or 0, "rflags": RFLAGS_RESERVED}, vm.span_of("guest"))
+        sregs: dict[str, object] = {"mode": mode}
+        if TABLES_SIZE[mode]:
+            sregs["tables"] = TABLES_AT
+        p.add(fd, "KVM_SET_SREGS", sregs, vm.span_of("guest"))
+        p.add(fd, "KVM_SET_REGS", {"rip": entry or 0, "rflags": RFLAGS_RESERVED, VCPU_INDEX_REGISTER: index},
+              vm.span_of("guest"))
     common.run_all(p, ctx)
     console = ctx.target.name2console.get(vm.console or ctx.target.default_console)
     if console is not None and console.io_port is not None:

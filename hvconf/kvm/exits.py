@@ -1,24 +1,34 @@
-"""Typed vCPU exits, decoded from the kvm_run buffer after KVM_RUN returns.
+"""Typed vCPU exits, decoded from a kvm_run buffer, and the answers written back into it.
 
-`decode(run, size)` reads `exit_reason` and the matching member of the exit
-union and returns one frozen dataclass per kind; it never writes to the
-buffer (answers go back through Vcpu.complete_*). Offsets that the kernel
-hands over (io.data_offset) are checked against the mmap before any read.
-Exit numbers come from hvconf.abi. Tests: tests/kvm/test_exits.py.
+`decode(buffer, arch, proposed)` reads exit_reason and the matching member of
+the exit union at `arch`'s offsets and byte order (any arch on any host: the
+buffer may be the vCPU mmap or bytes built by a test) and returns one frozen
+dataclass per kind. Everything the guest or a corrupt buffer controls is
+checked before use; a buffer no kernel could have written raises BadExit.
+`KvmRun.complete_*` write results exactly where the kernel reads them on the
+next KVM_RUN. KVM_EXIT_EPAPR_HCALL (unmerged, seed 002) decodes only when
+`proposed` numbers it. Tests: tests/kvm/test_exits.py, tests/kvm/test_buffers_*.py.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import hvconf.abi
-from hvconf.kvm.ffi import ffi
+from hvconf.kvm.cdefs.layout import run_layout
+from hvconf.kvm.ffi import ARCH, ffi
 
 KVM_EXIT_IO_IN, KVM_EXIT_IO_OUT = 0, 1
 IO_SIZES = (1, 2, 4)
+MMIO_MAX = 8  # sizeof(mmio.data)
+NDATA_MAX = 16  # internal.data[16], system_event.data[16]
+# The proposed epapr_hcall member {u64 nr; u64 ret; u64 args[8]} at the union
+# (hvconf/abi/data/proposed.toml [epapr_hcall]; in no kernel header).
+EPAPR_NR, EPAPR_RET, EPAPR_ARGS, EPAPR_NARGS = 0, 8, 16, 8
+U64 = (1 << 64) - 1
 
 
 class BadExit(ValueError):
@@ -62,11 +72,43 @@ class Shutdown:
 
 @dataclass(frozen=True)
 class Hypercall:
-    """KVM_EXIT_HYPERCALL: a hypercall KVM_CAP_EXIT_HYPERCALL forwards to userspace."""
+    """KVM_EXIT_HYPERCALL (x86): a hypercall KVM_CAP_EXIT_HYPERCALL forwards to userspace."""
 
     nr: int
     args: tuple[int, ...]
     longmode: int
+
+
+@dataclass(frozen=True)
+class PaprHcall:
+    """KVM_EXIT_PAPR_HCALL: `nr` from r3, `args` r4..r12; ret goes to r3, args[] back to r4.."""
+
+    nr: int
+    args: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class EpaprHcall:
+    """The proposed KVM_EXIT_EPAPR_HCALL: `nr` (token) from r11, `args` r3..r10."""
+
+    nr: int
+    args: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Osi:
+    """KVM_EXIT_OSI (Book3S PR, Mac-on-Linux OSI calls): all 32 GPRs, written back on entry."""
+
+    gprs: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class S390Sieic:
+    """KVM_EXIT_S390_SIEIC: an intercept KVM leaves to userspace (e.g. DIAG 0x500)."""
+
+    icptcode: int
+    ipa: int
+    ipb: int
 
 
 @dataclass(frozen=True)
@@ -97,6 +139,10 @@ class SystemEvent:
     type: int
     data: tuple[int, ...]
 
+    @property
+    def ndata(self) -> int:
+        return len(self.data)
+
 
 @dataclass(frozen=True)
 class Unknown:
@@ -109,7 +155,10 @@ class Unknown:
         return exit_name(self.reason)
 
 
-Exit = Io | Mmio | Hlt | Shutdown | Hypercall | InternalError | FailEntry | Intr | SystemEvent | Unknown
+Exit = (
+    Io | Mmio | Hlt | Shutdown | Hypercall | PaprHcall | EpaprHcall | Osi | S390Sieic | InternalError | FailEntry
+    | Intr | SystemEvent | Unknown
+)  # fmt: skip
 
 
 def exit_name(reason: int) -> str:
@@ -120,73 +169,174 @@ def exit_name(reason: int) -> str:
         return f"exit reason {reason}"
 
 
-def decode(run: Any, size: int) -> Exit:
-    """The exit described by `run` (a `struct kvm_run *` over an mmap of `size` bytes)."""
-    decoder = _reason2decoder().get(run.exit_reason)
-    return decoder(run, size) if decoder else Unknown(run.exit_reason)
+class KvmRun:
+    """A kvm_run buffer read and written as `arch`'s kernel does. Attributes: `arch`, `size`
+    (bytes of the whole buffer: the mmap, which is larger than the struct), `layout`."""
+
+    def __init__(self, buffer: Any, arch: str = ARCH, proposed: hvconf.abi.ProposedAbi | None = None) -> None:
+        view = memoryview(buffer)
+        self.view = view if view.format == "B" and view.ndim == 1 else view.cast("B")
+        self.arch = arch
+        self.layout = run_layout(arch)
+        self.size = len(self.view)
+        self.epapr_exit = proposed.number("KVM_EXIT_EPAPR_HCALL") if proposed is not None else None
+        if self.size < self.layout.size:
+            raise BadExit(f"a {self.size}-byte buffer cannot hold struct kvm_run ({self.layout.size} bytes on {arch})")
+
+    def _at(self, offset: int, size: int) -> int:
+        return int.from_bytes(self.view[offset : offset + size], self.layout.byteorder)
+
+    def _put(self, offset: int, size: int, value: int) -> None:
+        self.view[offset : offset + size] = (value & ((1 << 8 * size) - 1)).to_bytes(size, self.layout.byteorder)
+
+    def get(self, member: str, index: int = 0) -> int:
+        """Member `member` ("io.port", "papr_hcall.args" with `index`) as an unsigned integer."""
+        field = self.layout.members[member]
+        if not 0 <= index * field.item < (field.size or 0):
+            raise IndexError(f"{member}[{index}]")
+        return self._at(field.offset + index * field.item, field.item)
+
+    def put(self, member: str, value: int, index: int = 0) -> None:
+        """Store `value` (two's complement when negative) into `member`[`index`]."""
+        field = self.layout.members[member]
+        if not 0 <= index * field.item < (field.size or 0):
+            raise IndexError(f"{member}[{index}]")
+        self._put(field.offset + index * field.item, field.item, value)
+
+    def words(self, member: str, count: int) -> tuple[int, ...]:
+        return tuple(self.get(member, i) for i in range(count))
+
+    @property
+    def exit_reason(self) -> int:
+        return self.get("exit_reason")
+
+    def decode(self) -> Exit:
+        reason = self.exit_reason
+        if self.epapr_exit is not None and reason == self.epapr_exit:
+            return _epapr_hcall(self)
+        decoder = _reason2decoder().get(reason)
+        return decoder(self) if decoder else Unknown(reason)
+
+    # -- answers, where the kernel reads them on the next KVM_RUN --
+
+    def complete_io_in(self, io: Io, data: bytes) -> None:
+        """Hand the guest the `data` its port read returns (size*count bytes at io.data_offset)."""
+        if len(data) != io.length:
+            raise ValueError(f"port {io.port:#x} read wants {io.length} bytes, got {len(data)}")
+        _check_io_span(io.data_offset, io.length, self.layout.size, self.size)
+        self.view[io.data_offset : io.data_offset + io.length] = data
+
+    def complete_mmio_read(self, data: bytes) -> None:
+        """The bytes an MMIO read returns (at most 8, into mmio.data)."""
+        if len(data) > MMIO_MAX:
+            raise ValueError(f"an MMIO read returns at most {MMIO_MAX} bytes, got {len(data)}")
+        start = self.layout.members["mmio.data"].offset
+        self.view[start : start + len(data)] = data
+
+    def complete_hypercall(self, ret: int) -> None:
+        """hypercall.ret, which KVM copies into RAX (truncated outside long mode)."""
+        self.put("hypercall.ret", ret)
+
+    def complete_papr_hcall(self, ret: int, args: Mapping[int, int] | None = None) -> None:
+        """papr_hcall.ret (to r3) and args[i] (to r4+i); args not given keep the guest's values."""
+        self.put("papr_hcall.ret", ret)
+        for index, value in (args or {}).items():
+            self.put("papr_hcall.args", value, index)
+
+    def complete_epapr_hcall(self, ret: int, args: Mapping[int, int] | None = None) -> None:
+        """epapr_hcall.ret (to r3) and args[i] (r3+i, as they came in) of the proposed exit."""
+        base = self.layout.union
+        self._put(base + EPAPR_RET, 8, ret)
+        for index, value in (args or {}).items():
+            if not 0 <= index < EPAPR_NARGS:
+                raise IndexError(f"epapr_hcall.args[{index}]")
+            self._put(base + EPAPR_ARGS + 8 * index, 8, value)
+
+    def complete_osi(self, gprs: Mapping[int, int]) -> None:
+        """osi.gprs[i], which KVM loads back into the guest's GPRs."""
+        for index, value in gprs.items():
+            self.put("osi.gprs", value, index)
 
 
-def _io(run: Any, size: int) -> Io:
-    io = run.io
-    if io.direction not in (KVM_EXIT_IO_IN, KVM_EXIT_IO_OUT) or io.size not in IO_SIZES:
-        raise BadExit(f"KVM_EXIT_IO with direction {io.direction} and size {io.size}")
-    end = io.data_offset + io.size * io.count
-    if io.data_offset < ffi.sizeof("struct kvm_run") or end > size:
-        raise BadExit(f"KVM_EXIT_IO data [{io.data_offset:#x}, {end:#x}) lies outside the {size}-byte kvm_run mmap")
-    out = io.direction == KVM_EXIT_IO_OUT
-    data = ffi.buffer(ffi.cast("char *", run) + io.data_offset, end - io.data_offset)[:] if out else b""
-    return Io("out" if out else "in", io.size, io.port, io.count, data, io.data_offset)
+def decode(buffer: Any, arch: str | int = ARCH, proposed: hvconf.abi.ProposedAbi | None = None) -> Exit:
+    """The exit described by `buffer` (bytes laid out as `arch`'s struct kvm_run, or the mmap).
+
+    Also accepts the older form decode(run, size): a `struct kvm_run *` and the mmap size, host arch.
+    """
+    if isinstance(arch, int):
+        return KvmRun(ffi.buffer(buffer, arch), ARCH, proposed).decode()
+    return KvmRun(buffer, arch, proposed).decode()
 
 
-def _mmio(run: Any, size: int) -> Mmio:
-    mmio = run.mmio
-    if mmio.len > 8:
-        raise BadExit(f"KVM_EXIT_MMIO of {mmio.len} bytes (at most 8)")
-    data = bytes(mmio.data[0 : mmio.len]) if mmio.is_write else bytes(mmio.len)
-    return Mmio(mmio.phys_addr, data, bool(mmio.is_write))
+def _check_io_span(offset: int, length: int, struct_size: int, size: int) -> None:
+    if offset < struct_size or offset + length > size:
+        raise BadExit(f"KVM_EXIT_IO data [{offset:#x}, {offset + length:#x}) lies outside the {size}-byte kvm_run "
+                      f"mmap (after the {struct_size}-byte struct)")  # fmt: skip
 
 
-def _hypercall(run: Any, size: int) -> Hypercall:
-    hc = run.hypercall
-    return Hypercall(hc.nr, tuple(hc.args), hc.longmode)
+def _io(run: KvmRun) -> Io:
+    direction, size, count = run.get("io.direction"), run.get("io.size"), run.get("io.count")
+    if direction not in (KVM_EXIT_IO_IN, KVM_EXIT_IO_OUT) or size not in IO_SIZES:
+        raise BadExit(f"KVM_EXIT_IO with direction {direction} and size {size}")
+    offset = run.get("io.data_offset")
+    _check_io_span(offset, size * count, run.layout.size, run.size)
+    out = direction == KVM_EXIT_IO_OUT
+    data = bytes(run.view[offset : offset + size * count]) if out else b""
+    return Io("out" if out else "in", size, run.get("io.port"), count, data, offset)
+
+
+def _mmio(run: KvmRun) -> Mmio:
+    length = run.get("mmio.len")
+    if length > MMIO_MAX:
+        raise BadExit(f"KVM_EXIT_MMIO of {length} bytes (at most {MMIO_MAX})")
+    is_write = bool(run.get("mmio.is_write"))
+    start = run.layout.members["mmio.data"].offset
+    data = bytes(run.view[start : start + length]) if is_write else bytes(length)
+    return Mmio(run.get("mmio.phys_addr"), data, is_write)
 
 
 def _ndata(reason: str, ndata: int) -> int:
-    if ndata > 16:
-        raise BadExit(f"{reason} with ndata {ndata} (at most 16)")
+    if ndata > NDATA_MAX:
+        raise BadExit(f"{reason} with ndata {ndata} (at most {NDATA_MAX})")
     return ndata
 
 
-def _internal(run: Any, size: int) -> InternalError:
-    internal = run.internal
-    n = _ndata("KVM_EXIT_INTERNAL_ERROR", internal.ndata)
-    return InternalError(internal.suberror, tuple(internal.data[0:n]))
+def _internal(run: KvmRun) -> InternalError:
+    n = _ndata("KVM_EXIT_INTERNAL_ERROR", run.get("internal.ndata"))
+    return InternalError(run.get("internal.suberror"), run.words("internal.data", n))
 
 
-def _system_event(run: Any, size: int) -> SystemEvent:
-    event = run.system_event
-    n = _ndata("KVM_EXIT_SYSTEM_EVENT", event.ndata)
-    return SystemEvent(event.type, tuple(event.data[0:n]))
+def _system_event(run: KvmRun) -> SystemEvent:
+    n = _ndata("KVM_EXIT_SYSTEM_EVENT", run.get("system_event.ndata"))
+    return SystemEvent(run.get("system_event.type"), run.words("system_event.data", n))
 
 
-def _fail_entry(run: Any, size: int) -> FailEntry:
-    return FailEntry(run.fail_entry.hardware_entry_failure_reason, run.fail_entry.cpu)
+def _epapr_hcall(run: KvmRun) -> EpaprHcall:
+    base = run.layout.union
+    args = tuple(run._at(base + EPAPR_ARGS + 8 * i, 8) for i in range(EPAPR_NARGS))
+    return EpaprHcall(run._at(base + EPAPR_NR, 8), args)
 
 
-NAME2DECODER: dict[str, Callable[[Any, int], Exit]] = {
+NAME2DECODER: dict[str, Callable[[KvmRun], Exit]] = {
     "KVM_EXIT_IO": _io,
     "KVM_EXIT_MMIO": _mmio,
-    "KVM_EXIT_HLT": lambda run, size: Hlt(),
-    "KVM_EXIT_SHUTDOWN": lambda run, size: Shutdown(),
-    "KVM_EXIT_HYPERCALL": _hypercall,
+    "KVM_EXIT_HLT": lambda run: Hlt(),
+    "KVM_EXIT_SHUTDOWN": lambda run: Shutdown(),
+    "KVM_EXIT_HYPERCALL": lambda run: Hypercall(run.get("hypercall.nr"), run.words("hypercall.args", 6),
+                                                run.get("hypercall.longmode")),  # fmt: skip
+    "KVM_EXIT_PAPR_HCALL": lambda run: PaprHcall(run.get("papr_hcall.nr"), run.words("papr_hcall.args", 9)),
+    "KVM_EXIT_OSI": lambda run: Osi(run.words("osi.gprs", 32)),
+    "KVM_EXIT_S390_SIEIC": lambda run: S390Sieic(run.get("s390_sieic.icptcode"), run.get("s390_sieic.ipa"),
+                                                 run.get("s390_sieic.ipb")),  # fmt: skip
     "KVM_EXIT_INTERNAL_ERROR": _internal,
-    "KVM_EXIT_FAIL_ENTRY": _fail_entry,
-    "KVM_EXIT_INTR": lambda run, size: Intr(),
+    "KVM_EXIT_FAIL_ENTRY": lambda run: FailEntry(run.get("fail_entry.hardware_entry_failure_reason"),
+                                                 run.get("fail_entry.cpu")),  # fmt: skip
+    "KVM_EXIT_INTR": lambda run: Intr(),
     "KVM_EXIT_SYSTEM_EVENT": _system_event,
 }
 
 
 @functools.cache
-def _reason2decoder() -> dict[int, Callable[[Any, int], Exit]]:
+def _reason2decoder() -> dict[int, Callable[[KvmRun], Exit]]:
     # Numbers from the ABI tables, resolved once; the names above are the contract.
     return {hvconf.abi.exit_reason(name).number: fn for name, fn in NAME2DECODER.items()}

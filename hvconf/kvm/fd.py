@@ -1,9 +1,11 @@
 """The base of Kvm, Vm and Vcpu: one owned KVM file descriptor and its ioctls.
 
 `KvmFd.ioctl(name, arg)` looks the request number up in hvconf.abi for the
-arch the cdefs describe, tells an optional tracer, issues the call and
-passes the result through errors.check. Closing is idempotent. It knows no
-particular ioctl. Tests: tests/kvm/test_errors.py.
+fd's arch (the host's unless told otherwise: a foreign arch only makes sense
+on a closed fd in tests, to prove request numbers and marshalling), tells an
+optional tracer, issues the call and passes the result through errors.check.
+Closing is idempotent. It knows no particular ioctl.
+Tests: tests/kvm/test_errors.py, tests/kvm/test_fd_classes.py.
 """
 
 from __future__ import annotations
@@ -15,33 +17,43 @@ from typing import Any
 
 import hvconf.abi
 from hvconf.kvm.errors import check
-from hvconf.kvm.ffi import ARCH, ffi, lib
+from hvconf.kvm.ffi import ARCH, ffi, ffi_for, lib
 
 # tracer(fd label, ioctl name, request number), called before the ioctl is issued
 Tracer = Callable[[str, str, int], None]
 
 
-def request(name: str) -> int:
-    """The request number of ioctl `name` for the arch of these cdefs."""
-    return hvconf.abi.request(name, ARCH)
+def request(name: str, arch: str = ARCH) -> int:
+    """The request number of ioctl `name` on `arch` (default: this host's)."""
+    return hvconf.abi.request(name, arch)
 
 
 class KvmFd:
-    """An open KVM fd. Attributes: `fd` (-1 once closed), `label` ("system", "vm", "vcpu:N")."""
+    """An open KVM fd. Attributes: `fd` (-1 once closed), `label` ("system", "vm", "vcpu:N"),
+    `arch` (whose request numbers and structs it uses), `ffi` (that arch's declarations)."""
 
-    def __init__(self, fd: int, label: str, tracer: Tracer | None = None) -> None:
+    def __init__(self, fd: int, label: str, tracer: Tracer | None = None, arch: str = ARCH) -> None:
         self.fd = fd
         self.label = label
         self.tracer = tracer
+        self.arch = arch
+        self.ffi: Any = ffi_for(arch)
 
     def ioctl(self, name: str, arg: Any = 0, *, quiet: Collection[int] = ()) -> int:
         """Issue ioctl `name` with `arg` (an int by value, or a cdata pointer)."""
-        number = request(name)
+        number = request(name, self.arch)
         if self.tracer is not None:
             self.tracer(self.label, name, number)
-        if isinstance(arg, int):
-            arg = ffi.cast("unsigned long", arg)  # variadic: the C type must be explicit
+        # variadic: the C type must be explicit; a foreign arch's pointer becomes the host's void *
+        arg = ffi.cast("unsigned long", arg) if isinstance(arg, int) else ffi.cast("void *", arg)
         return check(lib.ioctl(self.fd, number, arg), name, quiet=quiet)
+
+    def new(self, ctype: str, init: Any = None) -> Any:
+        """`self.ffi.new(ctype, init)`, naming the arch when its declarations lack the type."""
+        try:
+            return self.ffi.new(ctype, init)
+        except self.ffi.error:
+            raise TypeError(f"{ctype.rstrip(' *[]')} is not declared for {self.arch} (hvconf/kvm/cdefs)") from None
 
     def close(self) -> None:
         if self.fd >= 0:

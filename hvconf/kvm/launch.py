@@ -3,7 +3,7 @@
 `main(plan, argv, base_dir) -> int` parses --dry-run/--trace/--timeout/
 --quiet, runs the plan (run.py) or prints its steps (dryrun.py), and maps
 every expected failure to one `launch: error: ...` line on stderr and a
-status from status.py, never a traceback. cffi is imported only for a real
+status from status.py (SIGINT 130 and SIGTERM 143 included), never a traceback. cffi is imported only for a real
 run, so --dry-run and --help start fast. Tests: tests/kvm/test_runtime.py.
 """
 
@@ -29,8 +29,10 @@ def _parser(vm: str) -> argparse.ArgumentParser:
         "--timeout", type=float, default=5.0, metavar="SECONDS", help="end the guest after SECONDS (default 5)"
     )
     parser.add_argument("--quiet", action="store_true", help="no summary line on success")
-    parser.add_argument("--kernel", type=Path, metavar="FILE", help="load FILE as the kernel image")
-    parser.add_argument("--guest", type=Path, metavar="FILE", help="load FILE as the guest image")
+    parser.add_argument("--kernel", type=Path, metavar="FILE",
+                        help="load FILE as the kernel image (an ELF file: its segments at their physical addresses)")
+    parser.add_argument("--guest", type=Path, metavar="FILE",
+                        help="load FILE as the guest image (an ELF file: its segments at their physical addresses)")
     return parser
 
 

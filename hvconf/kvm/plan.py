@@ -16,6 +16,7 @@ from typing import Any
 FORMAT = 1
 _FD = re.compile(r"^(system|vm|vcpu:(0|[1-9][0-9]*))$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
+IMAGE_FORMATS = ("flat", "dtb", "elf")  # dtb: a device tree blob, copied as it is like a flat image
 
 
 class PlanError(ValueError):
@@ -50,6 +51,7 @@ class Image:
     guest_phys_addr: int
     sha256: str | None
     hint: str | None = None  # what the definition named, for the error message
+    format: str = "flat"  # "flat"/"dtb": the bytes at guest_phys_addr; "elf": PT_LOAD segments at their p_paddr
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,7 @@ class Plan:
     images: tuple[Image, ...]
     console: Console | None
     steps: tuple[Step, ...]
+    exit_hypercalls: tuple[str, ...] = ()  # launcher.x86.exit_hypercalls: KVM_HC_* names served here
 
 
 def parse(raw: Mapping[str, Any]) -> Plan:
@@ -94,16 +97,28 @@ def parse(raw: Mapping[str, Any]) -> Plan:
             _get(console, "kind", str, "plan.console"), _get(console, "port", int, "plan.console", optional=True)
         ),
         steps=tuple(_step(i, s) for i, s in enumerate(_get(raw, "steps", list, "plan"))),
+        exit_hypercalls=_exit_hypercalls(raw),
     )
+
+
+def _exit_hypercalls(raw: Mapping[str, Any]) -> tuple[str, ...]:
+    x86 = _get(raw.get("launcher") or {}, "x86", Mapping, "plan.launcher", optional=True) or {}
+    names = _get(x86, "exit_hypercalls", list, "plan.launcher.x86", optional=True) or []
+    if not all(isinstance(n, str) for n in names):
+        raise PlanError(f"plan.launcher.x86: exit_hypercalls should be names, got {names!r}")
+    return tuple(names)
 
 
 def _image(i: int, raw: Any) -> Image:
     where = f"plan.images[{i}]"
     path = _get(raw, "path", str, where, optional=True)
     image = Image(_get(raw, "name", str, where), path, _get(raw, "guest_phys_addr", int, where),
-                  _get(raw, "sha256", str, where, optional=path is None), raw.get("hint"))  # fmt: skip
+                  _get(raw, "sha256", str, where, optional=path is None), raw.get("hint"),
+                  _get(raw, "format", str, where, optional=True) or "flat")  # fmt: skip
     if image.sha256 is not None and not _SHA256.match(image.sha256):
         raise PlanError(f"{where}: sha256 is not 64 lowercase hex digits")
+    if image.format not in IMAGE_FORMATS:
+        raise PlanError(f"{where}: format {image.format!r} is not one of {', '.join(IMAGE_FORMATS)}")
     return image
 
 

@@ -11,7 +11,7 @@ from enum import IntEnum
 
 
 class Status(IntEnum):
-    HALTED = 0  # the guest halted or powered off
+    HALTED = 0  # every vCPU halted, or the guest powered off
     USAGE = 2  # bad command line, plan or image
     HOST = 3  # this host (or this runtime) cannot run the target
     TIMEOUT = 4  # the watchdog ended a guest that was still running
@@ -19,6 +19,7 @@ class Status(IntEnum):
     KVM_ERROR = 6  # a KVM ioctl failed
     KVM_INTERNAL = 7  # KVM internal error, failed entry, or an exit the runtime cannot handle
     INTERRUPTED = 130  # SIGINT (Ctrl-C), as shells report it
+    TERMINATED = 143  # SIGTERM, as shells report it
 
 
 MEANING: dict[Status, str] = {
@@ -30,6 +31,7 @@ MEANING: dict[Status, str] = {
     Status.KVM_ERROR: "KVM ioctl error",
     Status.KVM_INTERNAL: "KVM internal error or unhandled exit",
     Status.INTERRUPTED: "interrupted",
+    Status.TERMINATED: "terminated",
 }
 
 # KVM_SYSTEM_EVENT_* type -> status (linux/kvm.h); unlisted types are unhandled exits.

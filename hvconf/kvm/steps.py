@@ -2,9 +2,10 @@
 
 `validate(plan)` checks every step before anything is opened (known ioctl,
 allowed fd kind, fd created by an earlier step, args present and typed,
-`check_placement` puts images inside a memory slot); `STEPS[ioctl].apply(machine, step)` then
-issues it. KVM_RUN is validated here but driven by run.py. Host checks are
-not made here. Tests: tests/kvm/test_runtime.py.
+KVM_RUN steps last and one per vCPU); `STEPS[ioctl].apply(machine, step)`
+then issues it, from whichever thread run.py gives it to. KVM_RUN is
+validated here but driven by vcpu_thread.py. Host checks are not made
+here. Tests: tests/kvm/test_runtime.py, tests/kvm/test_modes.py.
 """
 
 from __future__ import annotations
@@ -12,48 +13,21 @@ from __future__ import annotations
 import mmap
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from hvconf.kvm.console import CONSOLE_KINDS
 from hvconf.kvm.ffi import ffi
+from hvconf.kvm.machine import Machine, Slot
 from hvconf.kvm.memory import GuestMemory
 from hvconf.kvm.plan import Plan, PlanError, Step
-from hvconf.kvm.system import Kvm
 from hvconf.kvm.vcpu import Vcpu
 from hvconf.kvm.vm import Vm
-from hvconf.kvm.x86 import SREGS_MODES, with_kvm_leaves
+from hvconf.kvm.x86 import with_kvm_leaves
+from hvconf.kvm.x86_modes import MODES
 
 _MEMORY = re.compile(r"^memory:(0|[1-9][0-9]*)$")
 REGS_FIELDS = frozenset(name for name, _ in ffi.typeof("struct kvm_regs").fields)
 CPUID_BASES = ("supported",)
-
-
-@dataclass
-class Machine:
-    """Everything a plan has opened so far; `close()` releases it all, newest first."""
-
-    kvm: Kvm
-    images: list[tuple[int, bytes]]  # (guest_phys_addr, contents), checked already
-    vm: Vm | None = None
-    vcpus: dict[int, Vcpu] = field(default_factory=dict)
-    memory: dict[int, GuestMemory] = field(default_factory=dict)
-
-    def fd(self, step: Step) -> Vm | Vcpu | Kvm:
-        if step.fd == "system":
-            return self.kvm
-        if step.fd == "vm":
-            assert self.vm is not None  # validate() guarantees the order
-            return self.vm
-        return self.vcpus[step.vcpu_id or 0]
-
-    def close(self) -> None:
-        for vcpu in self.vcpus.values():
-            vcpu.close()
-        if self.vm is not None:
-            self.vm.close()
-        for region in self.memory.values():
-            region.close()  # after the VM, so no slot points at unmapped memory
-        self.kvm.close()
 
 
 @dataclass(frozen=True)
@@ -83,11 +57,13 @@ def _user_memory(m: Machine, step: Step) -> None:
         raise PlanError(f"{_where(step)}: memory:{n} is {region.size:#x} bytes already, not {a['memory_size']:#x}")
     if region is None:
         region = m.memory[n] = GuestMemory(a["memory_size"])
-        # images go in before the kernel sees the slot
-        for addr, data in m.images:
-            if a["guest_phys_addr"] <= addr < a["guest_phys_addr"] + a["memory_size"]:
-                region.write(addr - a["guest_phys_addr"], data)
+        # images go in before the kernel sees the slot; check_placement put each chunk inside one slot
+        for image in m.images:
+            for addr, data in image.chunks:
+                if a["guest_phys_addr"] <= addr < a["guest_phys_addr"] + a["memory_size"]:
+                    region.write(addr - a["guest_phys_addr"], data)
     _vm(m).set_user_memory_region(a["slot"], a["guest_phys_addr"], a["memory_size"], region.address, a["flags"])
+    m.slots.append(Slot(a["guest_phys_addr"], a["memory_size"], region))
 
 
 def _check_user_memory(step: Step) -> None:
@@ -111,7 +87,7 @@ def _check_enable_cap(step: Step) -> None:
 
 
 def _set_cpuid2(m: Machine, step: Step) -> None:
-    entries = with_kvm_leaves(m.kvm.supported_cpuid(), step.args["signature"], step.args["features"])
+    entries = with_kvm_leaves(m.supported_cpuid(), step.args["signature"], step.args["features"])
     m.vcpus[step.vcpu_id or 0].set_cpuid2(entries)
 
 
@@ -124,20 +100,48 @@ def _check_cpuid2(step: Step) -> None:
 
 
 def _set_sregs(m: Machine, step: Step) -> None:
-    vcpu = m.vcpus[step.vcpu_id or 0]
+    vcpu_id = step.vcpu_id or 0
+    mode, tables = MODES[step.args["mode"]], step.args.get("tables", 0)
+    if mode.size:
+        # Every vCPU of a mode gets the same bytes; writing them again is harmless.
+        try:
+            m.write(tables, mode.image(tables))
+        except ValueError as err:  # placement was checked against the plan's slots, not their order
+            raise PlanError(f"{_where(step)}: the {mode.name} tables: {err} (yet)") from None
+    vcpu = m.vcpus[vcpu_id]
     sregs = vcpu.sregs
-    SREGS_MODES[step.args["mode"]](sregs)
+    mode.apply(sregs, tables)
     vcpu.set_sregs(sregs)
+    m.modes[vcpu_id] = (mode.name, tables)
 
 
 def _check_sregs(step: Step) -> None:
-    if step.args["mode"] not in SREGS_MODES:
-        raise PlanError(f"{_where(step)}: sregs mode {step.args['mode']!r} is not one of {', '.join(SREGS_MODES)}")
+    mode = MODES.get(step.args["mode"])
+    if mode is None:
+        raise PlanError(f"{_where(step)}: sregs mode {step.args['mode']!r} is not one of {', '.join(MODES)}")
+    tables = step.args.get("tables")
+    if mode.size and (not isinstance(tables, int) or isinstance(tables, bool) or tables < 0 or tables % 4096):
+        raise PlanError(f"{_where(step)}: mode {mode.name} needs 'tables', the page-aligned guest address of "
+                        f"the {mode.size:#x} bytes of GDT, IDT and page tables the runtime writes; got {tables!r}")
+
+
+def reserved(plan: Plan) -> list[tuple[int, int, str]]:
+    """(address, size, what) of the guest memory the x86 start modes write."""
+    areas = set()
+    for s in plan.steps:
+        if s.ioctl == "KVM_SET_SREGS" and s.args.get("mode") in MODES and MODES[s.args["mode"]].size:
+            mode = MODES[s.args["mode"]]
+            areas.add((s.args["tables"], mode.size, f"the {mode.name} tables of the runtime"))
+    return sorted(areas)
 
 
 def _set_regs(m: Machine, step: Step) -> None:
-    # Registers the plan does not name are 0: the plan is the whole truth.
-    m.vcpus[step.vcpu_id or 0].set_regs(ffi.new("struct kvm_regs *", dict(step.args)))
+    # Registers the plan does not name are 0: the plan is the whole truth,
+    # except a missing rip, which is an ELF image's entry point when there is one.
+    regs = dict(step.args)
+    if "rip" not in regs and m.entry is not None:
+        regs["rip"] = m.entry
+    m.vcpus[step.vcpu_id or 0].set_regs(ffi.new("struct kvm_regs *", regs))
 
 
 def _check_regs(step: Step) -> None:
@@ -154,7 +158,7 @@ def _create_vcpu(m: Machine, step: Step) -> None:
 
 
 def _not_here(m: Machine, step: Step) -> None:
-    raise AssertionError("KVM_RUN steps are driven by hvconf.kvm.run")
+    raise AssertionError("KVM_RUN steps are driven by hvconf.kvm.vcpu_thread")
 
 
 STEPS: dict[str, StepKind] = {
@@ -205,20 +209,17 @@ def validate(plan: Plan) -> None:
         have_vm |= step.ioctl == "KVM_CREATE_VM"
         if step.ioctl == "KVM_CREATE_VCPU":
             vcpus.add(step.args["vcpu_id"])
-        if step.ioctl == "KVM_RUN" and step is not plan.steps[-1]:
-            raise PlanError(f"{_where(step)}: KVM_RUN must be the last step (this runtime runs one vCPU)")
+    _check_runs(plan)
 
 
-def memory_slots(plan: Plan) -> list[tuple[int, int]]:
-    """(guest_phys_addr, memory_size) of every KVM_SET_USER_MEMORY_REGION step."""
-    return [(s.args["guest_phys_addr"], s.args["memory_size"]) for s in plan.steps if s.ioctl == "KVM_SET_USER_MEMORY_REGION"]
-
-
-def check_placement(plan: Plan, images: list[tuple[int, bytes]]) -> None:
-    """Raise PlanError unless every image lies wholly inside one memory slot."""
-    slots = memory_slots(plan)
-    for image, (addr, data) in zip(plan.images, images):
-        if not any(start <= addr and addr + len(data) <= start + size for start, size in slots):
-            raise PlanError(
-                f"plan image {image.name!r} ({len(data)} bytes at {addr:#x}) does not fit inside one memory slot"
-            )
+def _check_runs(plan: Plan) -> None:
+    # The vCPUs start once every set-up step is done, so KVM_RUN steps close the plan.
+    runs = [s for s in plan.steps if s.ioctl == "KVM_RUN"]
+    if runs and any(s.ioctl != "KVM_RUN" for s in plan.steps[runs[0].index :]):
+        late = next(s for s in plan.steps[runs[0].index :] if s.ioctl != "KVM_RUN")
+        raise PlanError(f"{_where(late)}: comes after a KVM_RUN step; KVM_RUN steps must end the plan")
+    seen: set[int | None] = set()
+    for step in runs:
+        if step.vcpu_id in seen:
+            raise PlanError(f"{_where(step)}: a second KVM_RUN for vcpu {step.vcpu_id}")
+        seen.add(step.vcpu_id)

@@ -2,7 +2,7 @@
 
 Opens /dev/kvm O_RDWR|O_CLOEXEC; answers KVM_GET_API_VERSION,
 KVM_CHECK_EXTENSION, KVM_GET_VCPU_MMAP_SIZE and KVM_GET_SUPPORTED_CPUID;
-creates VMs. Knows nothing about plans. Tests: tests/kvm/test_errors.py,
+creates VMs. Knows nothing about plans. Tests: tests/kvm/test_fd_classes.py,
 tests/kvm/test_runtime.py.
 """
 
@@ -13,7 +13,7 @@ import os
 
 from hvconf.kvm.errors import KvmError
 from hvconf.kvm.fd import KvmFd, Tracer
-from hvconf.kvm.ffi import ffi
+from hvconf.kvm.ffi import ARCH
 from hvconf.kvm.vm import Vm
 from hvconf.kvm.x86 import CpuidEntry
 
@@ -26,6 +26,13 @@ class Kvm(KvmFd):
 
     def __init__(self, path: str = DEV_KVM, tracer: Tracer | None = None) -> None:
         super().__init__(os.open(path, os.O_RDWR | os.O_CLOEXEC), "system", tracer)
+
+    @classmethod
+    def from_fd(cls, fd: int, tracer: Tracer | None = None, arch: str = ARCH) -> Kvm:
+        """A Kvm owning an fd opened elsewhere (or, in tests, a closed one and another arch)."""
+        kvm = cls.__new__(cls)
+        KvmFd.__init__(kvm, fd, "system", tracer, arch)
+        return kvm
 
     @property
     def api_version(self) -> int:
@@ -40,13 +47,12 @@ class Kvm(KvmFd):
         return self.ioctl("KVM_GET_VCPU_MMAP_SIZE")
 
     def create_vm(self, vm_type: int = 0) -> Vm:
-        return Vm(self.ioctl("KVM_CREATE_VM", vm_type), self, self.tracer)
+        return Vm(self.ioctl("KVM_CREATE_VM", vm_type), self, self.tracer, self.arch)
 
     def supported_cpuid(self, max_entries: int = 128) -> list[CpuidEntry]:
         """KVM_GET_SUPPORTED_CPUID, growing the buffer while the kernel says E2BIG."""
         while True:
-            raw = ffi.new("char[]", ffi.sizeof("struct kvm_cpuid2") + max_entries * ffi.sizeof("struct kvm_cpuid_entry2"))
-            table = ffi.cast("struct kvm_cpuid2 *", raw)
+            table = self.new("struct kvm_cpuid2 *", {"entries": max_entries})
             table.nent = max_entries
             if self.ioctl("KVM_GET_SUPPORTED_CPUID", table, quiet=(errno.E2BIG,)) >= 0:
                 break

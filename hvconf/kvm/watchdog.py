@@ -1,22 +1,33 @@
-"""The watchdog that bounds every KVM_RUN: a timer that kicks the vCPU thread.
+"""The main thread's watch over a run: the timeout, SIGINT/SIGTERM, and kicking vCPU threads.
 
-When `timeout` seconds pass, `Watchdog` sets kvm_run.immediate_exit (so a
-KVM_RUN about to start returns at once) and sends KICK_SIGNAL to the vCPU
-thread (so one in progress returns EINTR). `kick_handler()` installs the
-no-op handler without which that signal would kill the process. It never
-touches fds. Tests: tests/kvm/test_runtime.py (spin and vmcall guests).
+While vCPU threads run, the main thread blocks KICK_SIGNAL, SIGINT and
+SIGTERM (`routed_signals`) and waits for them with sigtimedwait in
+`supervise`: a vCPU thread wakes it with KICK_SIGNAL, SIGINT/SIGTERM end the
+run, and the deadline ends it as a timeout. Once the run is ending it kicks
+every vCPU thread (immediate_exit + KICK_SIGNAL) every KICK_INTERVAL until
+all have returned, since a kick can land between two KVM_RUNs. No thread
+of its own, no fds. Tests: tests/kvm/test_runtime.py (spin, vmcall, signals).
 """
 
 from __future__ import annotations
 
 import signal
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from types import FrameType, TracebackType
+from types import FrameType
+
+from hvconf.kvm.ending import Ending
+from hvconf.kvm.status import Status
 
 KICK_SIGNAL = signal.SIGUSR1
-KICK_INTERVAL = 0.05  # re-kick while the vCPU thread has not acknowledged
+KICK_INTERVAL = 0.05  # re-kick while a vCPU thread has not returned
+STOP_SIGNALS = {
+    signal.SIGINT: (Status.INTERRUPTED, "interrupted by SIGINT"),
+    signal.SIGTERM: (Status.TERMINATED, "terminated by SIGTERM"),
+}
+ROUTED = {KICK_SIGNAL, *STOP_SIGNALS}
 
 
 def _ignore(signum: int, frame: FrameType | None) -> None:
@@ -43,40 +54,40 @@ def kick_handler() -> Iterator[None]:
     yield
 
 
-class Watchdog:
-    """Calls `kick` every KICK_INTERVAL seconds once `timeout` has passed, until cancelled.
+@contextmanager
+def routed_signals() -> Iterator[None]:
+    """Block KICK_SIGNAL, SIGINT and SIGTERM in this thread (and threads it starts) for the block.
 
-    Use as a context manager around the vCPU loop; `fired` tells whether it went off.
-    The timer thread is joined on exit, so no thread outlives the block.
+    On the way out, wakes that nobody waited for are dropped; a SIGINT or
+    SIGTERM that arrived after the run ended is delivered as usual.
     """
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, ROUTED)
+    try:
+        yield
+    finally:
+        while signal.sigtimedwait({KICK_SIGNAL}, 0) is not None:
+            pass
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
-    def __init__(self, timeout: float, kick: Callable[[], None]) -> None:
-        self.timeout = timeout
-        self._kick = kick
-        self._done = threading.Event()
-        self._fired = threading.Event()
-        self._thread = threading.Thread(target=self._wait, name="hvconf-watchdog", daemon=True)
 
-    @property
-    def fired(self) -> bool:
-        return self._fired.is_set()
+def supervise(
+    ending: Ending, kick_all: Callable[[], None], abort: Callable[[], None], timeout: float,
+    timed_out: Callable[[], str],
+) -> None:  # fmt: skip
+    """Wait in the calling thread (inside routed_signals) until every vCPU thread has returned.
 
-    def _wait(self) -> None:
-        if self._done.wait(self.timeout):
-            return
-        self._fired.set()
-        # Repeat: a kick can land between two KVM_RUNs, and immediate_exit is
-        # cleared by nobody but the loop, so repeats are harmless.
-        while not self._done.is_set():
-            self._kick()
-            self._done.wait(KICK_INTERVAL)
-
-    def __enter__(self) -> Watchdog:
-        self._thread.start()
-        return self
-
-    def __exit__(
-        self, kind: type[BaseException] | None, err: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self._done.set()
-        self._thread.join()
+    `timed_out()` gives the watchdog's reason once `timeout` seconds have passed.
+    """
+    deadline = time.monotonic() + timeout
+    while not ending.finished:
+        if ending.stopping:
+            abort()
+            kick_all()
+            signal.sigtimedwait(ROUTED, KICK_INTERVAL)
+            continue
+        remaining = deadline - time.monotonic()
+        info = signal.sigtimedwait(ROUTED, remaining) if remaining > 0 else None
+        if info is not None and info.si_signo in STOP_SIGNALS:
+            ending.end(*STOP_SIGNALS[signal.Signals(info.si_signo)])
+        elif info is None and time.monotonic() >= deadline:
+            ending.end(Status.TIMEOUT, f"watchdog: {timed_out()}")

@@ -2,8 +2,9 @@
 
 Pure transformations on values: `with_kvm_leaves` rewrites a CPUID table
 (leaf 0x40000000 signature, leaf 0x40000001 feature bits) and
-`SREGS_MODES[mode](sregs)` edits a `struct kvm_sregs` in place. No ioctls
-here; the callers fetch and store. Tests: tests/kvm/test_exits.py.
+`SREGS_MODES["real"](sregs)` edits a `struct kvm_sregs` in place (the
+other start modes, which need tables in guest memory, are x86_modes.py).
+No ioctls here; the callers fetch and store. Tests: tests/kvm/test_exits.py.
 """
 
 from __future__ import annotations

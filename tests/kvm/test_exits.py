@@ -1,7 +1,10 @@
-"""Exit decoding, the 16550 console and x86 set-up helpers, on buffers built here.
+"""Exit decoding on every arch (incl. s390, union at 48), the KvmRun accessors, the 16550
+console and x86 set-up helpers, on buffers built here.
 
 No /dev/kvm: kvm_run buffers are laid out as the kernel lays them out and
-decoded; the cdefs are checked field by field against hvconf.abi.
+decoded, through a host `struct kvm_run *` (the older decode(run, size) form)
+and through plain bytes for any arch. Field-by-field layout checks live in
+test_layouts.py; hypercall handling in test_buffers_*.py.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import pytest
 import hvconf.abi
 from hvconf.kvm import exits
 from hvconf.kvm.console import Serial16550
-from hvconf.kvm.ffi import STRUCTS, ffi
+from hvconf.kvm.ffi import ffi
 from hvconf.kvm.x86 import SREGS_MODES, CpuidEntry, signature_words, with_kvm_leaves
 
 MMAP = 12288
@@ -29,32 +32,6 @@ def run():
     buf = ffi.new("char[]", MMAP)
     ptr = ffi.cast("struct kvm_run *", buf)
     yield ptr, buf
-
-
-def _fields(ctype, prefix=""):
-    for name, f in ctype.fields:
-        if not name:  # the anonymous exit union: its members sit at its offset
-            for sub, g in _fields(f.type):
-                yield sub, f.offset + g.offset, g.type
-            continue
-        yield prefix + name, f.offset, f.type
-        if f.type.kind == "struct" and f.type.fields:
-            for sub, off, t in _fields(f.type, prefix + name + "."):
-                yield sub, f.offset + off, t
-
-
-@pytest.mark.parametrize("struct", STRUCTS)
-def test_cdef_offsets_match_the_abi_tables(struct):
-    abi_fields = hvconf.abi.struct_fields(struct, "x86_64")
-    checked = 0
-    for name, offset, ctype in _fields(ffi.typeof(f"struct {struct}")):
-        if name in abi_fields:
-            assert offset == abi_fields[name].offset, name
-            if not (ctype.kind == "array" and ctype.length is None):  # flexible arrays have no size
-                assert ffi.sizeof(ctype) == abi_fields[name].size, name
-            checked += 1
-    assert checked >= 2
-    assert ffi.sizeof(f"struct {struct}") == hvconf.abi.struct_size(struct, "x86_64")
 
 
 def test_port_out_is_decoded_with_its_data(run):
@@ -169,3 +146,97 @@ def test_real_mode_is_flat_with_protection_off():
     SREGS_MODES["real"](sregs)
     assert (sregs.cs.base, sregs.cs.selector, sregs.ds.base, sregs.cs.limit) == (0, 0, 0, 0xFFFF)
     assert sregs.cr0 == 0x60000010
+
+
+# ---- any arch, from plain bytes ----
+
+ORDER = {"x86_64": "little", "ppc64le": "little", "ppc64": "big", "ppc-e500": "big", "s390x": "big"}
+
+
+def fill(arch: str, values: dict[str, int | tuple[int, ...]]) -> bytearray:
+    """A kvm_run mmap with `values` stored at hvconf.abi's offsets for `arch`, in its byte order."""
+    buf = bytearray(MMAP)
+    fields = hvconf.abi.struct_fields("kvm_run", arch)
+    for name, value in values.items():
+        items = value if isinstance(value, tuple) else (value,)
+        width = 8 if isinstance(value, tuple) else fields[name].size
+        for i, item in enumerate(items):
+            at = fields[name].offset + i * width
+            buf[at : at + width] = item.to_bytes(width, ORDER[arch])
+    return buf
+
+
+@pytest.mark.parametrize("arch", hvconf.abi.ARCHES)
+def test_a_papr_exit_decodes_alike_on_every_arch(arch):
+    buf = fill(arch, {"exit_reason": reason("KVM_EXIT_PAPR_HCALL"), "papr_hcall.nr": 0x58,
+                      "papr_hcall.args": tuple(range(1, 10))})  # fmt: skip
+    assert exits.decode(buf, arch) == exits.PaprHcall(0x58, tuple(range(1, 10)))
+    run = exits.KvmRun(buf, arch)
+    run.complete_papr_hcall(-2, {0: 0xFFFF})
+    assert (run.get("papr_hcall.ret"), run.get("papr_hcall.args", 0), run.get("papr_hcall.args", 1)) == (
+        2**64 - 2, 0xFFFF, 2)  # fmt: skip
+
+
+def test_s390_puts_the_psw_first_and_the_union_at_48():
+    buf = fill("s390x", {"exit_reason": reason("KVM_EXIT_S390_SIEIC"), "psw_mask": 0x0705_0000_8000_0000,
+                         "psw_addr": 0x10000, "s390_sieic.icptcode": 4, "s390_sieic.ipa": 0x8322,
+                         "s390_sieic.ipb": 0x0500_0000})  # fmt: skip
+    assert buf[48] == 4 and buf[50:52] == b"\x83\x22"  # big-endian, 16 bytes after the x86/ppc union
+    run = exits.KvmRun(buf, "s390x")
+    assert run.decode() == exits.S390Sieic(4, 0x8322, 0x0500_0000)
+    assert (run.get("psw_mask"), run.get("psw_addr")) == (0x0705_0000_8000_0000, 0x10000)
+    assert exits.decode(buf, "x86_64") == exits.Unknown(int.from_bytes(buf[8:12], "little"))
+
+
+def test_s390_system_event_and_completion_offsets():
+    buf = fill("s390x", {"exit_reason": reason("KVM_EXIT_SYSTEM_EVENT"), "system_event.type": 1,
+                         "system_event.ndata": 1, "system_event.data": (5,)})  # fmt: skip
+    assert exits.decode(buf, "s390x") == exits.SystemEvent(1, (5,))
+    run = exits.KvmRun(buf, "s390x")
+    run.complete_hypercall(-1000)
+    assert buf[104:112] == (2**64 - 1000).to_bytes(8, "big")  # hypercall.ret at 88 + 16
+
+
+def test_accessors_refuse_indices_outside_the_member():
+    run = exits.KvmRun(bytearray(MMAP), "ppc64le")
+    with pytest.raises(IndexError):
+        run.put("papr_hcall.args", 1, 9)
+    with pytest.raises(IndexError):
+        run.complete_papr_hcall(0, {9: 1})
+    with pytest.raises(IndexError):
+        run.complete_epapr_hcall(0, {8: 1})
+    with pytest.raises(IndexError):
+        run.get("exit_reason", 1)
+
+
+def test_the_host_struct_pointer_and_plain_bytes_decode_the_same(run):
+    ptr, buf = run
+    ptr.exit_reason = reason("KVM_EXIT_HYPERCALL")
+    ptr.hypercall.nr, ptr.hypercall.args[0:2], ptr.hypercall.longmode = 12, [0x1000, 1], 1
+    want = exits.Hypercall(12, (0x1000, 1, 0, 0, 0, 0), 1)
+    assert exits.decode(ptr, MMAP) == exits.decode(ffi.buffer(buf), "x86_64") == want
+
+
+MALFORMED = {
+    "unknown reason": ({"exit_reason": 4242}, exits.Unknown(4242)),
+    "reason 2**32-1": ({"exit_reason": 0xFFFF_FFFF}, exits.Unknown(0xFFFF_FFFF)),
+    "mmio len 9": ({"exit_reason": 6, "mmio.len": 9}, exits.BadExit),
+    "io past the map": ({"exit_reason": 2, "io.direction": 1, "io.size": 4, "io.count": 1,
+                         "io.data_offset": MMAP - 2}, exits.BadExit),  # fmt: skip
+    "io size*count overflow": ({"exit_reason": 2, "io.direction": 0, "io.size": 4, "io.count": 0xFFFF_FFFF,
+                                "io.data_offset": PIO_OFFSET}, exits.BadExit),  # fmt: skip
+    "system_event ndata 17": ({"exit_reason": 24, "system_event.ndata": 17}, exits.BadExit),
+    "internal ndata 2**32-1": ({"exit_reason": 17, "internal.ndata": 0xFFFF_FFFF}, exits.BadExit),
+}
+
+
+@pytest.mark.parametrize("arch", hvconf.abi.ARCHES)
+@pytest.mark.parametrize("case", MALFORMED)
+def test_malformed_buffers_have_defined_outcomes_on_every_arch(arch, case):
+    values, expect = MALFORMED[case]
+    buf = fill(arch, values)
+    if isinstance(expect, type):
+        with pytest.raises(expect):
+            exits.decode(buf, arch)
+    else:
+        assert exits.decode(buf, arch) == expect

@@ -2,17 +2,20 @@
 
 Plans are built by hand (conftest.make_plan) with request numbers from
 hvconf.abi. Every real run is bounded by the launcher's own watchdog
-(--timeout); the tests also check that it really ends them in time and
-that no thread or fd outlives a run.
+(--timeout); the tests also check that it really ends them in time, that
+several vCPUs run in threads of their own in plan order, and that no
+thread or fd outlives a run. Guests built by the compiler: test_guests.py.
 """
 
 from __future__ import annotations
 
 import copy
+import hashlib
 import io
 import json
 import os
 import platform
+import signal
 import subprocess
 import sys
 import threading
@@ -23,7 +26,8 @@ from typing import Any
 import pytest
 
 from hvconf.kvm.launch import main
-from hvconf.kvm.status import Status
+from hvconf.kvm.run import RunResult, execute
+from hvconf.kvm.status import MEANING, Status
 
 x86_host = pytest.mark.skipif(platform.machine() != "x86_64", reason="plans here target an x86_64 host")
 
@@ -181,17 +185,6 @@ def test_bad_plans_are_usage_errors(make_plan, mutate, message):
     assert message in run.stderr
 
 
-@x86_host
-def test_two_vcpus_are_refused_with_a_clear_line(make_plan):
-    plan, base = make_plan("hello")
-    second = copy.deepcopy(plan["steps"][4])
-    second["args"]["vcpu_id"] = 1
-    plan["steps"].insert(5, second)
-    run = Launch(plan, base)
-    assert run.status == Status.HOST
-    assert "creates 2 vCPUs; this runtime runs one vCPU per VM" in run.stderr
-
-
 def test_bad_timeout_is_a_usage_error(make_plan):
     run = Launch(*make_plan("hello"), "--timeout", "0")
     assert run.status == Status.USAGE
@@ -212,3 +205,238 @@ def test_unknown_console_kind_is_a_bad_plan(make_plan):
     plan["console"] = {"kind": "hvterm", "port": 0}
     run = Launch(plan, base)
     assert run.status == Status.USAGE and "console kind 'hvterm' is not one of serial" in run.stderr
+
+
+class ThreadedStream(io.StringIO):
+    """A trace stream that remembers which thread wrote each line."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lines: list[tuple[int, str]] = []
+
+    def write(self, text: str) -> int:
+        self.lines += [(threading.get_ident(), line) for line in text.splitlines()]
+        return super().write(text)
+
+
+def traced_run(plan: dict[str, Any], base: Path, timeout: float = 5) -> tuple[RunResult, ThreadedStream, bytes]:
+    stream, out = ThreadedStream(), io.BytesIO()
+    result = execute(plan, base, timeout=timeout, trace=stream, out=out)
+    return result, stream, out.getvalue()
+
+
+@pytest.mark.kvm
+def test_two_vcpus_each_print_and_the_run_ends_when_both_halted(make_plan, no_leaks):
+    run = Launch(*make_plan("smp", vcpus=2), "--timeout", "5")
+    assert sorted(run.console.splitlines()) == [b"vcpu 0: hello from protected mode",
+                                                b"vcpu 1: hello from protected mode"]  # fmt: skip
+    assert run.status == Status.HALTED
+    assert "every vCPU halted (0, 1)" in run.stderr
+
+
+@pytest.mark.kvm
+def test_each_vcpu_is_created_set_up_and_run_by_one_thread_of_its_own(make_plan, no_leaks):
+    plan, base = make_plan("smp", vcpus=3)
+    result, stream, _ = traced_run(plan, base)
+    assert result.status == Status.HALTED
+    main = threading.get_ident()
+    owner: dict[str, int] = {}
+    for ident, line in stream.lines:
+        fd = line.split()[1]
+        if "KVM_CREATE_VCPU" in line and "issued by the runtime" not in line:
+            owner[f"vcpu:{json.loads(line.split('  ')[3])['vcpu_id']}"] = ident
+        elif fd.startswith("vcpu:"):
+            assert owner[fd] == ident, line  # created before, by the same thread
+        elif "issued by the runtime" not in line:
+            assert ident == main, line  # system and vm steps stay in the calling thread
+    assert len(set(owner.values())) == 3 and main not in owner.values()
+
+
+@pytest.mark.kvm
+def test_steps_are_issued_in_plan_order_across_threads(make_plan):
+    plan, base = make_plan("smp", vcpus=3)
+    _, stream, _ = traced_run(plan, base)
+    issued = [line for _, line in stream.lines if line.endswith(tuple(s["source"] for s in plan["steps"]))
+              and "issued by the runtime" not in line]  # fmt: skip
+    assert [line.split("  ")[:2] for line in issued] == [
+        [f"trace: {s['fd']}", s["ioctl"]] for s in plan["steps"]
+    ]
+
+
+@pytest.mark.kvm
+def test_a_vcpu_still_running_keeps_the_machine_up_until_the_watchdog(make_plan, images, no_leaks):
+    # vCPU 0 runs hello (halts), vCPU 1 spins: "every vCPU halted" never comes.
+    plan, base = make_plan("hello", vcpus=2)
+    (base / "spin.bin").write_bytes(images["spin"])
+    plan["images"].append({"name": "spin", "path": "spin.bin", "guest_phys_addr": 0x9000,
+                           "sha256": hashlib.sha256(images["spin"]).hexdigest()})  # fmt: skip
+    regs = next(s for s in plan["steps"] if s["fd"] == "vcpu:1" and s["ioctl"] == "KVM_SET_REGS")
+    regs["args"]["rip"] = 0x9000
+    run = Launch(plan, base, "--timeout", "0.5")
+    assert run.console == b"hello from hvconf guest\n"
+    assert run.status == Status.TIMEOUT
+    assert "vcpu:1 had no exit for" in run.stderr and "vcpu:0 halted" in run.stderr
+
+
+@pytest.mark.kvm
+def test_a_failing_vcpu_step_ends_every_thread_and_names_the_step(make_plan, no_leaks):
+    plan, base = make_plan("smp", vcpus=2)
+    cap = next(s for s in plan["steps"] if s["fd"] == "vcpu:1" and s["ioctl"] == "KVM_ENABLE_CAP")
+    cap["args"]["flags"], cap["source"] = 1, "test.hv:42:1"
+    run = Launch(plan, base)
+    assert run.status == Status.KVM_ERROR
+    assert run.stderr == "launch: error: KVM_ENABLE_CAP failed: EINVAL: Invalid argument (step at test.hv:42:1)\n"
+    assert run.console == b""  # nothing ran: the failing step comes before every KVM_RUN
+
+
+@pytest.mark.kvm
+def test_many_runs_in_one_process_leave_no_thread_or_fd(make_plan):
+    threads, fds = threading.active_count(), open_fds()
+    plan, base = make_plan("smp", vcpus=2)
+    for _ in range(15):
+        assert execute(plan, base, timeout=5, out=io.BytesIO()).status == Status.HALTED
+    plan, base = make_plan("spin", vcpus=2)  # ended by the watchdog, mid KVM_RUN
+    for _ in range(3):
+        assert execute(plan, base, timeout=0.2, out=io.BytesIO()).status == Status.TIMEOUT
+    assert threading.active_count() == threads
+    assert open_fds() == fds
+
+
+@pytest.mark.kvm
+def test_plans_that_run_vcpus_before_set_up_ends_are_refused(make_plan):
+    plan, base = make_plan("smp", vcpus=2)
+    run0 = next(s for s in plan["steps"] if s["ioctl"] == "KVM_RUN")
+    plan["steps"].remove(run0)
+    plan["steps"].insert(5, run0)
+    run = Launch(plan, base)
+    assert run.status == Status.USAGE and "KVM_RUN steps must end the plan" in run.stderr
+    plan["steps"].remove(run0)
+    plan["steps"].append(copy.deepcopy(plan["steps"][-1]))
+    run = Launch(plan, base)
+    assert run.status == Status.USAGE and "a second KVM_RUN for vcpu 1" in run.stderr
+
+
+def _launcher(plan: dict[str, Any], base: Path, *argv: str) -> subprocess.Popen[str]:
+    code = ("import json, sys; from pathlib import Path; from hvconf.kvm.launch import main; "
+            f"raise SystemExit(main(json.loads(sys.stdin.readline()), sys.argv[1:], Path({str(base)!r})))")
+    proc = subprocess.Popen([sys.executable, "-c", code, *argv], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[2])
+    assert proc.stdin is not None
+    proc.stdin.write(json.dumps(plan) + "\n")
+    proc.stdin.close()
+    return proc
+
+
+@pytest.mark.kvm
+@pytest.mark.parametrize(("sig", "status", "said"), [
+    (signal.SIGINT, Status.INTERRUPTED, "interrupted by SIGINT"),
+    (signal.SIGTERM, Status.TERMINATED, "terminated by SIGTERM"),
+])  # fmt: skip
+def test_sigint_and_sigterm_end_every_vcpu_cleanly(make_plan, sig, status, said):
+    plan, base = make_plan("spin", vcpus=2)
+    proc = _launcher(plan, base, "--trace", "--timeout", "20")
+    assert proc.stderr is not None
+    started = 0
+    for line in proc.stderr:
+        started += "KVM_RUN" in line
+        if started == 2:
+            break
+    began = time.monotonic()
+    proc.send_signal(sig)
+    rest = proc.stderr.read()
+    assert proc.wait(timeout=10) == status
+    assert time.monotonic() - began < 2
+    [line] = [line for line in rest.splitlines() if line.startswith("launch:")]
+    assert line.startswith(f"launch: error: x86-spin: {said}; stopped vcpu:0 at rip 0x7c0")
+    assert line.endswith(f"(status {int(status)}: {MEANING[status]})")
+    assert "Traceback" not in rest
+
+
+def uart_io(direction: str, reg: int, value: int | None = None) -> Any:
+    from hvconf.kvm.exits import Io
+
+    data = b"" if value is None else bytes([value])
+    return Io(direction, 1, 0x3F8 + reg, 1, data, 4096)  # type: ignore[arg-type]
+
+
+def test_serial_registers_behave_as_linux_probes_them():
+    from hvconf.kvm.console import Serial16550
+
+    out = io.BytesIO()
+    uart = Serial16550(0x3F8, out)
+
+    def read(reg: int) -> int:
+        return uart.handle(uart_io("in", reg))[0]  # type: ignore[index]
+
+    def write(reg: int, value: int) -> None:
+        assert uart.handle(uart_io("out", reg, value)) == b""
+
+    write(7, 0xA5)  # scratch register
+    assert read(7) == 0xA5
+    write(1, 0xFF)  # IER keeps its 4 defined bits
+    assert read(1) == 0x0F
+    assert read(2) == 0x01  # IIR: no interrupt pending
+    write(2, 0x07)  # FCR: FIFOs on (and reset)
+    assert read(2) == 0xC1
+    write(3, 0x83)  # DLAB on: offsets 0/1 are the divisor
+    write(0, 0x01), write(1, 0x00)
+    assert (read(0), read(1), read(3)) == (0x01, 0x00, 0x83)
+    write(3, 0x03)
+    assert read(1) == 0x0F  # IER again, untouched by the divisor write
+    assert (read(5), read(6)) == (0x60, 0xB0)  # LSR: transmitter empty; MSR: DCD, DSR, CTS
+    write(4, 0x1A)  # MCR: loopback with RTS and OUT2
+    assert read(6) == 0x90  # CTS <- RTS, DCD <- OUT2
+    write(0, ord("x"))  # looped back, never on the wire
+    write(4, 0x03)
+    write(5, 0x00)  # LSR is read-only
+    write(0, ord("k"))
+    assert out.getvalue() == b"k" and read(5) == 0x60 and read(0) == 0
+
+
+def test_serial_keeps_whole_writes_from_several_threads():
+    from hvconf.kvm.console import Serial16550
+    from hvconf.kvm.exits import Io
+
+    out = io.BytesIO()
+    uart = Serial16550(0x3F8, out)
+
+    def send(letter: bytes) -> None:
+        for _ in range(200):
+            uart.handle(Io("out", 1, 0x3F8, 4, letter * 4, 4096))
+
+    workers = [threading.Thread(target=send, args=(c,)) for c in (b"a", b"b")]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    data = out.getvalue()
+    assert len(data) == 1600 and {data[i : i + 4] for i in range(0, 1600, 4)} == {b"aaaa", b"bbbb"}
+
+
+ENDINGS = {
+    # vCPU 1 powers off while vCPU 0 spins: one vCPU ends the machine for all
+    "power-off": (".code32\n test %edi, %edi\n jz 1f\n mov $0x604, %dx\n mov $0x2000, %ax\n out %ax, %dx\n"
+                  "1: jmp 1b\n", Status.HALTED, "launch: x86-test: guest powered off (SLP_EN at port 0x604)"),
+    "i8042-reset": (".code32\n mov $0xfe, %al\n out %al, $0x64\n hlt\n", Status.GUEST_SHUTDOWN,
+                    "launch: error: x86-test: vcpu:0: guest asked for a reset (0xfe to i8042 port 0x64)"),
+    # an IDT of limit 0: #UD cannot be delivered, nor the #DF after it
+    "triple-fault": (".code32\n lidt (zero - _start)(%edi)\n ud2\n zero: .word 0\n .long 0\n", Status.GUEST_SHUTDOWN,
+                     "launch: error: x86-test: vcpu:0: guest shut down (KVM_EXIT_SHUTDOWN, e.g. a triple fault)"),
+}  # fmt: skip
+
+
+@pytest.mark.kvm
+@pytest.mark.parametrize("case", sorted(ENDINGS))
+def test_how_the_machine_ends(make_plan, tmp_path, case, no_leaks):
+    from hvconf.emit.guest import assemble
+
+    source, status, said = ENDINGS[case]
+    (tmp_path / "end.S").write_text(f"\t.text\n_start:\n{source}")
+    vcpus = 2 if case == "power-off" else 1
+    plan, base = make_plan(image=assemble(tmp_path / "end.S", code16=False), mode="prot32", vcpus=vcpus)
+    for step in plan["steps"]:
+        if step["ioctl"] == "KVM_SET_REGS" and case == "triple-fault":
+            step["args"]["rdi"] = step["args"]["rip"]  # the load address, for the lidt operand
+    run = Launch(plan, base, "--timeout", "5")
+    assert run.status == status
+    assert run.stderr.startswith(said)

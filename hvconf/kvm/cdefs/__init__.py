@@ -1,0 +1,52 @@
+"""Per-architecture cffi declarations of the KVM uapi, committed as pure-Python modules.
+
+One declaration text per structs.toml layout column (x86_64.py, powerpc64.py,
+s390x.py, sharing common.py) and, generated from each by build.py, an
+out-of-line ABI-mode module _ffi_<column>.py that loads in about a millisecond
+without pycparser or a C compiler. `ffi_for(arch)` loads the one for an hvconf
+arch; any arch loads on any host (layouts are fixed width; byte order is the
+host's, which only matters for buffers really exchanged with a kernel). It
+never parses C at run time. Tests: tests/kvm/test_layouts.py.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any, Literal
+
+import hvconf.abi
+
+COLUMNS = ("x86_64", "powerpc64", "s390x")
+
+ByteOrder = Literal["little", "big"]
+
+# The byte order of kvm_run and of every struct the kernel exchanges: the host's.
+BYTEORDER: dict[str, ByteOrder] = {
+    "x86_64": "little",
+    "ppc64le": "little",
+    "ppc64": "big",
+    "ppc-e500": "big",
+    "s390x": "big",
+}
+
+
+def column(arch: str) -> str:
+    """The layout column (and declaration module) of hvconf arch `arch`."""
+    return hvconf.abi.layout_column(arch)
+
+
+def load(layout_column: str) -> Any:
+    """The generated `ffi` of a layout column (types, sizes, offsets; no library loaded)."""
+    if layout_column not in COLUMNS:
+        raise ValueError(f"no cffi declarations for layout column {layout_column!r} (known: {', '.join(COLUMNS)})")
+    return importlib.import_module(f"hvconf.kvm.cdefs._ffi_{layout_column}").ffi
+
+
+def ffi_for(arch: str) -> Any:
+    """The cffi declarations of hvconf arch `arch` ("x86_64", "ppc64le", "ppc-e500", "s390x"...)."""
+    return load(column(arch))
+
+
+def structs(layout_column: str) -> tuple[str, ...]:
+    """The struct names declared for a layout column (imports its declaration text)."""
+    return tuple(importlib.import_module(f"hvconf.kvm.cdefs.{layout_column}").STRUCTS)

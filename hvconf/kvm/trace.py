@@ -1,0 +1,44 @@
+"""`--trace` output: plan steps as they are issued, and the ioctls the runtime adds itself.
+
+`Tracer(stream)` is shared by the main and the vCPU threads: each thread
+remembers the step it is issuing (so an ioctl made on the step's behalf,
+like KVM_GET_SUPPORTED_CPUID for KVM_SET_CPUID2, names it), and whole
+lines are written under a lock so threads never interleave within a line.
+A None stream makes every call a no-op. Tests: tests/kvm/test_runtime.py.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import TextIO
+
+from hvconf.kvm import dryrun
+from hvconf.kvm.plan import Step
+
+
+class Tracer:
+    def __init__(self, stream: TextIO | None) -> None:
+        self.stream = stream
+        self._local = threading.local()
+        self._lock = threading.Lock()
+
+    def step(self, step: Step) -> None:
+        """A plan step is about to be issued by this thread."""
+        self._local.current = step
+        self.note(dryrun.line(step.fd, step.ioctl, step.request, step.args, step.source))
+
+    def __call__(self, label: str, ioctl: str, request: int) -> None:
+        """The fd layer's hook: an ioctl is about to be issued."""
+        if self.stream is None:
+            return
+        current: Step | None = getattr(self._local, "current", None)
+        if current is not None and ioctl == current.ioctl and label == current.fd:
+            return  # the step's own ioctl, already printed by step()
+        why = f"for step {current.index} at {current.source}" if current else "host check"
+        self.note(f"{label}  {ioctl}  0x{request:08x}  # issued by the runtime ({why})")
+
+    def note(self, text: str) -> None:
+        if self.stream is not None:
+            with self._lock:
+                self.stream.write(f"trace: {text}\n")
+                self.stream.flush()

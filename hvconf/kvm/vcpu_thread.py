@@ -1,0 +1,112 @@
+"""One thread per vCPU: its plan steps (KVM_CREATE_VCPU onwards) in plan order, then its exit loop.
+
+KVM expects a vCPU's ioctls from the thread that created it, so the
+KVM_CREATE_VCPU step and every `vcpu:N` step of a vCPU run in its own
+thread, each when the Sequencer gives it the turn. The thread unblocks
+only KICK_SIGNAL (the caller blocked it, SIGINT and SIGTERM before
+starting it), so process signals go to the main thread and a kick
+interrupts KVM_RUN. `kick()` is safe from any thread and never signals a
+thread that has returned. Tests: tests/kvm/test_runtime.py, test_guests.py.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from dataclasses import dataclass
+
+from hvconf.kvm.console import Console
+from hvconf.kvm.ending import Ending
+from hvconf.kvm.errors import KvmError
+from hvconf.kvm.machine import Machine
+from hvconf.kvm.plan import Step
+from hvconf.kvm.sequence import Sequencer
+from hvconf.kvm.steps import STEPS
+from hvconf.kvm.trace import Tracer
+from hvconf.kvm.vcpu_loop import ExitLoop
+from hvconf.kvm.watchdog import KICK_SIGNAL
+
+
+@dataclass(frozen=True)
+class Shared:
+    """What every thread of one run shares."""
+
+    machine: Machine
+    sequencer: Sequencer
+    ending: Ending
+    tracer: Tracer
+    console: Console | None
+    served: frozenset[int]
+
+
+def issue(step: Step, shared: Shared) -> bool:
+    """Issue `step` in its turn: False when the run was aborted first. KvmErrors name the step."""
+    if not shared.sequencer.turn(step.index):
+        return False
+    shared.tracer.step(step)
+    try:
+        STEPS[step.ioctl].apply(shared.machine, step)
+    except KvmError as err:
+        raise err.at(step.source) from None
+    shared.sequencer.done(step.index)
+    return True
+
+
+class VcpuThread:
+    def __init__(self, vcpu_id: int, steps: list[Step], shared: Shared) -> None:
+        self.vcpu_id = vcpu_id
+        self.steps = steps
+        self.shared = shared
+        self._lock = threading.Lock()
+        self._ident: int | None = None  # set while the thread runs, None once it has returned
+        self.loop: ExitLoop | None = None  # once the vCPU runs
+        self.thread = threading.Thread(target=self._main, name=f"hvconf-vcpu{vcpu_id}", daemon=True)
+
+    def start(self) -> None:
+        self.shared.ending.thread_starting()
+        try:
+            self.thread.start()
+        except BaseException:
+            self.shared.ending.thread_done()
+            raise
+
+    def join(self) -> None:
+        if self.thread.ident is not None:  # started
+            self.thread.join()
+
+    def kick(self) -> None:
+        """Make this vCPU leave KVM_RUN now (signal) and skip the next one (immediate_exit)."""
+        with self._lock:
+            if self._ident is None:
+                return
+            vcpu = self.shared.machine.vcpus.get(self.vcpu_id)
+            if vcpu is not None and vcpu.kvm_run is not None:
+                vcpu.request_immediate_exit()
+            signal.pthread_kill(self._ident, KICK_SIGNAL)
+
+    def _main(self) -> None:
+        with self._lock:
+            self._ident = threading.get_ident()
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {KICK_SIGNAL})
+        shared = self.shared
+        try:
+            for step in self.steps:
+                if step.ioctl == "KVM_RUN":
+                    if not shared.sequencer.turn(step.index):
+                        return
+                    shared.tracer.step(step)
+                    shared.ending.running(self.vcpu_id)
+                    shared.sequencer.done(step.index)
+                    self.loop = ExitLoop(shared.machine.vcpus[self.vcpu_id], shared.machine, shared.console,
+                                         shared.tracer, shared.ending, shared.served)  # fmt: skip
+                    self.loop.run(step)
+                    return
+                if not issue(step, shared):
+                    return
+        except BaseException as err:  # noqa: BLE001 - handed to the main thread, which re-raises it
+            shared.ending.fail(err)
+            shared.sequencer.abort()
+        finally:
+            with self._lock:
+                self._ident = None
+            shared.ending.thread_done()
