@@ -16,6 +16,7 @@ from hvconf.diagnostics import Diagnostic, Note, Report, Severity, Span
 from hvconf.model import ir
 
 if TYPE_CHECKING:
+    from hvconf.model.host import HostFacts
     from hvconf.model.target import Target
 
 
@@ -41,6 +42,7 @@ class CheckContext:
     report: Report
     check: Check | None = None
     fired: set[str] = field(default_factory=set)
+    host: "HostFacts | None" = None  # a host's facts, for HOST_CHECKS (check --host / --host-facts)
 
     def emit(self, span: Span | None, message: str, *, notes: Iterable[Note] = (), help: str | None = None,
              severity: Severity | None = None) -> None:
