@@ -1,31 +1,69 @@
-"""The `hvconf` command: thin shells over hvconf.compiler and hvconf.kvm.
+"""The `hvconf` command: thin shells over hvconf.compiler, hvconf.lint and hvconf.kvm.
 
 Exit status: 0 clean, 1 findings (errors, or warnings with --werror), 2 usage
 or I/O errors; `run` passes the launcher's status through. Heavy imports
 happen inside the commands that need them, so `hvconf check` starts fast.
+Other modules add commands through `register(subparsers)` (COMMAND_MODULES).
 Tested by tests/test_cli.py.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
+from importlib import import_module
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence, TextIO
 
 if TYPE_CHECKING:
     from hvconf.compiler import Built, Result
-    from hvconf.diagnostics import Diagnostic, Report
+    from hvconf.diagnostics import Report
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
 
+# Modules that add commands: each has `register(subparsers)`, called in this order
+# in parser(). Imported only when the parser is built, so they stay cheap to list.
+COMMAND_MODULES: tuple[str, ...] = ("hvconf.cli_host", "hvconf.cli_fmt", "hvconf.cli_docs")
+
 EXAMPLES = """examples:
-  hvconf check vms/*.hv                 lint, needs no /dev/kvm
+  hvconf check vms/                     lint every .hv under vms/; needs no /dev/kvm
   hvconf build vms/pseries.hv -o out/   out/pseries/{pseries.dts,pseries.dtb,plan.json,launch.py,manifest.json}
   hvconf plan vms/pseries.hv            the ioctl sequence, readable (--format json for plan.json)
   hvconf run samples/x86-hello.hv       build into a temporary folder and run the guest on /dev/kvm
+  hvconf COMMAND --help                 options and examples of one command
+"""
+
+CHECK_EXAMPLES = """examples:
+  hvconf check vms/                          every .hv below vms/ (hidden folders skipped)
+  hvconf check --jobs 0 .                    one worker process per CPU
+  hvconf check --format sarif . > hvconf.sarif   for GitHub code scanning
+  hvconf check --format github .             annotations in a GitHub Actions log
+  hvconf check --select unknown-cap,cap-bad-args vms/
+  hvconf check --ignore rma-obsolete --werror vms/
+
+exit status: 0 clean, 1 findings (errors; warnings too with --werror),
+2 usage error or a file that cannot be read. See docs/ci.md.
+"""
+
+BUILD_EXAMPLES = """examples:
+  hvconf build samples/pseries.hv -o out/    out/pseries/{pseries.dts,pseries.dtb,plan.json,launch.py,manifest.json}
+  hvconf build vms/*.hv -o out/              all or nothing: one error anywhere and nothing is written
+
+A progress bar is drawn on stderr when it is a terminal.
+"""
+
+VM_EXAMPLES = {
+    "plan": "examples:\n  hvconf plan samples/pseries.hv\n  hvconf plan --format json samples/pseries.hv > plan.json\n",
+    "dts": "examples:\n  hvconf dts samples/pseries.hv\n  hvconf dts samples/pseries.hv | dtc -I dts -O dtb -o pseries.dtb\n",
+    "run": ("examples:\n  hvconf run samples/x86-hello.hv\n  hvconf run --dry-run --trace samples/x86-pvspinlock.hv\n"
+            "  hvconf run --timeout 10 --kernel bzImage vms/x86.hv\n"),
+}
+
+COMPLETION_EXAMPLES = """examples:
+  source <(hvconf completion bash)                          in ~/.bashrc
+  hvconf completion zsh > "${fpath[1]}/_hvconf"             then restart zsh
+  hvconf completion fish > ~/.config/fish/completions/hvconf.fish
 """
 
 
@@ -34,32 +72,25 @@ def _fail(message: str) -> int:
     return EXIT_USAGE
 
 
-def _colour(stream: TextIO) -> bool:
-    return "NO_COLOR" not in os.environ and stream.isatty()
+def _colour(stream: TextIO, choice: str = "auto") -> bool:
+    """Colour when asked, or on a terminal unless NO_COLOR is set (non-empty) or TERM is dumb."""
+    if choice != "auto":
+        return choice == "always"
+    return not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb" and stream.isatty()
 
 
-def _print_report(report: "Report", stream: TextIO, *, quiet: bool = False) -> None:
+def _print_report(report: "Report", stream: TextIO) -> None:
     from hvconf.render import render, summary
 
     colour = _colour(stream)
     for diag in report:
-        if not quiet or diag.severity.value == "error":
-            print(render(diag, report.sources, colour=colour), file=stream)
-    if report.diagnostics and not quiet:
-        print(summary(report), file=stream)
+        print(render(diag, report.sources, colour=colour), file=stream)
+    if report.diagnostics:
+        print(summary(report, colour=colour), file=stream)
 
 
 def _status(report: "Report", werror: bool = False) -> int:
     return EXIT_FINDINGS if report.has_errors or (werror and report.warnings) else EXIT_OK
-
-
-def _diag_json(d: "Diagnostic") -> dict[str, Any]:
-    span = d.span
-    return {"code": d.code, "severity": d.severity.value, "message": d.message,
-            "file": span.file if span else None, "line": span.line if span else None,
-            "column": span.col if span else None, "end_line": span.end_line if span else None,
-            "end_column": span.end_col if span else None,
-            "notes": [n.message for n in d.notes], "help": d.help}
 
 
 def _compile(job: Callable[..., "Result"], paths: Sequence[str], **kwargs: Any) -> "Result | None":
@@ -75,9 +106,15 @@ def _compile(job: Callable[..., "Result"], paths: Sequence[str], **kwargs: Any) 
 
 def _build(args: argparse.Namespace, paths: Sequence[str]) -> "Result | None":
     from hvconf import compiler
+    from hvconf.progress import bar_for
 
     overrides = Path(args.abi_overrides) if args.abi_overrides else None
-    result = _compile(compiler.build, paths, proposed_overrides=overrides)
+    bar = bar_for(sys.stderr) if len(paths) > 1 else None  # `build` of several files, on a terminal
+    try:
+        result = _compile(compiler.build, paths, proposed_overrides=overrides, progress=bar)
+    finally:
+        if bar is not None:
+            bar.close()
     if result is not None:
         _print_report(result.report, sys.stderr)
     return result
@@ -98,17 +135,49 @@ def _build_one(args: argparse.Namespace) -> "Built | int":
     return built[0]
 
 
-def cmd_check(args: argparse.Namespace) -> int:
-    from hvconf import compiler
+def _check_options(args: argparse.Namespace) -> dict[str, Any]:
+    """Keywords for compiler.check from options other modules add to `check`;
+    picklable, for --jobs workers. Raises HostFactsError for bad host facts."""
+    from hvconf.cli_host import host_facts_from_args
 
-    result = _compile(compiler.check, args.files)
-    if result is None:
-        return EXIT_USAGE
-    if args.format == "json":
-        print(json.dumps([_diag_json(d) for d in result.report], indent=2))
+    return {"host": host_facts_from_args(args)}
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from hvconf.diagnostics import Severity
+    from hvconf.formats import render
+    from hvconf.formats.text import render as text_render
+    from hvconf.lint import UsageError, discover, filtered, lint, parse_codes
+    from hvconf.model.host import HostFactsError
+
+    try:
+        select, ignore = parse_codes(args.select), parse_codes(args.ignore)
+        paths = discover(args.paths)
+        options = _check_options(args)
+    except UsageError as err:
+        return _fail(str(err))
+    except HostFactsError as err:
+        return _fail(str(err))
+    result = lint(paths, jobs=args.jobs, **options)
+    result.report = filtered(result.report, select=select, ignore=ignore)
+    status = _status(result.report, args.werror)
+    if args.quiet:  # only what fails the run
+        keep = {Severity.ERROR} | ({Severity.WARNING} if args.werror else set())
+        result.report = filtered(result.report, keep=keep)
+    if args.format == "text":  # -q keeps only findings: no summary line
+        sys.stdout.write(text_render(result, colour=_colour(sys.stdout, args.color), with_summary=not args.quiet))
     else:
-        _print_report(result.report, sys.stdout, quiet=args.quiet)
-    return _status(result.report, args.werror)
+        sys.stdout.write(render(args.format, result))
+    for problem in result.unreadable:
+        _fail(problem)
+    return EXIT_USAGE if result.unreadable else status
+
+
+def cmd_completion(args: argparse.Namespace) -> int:
+    from hvconf.completion import script
+
+    sys.stdout.write(script(args.shell, parser()))
+    return EXIT_OK
 
 
 def cmd_build(args: argparse.Namespace) -> int:
@@ -173,42 +242,79 @@ def cmd_run(args: argparse.Namespace) -> int:
         return subprocess.call(command)
 
 
+def _command(sub: Any, name: str, help: str, examples: str) -> argparse.ArgumentParser:
+    parser: argparse.ArgumentParser = sub.add_parser(
+        name, help=help, description=help[:1].upper() + help[1:] + ".", epilog=examples,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    return parser
+
+
+def _jobs(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number of processes (0 means one per CPU)")
+    return value
+
+
 def parser() -> argparse.ArgumentParser:
     from hvconf import __version__
+    from hvconf.formats import FORMATS
 
     top = argparse.ArgumentParser(prog="hvconf", description="Compile .hv VM definitions for KVM.",
                                   epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     top.add_argument("--version", action="version", version=f"hvconf {__version__}")
     sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("check", help="lint definitions (no /dev/kvm needed)")
-    p.add_argument("files", nargs="+", metavar="FILE")
-    p.add_argument("--format", choices=["text", "json"], default="text")
-    p.add_argument("--werror", action="store_true", help="treat warnings as errors")
-    p.add_argument("-q", "--quiet", action="store_true", help="print errors only")
+    p = _command(sub, "check", "lint definitions (no /dev/kvm needed)", CHECK_EXAMPLES)
+    p.add_argument("paths", nargs="+", metavar="PATH", help="a .hv file, or a folder to search for .hv files")
+    p.add_argument("--format", choices=list(FORMATS), default="text", help="output format (default: text)")
+    p.add_argument("--werror", action="store_true", help="treat warnings as errors (exit status 1)")
+    p.add_argument("--select", action="append", metavar="CODES",
+                   help="report only these codes (comma-separated; repeatable)")
+    p.add_argument("--ignore", action="append", metavar="CODES",
+                   help="do not report these codes (comma-separated; repeatable)")
+    p.add_argument("-q", "--quiet", action="store_true",
+                   help="print only what fails the run (errors; warnings too with --werror), no summary")
+    p.add_argument("-j", "--jobs", type=_jobs, default=1, metavar="N",
+                   help="check in N worker processes; 0: one per CPU (default: 1)")
+    p.add_argument("--color", choices=["auto", "always", "never"], default="auto",
+                   help="colour the text format (default: auto: on a terminal, unless NO_COLOR is set)")
+    import_module("hvconf.cli_host").add_host_options(p)  # --host / --host-facts, via _check_options()
     p.set_defaults(func=cmd_check)
 
-    p = sub.add_parser("build", help="write DTS/DTB, plan.json, launch.py and manifest.json per VM")
+    p = _command(sub, "build", "write DTS/DTB, plan.json, launch.py and manifest.json per VM", BUILD_EXAMPLES)
     p.add_argument("files", nargs="+", metavar="FILE")
     p.add_argument("-o", "--output", default="out", metavar="DIR", help="output folder (default: out)")
-    p.add_argument("--werror", action="store_true")
+    p.add_argument("--werror", action="store_true", help="treat warnings as errors (exit status 1)")
     p.add_argument("--abi-overrides", metavar="FILE", help="numbers for the unmerged ePAPR proposal (TOML)")
     p.set_defaults(func=cmd_build)
 
     for name, func, what in (("plan", cmd_plan, "print the ioctl plan"), ("dts", cmd_dts, "print the device tree"),
                              ("run", cmd_run, "build into a temporary folder and run the launcher")):
-        p = sub.add_parser(name, help=what)
+        p = _command(sub, name, what, VM_EXAMPLES[name])
         p.add_argument("file", metavar="FILE")
         p.add_argument("--vm", metavar="NAME", help="which VM, when the file defines several")
         p.add_argument("--abi-overrides", metavar="FILE", help="numbers for the unmerged ePAPR proposal (TOML)")
         if name == "plan":
-            p.add_argument("--format", choices=["text", "json"], default="text")
+            p.add_argument("--format", choices=["text", "json"], default="text", help="output format (default: text)")
         if name == "run":
             p.add_argument("--timeout", type=float, default=5.0, metavar="SECONDS", help="watchdog (default 5)")
             p.add_argument("--trace", action="store_true", help="print each ioctl as it is issued")
             p.add_argument("--dry-run", action="store_true", help="print the ioctls without opening /dev/kvm")
             p.add_argument("--kernel", metavar="FILE", help="kernel image for a VM whose kernel was not built in")
         p.set_defaults(func=func)
+
+    # --- Commands of other modules (hvconf/cli_host.py, cli_fmt.py, cli_docs.py): listed in
+    # --- COMMAND_MODULES, each module's register(sub) adds its sub-parsers here.
+    for module in COMMAND_MODULES:
+        import_module(module).register(sub)
+
+    p = _command(sub, "completion", "print a shell completion script", COMPLETION_EXAMPLES)
+    p.add_argument("shell", choices=["bash", "zsh", "fish"], help="the shell to complete for")
+    p.set_defaults(func=cmd_completion)
     return top
 
 

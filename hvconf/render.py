@@ -8,6 +8,7 @@ NO_COLOR and isatty). Tested by tests/test_diagnostics.py.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Mapping
 
 from hvconf.diagnostics import Diagnostic, Report, Severity
@@ -21,19 +22,44 @@ def printable(text: str) -> str:
     return "".join("?" if (ord(c) < 0x20 and c != "\t") or 0x7F <= ord(c) < 0xA0 else c for c in text)
 
 
+# A source line longer than this is shown as a window around the span, so one
+# 256 KiB line with many findings cannot make the output quadratic.
+_WINDOW = 120
+_BEFORE = 40
+
+
+@lru_cache(maxsize=16)
+def _lines(text: str) -> list[str]:
+    # Cached by the source text (str hashes are cached too): a report with many
+    # findings in one file splits it once, not once per finding.
+    return text.splitlines()
+
+
+def _clip(raw: str, col: int, end_col: int) -> tuple[str, int, int, str, str]:
+    """The part of `raw` to show, the span's columns in it, and the elision marks."""
+    if len(raw) <= _WINDOW:
+        return raw, col, end_col, "", ""
+    first = max(col - 1 - _BEFORE, 0)
+    last = min(first + _WINDOW, len(raw))
+    head, tail = ("..." if first else ""), ("..." if last < len(raw) else "")
+    shift = first - len(head)
+    return raw[first:last], col - shift, min(end_col, last + 1) - shift, head, tail
+
+
 def _source_lines(diag: Diagnostic, sources: Mapping[str, str], colour: bool) -> list[str]:
     span = diag.span
     if span is None or span.file not in sources:
         return []
-    lines = sources[span.file].splitlines()
+    lines = _lines(sources[span.file])
     if not 1 <= span.line <= len(lines):
         return []
-    raw = lines[span.line - 1]
+    end_col = span.end_col if span.end_line == span.line else len(lines[span.line - 1]) + 1
+    raw, col, end_col, head, tail = _clip(lines[span.line - 1], span.col, end_col)
+    raw = head + raw + tail if head or tail else raw
     text = printable(raw).expandtabs(4)
     # Column positions count characters of the raw line; map them through tab expansion.
-    start = len(printable(raw[: span.col - 1]).expandtabs(4))
-    end_col = span.end_col if span.end_line == span.line else len(raw) + 1
-    end = len(printable(raw[: max(end_col - 1, span.col)]).expandtabs(4))
+    start = len(printable(raw[: col - 1]).expandtabs(4))
+    end = len(printable(raw[: max(end_col - 1, col)]).expandtabs(4))
     width = len(str(span.line))
     gutter = " " * width + " |"
     caret = " " * start + "^" * max(end - start, 1)
@@ -66,7 +92,15 @@ def render_report(report: Report, *, colour: bool = False) -> str:
     return "\n".join(render(d, report.sources, colour=colour) for d in report)
 
 
-def summary(report: Report) -> str:
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def summary(report: Report, *, files: int | None = None, colour: bool = False) -> str:
+    """`1 error, 2 warnings`, prefixed by `checked N files: ` when `files` is given."""
     errors, warnings = len(report.errors), len(report.warnings)
-    plural = lambda n, word: f"{n} {word}{'' if n == 1 else 's'}"  # noqa: E731
-    return f"{plural(errors, 'error')}, {plural(warnings, 'warning')}"
+    counts = f"{_plural(errors, 'error')}, {_plural(warnings, 'warning')}"
+    if colour:
+        tint = _COLOURS[Severity.ERROR] if errors else _COLOURS[Severity.WARNING] if warnings else "\x1b[1;32m"
+        counts = f"{tint}{counts}{_RESET}"
+    return counts if files is None else f"checked {_plural(files, 'file')}: {counts}"

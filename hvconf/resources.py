@@ -1,8 +1,9 @@
-"""Where hvconf finds its data: the grammar and the target knowledge base.
+"""Where hvconf finds its data: the grammar, the target knowledge base and
+the bad samples `hvconf explain` shows.
 
-In a wheel they are packaged as hvconf/_data/{grammar,targets}; in a source
-checkout they sit at the repo's top level. This is the only module that
-knows both places. Tested by tests/test_resources.py.
+In a wheel they are packaged as hvconf/_data/{grammar,targets,examples/invalid};
+in a source checkout they sit in the repo (grammar/, targets/, tests/invalid/).
+This is the only module that knows both places. Tested by tests/test_resources.py.
 """
 
 from __future__ import annotations
@@ -32,3 +33,12 @@ def grammar_path() -> Path:
 def targets_dir() -> Path:
     """The folder holding one sub-folder per target (targets/<name>/)."""
     return _data_dir("targets")
+
+
+def invalid_samples_dir() -> Path:
+    """tests/invalid/: one bad sample per diagnostic code (hvconf/_data/examples/invalid in a wheel)."""
+    for folder in (_PACKAGE / "_data" / "examples" / "invalid", _PACKAGE.parent / "tests" / "invalid"):
+        if folder.is_dir():
+            return folder
+    raise FileNotFoundError(f"hvconf's bad samples are missing from {_PACKAGE / '_data'} and "
+                            f"{_PACKAGE.parent / 'tests'}")

@@ -1,8 +1,9 @@
 """End-to-end tests of the `hvconf` command (check, plan, dts, run).
 
 Exit statuses (0 clean, 1 findings, 2 usage or I/O), the diagnostic text
-and JSON formats, plan/dts output against what `build` writes, and real runs
-of the x86 guests on /dev/kvm (marked `kvm`). No command may ever print a
+and JSON formats, folders, --select/--ignore/--werror/-q, colour on a pty,
+--help and shell completion for every command, plan/dts output against what
+`build` writes, and real runs of the x86 guests on /dev/kvm (marked `kvm`). No command may ever print a
 Python traceback. Every subprocess is bounded by `timeout=`.
 """
 
@@ -11,11 +12,13 @@ from __future__ import annotations
 import json
 import os
 import re
+import select
 import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -105,10 +108,182 @@ def test_check_of_a_missing_file_is_one_line_and_status_2(tmp_path: Path, fmt: s
     assert len(lines) == 1 and lines[0].startswith("hvconf: error: ") and "missing.hv" in lines[0], done.stderr
 
 
-def test_check_of_a_directory_is_status_2(tmp_path: Path) -> None:
+def test_check_of_a_folder_without_hv_files_is_status_2(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("not a definition\n")
     done = hvconf("check", str(tmp_path))
-    assert done.returncode == 2
+    assert done.returncode == 2 and done.stdout == ""
     assert done.stderr.startswith("hvconf: error: ") and len(done.stderr.splitlines()) == 1
+    assert "no .hv files" in done.stderr
+
+
+def test_check_of_a_folder_checks_every_hv_file_below_it(tmp_path: Path) -> None:
+    (tmp_path / "vms" / "sub").mkdir(parents=True)
+    (tmp_path / "vms" / "good.hv").write_text("format 1\nvm good {\n    arch x86_64\n    memory 2M\n}\n")
+    (tmp_path / "vms" / "sub" / "bad.hv").write_text(BAD_HV)
+    done = hvconf("check", "vms", cwd=tmp_path)
+    assert done.returncode == 1, done.stderr
+    assert re.search(r"^vms/sub/bad\.hv:4:12: error\[syntax-error\]", done.stdout, re.MULTILINE), done.stdout
+    assert done.stdout.splitlines()[-1] == "checked 2 files: 1 error, 0 warnings"
+
+
+def test_an_unreadable_root_is_status_2_and_the_others_are_still_reported(tmp_path: Path) -> None:
+    (tmp_path / "bad.hv").write_text(BAD_HV)
+    os.mkfifo(tmp_path / "pipe.hv")  # not a regular file: hvconf must not block reading it
+    done = hvconf("check", "--format", "json", ".", cwd=tmp_path)
+    assert done.returncode == 2
+    assert [d["file"] for d in json.loads(done.stdout)] == ["bad.hv"]
+    assert done.stderr.splitlines() == ["hvconf: error: pipe.hv: is not a regular file"]
+
+
+@pytest.mark.parametrize("flag", ["--select", "--ignore"])
+def test_an_unknown_code_is_a_usage_error_with_a_suggestion(flag: str) -> None:
+    done = hvconf("check", flag, "syntax-error,unknwon-cap", *map(str, SAMPLE_FILES))
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr == "hvconf: error: unknown diagnostic code 'unknwon-cap' (did you mean 'unknown-cap'?)\n"
+
+
+def test_jobs_must_be_a_count() -> None:
+    done = hvconf("check", "--jobs", "many", str(SAMPLES))
+    assert done.returncode == 2 and "not a number of processes" in done.stderr
+
+
+def test_werror_and_quiet(tmp_path: Path) -> None:
+    warned = SAMPLES / "e500.hv"  # warns abi-unmerged, no errors
+    assert hvconf("check", str(warned)).returncode == 0
+    assert hvconf("check", "--werror", str(warned)).returncode == 1
+    quiet = hvconf("check", "-q", str(warned))
+    assert quiet.returncode == 0 and quiet.stdout == ""  # no errors, and -q prints no summary
+    failing = hvconf("check", "-q", "--werror", str(warned))
+    assert failing.returncode == 1 and "warning[abi-unmerged]" in failing.stdout
+    assert "checked" not in failing.stdout
+
+
+@pytest.mark.parametrize("fmt", ["json", "sarif", "github"])
+def test_machine_formats_have_the_same_exit_status_and_no_colour(tmp_path: Path, fmt: str) -> None:
+    (tmp_path / "bad.hv").write_text(BAD_HV)
+    done = hvconf("check", "--format", fmt, "--color", "always", "bad.hv", cwd=tmp_path)
+    assert done.returncode == 1 and "\x1b[" not in done.stdout
+    if fmt == "github":
+        assert done.stdout.startswith("::error file=bad.hv,line=4,col=12,endLine=4,endColumn=15,"
+                                      "title=hvconf (syntax-error)::")
+    else:
+        assert json.loads(done.stdout)
+
+
+def _on_pty(args: list[str], env: dict[str, str], cwd: Path) -> str:
+    """What hvconf writes to stdout when stdout is a terminal."""
+    import pty
+
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "hvconf", *args], cwd=cwd, env=env, stdout=slave,
+                            stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    os.close(slave)
+    seen = bytearray()
+    deadline = time.monotonic() + TIMEOUT
+    while time.monotonic() < deadline:
+        if not select.select([master], [], [], 0.5)[0]:
+            continue
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:  # EIO once the child has closed the terminal
+            break
+        if not chunk:
+            break
+        seen += chunk
+    os.close(master)
+    assert proc.wait(timeout=TIMEOUT) == 1
+    return seen.decode()
+
+
+def test_text_is_coloured_on_a_terminal_unless_no_color(tmp_path: Path) -> None:
+    (tmp_path / "bad.hv").write_text(BAD_HV)
+    env = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "TERM")} | {"TERM": "xterm"}
+    assert "\x1b[1;31merror[syntax-error]\x1b[0m" in _on_pty(["check", "bad.hv"], env, tmp_path)
+    assert "\x1b[" not in _on_pty(["check", "bad.hv"], env | {"NO_COLOR": "1"}, tmp_path)
+    piped = hvconf("check", "bad.hv", cwd=tmp_path)
+    assert "\x1b[" not in piped.stdout and "error[syntax-error]" in piped.stdout
+    assert "\x1b[1;31m" in hvconf("check", "--color", "always", "bad.hv", cwd=tmp_path).stdout
+
+
+# --- version, help, completion --------------------------------------------------------------
+
+def test_version_through_python_m() -> None:
+    from hvconf import __version__
+
+    done = hvconf("--version")
+    assert done.returncode == 0 and done.stdout == f"hvconf {__version__}\n"
+
+
+def _commands() -> dict[str, Any]:
+    import argparse
+
+    from hvconf.cli import parser
+
+    top = parser()
+    sub = next(a for a in top._actions if isinstance(a, argparse._SubParsersAction))
+    return dict(sub.choices)
+
+
+def test_every_command_has_help_with_examples() -> None:
+    commands = _commands()
+    assert {"check", "build", "plan", "dts", "run", "completion"} <= set(commands)
+    for name, sub in commands.items():
+        text = sub.format_help()
+        assert "examples:" in text and f"hvconf {name}" in text.split("examples:")[1], name
+
+
+def test_check_help_through_the_command_shows_formats_and_exit_statuses() -> None:
+    done = hvconf("check", "--help")
+    assert done.returncode == 0 and "--format {text,json,sarif,github}" in done.stdout and "exit status" in done.stdout
+
+
+def _bash_complete(script: str, *words: str) -> list[str]:
+    """What bash offers for `hvconf WORDS...` (the last word is the one being completed)."""
+    line = " ".join(f"'{w}'" for w in ("hvconf", *words))
+    done = subprocess.run(["bash", "--norc", "-c", f'source /dev/stdin; COMP_WORDS=({line}); '
+                           f'COMP_CWORD={len(words)}; _hvconf; printf "%s\\n" "${{COMPREPLY[@]}}"'],
+                          input=script, capture_output=True, text=True, timeout=TIMEOUT, check=False)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.split()
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
+def test_bash_completion_offers_commands_options_choices_and_codes() -> None:
+    script = hvconf("completion", "bash").stdout
+    assert set(_commands()) <= set(_bash_complete(script, ""))
+    assert _bash_complete(script, "check", "--fo") == ["--format"]
+    assert _bash_complete(script, "check", "--format", "") == ["text", "json", "sarif", "github"]
+    assert "unknown-cap" in _bash_complete(script, "check", "--select", "unknown-c")
+    assert _bash_complete(script, "completion", "") == ["bash", "zsh", "fish"]
+
+
+@pytest.mark.skipif(shutil.which("fish") is None, reason="needs fish")
+def test_fish_completion_offers_commands_and_choices() -> None:
+    script = hvconf("completion", "fish").stdout
+    done = subprocess.run(["fish", "--no-config", "-c", 'source; complete -C "hvconf check --format "; '
+                           'complete -C "hvconf "'], input=script, capture_output=True, text=True,
+                          timeout=TIMEOUT, check=False)
+    assert done.returncode == 0, done.stderr
+    offered = {line.split("\t")[0] for line in done.stdout.splitlines()}
+    assert {"text", "json", "sarif", "github"} | set(_commands()) <= offered
+
+
+@pytest.mark.skipif(shutil.which("zsh") is None, reason="needs zsh")
+def test_zsh_completion_offers_the_format_choices(tmp_path: Path) -> None:
+    # An interactive zsh on a zpty: load the script, type `hvconf check --format <TAB>`,
+    # read until the choices are listed (the subprocess timeout bounds the wait).
+    (tmp_path / "_hvconf").write_text(hvconf("completion", "zsh").stdout)
+    driver = (
+        "zmodload zsh/zpty\n"
+        "zpty z zsh -f -i\n"
+        f"zpty -w z 'autoload -Uz compinit; compinit -u -d {tmp_path}/dump; source {tmp_path}/_hvconf'\n"
+        "zpty -w -n z $'hvconf check --format \\t'\n"
+        "zpty -r z out '*sarif*' && print -r -- \"$out\"\n"
+        "zpty -d z\n")
+    done = subprocess.run(["zsh", "-f", "-c", driver], capture_output=True, text=True, timeout=30, check=False)
+    assert done.returncode == 0, done.stderr
+    listed = done.stdout.rsplit("--format", 1)[-1]
+    assert re.search(r"github\s+json\s+sarif", listed), repr(done.stdout[-300:])
 
 
 # --- plan and dts ---------------------------------------------------------------------------

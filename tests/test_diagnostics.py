@@ -60,3 +60,13 @@ def test_sorted_by_position_and_summary() -> None:
     report.error("e", "first", Span("x.hv", 1, 1, 1, 2))
     assert [d.message for d in report] == ["first", "second"]
     assert summary(report) == "1 error, 1 warning"
+
+
+def test_a_long_line_is_shown_as_a_window_around_the_span() -> None:
+    line = "vm a { " + "x " * 200 + "memroy 4G " + "y " * 200 + "}"
+    col = line.index("memroy") + 1
+    report = Report(sources={"x.hv": line + "\n"})
+    report.error("unknown-keyword", "unknown keyword 'memroy'", Span("x.hv", 1, col, 1, col + 6))
+    _, _, shown, caret = render_report(report).splitlines()[:4]
+    assert len(shown) < 140 and shown.startswith("1 | ...") and shown.endswith("...")
+    assert shown[caret.index("^"):caret.index("^") + 6] == "memroy" and caret.count("^") == 6

@@ -1,0 +1,33 @@
+"""Render a lint result in one of the `--format` choices: text, json, sarif, github.
+
+Each renderer is a pure function from a LintResult to the text printed on
+stdout; none prints, reads files or decides the exit status (hvconf/cli.py
+does). Field names of json and the SARIF layout are documented in docs/ci.md.
+Tested by tests/test_formats.py.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Callable
+
+if TYPE_CHECKING:
+    from hvconf.lint import LintResult
+
+# Module of each format; each has `render(result, *, colour) -> str`.
+FORMATS: dict[str, str] = {
+    "text": "hvconf.formats.text",
+    "json": "hvconf.formats.json",
+    "sarif": "hvconf.formats.sarif",
+    "github": "hvconf.formats.github",
+}
+
+
+def renderer(name: str) -> Callable[..., str]:
+    """The render function of format `name` (imported only when used)."""
+    render: Callable[..., str] = import_module(FORMATS[name]).render
+    return render
+
+
+def render(name: str, result: "LintResult", *, colour: bool = False) -> str:
+    return renderer(name)(result, colour=colour)

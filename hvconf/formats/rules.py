@@ -1,0 +1,55 @@
+"""Every diagnostic code hvconf can emit, as the machine formats describe it.
+
+The facts (severity, summary, why, help) come from hvconf.explain.pages(),
+the one table behind `hvconf explain` and docs/diagnostics.md; this module
+only adds the docs URL and the lookups `--select`/`--ignore` and SARIF need.
+Must not import the CLI. Tested by tests/test_formats.py.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from functools import lru_cache
+
+from hvconf.diagnostics import Severity
+
+# Where docs/diagnostics.md is published; SARIF's helpUri must be an absolute URI.
+DOCS_URL = "https://github.com/hvconf/hvconf/blob/main/docs/diagnostics.md"
+
+
+@dataclass(frozen=True)
+class Rule:
+    """What the machine formats say about one code."""
+
+    code: str
+    severity: Severity
+    summary: str
+    why: str = ""
+    help: str | None = None
+
+    @property
+    def url(self) -> str:
+        return f"{DOCS_URL}#{self.code}"
+
+
+@lru_cache(maxsize=1)
+def rules() -> tuple[Rule, ...]:
+    """Every code in pipeline order (checker codes in CHECKS order): the order of SARIF's ruleIndex."""
+    from hvconf.explain import pages
+
+    return tuple(Rule(p.code, p.severity, p.summary, p.why, p.help) for p in pages().values())
+
+
+def rule_index() -> dict[str, int]:
+    return {rule.code: i for i, rule in enumerate(rules())}
+
+
+def known_codes() -> frozenset[str]:
+    return frozenset(rule.code for rule in rules())
+
+
+def closest_code(word: str) -> str | None:
+    """The known code `word` was probably meant to be, for a did-you-mean."""
+    found = difflib.get_close_matches(word, sorted(known_codes()), n=1, cutoff=0.6)
+    return found[0] if found else None

@@ -1,0 +1,23 @@
+"""The human format: each diagnostic as hvconf.render draws it, then one summary line.
+
+Colour is the caller's decision (NO_COLOR, a terminal or not); this module
+never looks at the environment. Tested by tests/test_formats.py.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from hvconf.render import render as render_one
+from hvconf.render import summary
+
+if TYPE_CHECKING:
+    from hvconf.lint import LintResult
+
+
+def render(result: "LintResult", *, colour: bool = False, with_summary: bool = True) -> str:
+    report = result.report
+    lines = [render_one(d, report.sources, colour=colour) for d in report]
+    if with_summary:
+        lines.append(summary(report, files=result.files, colour=colour))
+    return "".join(f"{line}\n" for line in lines)

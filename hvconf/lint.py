@@ -1,0 +1,189 @@
+"""Lint many definitions in one run: find the files, check them, merge one report.
+
+`discover` turns command-line paths into a sorted list of .hv files; `lint`
+checks them with one shared Loader per process (an included file is parsed
+once per process), optionally across `jobs` worker processes, and returns
+the same report, in the same order, whatever `jobs` is. Writes nothing and
+prints nothing: rendering is hvconf.formats'. Tested by tests/test_lint_scale.py.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
+
+from hvconf.diagnostics import Diagnostic, Report, Severity
+
+if TYPE_CHECKING:
+    from multiprocessing.context import BaseContext
+
+    from hvconf.syntax import ast
+
+SUFFIX = ".hv"
+
+
+class UsageError(Exception):
+    """A command-line path or option that cannot be used (exit status 2)."""
+
+
+@dataclass
+class LintResult:
+    """The merged report, how many root files were checked, and the roots that could not be read."""
+
+    report: Report
+    files: int
+    unreadable: list[str] = field(default_factory=list)
+
+
+def _hidden(name: str) -> bool:
+    return name.startswith(".")
+
+
+def discover(paths: Iterable[str | Path]) -> list[Path]:
+    """Files named on the command line as given; directories searched for *.hv,
+    skipping hidden files and folders. Sorted within each directory, each file once."""
+    found: list[Path] = []
+    for arg in paths:
+        path = Path(arg)
+        if not os.path.lexists(path):
+            raise UsageError(f"{arg}: No such file or directory")
+        if not path.is_dir():
+            found.append(path)
+            continue
+        inside: list[Path] = []
+        for folder, dirs, files in os.walk(path):
+            dirs[:] = [d for d in dirs if not _hidden(d)]  # os.walk follows this list: prune in place
+            inside += [Path(folder, f) for f in files if f.endswith(SUFFIX) and not _hidden(f)]
+        if not inside:
+            raise UsageError(f"{arg}: no {SUFFIX} files in this directory")
+        found += sorted(inside)
+    unique: dict[str, Path] = {}
+    for path in found:
+        unique.setdefault(os.path.realpath(path), path)
+    return list(unique.values())
+
+
+@dataclass
+class _Chunk:
+    """What one worker sends back: its report, how many roots it checked, the roots it
+    could not read, and the trees of files that may hold `# hvconf:` comments."""
+
+    report: Report
+    checked: int = 0
+    unreadable: list[str] = field(default_factory=list)
+    trees: dict[str, ast.SourceFile] = field(default_factory=dict)
+
+
+def _check_chunk(paths: Sequence[Path], options: dict[str, Any]) -> _Chunk:
+    """Check `paths` with one Loader; a root that cannot be read is noted, not fatal.
+    Suppressions are left to the caller: they apply once, to the merged report."""
+    from hvconf import compiler
+    from hvconf.syntax.loader import InputError, Loader
+
+    loader, chunk = Loader(), _Chunk(Report())
+    for path in paths:
+        try:
+            result = compiler.check([path], loader=loader, suppress=False, **options)
+        except InputError as err:
+            chunk.unreadable.append(str(err))
+            continue
+        chunk.report.extend(result.report)
+        chunk.checked += 1
+        for loaded in result.checked[0].program.files:
+            if loaded.tree is not None and "hvconf" in chunk.report.sources.get(loaded.display, ""):
+                chunk.trees[loaded.display] = loaded.tree
+    return chunk
+
+
+def _total_key(d: Diagnostic) -> tuple[Any, ...]:
+    # sort_key ties (same place, code and message) are broken by the rest, so order never
+    # depends on which worker found what.
+    return d.sort_key + (d.severity.value, d.help or "", repr(d.notes))
+
+
+def _merged(parts: Sequence[_Chunk]) -> Report:
+    """One report with each distinct diagnostic once (a file included by roots in
+    different workers, or visited again by each root, is reported once), after the
+    suppressions of all files, in a total order."""
+    from hvconf.suppress import apply
+
+    merged = Report()
+    seen: set[Diagnostic] = set()
+    trees: dict[str, ast.SourceFile] = {}
+    for part in parts:
+        merged.sources.update(part.report.sources)
+        trees.update(part.trees)
+        for d in part.report.diagnostics:
+            if d not in seen:
+                seen.add(d)
+                merged.diagnostics.append(d)
+    merged = apply(merged, merged.sources, trees)
+    merged.diagnostics.sort(key=_total_key)
+    return merged
+
+
+def _chunks(paths: Sequence[Path], n: int) -> list[Sequence[Path]]:
+    """`n` contiguous runs of sorted paths, so files of one folder (which tend to
+    include the same bases) mostly share a worker and its parsed includes."""
+    size, extra = divmod(len(paths), n)
+    out, start = [], 0
+    for i in range(n):
+        end = start + size + (1 if i < extra else 0)
+        out.append(paths[start:end])
+        start = end
+    return [c for c in out if c]
+
+
+def _context() -> "BaseContext | None":
+    """fork where there is one, after importing the compiler and building the parser once,
+    so workers start warm instead of each paying the imports (the parent has no threads)."""
+    import multiprocessing
+
+    if "fork" not in multiprocessing.get_all_start_methods():
+        return None
+    from hvconf import compiler  # noqa: F401  (imported for the children)
+    from hvconf.syntax.parser import parser
+
+    parser()
+    return multiprocessing.get_context("fork")
+
+
+def lint(paths: Sequence[Path], *, jobs: int = 1, **options: Any) -> LintResult:
+    """Check every path; `options` go to compiler.check. jobs <= 0 means one per CPU."""
+    jobs = jobs if jobs > 0 else (os.cpu_count() or 1)
+    jobs = min(jobs, len(paths)) or 1
+    if jobs == 1:
+        parts = [_check_chunk(paths, options)]
+    else:
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=_context()) as pool:
+            futures = [pool.submit(_check_chunk, chunk, options) for chunk in _chunks(paths, jobs)]
+            parts = [f.result() for f in futures]  # in submission order, not completion order
+    return LintResult(_merged(parts), sum(p.checked for p in parts), [u for p in parts for u in p.unreadable])
+
+
+def parse_codes(values: Sequence[str] | None) -> frozenset[str]:
+    """Codes from repeated, comma-separated options; UsageError with a did-you-mean for unknown ones."""
+    from hvconf.formats.rules import closest_code, known_codes
+
+    codes = {c.strip() for v in values or () for c in v.split(",") if c.strip()}
+    for code in sorted(codes - known_codes()):
+        guess = closest_code(code)
+        hint = f" (did you mean '{guess}'?)" if guess else " (docs/diagnostics.md lists every code)"
+        raise UsageError(f"unknown diagnostic code '{code}'{hint}")
+    return frozenset(codes)
+
+
+def filtered(report: Report, *, select: frozenset[str] = frozenset(), ignore: frozenset[str] = frozenset(),
+             keep: Iterable[Severity] | None = None) -> Report:
+    """`report` with only the selected codes (all when `select` is empty), minus the ignored ones,
+    and only the severities in `keep` (all when None)."""
+    severities = set(keep) if keep is not None else None
+    out = Report(sources=report.sources)
+    out.diagnostics = [d for d in report.diagnostics
+                       if (not select or d.code in select) and d.code not in ignore
+                       and (severities is None or d.severity in severities)]
+    return out
