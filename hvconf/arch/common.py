@@ -7,6 +7,7 @@ in between. Tested through tests/test_plan.py and the golden tests.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 from pathlib import Path
@@ -16,6 +17,7 @@ from hvconf.arch.base import BuildContext
 from hvconf.diagnostics import Span
 from hvconf.emit.plan import Plan, source_of
 from hvconf.model import capargs, ir
+from hvconf.syntax.loader import read_regular
 
 
 def vcpu_fd(index: int) -> str:
@@ -106,8 +108,16 @@ def source_file(ctx: BuildContext, path: str, span: Span | None) -> Path:
     return base / path
 
 
+MAX_IMAGE_BYTES = 1 << 30  # no guest image hvconf copies is near this; /proc files never end
+
+
 def read_input(ctx: BuildContext, path: Path) -> bytes:
-    data = path.read_bytes()
+    """A guest or kernel image: a regular file that fits in the guest's memory. Raises
+    OSError (with a readable strerror) for anything else, without blocking or slurping."""
+    limit = min(ctx.vm.memory or MAX_IMAGE_BYTES, MAX_IMAGE_BYTES)
+    data = read_regular(path, limit)
+    if len(data) > limit:
+        raise OSError(errno.EFBIG, f"larger than the guest's {limit:#x} bytes of memory")
     ctx.inputs[Path(os.path.relpath(path, ctx.root_dir)).as_posix()] = hashlib.sha256(data).hexdigest()
     return data
 
@@ -120,10 +130,14 @@ def kernel_image(plan: Plan, ctx: BuildContext, *, load: int) -> None:
         return
     span = vm.span_of("kernel")
     path = source_file(ctx, vm.kernel, span)
+    why = "does not exist (yet)"
     if path.is_file():
-        add_image(plan, ctx, "kernel", "kernel.img", read_input(ctx, path), load, span, format="flat")
-        return
-    ctx.report.warning("kernel-missing", f"kernel '{vm.kernel}' does not exist (yet); the launcher needs "
+        try:
+            add_image(plan, ctx, "kernel", "kernel.img", read_input(ctx, path), load, span, format="flat")
+            return
+        except OSError as err:  # a /proc file, a FIFO swapped in, an image larger than memory
+            why = f"cannot be used ({err.strerror})"
+    ctx.report.warning("kernel-missing", f"kernel '{vm.kernel}' {why}; the launcher needs "
                        "--kernel FILE to run this VM", span)
     plan.images.append({"name": "kernel", "path": None, "guest_phys_addr": load, "hint": vm.kernel,
                         "source": source_of(span, ctx.root_dir), "format": "flat"})

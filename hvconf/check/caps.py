@@ -10,7 +10,7 @@ so a typo never drowns in follow-ups. Tested by tests/test_checks.py.
 from __future__ import annotations
 
 from hvconf import abi
-from hvconf.check.common import did_you_mean, enabled_fds, fd_kind, fds, offered, usable_caps
+from hvconf.check.common import did_you_mean, enabled_fds, fd_kind, fds, offered, usable_caps, vcpu_count
 from hvconf.check.registry import Check, CheckContext
 from hvconf.diagnostics import Note, Severity
 from hvconf.model import capargs, ir
@@ -120,14 +120,14 @@ def cap_bad_args(ctx: CheckContext) -> None:
 def cap_duplicate(ctx: CheckContext) -> None:
     first: dict[tuple[str, str], ir.CapUse] = {}
     for use, row in usable_caps(ctx.vm, ctx.target):
-        again = sorted(fd for fd in fds(use, row, ctx.vm.vcpus) if (use.name, fd) in first)
+        again = sorted(fd for fd in fds(use, row, vcpu_count(ctx.vm, ctx.target)) if (use.name, fd) in first)
         if again:
             earlier = first[(use.name, again[0])]
             where = "the vm fd" if again == ["vm"] else ", ".join(f"vCPU {fd.split(':')[1]}" for fd in again)
             ctx.emit(use.span, f"{use.name} is enabled twice on {where}",
                      notes=[Note("first enabled here", earlier.span)],
                      help="remove one of the statements (the plan would issue KVM_ENABLE_CAP twice)")
-        for fd in fds(use, row, ctx.vm.vcpus):
+        for fd in fds(use, row, vcpu_count(ctx.vm, ctx.target)):
             first.setdefault((use.name, fd), use)
 
 
@@ -137,7 +137,7 @@ def cap_required(ctx: CheckContext) -> None:
         if vm.flavour not in row.required_for:
             continue
         have = enabled_fds(vm, ctx.target, row.name)
-        want = {"vm"} if row.scope == "vm" else {f"vcpu:{i}" for i in range(vm.vcpus)}
+        want = {"vm"} if row.scope == "vm" else {f"vcpu:{i}" for i in range(vcpu_count(vm, ctx.target))}
         missing = sorted(want - have, key=lambda fd: int(fd.split(":")[1]) if ":" in fd else -1)
         if not missing:
             continue

@@ -53,6 +53,12 @@ def fd_kind(use: ir.CapUse, row: "Cap") -> str:
     return "vm" if use.scope == "vm" else "vcpu"
 
 
+def vcpu_count(vm: ir.Vm, target: "Target") -> int:
+    """The vCPUs a plan could create: the IR allows 2^32 - 1, and a set of that many fds
+    would take minutes and gigabytes; `vcpus-too-many` reports the excess."""
+    return min(vm.vcpus, target.limits.max_vcpus)
+
+
 def fds(use: ir.CapUse, row: "Cap", vcpus: int) -> set[str]:
     """The fds a cap statement enables the cap on ("vm", "vcpu:0", ...)."""
     if fd_kind(use, row) == "vm":
@@ -77,7 +83,8 @@ def usable_caps(vm: ir.Vm, target: "Target") -> list[tuple[ir.CapUse, "Cap"]]:
 
 def enabled_fds(vm: ir.Vm, target: "Target", cap: str) -> set[str]:
     """Every fd on which `cap` ends up enabled by the VM's own statements."""
-    return {fd for use, row in usable_caps(vm, target) if use.name == cap for fd in fds(use, row, vm.vcpus)}
+    vcpus = vcpu_count(vm, target)
+    return {fd for use, row in usable_caps(vm, target) if use.name == cap for fd in fds(use, row, vcpus)}
 
 
 def cap_enabled(vm: ir.Vm, target: "Target", cap: str) -> bool:

@@ -3,7 +3,8 @@ thread counts, settings a target does not support, console/irqchip/pit
 values, and the guest image.
 
 Every limit and every "does this target have X" answer is target data
-(targets/*/target.toml); this module holds none. Tested by tests/test_checks.py.
+(targets/*/target.toml), except KVM's own cap on one memory slot.
+Tested by tests/test_checks.py and tests/test_hostile_inputs.py.
 """
 
 from __future__ import annotations
@@ -46,6 +47,23 @@ def memory_too_small(ctx: CheckContext) -> None:
     if vm.memory is not None and vm.memory < mem.min:
         ctx.emit(vm.span_of("memory"), f"memory {_size(vm.memory)} is below the {_size(mem.min)} target "
                  f"{ctx.target.name} needs", help=f"write `memory {_size(mem.min)}` or more")
+
+
+# virt/kvm/kvm_main.c refuses a memory slot of more than KVM_MEM_MAX_NR_PAGES = 2^31 - 1 host
+# pages (include/linux/kvm_host.h); the plan maps all RAM as slot 0. Largest base page a host of
+# the target can have: x86 and s390 have only 4 KiB, powerpc kernels may use 64 KiB.
+KVM_MEM_MAX_NR_PAGES = (1 << 31) - 1
+HOST_PAGE_MAX = {"x86_64": 4 << 10, "s390x": 4 << 10}
+HOST_PAGE_DEFAULT = 64 << 10
+
+
+def memory_too_large(ctx: CheckContext) -> None:
+    vm = ctx.vm
+    limit = KVM_MEM_MAX_NR_PAGES * HOST_PAGE_MAX.get(ctx.target.name, HOST_PAGE_DEFAULT)
+    if vm.memory is not None and vm.memory > limit:
+        ctx.emit(vm.span_of("memory"), f"memory {_size(vm.memory)} is more than one KVM memory slot holds on "
+                 f"target {ctx.target.name} ({limit:#x} bytes)", help="KVM_SET_USER_MEMORY_REGION refuses it "
+                 "with EINVAL; no host has that much RAM for a guest anyway")
 
 
 def vcpus_too_many(ctx: CheckContext) -> None:
@@ -219,6 +237,12 @@ CHECKS: tuple[Check, ...] = (
           why="pseries RAM must be a multiple of the 256 MiB LMB size (QEMU spapr_validate_node_memory); "
               "e500 of 64 MiB (QEMU ppce500_init); s390 storage increments of 1 MiB; x86 maps whole 4 KiB "
               "pages with KVM_SET_USER_MEMORY_REGION (api.rst §4.35: sizes page-aligned)."),
+    Check("memory-too-large", E, "memory beyond what one KVM memory slot can map", memory_too_large,
+          requires=("memory-granularity",),
+          why="__kvm_set_memory_region (virt/kvm/kvm_main.c) returns -EINVAL for a slot of more than "
+              "KVM_MEM_MAX_NR_PAGES = 2^31 - 1 pages, about 8 TiB with 4 KiB host pages (128 TiB with "
+              "64 KiB), and hvconf maps the guest's RAM as one slot (KVM_SET_USER_MEMORY_REGION, api.rst "
+              "§4.35)."),
     Check("vcpus-too-many", E, "more vCPUs than the target allows", vcpus_too_many,
           why="KVM_CREATE_VCPU fails past KVM_MAX_VCPUS (KVM_CAP_MAX_VCPUS, api.rst §4.7); the static "
               "limit is target data, `check --host` uses the probed one."),

@@ -128,8 +128,11 @@ def tce_window_overflow(ctx: CheckContext) -> None:
     if ctx.target.features.tce is None:
         return
     for tce in ctx.vm.tces:
-        if tce.offset + tce.window > U64_LIMIT:
-            ctx.emit(tce.span, f"tce {tce.name}: offset {tce.offset:#x} + window {tce.window:#x} goes past 2^64")
+        # The kernel counts in pages and refuses offset + size > ULLONG_MAX >> page_shift, so the
+        # last page below 2^64 is out of reach too.
+        if tce.offset + tce.window > U64_LIMIT - tce.page:
+            ctx.emit(tce.span, f"tce {tce.name}: offset {tce.offset:#x} + window {tce.window:#x} reaches 2^64 "
+                     f"(KVM takes windows that end at most one page below it)")
 
 
 def rtas_token_duplicate(ctx: CheckContext) -> None:
@@ -192,9 +195,10 @@ CHECKS: tuple[Check, ...] = (
     Check("tce-window-align", E, "a TCE window or offset that is not a whole number of pages", tce_window_align,
           why="kvm_create_spapr_tce_64 gives offset and size in IOMMU pages (api.rst §4.98), so a window "
               "or bus offset that is not a multiple of the page size cannot be expressed."),
-    Check("tce-window-overflow", E, "a TCE window that ends past 2^64", tce_window_overflow,
-          why="kvm_vm_ioctl_create_spapr_tce returns -EINVAL when offset + size overflows "
-              "(book3s_64_vio.c)."),
+    Check("tce-window-overflow", E, "a TCE window that reaches 2^64", tce_window_overflow,
+          why="kvm_vm_ioctl_create_spapr_tce returns -EINVAL when offset + size, in IOMMU pages, is "
+              "more than ULLONG_MAX >> page_shift (book3s_64_vio.c): a window may end one page below "
+              "2^64 at most."),
     Check("rtas-token-duplicate", E, "an RTAS token number or call name is given twice", rtas_token_duplicate,
           why="KVM_PPC_RTAS_DEFINE_TOKEN returns -EEXIST for a token already in use (book3s_rtas.c "
               "rtas_token_define); /rtas holds one property per call name, and QEMU's "

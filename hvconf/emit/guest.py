@@ -5,17 +5,22 @@ returns the bytes. The object is never linked: code and data live in .text,
 symbols assemble as offsets in the image, and a guest that needs absolute
 addresses computes its load address itself (see guests/x86/hello.S). The
 source is not run through cpp. Pure apart from the two tools: no KVM, no
-files left behind. Tests: tests/test_guest_build.py.
+files left behind; the tools run with stdin closed, a timeout and rlimits.
+Tests: tests/test_guest_build.py, tests/test_hostile_inputs.py.
 """
 
 from __future__ import annotations
 
 import re
+import resource
 import struct
 import subprocess
 import tempfile
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
+
+from hvconf.syntax.loader import read_regular
 
 
 class GuestBuildError(Exception):
@@ -44,6 +49,21 @@ _SHT_SYMTAB = 2
 
 
 def assemble(source: Path, *, arch: str = "x86_64", code16: bool) -> bytes:
+    """The flat binary image of `source`; see `_assemble`. One file shared by many VMs of
+    a build is assembled once (keyed by its content too, so an edited file is rebuilt)."""
+    try:
+        text = read_regular(source, MAX_SOURCE_BYTES).decode("utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise GuestBuildError(f"{source}: cannot read guest source: {err}") from None
+    return _assemble_cached(source, text, arch, code16)
+
+
+@lru_cache(maxsize=16)
+def _assemble_cached(source: Path, text: str, arch: str, code16: bool) -> bytes:
+    return _assemble(source, text, arch=arch, code16=code16)
+
+
+def _assemble(source: Path, text: str, *, arch: str, code16: bool) -> bytes:
     """The flat binary image of `source` (its .text section), for `arch`.
 
     `code16=True` assembles 16-bit real-mode code, which the source must
@@ -53,10 +73,6 @@ def assemble(source: Path, *, arch: str = "x86_64", code16: bool) -> bytes:
     tools = ARCH2TOOLCHAIN.get(arch)
     if tools is None:
         raise GuestBuildError(f"{source}: no guest toolchain for arch {arch!r} (known: {', '.join(ARCH2TOOLCHAIN)})")
-    try:
-        text = source.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as err:
-        raise GuestBuildError(f"{source}: cannot read guest source: {err}") from None
     if code16:
         if tools.code16_flags is None:
             raise GuestBuildError(f"{source}: arch {arch} has no 16-bit mode")
@@ -74,11 +90,31 @@ def assemble(source: Path, *, arch: str = "x86_64", code16: bool) -> bytes:
         return image.read_bytes() if image.exists() else b""
 
 
+# A guest source comes with the definition and is as untrusted: `.rept 1000000000`, `.fill 1<<40`
+# or `.incbin "/dev/zero"` must end in an error, not a stuck or swapping build.
+TOOL_SECONDS = 60
+MAX_SOURCE_BYTES = 16 << 20
+TOOL_LIMITS = {resource.RLIMIT_CPU: 30, resource.RLIMIT_AS: 2 << 30, resource.RLIMIT_FSIZE: 256 << 20}
+
+
+def _limit_tool() -> None:
+    for kind, value in TOOL_LIMITS.items():
+        resource.setrlimit(kind, (value, value))
+
+
 def _tool(argv: list[str], source: Path) -> None:
     try:
-        done = subprocess.run(argv, capture_output=True, text=True, check=False)
+        # stdin: `.include "/dev/stdin"` must not wait on the user's terminal.
+        done = subprocess.run(argv, capture_output=True, text=True, errors="replace", check=False,
+                              stdin=subprocess.DEVNULL, timeout=TOOL_SECONDS, preexec_fn=_limit_tool)
     except FileNotFoundError:
         raise GuestBuildError(f"{source}: {argv[0]!r} not found; install GNU binutils") from None
+    except subprocess.TimeoutExpired:
+        raise GuestBuildError(f"{source}: {argv[0]} ran for more than {TOOL_SECONDS} s") from None
+    if done.returncode < 0:
+        raise GuestBuildError(f"{source}: {argv[0]} was stopped by signal {-done.returncode} "
+                              f"(limits: {TOOL_LIMITS[resource.RLIMIT_CPU]} s of CPU, "
+                              f"{TOOL_LIMITS[resource.RLIMIT_FSIZE] >> 20} MiB of output)")
     if done.returncode != 0:
         raise GuestBuildError(done.stderr.strip() or f"{source}: {argv[0]} failed with status {done.returncode}")
 

@@ -45,6 +45,10 @@ _SETTINGS: dict[str, tuple[str, Callable[[tuple[ast.Value, ...]], Any]]] = {
 _HYPERVISOR_FLAGS = ("idle", "reset", "shutdown")
 _HYPERVISOR_KEYS = [*_HYPERVISOR_FLAGS, "compatible", "hcall_instructions"]
 _TCE_KEYS = ["liobn", "window", "page", "offset"]
+MAX_EXTENDS_DEPTH = 32  # bases above one VM; real definitions use two or three
+# A VM name becomes a folder `out/NAME/`, a file `NAME.dts` and a temporary `.NAME.XXXXXXXX.tmp`
+# while writing; 255 bytes is the file-name limit of Linux file systems.
+MAX_VM_NAME = 128
 
 
 class _Merged:
@@ -84,6 +88,12 @@ class Lowering:
         """[root base, ..., decl], or None after reporting a broken `extends`."""
         chain = [decl]
         while chain[-1].base is not None:
+            if len(chain) > MAX_EXTENDS_DEPTH:
+                # Every VM re-reads its whole chain: unbounded chains would make lowering quadratic.
+                self.report.error("extends-too-deep", f"'{decl.name.value}' has more than {MAX_EXTENDS_DEPTH} "
+                                  "bases in its `extends` chain", decl.base.span if decl.base else decl.name.span,
+                                  help="flatten the chain: put shared settings in fewer abstract VMs")
+                return None
             base_ref = chain[-1].base
             base = self.program.vms.get(base_ref.value)
             if base is None:
@@ -92,7 +102,7 @@ class Lowering:
                                   base_ref.span, help=f"did you mean '{close[0]}'?" if close else
                                   "include the file that defines it")
                 return None
-            if base in chain:
+            if any(base is d for d in chain):  # identity: dataclass == would compare whole bodies
                 notes = [Note(f"'{d.name.value}' extends '{d.base.value}'", d.base.span) for d in chain if d.base]
                 self.report.error("extends-cycle", f"'{decl.name.value}' extends itself through its bases",
                                   decl.base.span if decl.base else decl.name.span, notes=notes)
@@ -102,6 +112,10 @@ class Lowering:
 
     # -- one VM ---------------------------------------------------------------
     def lower(self, decl: ast.VmDecl) -> ir.Vm | None:
+        if len(decl.name.value) > MAX_VM_NAME:
+            self.report.error("invalid-value", f"VM name is {len(decl.name.value)} characters long; at most "
+                              f"{MAX_VM_NAME} fit in output file names", decl.name.span)
+            return None
         chain = self.chain(decl)
         if chain is None:
             return None
@@ -175,6 +189,11 @@ class Lowering:
                                   notes=[Note("first given here", seen[kv.key.value])])
                 continue
             seen[kv.key.value] = kv.key.span
+            if isinstance(kv.value, ast.List) and any(isinstance(v, ast.List) for v in kv.value.items):
+                # CapArg has no shape for it; the whole cap is dropped so no check reports it "missing".
+                self.report.error("invalid-value", f"cap {stmt.name.value} argument '{kv.key.value}' is a list of "
+                                  "lists", kv.value.span, help="arguments are numbers, names, strings or flat lists")
+                return
             args.append(ir.CapArg(name=kv.key.value, value=plain(kv.value), span=kv.span))
         cap = build(ir.CapUse, {"name": stmt.name.value, "scope": scope, "vcpu": vcpu, "args": tuple(args),
                                 "span": stmt.span}, self.report, stmt.span, {}, f"cap {stmt.name.value}")

@@ -39,6 +39,15 @@ __all__ = ["Cap", "CapArg", "Console", "FILES", "Hcall", "PvFeature", "Target", 
            "load_target", "target_for", "target_names"]
 
 
+@lru_cache(maxsize=None)
+def _papr_names(column: str) -> frozenset[str]:
+    """PAPR hcalls whose hvconf.abi `column` (e.g. hv_default) is true. Cached: checking a
+    repo asks for the same few sets thousands of times (it was a third of lint time)."""
+    from hvconf import abi  # lazy: only sPAPR presets need the PAPR table
+
+    return frozenset(h.name for h in abi.papr_hcalls().values() if getattr(h, column) and not h.platform)
+
+
 class Target(TargetSpec):
     """One target: target.toml plus the rows of the other three files, with x2y lookups.
 
@@ -126,10 +135,7 @@ class Target(TargetSpec):
         self._check_flavour(flavour)
         if flavour not in self.abi_flavour:
             raise TargetError(f"target {self.name} has no in-kernel hcall table for flavour {flavour!r}")
-        from hvconf import abi  # lazy: only sPAPR presets need the PAPR table
-
-        attr = f"{self.abi_flavour[flavour]}_{column}"
-        return frozenset(h.name for h in abi.papr_hcalls().values() if getattr(h, attr) and not h.platform)
+        return _papr_names(f"{self.abi_flavour[flavour]}_{column}")
 
     def _check_flavour(self, flavour: str) -> None:
         if flavour not in self.flavours:

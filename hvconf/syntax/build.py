@@ -17,6 +17,7 @@ from hvconf.diagnostics import Report, Span
 from hvconf.syntax import ast
 
 _SUFFIX = {"k": 10, "m": 20, "g": 30, "t": 40, "p": 50}
+MAX_LIST_DEPTH = 16
 _MAX_DIGITS = 40  # far beyond any 64-bit value, short enough to convert quickly
 _ESCAPE = re.compile(r"\\(x[0-9a-fA-F]{2}|.)", re.DOTALL)
 _SIMPLE_ESCAPES = {'"': '"', "\\": "\\", "n": "\n", "t": "\t", "r": "\r", "0": "\0"}
@@ -53,9 +54,14 @@ class AstBuilder:
         meta = node.meta
         return Span(self.file, meta.line, meta.column, meta.end_line, meta.end_column)
 
-    def value(self, node: Tree | Token) -> ast.Value:
+    def value(self, node: Tree | Token, depth: int = 0) -> ast.Value:
         if isinstance(node, Tree):  # only `list` is a tree among values
-            items = tuple(self.value(c) for c in node.children
+            if depth == MAX_LIST_DEPTH:
+                # lark parses any depth iteratively; this builder and every later stage recurse.
+                self.report.error("syntax-error", f"lists nest more than {MAX_LIST_DEPTH} deep", self.span(node),
+                                  help="no value of the language is more than one list deep")
+                return ast.List((), self.span(node))
+            items = tuple(self.value(c, depth + 1) for c in node.children
                           if not (isinstance(c, Token) and c.type in ("LSQB", "RSQB", "COMMA")) and c is not None)
             return ast.List(items, self.span(node))
         if node.type == "INT":

@@ -2,24 +2,29 @@
 
 Includes resolve relative to the including file. Missing files, things that
 are not regular files (directories, FIFOs, devices), cycles, unsupported
-`format` versions and duplicate VM names are diagnostics, never tracebacks.
-Tested by tests/test_loader.py.
+`format` versions and duplicate VM names are diagnostics, never tracebacks;
+reads are bounded and never block; an include outside the repository warns.
+Tested by tests/test_loader.py and tests/test_hostile_inputs.py.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 from hvconf.diagnostics import Note, Report, Span
 from hvconf.syntax import ast
 from hvconf.syntax.parser import decode, parse
 
 FORMAT_VERSION = 1
-MAX_FILE_BYTES = 4 << 20  # a VM definition is a few KiB; refuse to slurp huge files
+# A VM definition is a few KiB. lark parses ~50k tokens/s and keeps ~450 bytes per token,
+# so this bounds one file's parse to seconds and ~100 MiB even when every byte is a token.
+MAX_FILE_BYTES = 256 << 10
 
 
 class InputError(Exception):
@@ -47,6 +52,36 @@ class Program:
         """The VMs declared in the root file itself (the ones `build` builds)."""
         tree = self.root.tree
         return [item for item in tree.items if isinstance(item, ast.VmDecl)] if tree else []
+
+
+def read_regular(path: Path, limit: int) -> bytes:
+    """The bytes of a regular file, or more than `limit` of them (callers refuse those).
+    O_NONBLOCK and the fstat make a FIFO or device swapped in after a stat fail instead
+    of blocking; the bounded read stops /proc files that report size 0 but never end."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file")
+        chunks, size = [], 0
+        while size <= limit:
+            chunk = os.read(fd, 1 << 16)  # whole chunks: /proc/self/pagemap refuses reads of odd sizes
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def repo_root(path: Path) -> Path:
+    """What `include` may read without a warning: the nearest folder above `path` with a
+    `.git` (a folder, or a file in worktrees), else `path`'s own folder. Symlinks resolved."""
+    start = Path(os.path.realpath(path)).parent
+    for folder in (start, *start.parents):
+        if os.path.lexists(folder / ".git"):
+            return folder
+    return start
 
 
 def display_path(path: Path) -> str:
@@ -87,11 +122,17 @@ class Loader:
             report.error("include-too-large", message, span)
             return None
         try:
-            data = path.read_bytes()
+            data = read_regular(path, MAX_FILE_BYTES)
         except OSError as err:
             if span is None:
                 raise InputError(f"{display}: {err.strerror}") from None
             report.error("include-unreadable", f"cannot read '{display}': {err.strerror}", span)
+            return None
+        if len(data) > MAX_FILE_BYTES:  # a file whose size lied (/proc, or grown since the stat)
+            message = f"'{display}' is more than {MAX_FILE_BYTES} bytes; hvconf reads at most {MAX_FILE_BYTES}"
+            if span is None:
+                raise InputError(message)
+            report.error("include-too-large", message, span)
             return None
         text = decode(data, display, report)
         tree = parse(text, display, report) if text is not None else None
@@ -104,43 +145,60 @@ class Loader:
         root = self._read(Path(os.path.abspath(path)), report, None)
         assert root is not None
         program = Program(root)
-        self._visit(root, program, report, stack=[])
+        self._visit(root, program, report)
         return program
 
-    def _visit(self, file: LoadedFile, program: Program, report: Report, stack: list[LoadedFile]) -> None:
-        if any(f is file for f in program.files):
-            return
-        program.files.append(file)
-        if file.tree is None:
-            return
-        stack = stack + [file]
-        for item in file.tree.items:
-            if isinstance(item, ast.FormatDecl):
+    def _visit(self, root: LoadedFile, program: Program, report: Report) -> None:
+        """Depth-first through includes, in source order, with an explicit stack: a chain
+        of thousands of includes must not exhaust Python's recursion limit."""
+        repo = repo_root(root.path)
+        seen: set[Path] = set()
+        frames: list[tuple[LoadedFile, Iterator[ast.FormatDecl | ast.Include | ast.VmDecl]]] = []
+
+        def enter(file: LoadedFile) -> None:
+            if file.path in seen:
+                return
+            seen.add(file.path)
+            program.files.append(file)
+            if file.tree is not None:
+                frames.append((file, iter(file.tree.items)))
+
+        enter(root)
+        while frames:
+            file, items = frames[-1]
+            item = next(items, None)
+            if item is None:
+                frames.pop()
+            elif isinstance(item, ast.FormatDecl):
                 if item.version.value != FORMAT_VERSION:
                     report.error("unsupported-format", f"format {item.version.value} is not supported",
                                  item.version.span, help=f"this hvconf reads format {FORMAT_VERSION}")
             elif isinstance(item, ast.Include):
-                self._include(item, file, program, report, stack)
+                included = self._include(item, file, report, [f for f, _ in frames], repo)
+                if included is not None:
+                    enter(included)
             else:
                 self._declare(item, program, report)
 
-    def _include(self, item: ast.Include, file: LoadedFile, program: Program, report: Report,
-                 stack: list[LoadedFile]) -> None:
+    def _include(self, item: ast.Include, file: LoadedFile, report: Report, chain: list[LoadedFile],
+                 repo: Path) -> LoadedFile | None:
         if "\0" in item.path.value or not item.path.value:
             report.error("include-not-found", "include path is empty or contains a NUL byte", item.path.span)
-            return
+            return None
         target = Path(os.path.normpath(file.path.parent / item.path.value))
-        chain = stack
         if any(f.path == target for f in chain):
             start = next(i for i, f in enumerate(chain) if f.path == target)
             notes = [Note(f"'{f.display}' is included by '{chain[i - 1].display}'" if i else f"'{f.display}' starts the cycle")
                      for i, f in enumerate(chain[start:], start)]
             report.error("include-cycle", f"including '{display_path(target)}' here closes a cycle", item.span,
                          notes=notes, help="move the shared definitions into a file that neither includes")
-            return
-        included = self._read(target, report, item.path.span)
-        if included is not None:
-            self._visit(included, program, report, stack)
+            return None
+        if not Path(os.path.realpath(target)).is_relative_to(repo):
+            report.warning("include-outside-repo", f"'{item.path.value}' is outside {repo}, the repository of "
+                           "the file being built", item.path.span,
+                           help="a definition under review should read only files reviewed with it; "
+                                "copy the file into the repository")
+        return self._read(target, report, item.path.span)
 
     @staticmethod
     def _declare(vm: ast.VmDecl, program: Program, report: Report) -> None:

@@ -1,0 +1,137 @@
+"""Run one input through the compiler and say whether hvconf misbehaved.
+
+`run_case` writes the input as `<folder>/<name>.hv`, runs compiler.check and
+compiler.build in this process under a wall-clock alarm, renders every
+diagnostic, and checks what a good result looks like: errors have a code
+and a place, a built launcher compiles and embeds plan.json. Anything else
+(an exception, a timeout, a malformed result) is a `Finding`. `cli_batch`
+does the same through `python -m hvconf` under an address-space limit.
+Tested by tests/test_fuzz.py.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import resource
+import signal
+import subprocess
+import sys
+import traceback
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+CASE_SECONDS = 20.0  # far above the slowest legitimate case (a 4 MiB file), far below a hang
+CLI_ADDRESS_SPACE = 2 << 30  # RLIMIT_AS of a CLI subprocess
+
+
+@dataclass(frozen=True)
+class Finding:
+    kind: str  # "crash" | "hang" | "bad-result" | "cli"
+    detail: str
+
+
+class CaseTimeout(BaseException):
+    """A BaseException, so no `except Exception` in hvconf can swallow it."""
+
+
+@contextmanager
+def deadline(seconds: float) -> Iterator[None]:
+    """Raise CaseTimeout in the main thread after `seconds` of wall-clock time."""
+    def expire(signum: int, frame: object) -> None:
+        raise CaseTimeout(f"no result after {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def _judge(result: object, built: bool) -> str | None:
+    """What is wrong with a compiler Result, or None."""
+    from hvconf.render import render_report
+
+    report = result.report  # type: ignore[attr-defined]
+    render_report(report)  # must not raise either
+    for d in report.errors:
+        if not d.code or d.span is None or d.span.line < 1 or d.span.col < 1:
+            return f"error without a code or place: {d}"
+    if not built:
+        return None
+    if report.has_errors and result.built:  # type: ignore[attr-defined]
+        return "a build with errors returned artifacts"
+    for b in result.built:  # type: ignore[attr-defined]
+        launcher = b.files["launch.py"].decode()
+        compile(launcher, "launch.py", "exec")
+        tree = ast.parse(launcher)
+        plans = [n.value for n in tree.body if isinstance(n, ast.Assign)
+                 and [getattr(t, "id", None) for t in n.targets] == ["PLAN"]]
+        if len(plans) != 1 or ast.literal_eval(plans[0]) != json.loads(b.files["plan.json"]):
+            return f"{b.vm.name}: launch.py does not embed plan.json"
+    return None
+
+
+def run_case(data: bytes, folder: Path, name: str = "case", seconds: float = CASE_SECONDS) -> Finding | None:
+    """Check and build `data` in-process; None when hvconf behaved."""
+    from hvconf import compiler
+    from hvconf.syntax.loader import InputError
+
+    path = folder / f"{name}.hv"
+    path.write_bytes(data)
+    try:
+        with deadline(seconds):
+            for job, built in ((compiler.check, False), (compiler.build, True)):
+                try:
+                    result = job([path])
+                except InputError:
+                    continue  # exit status 2: the root file itself cannot be read
+                problem = _judge(result, built)
+                if problem:
+                    return Finding("bad-result", problem)
+    except CaseTimeout as err:
+        return Finding("hang", str(err))
+    except BaseException as err:  # noqa: B902 - a fuzzer reports everything, KeyboardInterrupt aside
+        if isinstance(err, KeyboardInterrupt):
+            raise
+        return Finding("crash", "".join(traceback.format_exception(err))[-4000:])
+    return None
+
+
+def _limit_address_space() -> None:
+    resource.setrlimit(resource.RLIMIT_AS, (CLI_ADDRESS_SPACE, CLI_ADDRESS_SPACE))
+
+
+def cli(args: list[str], cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """`python -m hvconf ARGS` with a bounded address space and wall clock."""
+    env = {**os.environ, "NO_COLOR": "1"}
+    return subprocess.run([sys.executable, "-m", "hvconf", *args], cwd=cwd, capture_output=True, text=True,
+                          errors="replace", timeout=timeout, check=False, env=env, stdin=subprocess.DEVNULL,
+                          preexec_fn=_limit_address_space)
+
+
+def cli_finding(done: subprocess.CompletedProcess[str]) -> Finding | None:
+    if "Traceback" in done.stderr or "Traceback" in done.stdout or done.returncode not in (0, 1, 2):
+        return Finding("cli", f"status {done.returncode}: {done.stderr[-3000:]}")
+    return None
+
+
+def cli_batch(paths: list[Path], cwd: Path, out: Path) -> list[Finding]:
+    """`hvconf check` of all `paths` in one process, then `hvconf build` of each
+    of the first few: exit status in {0, 1, 2} and no traceback, under RLIMIT_AS."""
+    findings = []
+    rel = [str(p.relative_to(cwd)) for p in paths]
+    for args in (["check", *rel], ["check", "--format", "json", *rel]):
+        finding = cli_finding(cli(args, cwd))
+        if finding:
+            findings.append(finding)
+    for path in rel[:3]:
+        finding = cli_finding(cli(["build", path, "-o", str(out)], cwd))
+        if finding:
+            findings.append(finding)
+    return findings

@@ -1,0 +1,276 @@
+"""Outputs are never half-written: builds killed with SIGKILL at many moments,
+builds failing mid-write, and the leftovers a killed build can leave.
+
+A `sitecustomize` on PYTHONPATH (no LD_PRELOAD) slows hvconf.emit.output
+down (a sleep after every fsync and rename, and around every folder swap) so
+kills land inside the write; with the exchange disabled, the old two-rename
+swap fails this test. After every kill each `out/<vm>/` must hash exactly like
+the complete old output or the complete new one; the next build removes
+what the killed one left. KILL_POINTS_CLI + KILL_POINTS_WRITE kill points.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from hvconf import compiler
+from hvconf.emit import output
+from hvconf.emit.output import write_tree
+
+REPO = Path(__file__).resolve().parent.parent
+SAMPLES = ("x86-hello", "pseries", "s390x", "e500")
+# old -> new: each sample's memory changes, so plan.json, launch.py, the manifest and DTBs differ.
+EDITS = {"x86-hello": ("memory  2M", "memory  4M"), "pseries": ("memory 4G", "memory 8G"),
+         "s390x": ("memory 1G", "memory 2G"), "e500": ("memory 256M", "memory 512M")}
+KILL_POINTS_CLI = 8  # `hvconf build` killed anywhere between start and exit
+KILL_POINTS_WRITE = 24  # a process that only writes, killed inside the write
+DELAY = 0.02  # seconds slept after each fsync and around each swap
+
+SITECUSTOMIZE = '''
+import os, time
+_delay = float(os.environ.get("HVCONF_TEST_WRITE_DELAY", "0"))
+_fail_at = int(os.environ.get("HVCONF_TEST_FAIL_FSYNC", "0"))
+_log = os.environ.get("HVCONF_TEST_WRITE_LOG")
+if _delay or _fail_at:
+    import hvconf.emit.output as _out
+    _fsync, _rename, _install, _write_tree, _count = os.fsync, os.rename, _out._install, _out.write_tree, [0]
+
+    def _slow_rename(*args):  # widens the window between two renames
+        _rename(*args)
+        time.sleep(_delay)
+
+    def _slow_fsync(fd):
+        _count[0] += 1
+        if _count[0] == _fail_at:
+            raise OSError(28, "No space left on device")
+        _fsync(fd)
+        time.sleep(_delay)
+
+    def _slow_install(*args):
+        time.sleep(_delay)
+        _install(*args)
+        time.sleep(_delay)
+
+    def _logged_write_tree(*args):
+        if _log:
+            open(_log, "a").write(f"start {time.time()}\\n")
+        try:
+            return _write_tree(*args)
+        finally:
+            if _log:
+                open(_log, "a").write(f"end {time.time()}\\n")
+
+    os.fsync, os.rename = _slow_fsync, _slow_rename
+    _out._install, _out.write_tree = _slow_install, _logged_write_tree
+'''
+
+WRITER = "import pickle, sys; from pathlib import Path; from hvconf.emit.output import write_tree; " \
+         "write_tree(Path(sys.argv[1]), pickle.load(open(sys.argv[2], 'rb')))"
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def folder_hashes(folder: Path) -> dict[str, str]:
+    return {p.relative_to(folder).as_posix(): sha256(p.read_bytes()) for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def vm_folders(out: Path) -> dict[str, dict[str, str]]:
+    return {p.name: folder_hashes(p) for p in sorted(out.iterdir()) if not p.name.startswith(".")}
+
+
+def leftovers(out: Path) -> list[str]:
+    return sorted(p.name for p in out.iterdir() if p.name.startswith("."))
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+    """Two versions of four samples, their outputs computed in-process, and a sitecustomize."""
+    root = tmp_path_factory.mktemp("crash")
+    shutil.copytree(REPO / "samples", root / "old" / "samples")
+    shutil.copytree(REPO / "guests", root / "old" / "guests")
+    shutil.copytree(root / "old", root / "new")
+    for name, (before, after) in EDITS.items():
+        path = root / "new" / "samples" / f"{name}.hv"
+        text = path.read_text()
+        assert before in text, f"{name}.hv no longer says {before!r}"
+        path.write_text(text.replace(before, after))
+    results = {}
+    for version in ("old", "new"):
+        built = compiler.build([root / version / "samples" / f"{s}.hv" for s in SAMPLES])
+        assert not built.report.has_errors, [d.message for d in built.report.errors]
+        results[version] = {b.vm.name: b.files for b in built.built}
+        (root / f"{version}.pickle").write_bytes(pickle.dumps(results[version]))
+    expected = {v: {vm: {f: sha256(blob) for f, blob in files.items()} for vm, files in r.items()}
+                for v, r in results.items()}
+    for vm in SAMPLES:
+        assert expected["old"][vm] != expected["new"][vm], f"{vm}: the edit changes nothing"
+    site = root / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(SITECUSTOMIZE)
+    return {"root": root, "expected": expected, "site": site}
+
+
+def _env(project: dict[str, object], **extra: str) -> dict[str, str]:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(project["site"]),
+                                                                     os.environ.get("PYTHONPATH")]))}
+    return {**env, **extra}
+
+
+def _fresh_old_output(project: dict[str, object], out: Path) -> None:
+    if out.exists():
+        shutil.rmtree(out)
+    write_tree(out, pickle.loads((project["root"] / "old.pickle").read_bytes()))  # type: ignore[operator]
+
+
+def _assert_old_or_new(project: dict[str, object], out: Path, when: str) -> str:
+    expected = project["expected"]
+    found = vm_folders(out)
+    assert sorted(found) == sorted(SAMPLES), f"{when}: VM folders {sorted(found)}"
+    states = []
+    for vm, hashes in found.items():
+        if hashes == expected["old"][vm]:  # type: ignore[index]
+            states.append("old")
+        elif hashes == expected["new"][vm]:  # type: ignore[index]
+            states.append("new")
+        else:
+            pytest.fail(f"{when}: out/{vm}/ is neither the old nor the new output: {sorted(hashes)}")
+    return "".join(s[0] for s in states)
+
+
+def _kill_at(command: list[str], env: dict[str, str], cwd: Path, seconds: float) -> int | None:
+    proc = subprocess.Popen(command, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        proc.wait(timeout=seconds)
+        return proc.returncode  # finished before the kill point
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+        return None
+
+
+def _timed_run(command: list[str], env: dict[str, str], cwd: Path, log: Path) -> tuple[float, float, float]:
+    """(write start, write end, exit), seconds after spawning, of one unkilled run."""
+    log.unlink(missing_ok=True)
+    start = time.time()
+    subprocess.run(command, env={**env, "HVCONF_TEST_WRITE_LOG": str(log)}, cwd=cwd, check=True, timeout=120,
+                   stdout=subprocess.DEVNULL)
+    end = time.time() - start
+    marks = dict(line.split() for line in log.read_text().splitlines())
+    return float(marks["start"]) - start, float(marks["end"]) - start, end
+
+
+def _kill_points(first: float, last: float, n: int) -> list[float]:
+    return [first + (last - first) * (i + 0.5) / n for i in range(n)]
+
+
+def test_cli_build_killed_anywhere_leaves_old_or_new(project: dict[str, object], tmp_path: Path) -> None:
+    root = project["root"]
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "hvconf", "build", *[f"samples/{s}.hv" for s in SAMPLES], "-o", str(out)]
+    env = _env(project, HVCONF_TEST_WRITE_DELAY=str(DELAY))
+    _fresh_old_output(project, out)
+    w0, w1, total = _timed_run(command, env, root / "new", tmp_path / "log")  # type: ignore[operator]
+    assert _assert_old_or_new(project, out, "unkilled") == "nnnn"
+    assert w1 - w0 > 0.3, "the sitecustomize did not slow the write down"
+    # Two kill points before the write (compiling), the rest spread over it.
+    points = _kill_points(0.05, w0, 2) + _kill_points(w0, min(w1 + 0.05, total), KILL_POINTS_CLI - 2)
+    seen = set()
+    for t in points:
+        _fresh_old_output(project, out)
+        _kill_at(command, env, root / "new", t)  # type: ignore[operator]
+        seen.add(_assert_old_or_new(project, out, f"killed at {t:.2f} s"))
+    assert "oooo" in seen and len(seen) > 1, f"kills never landed inside the write: {seen}"
+
+
+def test_writer_killed_inside_the_write_leaves_old_or_new_and_next_build_cleans_up(
+        project: dict[str, object], tmp_path: Path) -> None:
+    root = project["root"]
+    out = tmp_path / "out"
+    command = [sys.executable, "-c", WRITER, str(out), str(root / "new.pickle")]  # type: ignore[operator]
+    env = _env(project, HVCONF_TEST_WRITE_DELAY=str(DELAY))
+    _fresh_old_output(project, out)
+    w0, w1, _ = _timed_run(command, env, tmp_path, tmp_path / "log")
+    points = _kill_points(w0, w1, KILL_POINTS_WRITE)
+    seen, left = set(), 0
+    for t in points:
+        _fresh_old_output(project, out)
+        _kill_at(command, env, tmp_path, t)
+        seen.add(_assert_old_or_new(project, out, f"killed at {t:.3f} s"))
+        left += bool(leftovers(out))
+        # The next build of the same VMs removes what the killed one left and writes the new output.
+        write_tree(out, pickle.loads((root / "new.pickle").read_bytes()))  # type: ignore[operator]
+        assert leftovers(out) == [], f"after a kill at {t:.3f} s"
+        assert _assert_old_or_new(project, out, "rebuilt") == "nnnn"
+    # Mixed states (some VMs old, some new) must have been hit, and temp folders left behind.
+    assert len(seen) >= 3 and left > 0, (seen, left)
+
+
+def test_a_write_failing_midway_keeps_every_old_folder(project: dict[str, object], tmp_path: Path) -> None:
+    root = project["root"]
+    out = tmp_path / "out"
+    for fail_at in (1, 5, 12):  # the nth fsync fails with ENOSPC
+        _fresh_old_output(project, out)
+        done = subprocess.run([sys.executable, "-m", "hvconf", "build", *[f"samples/{s}.hv" for s in SAMPLES],
+                               "-o", str(out)], env=_env(project, HVCONF_TEST_FAIL_FSYNC=str(fail_at)),
+                              cwd=root / "new", capture_output=True, text=True, timeout=120)  # type: ignore[operator]
+        assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+        assert "No space left on device" in done.stderr
+        assert _assert_old_or_new(project, out, f"fsync {fail_at} failed") == "oooo"
+        assert leftovers(out) == []
+
+
+def test_stale_leftovers_of_the_written_vms_only_are_removed(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    write_tree(out, {"a": {"f": b"old"}, "b": {"f": b"old"}})
+    (out / ".a.abcdefgh.tmp").mkdir()
+    (out / ".a.abcdefgh.tmp" / "f").write_bytes(b"half")
+    (out / ".b.zzzzzzzz.tmp").mkdir()  # b is not written this time: not ours to touch
+    (out / ".a.abcdefgh.tmp.keep").mkdir()  # not a name mkdtemp makes
+    (out / ".git").mkdir()
+    write_tree(out, {"a": {"f": b"new"}})
+    assert sorted(p.name for p in out.iterdir()) == [".a.abcdefgh.tmp.keep", ".b.zzzzzzzz.tmp", ".git", "a", "b"]
+    assert (out / "a" / "f").read_bytes() == b"new" and (out / "b" / "f").read_bytes() == b"old"
+
+
+def test_a_kill_between_the_two_renames_of_the_fallback_is_undone(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    # Without RENAME_EXCHANGE the old folder is moved aside first; a kill right then leaves
+    # no out/a at all. The next write puts the old one back before doing anything else.
+    out = tmp_path / "out"
+    write_tree(out, {"a": {"f": b"old"}})
+    aside = out / ".a.q1w2e3r4.old"
+    aside.mkdir()
+    os.rename(out / "a", aside / "previous")
+    monkeypatch.setattr(output, "_stage", lambda *args: (_ for _ in ()).throw(OSError(28, "full")))
+    with pytest.raises(OSError):
+        write_tree(out, {"a": {"f": b"new"}})
+    assert (out / "a" / "f").read_bytes() == b"old" and leftovers(out) == []
+
+
+def test_fallback_without_exchange_still_replaces(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(output, "_exchange", lambda a, b: False)
+    out = tmp_path / "out"
+    write_tree(out, {"a": {"f": b"old"}})
+    write_tree(out, {"a": {"f": b"new"}})
+    assert (out / "a" / "f").read_bytes() == b"new" and leftovers(out) == []
+
+
+def test_exchange_is_atomic_here(tmp_path: Path) -> None:
+    # The guarantee rests on renameat2(RENAME_EXCHANGE) working on this filesystem.
+    (tmp_path / "x").mkdir()
+    (tmp_path / "y").mkdir()
+    (tmp_path / "x" / "1").touch()
+    assert output._exchange(tmp_path / "x", tmp_path / "y")
+    assert (tmp_path / "y" / "1").exists() and not (tmp_path / "x" / "1").exists()
