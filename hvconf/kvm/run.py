@@ -13,6 +13,7 @@ to `out` and trace lines to `trace`. Tests: tests/kvm/test_runtime.py.
 
 from __future__ import annotations
 
+import os
 import platform
 import signal
 import threading
@@ -179,7 +180,23 @@ def _check_runtime(plan: Plan) -> None:
                 f"plan step {step.index} ({step.source}): {step.ioctl} request {step.request:#010x} is not "
                 f"this host's {want:#010x} ({host}); the plan was built for another ABI"
             )
+    _check_memory(plan)
 
+
+def host_memory() -> int:
+    """Physical memory of this host in bytes."""
+    return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
+def _check_memory(plan: Plan) -> None:
+    """Refuse guest memory the host does not have, before anything is mapped: the
+    mapping itself would succeed (MAP_NORESERVE) and the guest would die later."""
+    wanted = sum(int(s.args.get("memory_size", 0)) for s in plan.steps if s.ioctl == "KVM_SET_USER_MEMORY_REGION")
+    have = host_memory()
+    if wanted > have:
+        source = next(s.source for s in plan.steps if s.ioctl == "KVM_SET_USER_MEMORY_REGION")
+        raise HostMismatch(f"{plan.vm} needs {wanted:#x} bytes of guest memory ({source}); this host has "
+                           f"{have:#x}")
 
 
 def _open_host(plan: Plan, tracer: Tracer) -> Kvm:

@@ -440,3 +440,47 @@ def test_how_the_machine_ends(make_plan, tmp_path, case, no_leaks):
     run = Launch(plan, base, "--timeout", "5")
     assert run.status == status
     assert run.stderr.startswith(said)
+
+
+class _CountingSink(io.RawIOBase):
+    """A console that keeps a count and the first bytes, so a flood costs no memory."""
+
+    def __init__(self) -> None:
+        self.count, self.head = 0, b""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: bytes) -> int:  # type: ignore[override]
+        self.head = (self.head + bytes(data))[:16] if len(self.head) < 16 else self.head
+        self.count += len(data)
+        return len(data)
+
+
+@pytest.mark.kvm
+def test_a_guest_flooding_the_console_ends_by_watchdog_without_leaks(make_plan, tmp_path, no_leaks):
+    from hvconf.emit.guest import assemble
+
+    (tmp_path / "flood.S").write_text("\t.text\n_start:\n.code32\n mov $0x3f8, %dx\n mov $'A', %al\n"
+                                      "1: out %al, %dx\n jmp 1b\n")
+    plan, base = make_plan(image=assemble(tmp_path / "flood.S", code16=False), mode="prot32")
+    sink = _CountingSink()
+    started = time.monotonic()
+    status = main(plan, ["--timeout", "1"], base, out=sink, stdout=io.StringIO(), stderr=io.StringIO())
+    assert status == Status.TIMEOUT
+    assert time.monotonic() - started < 5
+    assert sink.count > 1000 and sink.head == b"A" * 16  # it really flooded, and every byte got through
+
+
+def test_guest_memory_beyond_the_host_is_refused_before_anything_is_mapped(make_plan, monkeypatch):
+    import hvconf.kvm.run as run
+
+    plan, base = make_plan("hello")
+    region = next(s for s in plan["steps"] if s["ioctl"] == "KVM_SET_USER_MEMORY_REGION")
+    region["args"]["memory_size"] = 1 << 40
+    monkeypatch.setattr(run, "host_memory", lambda: 64 << 30)
+    monkeypatch.setattr(run, "Kvm", None)  # opening /dev/kvm would fail the test loudly
+    run_ = Launch(plan, base)
+    assert run_.status == Status.HOST
+    assert run_.stderr.strip() == ("launch: error: host cannot run the target: x86-hello needs 0x10000000000 bytes "
+                                   f"of guest memory ({region['source']}); this host has 0x1000000000")
