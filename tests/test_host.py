@@ -266,6 +266,15 @@ def test_too_many_vcpus(tmp_path: Path) -> None:
     assert found[0].message == "100000 vCPUs exceed this host's limit of 1024 (KVM_CAP_MAX_VCPUS)"
 
 
+def test_memory_beyond_the_host(tmp_path: Path) -> None:
+    facts = load_host_facts(X86)
+    assert facts.memory_bytes is not None and facts.memory_bytes > 1 << 30  # this machine's probe records it
+    path = write_hv(tmp_path, "vm big {\n    arch x86_64\n    memory 1T\n}\n")
+    found = host_findings([path], facts)
+    assert [(d.code, d.span.line if d.span else 0) for d in found] == [("host-memory-too-small", 4)]
+    assert found[0].message.startswith("0x10000000000 bytes of guest memory exceed this host's ")
+
+
 def test_missing_cap_on_the_vm_fd_and_unlisted(tmp_path: Path) -> None:
     def no_exit_hypercall(d: dict[str, Any]) -> None:
         cap_row(d, "KVM_CAP_EXIT_HYPERCALL")["vm"]["0"] = 0
@@ -338,7 +347,7 @@ def test_unmerged_abi_and_its_numbers(tmp_path: Path) -> None:
 def test_every_host_code_is_exercised() -> None:
     # the tests above, by code; keep this list in step with HOST_CHECKS
     exercised = {"host-wrong-arch", "host-flavour-unavailable", "host-unmerged-abi", "host-missing-cap",
-                 "host-too-many-vcpus", "host-pv-feature-unsupported"}
+                 "host-too-many-vcpus", "host-pv-feature-unsupported", "host-memory-too-small"}
     assert exercised == HOST_CODES
 
 

@@ -138,6 +138,15 @@ def host_too_many_vcpus(ctx: CheckContext) -> None:
                  help=f"use at most {limit[0]} vCPUs on this host")
 
 
+def host_memory_too_small(ctx: CheckContext) -> None:
+    facts = ctx.host
+    assert facts is not None
+    if facts.memory_bytes is not None and ctx.vm.memory is not None and ctx.vm.memory > facts.memory_bytes:
+        ctx.emit(ctx.vm.span_of("memory"), f"{ctx.vm.memory:#x} bytes of guest memory exceed this host's "
+                 f"{facts.memory_bytes:#x} ({facts.memory_bytes >> 20} MiB)",
+                 help="lower `memory`; the launcher refuses a guest the host cannot back")
+
+
 def host_pv_feature_unsupported(ctx: CheckContext) -> None:
     facts = ctx.host
     assert facts is not None
@@ -184,6 +193,11 @@ CHECKS: tuple[Check, ...] = (
               "e.g. KVM_CAP_PPC_ALLOC_HTAB for `htab`) must read non-zero with KVM_CHECK_EXTENSION (api.rst "
               "§4.4). The value on a VM fd of the VM's type decides where the facts have it: it can differ "
               "from the system fd's (Book3S HV vs PR; X2APIC_API reads 15 on the system fd, 11 on a VM fd)."),
+    Check("host-memory-too-small", E, "more guest memory than the host has", host_memory_too_small,
+          why="The launcher maps guest memory with MAP_NORESERVE, so the mapping of a guest larger than the "
+              "host succeeds and the guest dies later when the host runs out; the launcher therefore refuses "
+              "memory beyond the host's physical memory before mapping anything, and the host check says so "
+              "at lint time (host facts `memory_bytes`, from sysconf SC_PHYS_PAGES)."),
     Check("host-too-many-vcpus", E, "more vCPUs than the host's KVM_CAP_MAX_VCPUS", host_too_many_vcpus,
           requires=(*ARCH, "host-flavour-unavailable"),
           why="KVM_CREATE_VCPU fails with EINVAL past KVM_CAP_MAX_VCPUS (or KVM_CAP_NR_VCPUS where "

@@ -78,6 +78,7 @@ def probe(
             "kernel_release": uname.release,
             "api_version": kvm.api_version,
             "vcpu_mmap_size": kvm.vcpu_mmap_size,
+            "memory_bytes": os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"),
             "vm_types": vm_types,
             "caps": [
                 {"name": name, "number": number, "system": system[name],

@@ -24,7 +24,7 @@ HOST_FACTS_FORMAT = 1
 # api.rst §4.4 (KVM_CREATE_VCPU): without KVM_CAP_NR_VCPUS, assume 4 vCPUs at most.
 FALLBACK_MAX_VCPUS = 4
 # Keys written only when they have a value, so a probe file stays byte-identical run to run.
-_OPTIONAL_KEYS = ("note", "probed_at")
+_OPTIONAL_KEYS = ("note", "probed_at", "memory_bytes")
 
 Count = Annotated[int, Field(strict=True, ge=0)]
 
@@ -90,6 +90,7 @@ class HostFacts(_Facts):
     kernel_release: str
     api_version: StrictInt
     vcpu_mmap_size: Count
+    memory_bytes: Count | None = None  # physical memory (absent in facts from before it was probed)
     vm_types: tuple[VmType, ...]
     caps: tuple[CapFacts, ...]
     proposed: dict[str, StrictInt] = {}  # numbers a patched kernel gives the unmerged ePAPR proposal
@@ -246,6 +247,8 @@ def to_text(facts: HostFacts) -> str:
     arch = f"hvconf arch {facts.arch}" if facts.arch else "no hvconf arch"
     lines = [f"host {facts.machine} ({arch}), Linux {facts.kernel_release}",
              f"KVM API version {facts.api_version}, vCPU mmap size {facts.vcpu_mmap_size} bytes"]
+    if facts.memory_bytes is not None:
+        lines.append(f"memory {facts.memory_bytes:#x} bytes ({facts.memory_bytes >> 20} MiB)")
     for t in facts.vm_types:
         state = "created" if t.created else f"cannot be created ({t.error or 'failed'})"
         limit = facts.max_vcpus(t.type) if t.created else None

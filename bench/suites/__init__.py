@@ -1,0 +1,1 @@
+"""One module per measurement; each exposes `run(ctx) -> list[Row | Series]`."""

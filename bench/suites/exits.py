@@ -1,0 +1,81 @@
+"""Measurement 2: cost of one port-I/O exit, hvconf's launcher against the C floor.
+
+Both run bench/guests/exitloop.S (200,000 `out` to port 0x80, then HLT:
+200,001 exits), interleaved. The primary figure is each side's own account
+of its vCPU loop (the floor's loop_us, the launcher's "after S s, N exits"),
+divided by the exits counted; wall time per exit, start-up included, is
+kept as a second row. Skips without /dev/kvm, the floor or the guest.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+from bench.context import Context
+from bench.measure import MeasureError, Sample, interleave
+from bench.rows import Goal, Row, Series, Side, not_measured
+from bench.suites.common import command_text, runner
+
+SUITE = "exits"
+EXITS = 200_001  # 200,000 port writes and the HLT
+GOAL = Goal("ratio_max", 1.5, "≤ 1.5x the C floor")
+FLOOR_LINE = re.compile(rb"floor: exits=(\d+) loop_us=([\d.]+)")
+LAUNCH_LINE = re.compile(rb"guest halted after ([\d.]+) s, (\d+) exits")
+
+
+def _checked(exits: int, elapsed_us: float) -> float:
+    if exits != EXITS:
+        raise MeasureError(f"counted {exits} exits, the guest makes {EXITS}")
+    return elapsed_us / exits
+
+
+def _line(pattern: re.Pattern[bytes], sample: Sample) -> re.Match[bytes]:
+    match = pattern.search(sample.stderr)
+    if match is None:
+        raise MeasureError(f"no summary line in stderr: {sample.stderr[-200:]!r}")
+    return match
+
+
+def floor_us_per_exit(sample: Sample) -> float:
+    """µs per exit from the floor's own line: loop time from the first KVM_RUN to HLT."""
+    match = _line(FLOOR_LINE, sample)
+    return _checked(int(match[1]), float(match[2]))
+
+
+def launcher_us_per_exit(sample: Sample) -> float:
+    """µs per exit from the launcher's summary: time from execute() to HLT (setup included)."""
+    match = _line(LAUNCH_LINE, sample)
+    return _checked(int(match[2]), float(match[1]) * 1e6)
+
+
+def run(ctx: Context) -> list[Row | Series]:
+    title = "µs per port-I/O exit (200,000 `out` + HLT)"
+    why = ctx.why_missing("kvm", "guests", "floor")
+    if why is not None:
+        return [not_measured("exits.vs_floor", SUITE, title + ": launcher vs C floor", "µs", GOAL, why)]
+    assert ctx.exitloop_dir is not None and ctx.floor is not None
+    launch_cmd = [ctx.python, str(ctx.exitloop_dir / "launch.py"), "--timeout", "120"]
+    floor_cmd = [str(ctx.floor), str(ctx.exitloop_dir / "guest.bin"), "0x7c00", "0x200000", "120"]
+    walls: dict[str, list[float]] = {"launcher": [], "floor": []}
+
+    def keep_wall(side: str) -> Callable[[Sample], None]:
+        return lambda sample: walls[side].append(sample.seconds * 1e6 / EXITS)
+
+    runners = [
+        runner(launch_cmd, value=launcher_us_per_exit, on_sample=keep_wall("launcher")),
+        runner(floor_cmd, value=floor_us_per_exit, on_sample=keep_wall("floor")),
+    ]
+    ctx.log(f"exits: launcher vs floor, {ctx.counts.exits} rounds of {EXITS} exits each")
+    launcher, floor = interleave(runners, ctx.counts.exits, warmup=1)
+    # the warm-up round's walls are in `walls` too: drop them so rows hold the same rounds
+    wall_l, wall_f = walls["launcher"][1:], walls["floor"][1:]
+    return [
+        Row("exits.vs_floor", SUITE, title + ": launcher vs C floor (vCPU loop, own clock)", "µs",
+            Side("hvconf launch.py", command_text(launch_cmd), launcher),
+            Side("C floor", command_text(floor_cmd), floor), GOAL,
+            note="each side's time from its first KVM_RUN (floor) or from execute() (launcher) to HLT, / exits"),
+        Row("exits.wall", SUITE, title + ": wall time per exit, start-up included", "µs",
+            Side("hvconf launch.py", command_text(launch_cmd), wall_l),
+            Side("C floor", command_text(floor_cmd), wall_f)),
+    ]

@@ -1,0 +1,99 @@
+"""Measurement 3: lint throughput (`hvconf check` on 1,000 definitions) against dtc, and cold start.
+
+The repo is bench/inputs.write_repo: 1,000 definitions, the four targets in
+turn, each including its shared base. The sPAPR and e500 half has a device
+tree: one untimed `hvconf build` writes their DTS, and dtc compiles those
+one process each in a shell loop (as `make dtbs` runs one dtc per file).
+x86 and s390 have no DTS, so the like-for-like pair is that half; the whole
+repo is a second row. Cold start: one small file against `python -c pass`.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from bench import inputs
+from bench.context import REPO, Context
+from bench.measure import MeasureError, interleave, run as run_once
+from bench.rows import Goal, Row, Series, Side, not_measured
+from bench.suites.common import command_text, runner
+
+SUITE = "lint"
+REPO_FILES = 1000
+GOAL_DTC = Goal("ratio_below", 1.0, "< 1.0 (hvconf faster)")
+GOAL_COLD = Goal("a_below", 150.0, "< 150 ms")
+DTC_LOOP = 'for f; do dtc -I dts -O dtb -o "${f%.dts}.dtb" "$f" || exit 1; done'
+
+
+def _dts_files(ctx: Context, files: list[inputs.RepoFile]) -> list[Path]:
+    """Build the device-tree half once (untimed) and collect its DTS files."""
+    out = ctx.tmp / "lint-out"
+    run_once([*ctx.hvconf, "build", "-o", str(out), *(str(f.path) for f in files)], timeout=600)
+    folder = ctx.tmp / "lint-dts"
+    folder.mkdir()
+    dts = []
+    for f in files:
+        target = folder / f"{f.vm}.dts"
+        shutil.copyfile(out / f.vm / f"{f.vm}.dts", target)
+        dts.append(target)
+    return dts
+
+
+def _cold_rows(ctx: Context) -> list[Row | Series]:
+    small = REPO / "samples" / "x86-hello.hv"
+    check = [*ctx.hvconf, "check", str(small)]
+    python = [ctx.python, "-c", "pass"]
+    ctx.log(f"lint: cold start, {ctx.counts.cold} rounds")
+    found = ctx.env_as_found or None
+    a, b, c = interleave([runner(check), runner(python), runner(check, env=found)], ctx.counts.cold, warmup=1)
+    cached = Side("hvconf check", command_text(check), a)
+    rows: list[Row | Series] = [
+        Row("lint.cold", SUITE, "cold start: `hvconf check` on one small file (x86-hello.hv)", "ms", cached,
+            Side("python -c pass", command_text(python), b), GOAL_COLD,
+            note="goal on A's median; B is the interpreter's own start-up, the reference")]
+    if found is not None:
+        flags = {k: found[k] for k in ("PYTHONDONTWRITEBYTECODE", "PYTHONPYCACHEPREFIX") if k in found}
+        rows.append(Row("lint.cold_as_found", SUITE,
+                        "cold start, environment as found vs with a bytecode cache", "ms",
+                        Side("as found", command_text(check), c), cached,
+                        note=f"as found: {flags or 'no bytecode settings'}; where hvconf has no __pycache__ "
+                             "and writing one is off, every run compiles hvconf from source"))
+    return rows
+
+
+def run(ctx: Context) -> list[Row | Series]:
+    repo = inputs.write_repo(ctx.tmp / "lint-repo", REPO_FILES)
+    tree_half = [f for f in repo if f.has_dts]
+    check_all = [*ctx.hvconf, "check", *(str(f.path) for f in repo)]
+    check_half = [*ctx.hvconf, "check", *(str(f.path) for f in tree_half)]
+    # hvconf must accept the generated repo without a finding, or its timing means nothing
+    try:
+        run_once([*ctx.hvconf, "check", "--werror", *(str(f.path) for f in repo)], timeout=600)
+    except MeasureError as err:
+        raise MeasureError(f"the generated repo draws findings: {err}") from None
+    rows: list[Row | Series] = []
+    what = f"lint {len(tree_half)} sPAPR/e500 definitions: `hvconf check` (1 process) vs dtc (1 per file)"
+    why = ctx.why_missing("dtc")
+    if why is not None:
+        rows.append(not_measured("lint.vs_dtc", SUITE, what, "ms", GOAL_DTC, why))
+        ctx.log(f"lint: {len(repo)} files, hvconf only ({why})")
+        (a_all,) = interleave([runner(check_all)], ctx.counts.lint, warmup=1)
+        rows.append(Row("lint.all", SUITE, f"lint {len(repo)} definitions, all targets: `hvconf check`", "ms",
+                        Side("hvconf check", f"hvconf check <{len(repo)} files>", a_all)))
+        return rows + _cold_rows(ctx)
+    dts = _dts_files(ctx, tree_half)
+    dtc = ["sh", "-c", DTC_LOOP, "sh", *(str(p) for p in dts)]
+    ctx.log(f"lint: {len(tree_half)} DTS files / {len(repo)} definitions, {ctx.counts.lint} rounds")
+    a_half, b, a_all = interleave([runner(check_half), runner(dtc), runner(check_all)], ctx.counts.lint, warmup=1)
+    dtc_side = Side(f"dtc × {len(dts)}", f"sh -c '{DTC_LOOP}' sh <{len(dts)} .dts>", b)
+    kinds = sorted({f.target for f in tree_half})
+    rows.append(Row("lint.vs_dtc", SUITE, what, "ms",
+                    Side("hvconf check", f"hvconf check <{len(tree_half)} files>", a_half), dtc_side, GOAL_DTC,
+                    note=f"like for like: the {len(tree_half)} definitions that have a device tree "
+                         f"({', '.join(kinds)}); dtc gets the DTS hvconf wrote for them"))
+    rows.append(Row("lint.all_vs_dtc", SUITE,
+                    f"lint {len(repo)} definitions, all targets: `hvconf check` vs the same dtc loop", "ms",
+                    Side("hvconf check", f"hvconf check <{len(repo)} files>", a_all), dtc_side,
+                    note=f"x86_64 and s390x have no DTS, so B still compiles {len(dts)} files"))
+    return rows + _cold_rows(ctx)
