@@ -9,13 +9,16 @@ Must not import the CLI. Tested by tests/test_formats.py.
 from __future__ import annotations
 
 import difflib
+import os
 from dataclasses import dataclass
 from functools import lru_cache
 
 from hvconf.diagnostics import Severity
 
-# Where docs/diagnostics.md is published; SARIF's helpUri must be an absolute URI.
-DOCS_URL = "https://github.com/hvconf/hvconf/blob/main/docs/diagnostics.md"
+# Where docs/diagnostics.md is published; SARIF's helpUri must be an absolute URI. The
+# project has no published site yet, so a team that hosts the docs (or a fork) points
+# HVCONF_DOCS_URL at its copy; the default is the repository's own file.
+DOCS_URL = os.environ.get("HVCONF_DOCS_URL", "https://github.com/hvconf/hvconf/blob/main/docs/diagnostics.md")
 
 
 @dataclass(frozen=True)
