@@ -25,7 +25,7 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 SAMPLES = REPO / "samples"
 SAMPLE_FILES = sorted(SAMPLES.glob("*.hv"))
-AUDIT = REPO / "tests" / "data" / "build" / "audit"
+AUDIT = REPO / "tests" / "data" / "open-audit"
 TIMEOUT = 60
 
 DIAGNOSTIC_FIELDS = {"code", "severity", "message", "file", "line", "column", "end_line", "end_column", "notes",

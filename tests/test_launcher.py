@@ -3,7 +3,7 @@
 For every sample: it compiles, its embedded PLAN equals plan.json, and
 `--dry-run` (run from another folder) prints plan.json's steps one for one.
 On this x86_64 host a PowerPC or s390 launcher refuses with one line and
-status 3 before opening /dev/kvm (tests/data/build/audit records opens).
+status 3 before opening /dev/kvm (tests/data/open-audit records opens).
 Hostile strings in definitions never become code, and VM names cannot
 leave the output folder. Subprocesses are bounded by `timeout=`.
 """
@@ -29,7 +29,7 @@ from hvconf.emit.output import write_tree
 REPO = Path(__file__).resolve().parent.parent
 SAMPLES = REPO / "samples"
 SAMPLE_NAMES = sorted(p.stem for p in SAMPLES.glob("*.hv"))
-AUDIT = REPO / "tests" / "data" / "build" / "audit"
+AUDIT = REPO / "tests" / "data" / "open-audit"
 HELLO_S = REPO / "guests" / "x86" / "hello.S"
 FOREIGN = ["e500", "pseries", "pseries-pr", "s390x"]  # samples this x86_64 host cannot run
 TIMEOUT = 30
