@@ -160,6 +160,24 @@ def _kill_at(command: list[str], env: dict[str, str], cwd: Path, seconds: float)
         return None
 
 
+def _kill_inside_the_write(command: list[str], env: dict[str, str], cwd: Path, log: Path, offset: float) -> None:
+    """Kill `offset` seconds after the write began: synchronised on the write's own start
+    mark, so the kill lands inside it however long compiling took on this run."""
+    log.unlink(missing_ok=True)
+    proc = subprocess.Popen(command, env={**env, "HVCONF_TEST_WRITE_LOG": str(log)}, cwd=cwd,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while not (log.exists() and "start" in log.read_text()):
+        assert proc.poll() is None, "the build ended without starting its write"
+        if time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail("the build never started its write")
+        time.sleep(0.002)
+    time.sleep(offset)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+
+
 def _timed_run(command: list[str], env: dict[str, str], cwd: Path, log: Path) -> tuple[float, float, float]:
     """(write start, write end, exit), seconds after spawning, of one unkilled run."""
     log.unlink(missing_ok=True)
@@ -184,13 +202,17 @@ def test_cli_build_killed_anywhere_leaves_old_or_new(project: dict[str, object],
     w0, w1, total = _timed_run(command, env, root / "new", tmp_path / "log")  # type: ignore[operator]
     assert _assert_old_or_new(project, out, "unkilled") == "nnnn"
     assert w1 - w0 > 0.3, "the sitecustomize did not slow the write down"
-    # Two kill points before the write (compiling), the rest spread over it.
-    points = _kill_points(0.05, w0, 2) + _kill_points(w0, min(w1 + 0.05, total), KILL_POINTS_CLI - 2)
+    # Two kill points while compiling (by the clock), the rest spread over the write itself
+    # (timed from the write's start mark, so a slower or faster run cannot move them out).
     seen = set()
-    for t in points:
+    for t in _kill_points(0.05, w0 * 0.8, 2):
         _fresh_old_output(project, out)
         _kill_at(command, env, root / "new", t)  # type: ignore[operator]
         seen.add(_assert_old_or_new(project, out, f"killed at {t:.2f} s"))
+    for offset in _kill_points(0.0, w1 - w0, KILL_POINTS_CLI - 2):
+        _fresh_old_output(project, out)
+        _kill_inside_the_write(command, env, root / "new", tmp_path / "log", offset)  # type: ignore[operator]
+        seen.add(_assert_old_or_new(project, out, f"killed {offset:.2f} s into the write"))
     assert "oooo" in seen and len(seen) > 1, f"kills never landed inside the write: {seen}"
 
 
@@ -202,12 +224,11 @@ def test_writer_killed_inside_the_write_leaves_old_or_new_and_next_build_cleans_
     env = _env(project, HVCONF_TEST_WRITE_DELAY=str(DELAY))
     _fresh_old_output(project, out)
     w0, w1, _ = _timed_run(command, env, tmp_path, tmp_path / "log")
-    points = _kill_points(w0, w1, KILL_POINTS_WRITE)
     seen, left = set(), 0
-    for t in points:
+    for t in _kill_points(0.0, w1 - w0, KILL_POINTS_WRITE):
         _fresh_old_output(project, out)
-        _kill_at(command, env, tmp_path, t)
-        seen.add(_assert_old_or_new(project, out, f"killed at {t:.3f} s"))
+        _kill_inside_the_write(command, env, tmp_path, tmp_path / "log", t)
+        seen.add(_assert_old_or_new(project, out, f"killed {t:.3f} s into the write"))
         left += bool(leftovers(out))
         # The next build of the same VMs removes what the killed one left and writes the new output.
         write_tree(out, pickle.loads((root / "new.pickle").read_bytes()))  # type: ignore[operator]
