@@ -42,7 +42,15 @@ def proposed_for(facts: HostFacts) -> abi.ProposedAbi:
 
 def host_plan(ctx: CheckContext) -> Plan | None:
     """The plan the VM would get, numbered with the host's proposal numbers; None for a
-    VM with errors (arch modules expect a checked VM) or without host facts."""
+    VM with errors (arch modules expect a checked VM) or without host facts. Computed once
+    per VM: several host rules read it, and it may assemble the guest."""
+    if "host_plan" not in ctx.memo:
+        ctx.memo["host_plan"] = _plan(ctx)
+    plan: Plan | None = ctx.memo["host_plan"]
+    return plan
+
+
+def _plan(ctx: CheckContext) -> Plan | None:
     if ctx.host is None or any(d.severity is Severity.ERROR and not d.code.startswith("host-") for d in ctx.report):
         return None
     from hvconf.arch import arch_module

@@ -10,7 +10,7 @@ Tested by tests/test_checks.py.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from hvconf.diagnostics import Diagnostic, Note, Report, Severity, Span
 from hvconf.model import ir
@@ -43,6 +43,7 @@ class CheckContext:
     check: Check | None = None
     fired: set[str] = field(default_factory=set)
     host: "HostFacts | None" = None  # a host's facts, for HOST_CHECKS (check --host / --host-facts)
+    memo: dict[str, Any] = field(default_factory=dict)  # what several rules derive once per VM
 
     def emit(self, span: Span | None, message: str, *, notes: Iterable[Note] = (), help: str | None = None,
              severity: Severity | None = None) -> None:
