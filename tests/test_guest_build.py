@@ -67,7 +67,19 @@ def test_64_bit_code_is_assembled_without_code16(tmp_path):
 
 
 def test_unknown_arch_and_missing_file_are_build_errors(tmp_path):
-    with pytest.raises(GuestBuildError, match="no guest toolchain for arch 'ppc64le'"):
-        assemble(GUESTS / "hello.S", arch="ppc64le", code16=False)
+    with pytest.raises(GuestBuildError, match="no guest toolchain for arch 's390x'"):
+        assemble(GUESTS / "hello.S", arch="s390x", code16=False)
+    with pytest.raises(GuestBuildError, match="ppc64le has no 16-bit mode"):
+        assemble(GUESTS / "hello.S", arch="ppc64le", code16=True)
+    with pytest.raises(GuestBuildError, match="hello.S:9: Error: unknown pseudo-op: `.code16'"):
+        assemble(GUESTS / "hello.S", arch="ppc64le", code16=False)  # x86 source, PowerPC assembler
     with pytest.raises(GuestBuildError, match="cannot read guest source"):
         assemble(tmp_path / "absent.S", code16=True)
+
+
+def test_the_papr_guest_assembles_for_ppc64le_and_starts_like_linux():
+    image = assemble(GUESTS.parent / "ppc64" / "papr.S", arch="ppc64le", code16=False)
+    # FIXUP_ENDIAN at both entries: `tdi 0,0,0x48` assembled little-endian reads as `b .+8` big-endian
+    assert image[0:4] == image[0x60:0x64] == bytes.fromhex("48000008")
+    assert int.from_bytes(image[0:4], "big") == 0x48000008 and int.from_bytes(image[0:4], "little") == 0x08000048
+    assert len(image) % 8 == 0 and len(image) < 0x7000  # below the guest's mailbox and RTAS block

@@ -344,10 +344,27 @@ def test_unmerged_abi_and_its_numbers(tmp_path: Path) -> None:
     assert [(d.code, d.span.line if d.span else 0) for d in found] == [("host-missing-cap", cap_line)]
 
 
+def test_hash_guests_on_a_radix_only_host(tmp_path: Path) -> None:
+    def nested(d: dict[str, Any]) -> None:
+        d["ppc_mmu"] = {"radix": True, "hash": False,
+                        "hash_probe": "KVM_PPC_ALLOCATE_HTAB(18) on a scratch VM failed: EOPNOTSUPP"}
+
+    radix_only = edited(tmp_path, HV, nested)
+    found = host_findings([SAMPLES / "pseries.hv"], radix_only)  # `htab order 25`: a hash guest
+    assert [(d.code, d.span.line if d.span else 0) for d in found] == \
+        [("host-no-hash-guests", line_of(SAMPLES / "pseries.hv", "htab   order"))]
+    assert "EOPNOTSUPP" in found[0].message and "mmu radix" in (found[0].help or "")
+    radix = write_hv(tmp_path, "vm v {\n arch ppc64le\n kvm book3s_hv\n memory 1G\n mmu radix\n"
+                               " cap KVM_CAP_PPC_PAPR on vcpus\n}\n")
+    assert [d.code for d in host_findings([radix], radix_only)] == []
+    assert [d.code for d in host_findings([SAMPLES / "pseries.hv"], load_host_facts(HV))] == []  # no ppc_mmu: unknown
+
+
 def test_every_host_code_is_exercised() -> None:
     # the tests above, by code; keep this list in step with HOST_CHECKS
     exercised = {"host-wrong-arch", "host-flavour-unavailable", "host-unmerged-abi", "host-missing-cap",
-                 "host-too-many-vcpus", "host-pv-feature-unsupported", "host-memory-too-small"}
+                 "host-too-many-vcpus", "host-pv-feature-unsupported", "host-memory-too-small",
+                 "host-no-hash-guests"}
     assert exercised == HOST_CODES
 
 

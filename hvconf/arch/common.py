@@ -15,6 +15,7 @@ from typing import Any, Iterable
 
 from hvconf.arch.base import BuildContext
 from hvconf.diagnostics import Span
+from hvconf.emit.guest import GuestBuildError, assemble
 from hvconf.emit.plan import Plan, source_of
 from hvconf.model import capargs, ir
 from hvconf.syntax.loader import read_regular
@@ -141,3 +142,18 @@ def kernel_image(plan: Plan, ctx: BuildContext, *, load: int) -> None:
                        "--kernel FILE to run this VM", span)
     plan.images.append({"name": "kernel", "path": None, "guest_phys_addr": load, "hint": vm.kernel,
                         "source": source_of(span, ctx.root_dir), "format": "flat"})
+
+
+def guest_bytes(ctx: BuildContext, *, arch: str, code16: bool = False) -> bytes | None:
+    """`guest "FILE"`: a `.S` source assembled for `arch` (GNU as), or a flat binary as it is.
+    None, with `guest-build-failed` reported, when it cannot be read or built."""
+    guest = ctx.vm.guest
+    assert guest is not None
+    path = source_file(ctx, guest.path, guest.span)
+    try:
+        source = read_input(ctx, path)
+        return assemble(path, arch=arch, code16=code16) if path.suffix == ".S" else source
+    except (OSError, GuestBuildError) as err:
+        message = err.strerror if isinstance(err, OSError) else str(err)
+        ctx.report.error("guest-build-failed", f"cannot build guest image '{guest.path}': {message}", guest.span)
+        return None

@@ -10,6 +10,7 @@ Tested by tests/test_plan.py and the golden tests.
 from __future__ import annotations
 
 from hvconf import abi
+from hvconf.abi.tables import raw
 from hvconf.arch import common
 from hvconf.arch.base import BuildContext
 from hvconf.arch.spapr_tree import device_tree
@@ -75,6 +76,41 @@ def _rtas(plan: Plan, ctx: BuildContext) -> dict[str, int]:
     return launcher
 
 
+def _mmu(plan: Plan, ctx: BuildContext) -> None:
+    """`mmu radix`: KVM_PPC_CONFIGURE_V3_MMU (radix, global TLB shootdown), as QEMU sets a radix guest up
+    before its first H_REGISTER_PROC_TBL; the process table itself is the guest's business."""
+    vm = ctx.vm
+    if vm.mmu != "radix" or ctx.target.features.htab is None or vm.flavour not in ctx.target.features.htab.flavours:
+        return
+    mmuv3 = raw("papr")["mmuv3"]
+    span = vm.span_of("mmu")
+    plan.add("vm", "KVM_PPC_CONFIGURE_V3_MMU",
+             {"flags": mmuv3["KVM_PPC_MMUV3_RADIX"] | mmuv3["KVM_PPC_MMUV3_GTSE"], "process_table": mmuv3["PATB_GR"],
+              "flags_names": ["KVM_PPC_MMUV3_RADIX", "KVM_PPC_MMUV3_GTSE"]}, span)
+    plan.require("KVM_CAP_PPC_MMU_RADIX", span)
+
+
+def _guest(plan: Plan, ctx: BuildContext, fdt: int, fdt_size: int) -> int:
+    """A `guest` image instead of a kernel: built, placed, and its start address returned (0 without one)."""
+    vm, guest = ctx.vm, ctx.vm.guest
+    if guest is None:
+        return 0
+    load = guest.at or 0
+    image = common.guest_bytes(ctx, arch=vm.arch or "ppc64le")
+    if image is None:
+        return load
+    assert vm.memory is not None
+    if load + len(image) > vm.memory and load < vm.memory:  # (an `at` beyond memory is guest-out-of-reach)
+        ctx.report.error("guest-beyond-memory", f"the {len(image)}-byte guest image at {load:#x} ends at "
+                         f"{load + len(image):#x}, beyond the VM's {vm.memory:#x} bytes of memory", guest.span,
+                         help="raise `memory` or load the guest lower with `at`")
+    elif fdt_size and load < fdt + fdt_size and fdt < load + len(image):
+        ctx.report.error("guest-overlaps-fdt", f"the guest image [{load:#x}, {load + len(image):#x}) overlaps "
+                         f"the device tree at {fdt:#x}", guest.span, help="load the guest lower with `at`")
+    common.add_image(plan, ctx, "guest", "guest.bin", image, load, guest.span, format="flat")
+    return load
+
+
 def plan(ctx: BuildContext) -> Plan:
     vm = ctx.vm
     p = common.new_plan(ctx, host_arch=vm.arch or "ppc64le")
@@ -85,6 +121,7 @@ def plan(ctx: BuildContext) -> Plan:
     if order is not None:
         p.add("vm", "KVM_PPC_ALLOCATE_HTAB", {"order": order}, vm.spans.get("htab") or vm.span_of("memory"))
         p.require("KVM_CAP_PPC_ALLOC_HTAB", vm.spans.get("htab") or vm.span_of("memory"))
+    _mmu(p, ctx)
     _tces(p, ctx)
     launcher_rtas = _rtas(p, ctx)
     common.memory(p, ctx)
@@ -93,12 +130,13 @@ def plan(ctx: BuildContext) -> Plan:
     if ctx.dtb is not None:
         common.add_image(p, ctx, "fdt", f"{vm.name}.dtb", ctx.dtb, fdt, vm.span, format="dtb")
     common.kernel_image(p, ctx, load=0)
+    start = _guest(p, ctx, fdt, len(ctx.dtb or b""))
     for index in range(vm.vcpus):
         fd = common.vcpu_fd(index)
         common.create_vcpu(p, ctx, index)
         common.user_caps(p, ctx, vcpu=index)
-        regs = {"pc": 0, "msr": MSR_SF_ME, "gpr": {"3": fdt, "4": 0, "5": 0}} if index == 0 else \
-            {"pc": SECONDARY_ENTRY, "msr": MSR_SF_ME, "gpr": {"3": index}}
+        regs = {"pc": start, "msr": MSR_SF_ME, "gpr": {"3": fdt, "4": 0, "5": 0}} if index == 0 else \
+            {"pc": start + SECONDARY_ENTRY, "msr": MSR_SF_ME, "gpr": {"3": index}}
         p.add(fd, "KVM_SET_REGS", regs, vm.span_of("vcpus"))
     common.run_all(p, ctx)
     console = ctx.target.name2console.get(vm.console or ctx.target.default_console)

@@ -14,7 +14,6 @@ from __future__ import annotations
 from hvconf import abi
 from hvconf.arch import common
 from hvconf.arch.base import BuildContext
-from hvconf.emit.guest import GuestBuildError, assemble
 from hvconf.emit.plan import Plan
 
 # KVM_SET_TSS_ADDR: three pages just below the 4 GiB BIOS area, where kvmtool and
@@ -79,16 +78,8 @@ def _guest_image(plan: Plan, ctx: BuildContext) -> int | None:
     guest = ctx.vm.guest
     if guest is None:
         return None
-    path = common.source_file(ctx, guest.path, guest.span)
-    try:
-        source = common.read_input(ctx, path)
-        if path.suffix == ".S":
-            image = assemble(path, arch="x86_64", code16=guest.mode == "real")
-        else:
-            image = source
-    except (OSError, GuestBuildError) as err:
-        message = err.strerror if isinstance(err, OSError) else str(err)
-        ctx.report.error("guest-build-failed", f"cannot build guest image '{guest.path}': {message}", guest.span)
+    image = common.guest_bytes(ctx, arch="x86_64", code16=guest.mode == "real")
+    if image is None:
         return None
     load = guest.at if guest.at is not None else DEFAULT_LOAD[guest.mode]
     _check_layout(ctx, load, len(image))

@@ -137,6 +137,20 @@ def host_missing_cap(ctx: CheckContext) -> None:
                      f"{value[1]}", help="remove what needs it, or run the VM on a host that has it")
 
 
+def host_no_hash_guests(ctx: CheckContext) -> None:
+    facts, plan = ctx.host, host_plan(ctx)
+    if plan is None or facts is None or facts.ppc_mmu is None or facts.ppc_mmu.hash:
+        return
+    step = next((s for s in plan.steps if s.ioctl == "KVM_PPC_ALLOCATE_HTAB"), None)
+    if step is None:
+        return
+    span = ctx.vm.spans.get("htab") or ctx.vm.spans.get("mmu") or ctx.vm.span_of("memory")
+    radix = " (it runs radix guests)" if facts.ppc_mmu.radix else ""
+    ctx.emit(span, f"this host cannot run hash-MMU guests{radix}: {facts.ppc_mmu.hash_probe}; a nested KVM-HV "
+             "refuses KVM_PPC_ALLOCATE_HTAB", help="write `mmu radix` (and remove `htab`), or run the VM on a "
+             "bare-metal POWER host")
+
+
 def host_too_many_vcpus(ctx: CheckContext) -> None:
     facts = ctx.host
     assert facts is not None
@@ -206,6 +220,12 @@ CHECKS: tuple[Check, ...] = (
               "host succeeds and the guest dies later when the host runs out; the launcher therefore refuses "
               "memory beyond the host's physical memory before mapping anything, and the host check says so "
               "at lint time (host facts `memory_bytes`, from sysconf SC_PHYS_PAGES)."),
+    Check("host-no-hash-guests", E, "a hash-MMU (HTAB) guest on a host that runs radix guests only",
+          host_no_hash_guests, requires=(*ARCH, "host-flavour-unavailable"),
+          why="KVM-HV running nested under another hypervisor (an LPAR) supports radix guests only: "
+              "KVM_PPC_ALLOCATE_HTAB fails with EOPNOTSUPP although KVM_CAP_PPC_ALLOC_HTAB reads 1 "
+              "(seen on Linux 6.1 under QEMU pseries with cap-nested-hv). The host probe tries the ioctl on a "
+              "scratch VM, and the launcher does the same before it creates the guest."),
     Check("host-too-many-vcpus", E, "more vCPUs than the host's KVM_CAP_MAX_VCPUS", host_too_many_vcpus,
           requires=(*ARCH, "host-flavour-unavailable"),
           why="KVM_CREATE_VCPU fails with EINVAL past KVM_CAP_MAX_VCPUS (or KVM_CAP_NR_VCPUS where "

@@ -127,11 +127,11 @@ _SETTINGS: tuple[tuple[str, _Where, Callable[["Target"], bool]], ...] = (
     ("irqchip", lambda vm: [vm.span_of("irqchip")] if vm.irqchip is not None else [],
      lambda t: t.features.irqchip is not None),
     ("pit", lambda vm: [vm.span_of("pit")] if vm.pit is not None else [], lambda t: t.features.pit is not None),
-    # Flat guest images with a start mode are the x86 runtime's; other targets boot a `kernel`.
+    # Flat guest images with a start mode: x86 (its only payload) and sPAPR (test guests beside kernels).
     ("guest", lambda vm: [vm.guest.span] if vm.guest is not None else [],
      lambda t: t.features.guest_modes is not None),
     ("kernel", lambda vm: [vm.span_of("kernel")] if vm.kernel is not None else [],
-     lambda t: t.features.guest_modes is None),
+     lambda t: t.features.guest_modes is None or t.has_device_tree),
     # The command line reaches the guest through /chosen bootargs.
     ("cmdline", lambda vm: [vm.span_of("cmdline")] if vm.cmdline is not None else [], lambda t: t.has_device_tree),
     ("threads", lambda vm: [vm.span_of("threads")] if "threads" in vm.spans else [], _threads_supported),
@@ -190,9 +190,6 @@ def _guest_path(vm: ir.Vm) -> Path | None:
     return Path(vm.guest.span.file).parent / vm.guest.path
 
 
-REAL_MODE_REACH = 0x1_0000  # the launcher starts real mode with CS base 0, so IP (16 bits) is the load address
-
-
 def guest_out_of_reach(ctx: CheckContext) -> None:
     vm, guest = ctx.vm, ctx.vm.guest
     if guest is None or guest.at is None or ctx.target.features.guest_modes is None:
@@ -200,7 +197,7 @@ def guest_out_of_reach(ctx: CheckContext) -> None:
     if vm.memory is not None and guest.at >= vm.memory:
         ctx.emit(guest.span, f"the guest is loaded at {guest.at:#x}, beyond the VM's {vm.memory:#x} bytes of memory",
                  help="lower `at` or raise `memory`")
-    elif guest.mode == "real" and guest.at >= REAL_MODE_REACH:
+    elif guest.mode == "real" and (reach := ctx.target.features.guest_modes.real_reach) and guest.at >= reach:
         ctx.emit(guest.span, f"a real-mode guest starts at CS:IP = 0:{guest.at:#x}, but IP has 16 bits",
                  help="load it below 0x10000 (the default is 0x7c00)")
 
@@ -213,6 +210,15 @@ def guest_not_found(ctx: CheckContext) -> None:
         what = "is not a regular file" if path.exists() else "does not exist"
         ctx.emit(ctx.vm.guest.span, f"guest image '{ctx.vm.guest.path}' {what} ({path})",  # type: ignore[union-attr]
                  help="guest paths are relative to the file that defines the VM")
+
+
+def guest_and_kernel(ctx: CheckContext) -> None:
+    vm = ctx.vm
+    if vm.guest is None or vm.kernel is None:
+        return
+    ctx.emit(vm.guest.span, "a VM boots either a `guest` image or a `kernel`, not both (both start where the "
+             "kernel is entered)", notes=[Note("the kernel is named here", vm.spans.get("kernel"))],
+             help="remove one of them")
 
 
 def guest_format(ctx: CheckContext) -> None:
@@ -283,4 +289,7 @@ CHECKS: tuple[Check, ...] = (
           why="hvconf builds .S sources with GNU as + objcopy into a flat image (hvconf/emit/guest.py) "
               "and loads .bin files as they are; other formats would be copied into guest memory "
               "unparsed."),
+    Check("guest-and-kernel", E, "both a `guest` image and a `kernel`", guest_and_kernel,
+          why="On sPAPR both are entered the same way, at the kernel's load address with r3 = the device "
+              "tree (kvmtool's and QEMU's kernel entry); two images there would overwrite each other."),
 )

@@ -47,6 +47,15 @@ def htab_radix(ctx: CheckContext) -> None:
              notes=[Note("radix is chosen here", ctx.vm.spans.get("mmu"))], help="remove `htab` or write `mmu hash`")
 
 
+def mmu_radix_needs_hv(ctx: CheckContext) -> None:
+    htab = ctx.target.features.htab
+    if htab is None or ctx.vm.mmu != "radix" or ctx.vm.flavour in htab.flavours:
+        return
+    notes = [Note("the flavour is chosen here", ctx.vm.spans["flavour"])] if "flavour" in ctx.vm.spans else []
+    ctx.emit(ctx.vm.span_of("mmu"), f"`mmu radix` needs `kvm {' or '.join(htab.flavours)}`; `kvm {ctx.vm.flavour}` "
+             "runs hash-MMU guests only", notes=notes, help="write `mmu hash` or `kvm book3s_hv`")
+
+
 def htab_too_small(ctx: CheckContext) -> None:
     htab, vm = ctx.target.features.htab, ctx.vm
     if htab is None or not isinstance(vm.htab, int) or vm.memory is None:
@@ -173,6 +182,9 @@ CHECKS: tuple[Check, ...] = (
           why="A radix guest has no hash page table; KVM_PPC_ALLOCATE_HTAB switches a radix VM back to "
               "HPT mode (kvmppc_alloc_reset_hpt), and QEMU skips the HPT for radix guests "
               "(spapr_machine_reset)."),
+    Check("mmu-radix-needs-hv", E, "`mmu radix` with a KVM flavour that has no radix guests", mmu_radix_needs_hv,
+          why="KVM_PPC_CONFIGURE_V3_MMU with KVM_PPC_MMUV3_RADIX is Book3S HV on POWER9 and later "
+              "(kvmhv_configure_mmu); Book3S PR emulates the hash MMU only and has no radix support."),
     Check("htab-too-small", W, "an explicit HTAB order smaller than `htab auto` would choose", htab_too_small,
           requires=("htab-order-range",),
           why="QEMU sizes the HPT at RAM/128 rounded up to a power of two (spapr_hpt_shift_for_ramsize, "

@@ -39,6 +39,9 @@ class Toolchain:
 
 ARCH2TOOLCHAIN: dict[str, Toolchain] = {
     "x86_64": Toolchain("as", "objcopy", ("--64",), ("--32",)),
+    # Debian's binutils-powerpc64le-linux-gnu (pulled in by gcc-powerpc64le-linux-gnu)
+    "ppc64le": Toolchain("powerpc64le-linux-gnu-as", "powerpc64le-linux-gnu-objcopy",
+                         ("-a64", "-mlittle", "-mpower9", "-mregnames"), None),
 }
 
 # A 16-bit image assembled without `.code16` would be 32-bit code run in real mode.
@@ -108,7 +111,8 @@ def _tool(argv: list[str], source: Path) -> None:
         done = subprocess.run(argv, capture_output=True, text=True, errors="replace", check=False,
                               stdin=subprocess.DEVNULL, timeout=TOOL_SECONDS, preexec_fn=_limit_tool)
     except FileNotFoundError:
-        raise GuestBuildError(f"{source}: {argv[0]!r} not found; install GNU binutils") from None
+        raise GuestBuildError(f"{source}: {argv[0]!r} not found; install GNU binutils for the guest's "
+                              "arch (Debian: binutils, binutils-powerpc64le-linux-gnu)") from None
     except subprocess.TimeoutExpired:
         raise GuestBuildError(f"{source}: {argv[0]} ran for more than {TOOL_SECONDS} s") from None
     if done.returncode < 0:

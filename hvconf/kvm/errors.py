@@ -42,6 +42,22 @@ class KvmError(Exception):
         return KvmError(self.ioctl, self.errno, source)
 
 
+class UnexpectedResult(KvmError):
+    """An ioctl succeeded but answered something other than what the plan asked for
+    (KVM_PPC_ALLOCATE_HTAB allocating another order). `errno` is 0."""
+
+    def __init__(self, ioctl: str, wanted: str, got: str, source: str | None = None) -> None:
+        super().__init__(ioctl, 0, source)
+        self.wanted, self.got = wanted, got
+
+    def __str__(self) -> str:
+        where = f" (step at {self.source})" if self.source else ""
+        return f"{self.ioctl} gave {self.got}, the plan asked for {self.wanted}{where}"
+
+    def at(self, source: str | None) -> KvmError:
+        return UnexpectedResult(self.ioctl, self.wanted, self.got, source)
+
+
 def check(ret: int, ioctl: str, source: str | None = None, quiet: Collection[int] = ()) -> int:
     """`ret` if it is >= 0; -errno if the call's errno is in `quiet`; else raise KvmError.
 

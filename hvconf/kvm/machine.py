@@ -12,6 +12,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 
+from hvconf.kvm.fd import KvmFd
 from hvconf.kvm.images import Loaded
 from hvconf.kvm.memory import GuestMemory
 from hvconf.kvm.plan import Step
@@ -37,6 +38,7 @@ class Machine:
     memory: dict[int, GuestMemory] = field(default_factory=dict)  # "memory:N" -> its mmap
     slots: list[Slot] = field(default_factory=list)
     modes: dict[int, tuple[str, int]] = field(default_factory=dict)  # vcpu id -> (start mode, tables address)
+    tce_tables: dict[int, KvmFd] = field(default_factory=dict)  # LIOBN -> its KVM_CREATE_SPAPR_TCE(_64) fd
     _cpuid: list[CpuidEntry] | None = field(default=None, init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
@@ -83,6 +85,8 @@ class Machine:
     def close(self) -> None:
         for vcpu in self.vcpus.values():
             vcpu.close()
+        for table in self.tce_tables.values():
+            table.close()
         if self.vm is not None:
             self.vm.close()
         for region in self.memory.values():

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 FORMAT = 1
@@ -58,6 +58,7 @@ class Image:
 class Console:
     kind: str
     port: int | None  # x86 serial port; other consoles are hypercall-based
+    reg: int | None = None  # hvterm: the vty's unit address (/vdevice/vty@reg)
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,7 @@ class Plan:
     console: Console | None
     steps: tuple[Step, ...]
     exit_hypercalls: tuple[str, ...] = ()  # launcher.x86.exit_hypercalls: KVM_HC_* names served here
+    launcher: Mapping[str, Any] = field(default_factory=dict)  # {"papr": ...} etc.: userspace hypercall handlers
 
 
 def parse(raw: Mapping[str, Any]) -> Plan:
@@ -94,10 +96,12 @@ def parse(raw: Mapping[str, Any]) -> Plan:
         unmerged=tuple(str(n) for n in requires.get("unmerged", ())),
         images=tuple(_image(i, im) for i, im in enumerate(_get(raw, "images", list, "plan"))),
         console=None if console is None else Console(
-            _get(console, "kind", str, "plan.console"), _get(console, "port", int, "plan.console", optional=True)
+            _get(console, "kind", str, "plan.console"), _get(console, "port", int, "plan.console", optional=True),
+            _get(console, "reg", int, "plan.console", optional=True),
         ),
         steps=tuple(_step(i, s) for i, s in enumerate(_get(raw, "steps", list, "plan"))),
         exit_hypercalls=_exit_hypercalls(raw),
+        launcher=_get(raw, "launcher", Mapping, "plan", optional=True) or {},
     )
 
 

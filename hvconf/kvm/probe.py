@@ -3,7 +3,8 @@
 `probe()` opens the system fd and asks KVM_GET_API_VERSION,
 KVM_GET_VCPU_MMAP_SIZE, KVM_CHECK_EXTENSION of every hvconf.abi cap of the
 host's arch on the system fd and on one fresh VM fd per VM type of the arch
-(the answers can differ), and on x86 KVM_GET_SUPPORTED_CPUID's PV leaf. It
+(the answers can differ), on x86 KVM_GET_SUPPORTED_CPUID's PV leaf, and on
+Book3S whether hash-MMU guests work (a scratch VM tries KVM_PPC_ALLOCATE_HTAB). It
 returns plain data in the documented key order; validating and printing it
 is hvconf/model/host.py's job (the runtime stays free of pydantic). It runs
 no guest. Tests: tests/test_host.py.
@@ -87,6 +88,7 @@ def probe(
             ],
             "proposed": proposed,
             "pv_features": _pv_features(kvm) if uname.machine == "x86_64" else None,
+            "ppc_mmu": _ppc_mmu(kvm, system) if uname.machine in ("ppc64", "ppc64le") else None,
         }  # fmt: skip
     finally:
         kvm.close()
@@ -133,6 +135,34 @@ def _probe_vm_types(
     return types, values
 
 
+KVM_VM_PPC_HV = 1
+HTAB_PROBE_ORDER = 18  # PPC_MIN_HPT_ORDER: the smallest table, 256 KiB
+
+
+def hash_guests(kvm: Kvm) -> tuple[bool, str]:
+    """Whether this Book3S HV host runs hash-MMU (HPT) guests, and what showed it.
+
+    KVM_CAP_PPC_ALLOC_HTAB reads 1 even where KVM_PPC_ALLOCATE_HTAB fails (a
+    nested KVM-HV, which runs radix guests only, answers EOPNOTSUPP), so the
+    only way to know is to ask: a scratch VM allocates the smallest HPT."""
+    try:
+        vm = kvm.create_vm(KVM_VM_PPC_HV)
+    except KvmError as err:
+        return False, f"KVM_CREATE_VM(KVM_VM_PPC_HV) failed: {err.errno_name}"
+    try:
+        vm.ppc_allocate_htab(HTAB_PROBE_ORDER)
+    except KvmError as err:
+        return False, f"KVM_PPC_ALLOCATE_HTAB({HTAB_PROBE_ORDER}) on a scratch VM failed: {err.errno_name}"
+    finally:
+        vm.close()
+    return True, f"KVM_PPC_ALLOCATE_HTAB({HTAB_PROBE_ORDER}) on a scratch VM succeeded"
+
+
+def _ppc_mmu(kvm: Kvm, system: Mapping[str, int]) -> dict[str, Any]:
+    hash_ok, how = hash_guests(kvm)
+    return {"radix": bool(system.get("KVM_CAP_PPC_MMU_RADIX")), "hash": hash_ok, "hash_probe": how}
+
+
 def _pv_features(kvm: Kvm) -> dict[str, int] | None:
     """CPUID 0x40000001 EAX/EDX as KVM_GET_SUPPORTED_CPUID reports them (the facts
     model adds the names); None when KVM does not offer its signature leaf."""
@@ -142,3 +172,22 @@ def _pv_features(kvm: Kvm) -> dict[str, int] | None:
     if signature is None or features is None or (signature.ebx, signature.ecx, signature.edx) != KVM_SIGNATURE:
         return None
     return {"eax": features.eax, "edx": features.edx}
+
+
+def main() -> int:
+    """`python -m hvconf.kvm.probe`: the facts as JSON on stdout, for hosts that have the runtime
+    only (no pydantic: `hvconf host --format json` validates and prints the same data)."""
+    import json
+    import sys
+
+    try:
+        facts = probe()
+    except (OSError, KvmError) as err:
+        print(f"probe: error: {err}", file=sys.stderr)
+        return 3
+    print(json.dumps(facts, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -21,11 +21,11 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, TextIO, cast
+from typing import Any, BinaryIO, TextIO
 
 import hvconf.abi
 from hvconf.kvm import images as image_files
-from hvconf.kvm.console import CONSOLE_KINDS
+from hvconf.kvm.devices import devices
 from hvconf.kvm.ending import Ending
 from hvconf.kvm.ffi import ARCH
 from hvconf.kvm.machine import Machine
@@ -110,12 +110,11 @@ def _owners(plan: Plan) -> tuple[list[Step], dict[int, list[Step]]]:
 def _run(
     plan: Plan, machine: Machine, tracer: Tracer, out: BinaryIO, served: frozenset[int], timeout: float
 ) -> tuple[Status, str, int]:
-    # The compiler writes a serial console only with its port; validate() does not check hand-written plans.
-    console = CONSOLE_KINDS[plan.console.kind](cast(int, plan.console.port), out) if plan.console else None
+    devs = devices(plan, machine, out)
     main_steps, per_vcpu = _owners(plan)
     wake_main = _waker()
     ending = Ending(wake_main)
-    shared = Shared(machine, Sequencer(), ending, tracer, console, served)
+    shared = Shared(machine, Sequencer(), ending, tracer, devs.console, served, devs.hcalls)
     threads = [VcpuThread(vcpu_id, steps, shared) for vcpu_id, steps in per_vcpu.items()]
     try:
         for thread in threads:
@@ -211,6 +210,15 @@ def _open_host(plan: Plan, tracer: Tracer) -> Kvm:
         for cap in plan.caps:
             if cap.cap_nr is None or kvm.check_extension(cap.cap_nr) == 0:
                 raise HostMismatch(f"this host's KVM lacks {cap.cap} (cap {cap.cap_nr}), required at {cap.source}")
+        htab = next((s for s in plan.steps if s.ioctl == "KVM_PPC_ALLOCATE_HTAB"), None)
+        if htab is not None:
+            from hvconf.kvm.probe import hash_guests
+
+            works, how = hash_guests(kvm)
+            if not works:
+                raise HostMismatch(f"this host cannot run hash-MMU guests ({how}; a nested KVM-HV runs radix "
+                                   f"guests only), and {plan.vm} allocates a hash page table at {htab.source}; "
+                                   "build it with `mmu radix`")
     except BaseException:
         kvm.close()
         raise

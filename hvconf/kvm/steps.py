@@ -12,14 +12,15 @@ from __future__ import annotations
 
 import mmap
 import re
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from typing import Any
 
-from hvconf.kvm.console import CONSOLE_KINDS
+from hvconf.kvm import devices
 from hvconf.kvm.ffi import ffi
 from hvconf.kvm.machine import Machine, Slot
 from hvconf.kvm.memory import GuestMemory
 from hvconf.kvm.plan import Plan, PlanError, Step
+from hvconf.kvm.step_kind import StepKind, vm_of, where
+from hvconf.kvm.steps_ppc import PPC_STEPS
 from hvconf.kvm.vcpu import Vcpu
 from hvconf.kvm.vm import Vm
 from hvconf.kvm.x86 import with_kvm_leaves
@@ -27,26 +28,14 @@ from hvconf.kvm.x86_modes import MODES
 
 _MEMORY = re.compile(r"^memory:(0|[1-9][0-9]*)$")
 REGS_FIELDS = frozenset(name for name, _ in ffi.typeof("struct kvm_regs").fields)
+# The register an ELF image's entry point goes to when the plan names none (x86 rip, PowerPC pc).
+ENTRY_REGISTER = "rip" if "rip" in REGS_FIELDS else "pc"
+GPRS = 32 if "gpr" in REGS_FIELDS else 0  # PowerPC: args may name general registers as {"gpr": {"3": value}}
 CPUID_BASES = ("supported",)
-
-
-@dataclass(frozen=True)
-class StepKind:
-    """How one ioctl appears in a plan: allowed fd kinds, required typed args, the action."""
-
-    fds: tuple[str, ...]  # "system", "vm", "vcpu"
-    args: Mapping[str, type]
-    apply: Callable[[Machine, Step], object]  # the result (an ioctl's return value) is ignored
-    check: Callable[[Step], None] = lambda step: None  # extra static checks
 
 
 def _create_vm(m: Machine, step: Step) -> None:
     m.vm = m.kvm.create_vm(step.args["type"])
-
-
-def _vm(m: Machine) -> Vm:
-    assert m.vm is not None
-    return m.vm
 
 
 def _user_memory(m: Machine, step: Step) -> None:
@@ -54,7 +43,7 @@ def _user_memory(m: Machine, step: Step) -> None:
     n = int(_MEMORY.match(a["userspace_addr"]).group(1))  # type: ignore[union-attr]
     region = m.memory.get(n)
     if region is not None and region.size != a["memory_size"]:
-        raise PlanError(f"{_where(step)}: memory:{n} is {region.size:#x} bytes already, not {a['memory_size']:#x}")
+        raise PlanError(f"{where(step)}: memory:{n} is {region.size:#x} bytes already, not {a['memory_size']:#x}")
     if region is None:
         region = m.memory[n] = GuestMemory(a["memory_size"])
         # images go in before the kernel sees the slot; check_placement put each chunk inside one slot
@@ -62,16 +51,16 @@ def _user_memory(m: Machine, step: Step) -> None:
             for addr, data in image.chunks:
                 if a["guest_phys_addr"] <= addr < a["guest_phys_addr"] + a["memory_size"]:
                     region.write(addr - a["guest_phys_addr"], data)
-    _vm(m).set_user_memory_region(a["slot"], a["guest_phys_addr"], a["memory_size"], region.address, a["flags"])
+    vm_of(m).set_user_memory_region(a["slot"], a["guest_phys_addr"], a["memory_size"], region.address, a["flags"])
     m.slots.append(Slot(a["guest_phys_addr"], a["memory_size"], region))
 
 
 def _check_user_memory(step: Step) -> None:
     if not _MEMORY.match(step.args["userspace_addr"]):
-        raise PlanError(f"{_where(step)}: userspace_addr {step.args['userspace_addr']!r} is not 'memory:N'")
+        raise PlanError(f"{where(step)}: userspace_addr {step.args['userspace_addr']!r} is not 'memory:N'")
     size = step.args["memory_size"]
     if size <= 0 or size % mmap.PAGESIZE:
-        raise PlanError(f"{_where(step)}: memory_size {size:#x} is not a positive multiple of {mmap.PAGESIZE:#x}")
+        raise PlanError(f"{where(step)}: memory_size {size:#x} is not a positive multiple of {mmap.PAGESIZE:#x}")
 
 
 def _enable_cap(m: Machine, step: Step) -> None:
@@ -83,7 +72,7 @@ def _enable_cap(m: Machine, step: Step) -> None:
 def _check_enable_cap(step: Step) -> None:
     args = step.args["args"]
     if len(args) > 4 or not all(isinstance(x, int) and not isinstance(x, bool) for x in args):
-        raise PlanError(f"{_where(step)}: args should be at most 4 integers, got {args!r}")
+        raise PlanError(f"{where(step)}: args should be at most 4 integers, got {args!r}")
 
 
 def _set_cpuid2(m: Machine, step: Step) -> None:
@@ -93,10 +82,10 @@ def _set_cpuid2(m: Machine, step: Step) -> None:
 
 def _check_cpuid2(step: Step) -> None:
     if step.args["base"] not in CPUID_BASES:
-        raise PlanError(f"{_where(step)}: CPUID base {step.args['base']!r} is not one of {', '.join(CPUID_BASES)}")
+        raise PlanError(f"{where(step)}: CPUID base {step.args['base']!r} is not one of {', '.join(CPUID_BASES)}")
     sig = step.args["signature"]
     if not sig.isascii() or len(sig) > 12:
-        raise PlanError(f"{_where(step)}: CPUID signature {sig!r} is not at most 12 ASCII characters")
+        raise PlanError(f"{where(step)}: CPUID signature {sig!r} is not at most 12 ASCII characters")
 
 
 def _set_sregs(m: Machine, step: Step) -> None:
@@ -107,7 +96,7 @@ def _set_sregs(m: Machine, step: Step) -> None:
         try:
             m.write(tables, mode.image(tables))
         except ValueError as err:  # placement was checked against the plan's slots, not their order
-            raise PlanError(f"{_where(step)}: the {mode.name} tables: {err} (yet)") from None
+            raise PlanError(f"{where(step)}: the {mode.name} tables: {err} (yet)") from None
     vcpu = m.vcpus[vcpu_id]
     sregs = vcpu.sregs
     mode.apply(sregs, tables)
@@ -118,10 +107,10 @@ def _set_sregs(m: Machine, step: Step) -> None:
 def _check_sregs(step: Step) -> None:
     mode = MODES.get(step.args["mode"])
     if mode is None:
-        raise PlanError(f"{_where(step)}: sregs mode {step.args['mode']!r} is not one of {', '.join(MODES)}")
+        raise PlanError(f"{where(step)}: sregs mode {step.args['mode']!r} is not one of {', '.join(MODES)}")
     tables = step.args.get("tables")
     if mode.size and (not isinstance(tables, int) or isinstance(tables, bool) or tables < 0 or tables % 4096):
-        raise PlanError(f"{_where(step)}: mode {mode.name} needs 'tables', the page-aligned guest address of "
+        raise PlanError(f"{where(step)}: mode {mode.name} needs 'tables', the page-aligned guest address of "
                         f"the {mode.size:#x} bytes of GDT, IDT and page tables the runtime writes; got {tables!r}")
 
 
@@ -137,24 +126,41 @@ def reserved(plan: Plan) -> list[tuple[int, int, str]]:
 
 def _set_regs(m: Machine, step: Step) -> None:
     # Registers the plan does not name are 0: the plan is the whole truth,
-    # except a missing rip, which is an ELF image's entry point when there is one.
-    regs = dict(step.args)
-    if "rip" not in regs and m.entry is not None:
-        regs["rip"] = m.entry
+    # except a missing entry register, which is an ELF image's entry point when there is one.
+    regs: dict[str, Any] = {k: v for k, v in step.args.items() if k != "gpr"}
+    if ENTRY_REGISTER not in regs and m.entry is not None:
+        regs[ENTRY_REGISTER] = m.entry
+    if "gpr" in step.args:
+        gpr = [0] * GPRS
+        for index, value in step.args["gpr"].items():
+            gpr[int(index)] = value
+        regs["gpr"] = gpr
     m.vcpus[step.vcpu_id or 0].set_regs(ffi.new("struct kvm_regs *", regs))
 
 
 def _check_regs(step: Step) -> None:
     for name, value in step.args.items():
-        if name not in REGS_FIELDS:
-            raise PlanError(f"{_where(step)}: {name!r} is not a field of struct kvm_regs")
-        if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < 1 << 64:
-            raise PlanError(f"{_where(step)}: register {name} = {value!r} is not a 64-bit unsigned integer")
+        if name == "gpr" and GPRS:
+            if not isinstance(value, dict) or not all(isinstance(k, str) and k.isdigit() and int(k) < GPRS
+                                                      for k in value):  # fmt: skip
+                raise PlanError(f"{where(step)}: gpr should map register numbers 0..{GPRS - 1} to values, "
+                                f"got {value!r}")
+            for index, reg in value.items():
+                _check_register(step, f"gpr[{index}]", reg)
+            continue
+        if name not in REGS_FIELDS or name == "gpr":
+            raise PlanError(f"{where(step)}: {name!r} is not a field of struct kvm_regs")
+        _check_register(step, name, value)
+
+
+def _check_register(step: Step, name: str, value: Any) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < 1 << 64:
+        raise PlanError(f"{where(step)}: register {name} = {value!r} is not a 64-bit unsigned integer")
 
 
 def _create_vcpu(m: Machine, step: Step) -> None:
     vcpu_id = step.args["vcpu_id"]
-    m.vcpus[vcpu_id] = _vm(m).create_vcpu(vcpu_id)
+    m.vcpus[vcpu_id] = vm_of(m).create_vcpu(vcpu_id)
 
 
 def _not_here(m: Machine, step: Step) -> None:
@@ -163,10 +169,10 @@ def _not_here(m: Machine, step: Step) -> None:
 
 STEPS: dict[str, StepKind] = {
     "KVM_CREATE_VM": StepKind(("system",), {"type": int}, _create_vm),
-    "KVM_SET_TSS_ADDR": StepKind(("vm",), {"addr": int}, lambda m, s: _vm(m).set_tss_addr(s.args["addr"])),
+    "KVM_SET_TSS_ADDR": StepKind(("vm",), {"addr": int}, lambda m, s: vm_of(m).set_tss_addr(s.args["addr"])),
     "KVM_ENABLE_CAP": StepKind(("vm", "vcpu"), {"cap_nr": int, "flags": int, "args": list}, _enable_cap, _check_enable_cap),
-    "KVM_CREATE_IRQCHIP": StepKind(("vm",), {}, lambda m, s: _vm(m).create_irqchip()),
-    "KVM_CREATE_PIT2": StepKind(("vm",), {"flags": int}, lambda m, s: _vm(m).create_pit2(s.args["flags"])),
+    "KVM_CREATE_IRQCHIP": StepKind(("vm",), {}, lambda m, s: vm_of(m).create_irqchip()),
+    "KVM_CREATE_PIT2": StepKind(("vm",), {"flags": int}, lambda m, s: vm_of(m).create_pit2(s.args["flags"])),
     "KVM_SET_USER_MEMORY_REGION": StepKind(
         ("vm",),
         {"slot": int, "flags": int, "guest_phys_addr": int, "memory_size": int, "userspace_addr": str},
@@ -178,33 +184,29 @@ STEPS: dict[str, StepKind] = {
     "KVM_SET_SREGS": StepKind(("vcpu",), {"mode": str}, _set_sregs, _check_sregs),
     "KVM_SET_REGS": StepKind(("vcpu",), {}, _set_regs, _check_regs),
     "KVM_RUN": StepKind(("vcpu",), {}, _not_here),
+    **PPC_STEPS,
 }
-
-
-def _where(step: Step) -> str:
-    return f"plan step {step.index} {step.ioctl} ({step.source})"
 
 
 def validate(plan: Plan) -> None:
     """Raise PlanError for the first step this runtime could not issue as written."""
-    if plan.console is not None and plan.console.kind not in CONSOLE_KINDS:
-        raise PlanError(f"plan console kind {plan.console.kind!r} is not one of {', '.join(CONSOLE_KINDS)}")
+    devices.check(plan)
     have_vm, vcpus = False, set()
     for step in plan.steps:
         kind = STEPS.get(step.ioctl)
         if kind is None:
-            raise PlanError(f"{_where(step)}: this runtime does not issue {step.ioctl} (it knows {', '.join(STEPS)})")
+            raise PlanError(f"{where(step)}: this runtime does not issue {step.ioctl} (it knows {', '.join(STEPS)})")
         fd_kind = step.fd.split(":")[0]
         if fd_kind not in kind.fds:
-            raise PlanError(f"{_where(step)}: {step.ioctl} goes to a {' or '.join(kind.fds)} fd, not {step.fd}")
+            raise PlanError(f"{where(step)}: {step.ioctl} goes to a {' or '.join(kind.fds)} fd, not {step.fd}")
         if fd_kind == "vm" and not have_vm:
-            raise PlanError(f"{_where(step)}: no KVM_CREATE_VM step before it")
+            raise PlanError(f"{where(step)}: no KVM_CREATE_VM step before it")
         if fd_kind == "vcpu" and step.vcpu_id not in vcpus:
-            raise PlanError(f"{_where(step)}: no KVM_CREATE_VCPU step creates vcpu {step.vcpu_id} before it")
+            raise PlanError(f"{where(step)}: no KVM_CREATE_VCPU step creates vcpu {step.vcpu_id} before it")
         for name, kind_of in kind.args.items():
             value = step.args.get(name)
             if not isinstance(value, kind_of) or (kind_of is int and isinstance(value, bool)):
-                raise PlanError(f"{_where(step)}: arg {name!r} should be {kind_of.__name__}, got {value!r}")
+                raise PlanError(f"{where(step)}: arg {name!r} should be {kind_of.__name__}, got {value!r}")
         kind.check(step)
         have_vm |= step.ioctl == "KVM_CREATE_VM"
         if step.ioctl == "KVM_CREATE_VCPU":
@@ -217,9 +219,9 @@ def _check_runs(plan: Plan) -> None:
     runs = [s for s in plan.steps if s.ioctl == "KVM_RUN"]
     if runs and any(s.ioctl != "KVM_RUN" for s in plan.steps[runs[0].index :]):
         late = next(s for s in plan.steps[runs[0].index :] if s.ioctl != "KVM_RUN")
-        raise PlanError(f"{_where(late)}: comes after a KVM_RUN step; KVM_RUN steps must end the plan")
+        raise PlanError(f"{where(late)}: comes after a KVM_RUN step; KVM_RUN steps must end the plan")
     seen: set[int | None] = set()
     for step in runs:
         if step.vcpu_id in seen:
-            raise PlanError(f"{_where(step)}: a second KVM_RUN for vcpu {step.vcpu_id}")
+            raise PlanError(f"{where(step)}: a second KVM_RUN for vcpu {step.vcpu_id}")
         seen.add(step.vcpu_id)

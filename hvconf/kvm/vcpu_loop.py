@@ -8,8 +8,11 @@ What ends what (run.py hands the outcome to the launcher):
   (triple fault) or an exception reaching the runtime's IDT stubs ends it
   GUEST_SHUTDOWN; internal errors, failed entries and unknown exits end it
   KVM_INTERNAL; KVM_RUN interrupted while the run is ending stops the loop.
+- sPAPR and ePAPR hypercall exits go to the plan's handlers (hvconf.kvm.hcall);
+  an RTAS power-off ends the machine HALTED, a reboot GUEST_SHUTDOWN. After
+  H_SET_MODE(LE) each vCPU gets LPCR[ILE] before its next KVM_RUN.
 Port I/O nobody serves reads 0; MMIO is ignored. Tests: tests/kvm/test_runtime.py,
-test_guests.py, test_modes.py.
+test_guests.py, test_modes.py, tests/ppc/ (on the POWER host).
 """
 
 from __future__ import annotations
@@ -68,7 +71,9 @@ class ExitLoop:
     tracer: Tracer
     ending: Ending
     served: frozenset[int]  # KVM_HC_* numbers the plan routes to the launcher
+    hcalls: Any | None = None  # sPAPR/ePAPR handlers: .handle(exit) -> hcall.Reply
     count: int = 0  # exits handled
+    ile: bool | None = None  # LPCR[ILE] as this loop last set it (sPAPR H_SET_MODE LE)
     last_exit: float = field(default_factory=time.monotonic)  # when KVM_RUN last returned with an exit
     stopped_at: str | None = None  # where the vCPU was when the run's end stopped it ("rip 0x7c1d, a vmcall")
 
@@ -84,7 +89,10 @@ class ExitLoop:
     def _where(self) -> str | None:
         """The vCPU's rip and, when known, the instruction there (read through the flat or identity map)."""
         try:
-            rip, cs_base = self.vcpu.regs.rip, self.vcpu.sregs.cs.base
+            regs = self.vcpu.regs
+            if not hasattr(regs, "rip"):  # PowerPC: no segments, and no instruction names to give
+                return f"pc {regs.pc:#x}"
+            rip, cs_base = regs.rip, self.vcpu.sregs.cs.base
         except KvmError:
             return None
         code = self.machine.read(cs_base + rip, 3) or b""
@@ -95,6 +103,8 @@ class ExitLoop:
         """True when this vCPU ended itself (halt, an outcome, a failure); False when the run's end stopped it."""
         while not self.ending.stopping:
             try:
+                if self.hcalls is not None and getattr(self.hcalls, "interrupts_little_endian", None) != self.ile:
+                    self._apply_ile(self.hcalls.interrupts_little_endian)
                 ex = self.vcpu.run()
             except KvmError as err:
                 if err.errno == errno.EAGAIN:
@@ -158,6 +168,34 @@ class ExitLoop:
         self.vcpu.complete_hypercall(ret)
         return None
 
+    def hcall(self, ex: exits.PaprHcall | exits.EpaprHcall) -> Outcome:
+        """A sPAPR or ePAPR hypercall the kernel left to userspace: the plan's handler answers it."""
+        if self.hcalls is None:
+            return Status.KVM_INTERNAL, f"{type(ex).__name__} {ex.nr:#x}, but the plan has no hypercall handlers"
+        from hvconf.kvm.hcall.reply import Outcome as HcallOutcome, complete
+
+        reply = self.hcalls.handle(ex)
+        complete(self.vcpu._view(), ex, reply)
+        self.tracer.note(f"{self.label}: hcall {_hcall_name(ex)} reached the launcher -> {_signed(reply.ret)}"
+                         + (f" ({reply.note})" if reply.note else ""))  # fmt: skip
+        if reply.outcome is HcallOutcome.POWER_OFF:
+            return Status.HALTED, f"guest powered off ({reply.note})"
+        if reply.outcome is HcallOutcome.RESET:
+            return Status.GUEST_SHUTDOWN, f"guest asked for a reboot ({reply.note})"
+        return None
+
+    def _apply_ile(self, little: bool | None) -> None:
+        from hvconf.abi.tables import raw
+
+        one_reg = raw("papr")["one_reg"]
+        lpcr = self.vcpu.get_one_reg(one_reg["KVM_REG_PPC_LPCR_64"])
+        want = lpcr | one_reg["LPCR_ILE"] if little else lpcr & ~one_reg["LPCR_ILE"]
+        if want != lpcr:
+            self.vcpu.set_one_reg(one_reg["KVM_REG_PPC_LPCR_64"], want)
+            self.tracer.note(f"{self.label}: LPCR {lpcr:#x} -> {want:#x} (interrupts "
+                             f"{'little' if little else 'big'}-endian, after H_SET_MODE)")  # fmt: skip
+        self.ile = little
+
     def intr(self, ex: exits.Intr) -> Outcome:
         return None  # a kick: the loop condition sees whether the run is ending
 
@@ -180,6 +218,8 @@ EXIT_HANDLERS: dict[type, Callable[[ExitLoop, Any], Outcome]] = {
     exits.Io: ExitLoop.io,
     exits.Mmio: ExitLoop.mmio,
     exits.Hypercall: ExitLoop.hypercall,
+    exits.PaprHcall: ExitLoop.hcall,
+    exits.EpaprHcall: ExitLoop.hcall,
     exits.Intr: ExitLoop.intr,
     exits.Hlt: lambda loop, ex: HALT,
     exits.Shutdown: lambda loop, ex: (Status.GUEST_SHUTDOWN,
@@ -188,3 +228,19 @@ EXIT_HANDLERS: dict[type, Callable[[ExitLoop, Any], Outcome]] = {
     exits.InternalError: ExitLoop.internal,
     exits.FailEntry: ExitLoop.fail_entry,
 }
+
+
+def _signed(ret: int) -> int:
+    """An hcall status as the guest reads r3: H_FUNCTION is -2, not 2**64 - 2."""
+    return ret - (1 << 64) if ret >= 1 << 63 else ret
+
+
+def _hcall_name(ex: exits.PaprHcall | exits.EpaprHcall) -> str:
+    if isinstance(ex, exits.PaprHcall):
+        import hvconf.abi
+
+        try:
+            return f"{hvconf.abi.papr_hcall(ex.nr).name} ({ex.nr:#x})"
+        except hvconf.abi.AbiError:
+            pass
+    return f"{ex.nr:#x}"

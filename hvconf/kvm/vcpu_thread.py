@@ -14,6 +14,7 @@ from __future__ import annotations
 import signal
 import threading
 from dataclasses import dataclass
+from typing import Any
 
 from hvconf.kvm.console import Console
 from hvconf.kvm.ending import Ending
@@ -37,6 +38,7 @@ class Shared:
     tracer: Tracer
     console: Console | None
     served: frozenset[int]
+    hcalls: Any | None = None  # hvconf.kvm.hcall handlers (sPAPR, ePAPR) for hypercall exits
 
 
 def issue(step: Step, shared: Shared) -> bool:
@@ -98,7 +100,7 @@ class VcpuThread:
                     shared.ending.running(self.vcpu_id)
                     shared.sequencer.done(step.index)
                     self.loop = ExitLoop(shared.machine.vcpus[self.vcpu_id], shared.machine, shared.console,
-                                         shared.tracer, shared.ending, shared.served)  # fmt: skip
+                                         shared.tracer, shared.ending, shared.served, shared.hcalls)  # fmt: skip
                     self.loop.run(step)
                     return
                 if not issue(step, shared):

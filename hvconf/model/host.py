@@ -24,7 +24,7 @@ HOST_FACTS_FORMAT = 1
 # api.rst §4.4 (KVM_CREATE_VCPU): without KVM_CAP_NR_VCPUS, assume 4 vCPUs at most.
 FALLBACK_MAX_VCPUS = 4
 # Keys written only when they have a value, so a probe file stays byte-identical run to run.
-_OPTIONAL_KEYS = ("note", "probed_at", "memory_bytes")
+_OPTIONAL_KEYS = ("note", "probed_at", "memory_bytes", "ppc_mmu")
 
 Count = Annotated[int, Field(strict=True, ge=0)]
 
@@ -79,6 +79,15 @@ class PvFeatures(_Facts):
         return bool((self.eax if feature.register == "eax" else self.edx) & feature.mask)
 
 
+class PpcMmu(_Facts):
+    """Book3S HV: the guest MMUs this host runs. `hash` comes from trying KVM_PPC_ALLOCATE_HTAB
+    on a scratch VM (a nested KVM-HV reports KVM_CAP_PPC_ALLOC_HTAB yet refuses it)."""
+
+    radix: StrictBool
+    hash: StrictBool
+    hash_probe: str
+
+
 class HostFacts(_Facts):
     """One host. `machine` is `uname -m` (what a plan's requires.host_arch names), `arch`
     the hvconf.abi arch whose caps were probed (None when hvconf has none for it)."""
@@ -95,6 +104,7 @@ class HostFacts(_Facts):
     caps: tuple[CapFacts, ...]
     proposed: dict[str, StrictInt] = {}  # numbers a patched kernel gives the unmerged ePAPR proposal
     pv_features: PvFeatures | None = None  # x86 only
+    ppc_mmu: PpcMmu | None = None  # Book3S only (absent in facts from before it was probed)
     probed_at: str | None = None  # only with `hvconf host --timestamp`
 
     @field_validator("format")
@@ -261,6 +271,9 @@ def to_text(facts: HostFacts) -> str:
         lines.append(f"PV features (CPUID 0x40000001 from KVM_GET_SUPPORTED_CPUID): eax {pv.eax:#010x}, "
                      f"edx {pv.edx:#010x}")
         lines.append("  " + (" ".join(_bit_names(pv.eax, "eax") + _bit_names(pv.edx, "edx")) or "none"))
+    if facts.ppc_mmu is not None:
+        mmus = [m for m, ok in (("radix", facts.ppc_mmu.radix), ("hash", facts.ppc_mmu.hash)) if ok]
+        lines.append(f"guest MMUs: {', '.join(mmus) or 'none'} ({facts.ppc_mmu.hash_probe})")
     types = [t.type for t in facts.vm_types if t.created]
     header = ["nr", "capability", "system", *(f"vm {t}" for t in types)]
     rows = [[str(c.number), c.name, str(c.system), *(str(c.vm[t]) if t in c.vm else "-" for t in types)]

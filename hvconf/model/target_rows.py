@@ -71,7 +71,9 @@ def _did_you_mean(name: str, known: Any) -> str:
 
 
 class _Row(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # defer_build: a schema is built on first validation only. The packaged targets usually
+    # come validated from the per-user cache (kbcache.py) and never need one.
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     doc: str = ""  # every row and table may say where its facts come from
 
@@ -304,6 +306,7 @@ class HypervisorNode(_Row):
 class Modes(_Row):
     modes: tuple[str, ...]
     default: str
+    real_reach: int | None = None  # guest_modes: the highest load address + 1 a real-mode guest can start at
 
     @model_validator(mode="after")
     def _default_known(self) -> Modes:

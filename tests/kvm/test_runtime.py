@@ -202,9 +202,16 @@ def test_help_and_unknown_options_follow_argparse(make_plan):
 
 def test_unknown_console_kind_is_a_bad_plan(make_plan):
     plan, base = make_plan("hello")
-    plan["console"] = {"kind": "hvterm", "port": 0}
+    plan["console"] = {"kind": "virtio", "port": 0}
     run = Launch(plan, base)
-    assert run.status == Status.USAGE and "console kind 'hvterm' is not one of serial" in run.stderr
+    assert run.status == Status.USAGE and "console kind 'virtio' is not one of serial, hvterm" in run.stderr
+
+
+def test_a_hypercall_console_without_its_handlers_is_a_bad_plan(make_plan):
+    plan, base = make_plan("hello")
+    plan["console"] = {"kind": "hvterm", "reg": 0x30000000}
+    run = Launch(plan, base)
+    assert run.status == Status.USAGE and "no papr or epapr section to serve them" in run.stderr
 
 
 class ThreadedStream(io.StringIO):

@@ -1,0 +1,34 @@
+"""StepKind: how one ioctl appears in a plan (fd kinds, typed args, action, extra checks).
+
+Shared by the generic step table (steps.py) and the per-architecture ones
+(steps_ppc.py) so neither imports the other. Nothing else here.
+Tests: tests/kvm/test_runtime.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from hvconf.kvm.machine import Machine
+from hvconf.kvm.plan import Step
+from hvconf.kvm.vm import Vm
+
+
+@dataclass(frozen=True)
+class StepKind:
+    """How one ioctl appears in a plan: allowed fd kinds, required typed args, the action."""
+
+    fds: tuple[str, ...]  # "system", "vm", "vcpu"
+    args: Mapping[str, type]
+    apply: Callable[[Machine, Step], object]  # the result (an ioctl's return value) is ignored
+    check: Callable[[Step], None] = lambda step: None  # extra static checks
+
+
+def where(step: Step) -> str:
+    return f"plan step {step.index} {step.ioctl} ({step.source})"
+
+
+def vm_of(m: Machine) -> Vm:
+    assert m.vm is not None  # validate() put KVM_CREATE_VM first
+    return m.vm
