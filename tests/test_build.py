@@ -35,6 +35,7 @@ COMMON = ("plan.json", "launch.py", "manifest.json")
 EXPECTED_FILES: dict[str, tuple[str, ...]] = {
     "e500": DT + COMMON,
     "pseries": DT + COMMON,
+    "pseries-hello": DT + COMMON + ("guest.bin",),
     "pseries-pr": DT + COMMON,
     "s390x": COMMON,
     "x86-hello": COMMON + ("guest.bin",),

@@ -144,5 +144,5 @@ def plan(ctx: BuildContext) -> Plan:
         p.console = {"kind": console.name, "reg": console.reg}
     p.launcher = {"papr": {"exit": ctx.target.launcher.exit, "unknown": ctx.target.launcher.unknown,
                            "handlers": sorted(ctx.target.launcher.handlers), "exits": sorted(ctx.hcalls.exits),
-                           "rtas": launcher_rtas}}
+                           "rtas": launcher_rtas, "liobns": [t.liobn for t in vm.tces]}}
     return p

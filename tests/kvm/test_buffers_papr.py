@@ -264,6 +264,20 @@ def test_set_mode_records_only_the_endianness(args, ret, little, papr):
     assert papr.interrupts_little_endian is little
 
 
+@pytest.mark.parametrize("name", ["H_PUT_TCE", "H_GET_TCE", "H_STUFF_TCE", "H_PUT_TCE_INDIRECT"])
+def test_tce_calls_on_a_liobn_without_a_table_are_parameter_errors(name, out, memory):
+    # the kernel serves the plan's tables; what reaches userspace names another LIOBN (QEMU: H_PARAMETER)
+    section = {**SECTION, "liobns": [0x80000000], "handlers": [*SECTION["handlers"], name]}
+    papr = handlers_for({"papr": section}, console=HvTerm(out, VTY), memory=memory)
+    frame = Frame().hcall(opcode(name), 0x12340000, 0x2000, 0x8003, 1)
+    reply, changed = serve(frame, papr)
+    assert frame.get("papr_hcall.ret") % 2**64 == H["H_PARAMETER"] % 2**64
+    assert changed <= span(frame, "papr_hcall.ret") and "no TCE table has LIOBN 0x12340000" in reply.note
+    frame = Frame().hcall(opcode(name), 0x80000000, 0x2000, 0x8003, 1)
+    reply, _ = serve(frame, papr)
+    assert frame.get("papr_hcall.ret") % 2**64 == -1 % 2**64 and "its own table 0x80000000" in reply.note  # H_HARDWARE
+
+
 @pytest.mark.parametrize("nr", [opcode("H_CEDE"), 0x1234, 0xF001, 1 << 63])
 def test_unknown_hcalls_answer_h_function_and_leave_args_alone(nr, papr):
     frame = Frame().hcall(nr, 1, 2, 3, 4, 5, 6, 7, 8, 9)

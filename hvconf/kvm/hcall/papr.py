@@ -1,7 +1,8 @@
 """sPAPR hcalls that reach the launcher as KVM_EXIT_PAPR_HCALL, dispatched by opcode.
 
 Built from the plan's `launcher.papr` section: its `handlers` pick
-implementations from IMPLEMENTATIONS (hvterm console, H_RTAS, H_SET_MODE),
+implementations from IMPLEMENTATIONS (hvterm console, H_RTAS, H_SET_MODE,
+the TCE calls for LIOBNs the kernel has no table for, `liobns` being the ones it has),
 `rtas` gives the tokens, `unknown` the answer to everything else (kvmtool
 and QEMU: H_FUNCTION). Registers as KVM hands them over: args[i] is r(4+i).
 Term chars are packed big-endian, 8 per register. Holds the console, guest
@@ -46,6 +47,7 @@ class PaprHandlers:
         self.console = console
         self.rtas = Rtas(section.get("rtas", {}), memory, console)
         self.interrupts_little_endian: bool | None = None
+        self.liobns = frozenset(section.get("liobns", ()))  # the TCE tables the kernel holds
         self.le_resource = raw("papr")["set_mode_resource"]["H_SET_MODE_RESOURCE_LE"]
 
     def handle(self, ex: exits.PaprHcall) -> Reply:
@@ -90,11 +92,24 @@ class PaprHandlers:
         return Reply(self.codes["H_SUCCESS"], note=f"H_SET_MODE: interrupts {endian}-endian (recorded)")
 
 
+    def tce(self, args: tuple[int, ...]) -> Reply:
+        """H_PUT_TCE, H_GET_TCE, H_STUFF_TCE, H_PUT_TCE_INDIRECT: r4 is the LIOBN in all four."""
+        liobn = args[0]
+        if liobn in self.liobns:  # the kernel holds this table and still passed the call up
+            return Reply(self.codes["H_HARDWARE"], note=f"the kernel left a TCE call on its own table "
+                                                        f"{liobn:#x} to userspace")  # fmt: skip
+        return Reply(self.codes["H_PARAMETER"], note=f"no TCE table has LIOBN {liobn:#x}")
+
+
 IMPLEMENTATIONS: dict[str, Callable[[PaprHandlers, tuple[int, ...]], Reply]] = {
     "H_PUT_TERM_CHAR": PaprHandlers.put_term_char,
     "H_GET_TERM_CHAR": PaprHandlers.get_term_char,
     "H_RTAS": PaprHandlers.h_rtas,
     "H_SET_MODE": PaprHandlers.set_mode,
+    "H_PUT_TCE": PaprHandlers.tce,
+    "H_GET_TCE": PaprHandlers.tce,
+    "H_STUFF_TCE": PaprHandlers.tce,
+    "H_PUT_TCE_INDIRECT": PaprHandlers.tce,
 }
 
 
