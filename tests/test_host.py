@@ -360,6 +360,20 @@ def test_hash_guests_on_a_radix_only_host(tmp_path: Path) -> None:
     assert [d.code for d in host_findings([SAMPLES / "pseries.hv"], load_host_facts(HV))] == []  # no ppc_mmu: unknown
 
 
+def test_powerpc_samples_lint_against_real_power_hosts() -> None:
+    # facts probed inside the emulated POWER9 host (tests/ppc): the L1 has 1 GiB and no kvm_pr
+    samples = [SAMPLES / n for n in ("pseries.hv", "pseries-hello.hv", "pseries-pr.hv")]
+    found = {}
+    for mode in ("nested", "powernv9"):
+        facts = load_host_facts(HOSTS / f"ppc64le-{mode}-kvm-hv.json")
+        assert facts.note and "probed for real" in facts.note
+        found[mode] = sorted((Path(d.span.file).name if d.span else "", d.code) for d in host_findings(samples, facts))
+    common = [("pseries-pr.hv", "host-flavour-unavailable"), ("pseries-pr.hv", "host-memory-too-small"),
+              ("pseries.hv", "host-memory-too-small")]
+    assert found["powernv9"] == common  # pseries-hello (radix, 256 MiB) runs on both
+    assert found["nested"] == sorted([*common, ("pseries.hv", "host-no-hash-guests")])
+
+
 def test_every_host_code_is_exercised() -> None:
     # the tests above, by code; keep this list in step with HOST_CHECKS
     exercised = {"host-wrong-arch", "host-flavour-unavailable", "host-unmerged-abi", "host-missing-cap",

@@ -135,11 +135,11 @@ check_tce:
     rldicl r4, r4, 0, 32
     li    r5, 0x2000
     sc    1
-    std   r4, 24(r1)           # the TCE read back
+    std   r4, 16(r1)           # the TCE read back (24(r1) holds the saved LR)
     mr    r4, r3
     ADDR  r3, s_get_tce
     bl    report
-    ld    r4, 24(r1)
+    ld    r4, 16(r1)
     ADDR  r3, s_tce_value
     bl    report
     li    r3, H_PUT_TCE

@@ -1,0 +1,136 @@
+"""The PowerPC suite's cases: the definitions, how each becomes a payload case, what it checks.
+
+Every case is an sPAPR definition compiled here (x86) into its launcher, run on the emulated POWER9
+host as `python3 launch.py --trace`, the guest console and the trace kept apart. A case may edit
+the compiled plan to bypass the checker (what the kernel says about a request hvconf refuses):
+that edit is the test-only switch, and the launcher is rendered again from the edited plan.
+Used by conftest.py and test_power_kvm.py.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hvconf import compiler
+from hvconf.emit import launcher
+
+REPO = Path(__file__).resolve().parents[2]
+GUEST = REPO / "guests" / "ppc64" / "papr.S"
+SAMPLE = REPO / "samples" / "pseries-hello.hv"
+TRACE_MARK = "@@TRACE"
+
+# A standalone sPAPR definition (no include: it is written to a temporary folder).
+DEFINITION = """format 1
+vm {name} {{
+    arch    ppc64le
+    kvm     book3s_hv
+    console hvterm
+    cap KVM_CAP_PPC_PAPR on vcpus
+    memory  256M
+    vcpus   {vcpus}
+    {mmu}
+    {hcalls}
+    rtas {{ token "power-off" {token} }}
+    {tce}
+    guest   "{guest}"
+    cmdline "{cmdline}"
+}}
+"""
+TCE = "tce pci0 { liobn 0x80000000  window 256M  page 4K }"
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    modes: tuple[str, ...]
+    text: str | None = None  # a definition; None: samples/pseries-hello.hv itself
+    edit: Callable[[dict[str, Any]], None] | None = None  # the checker bypass: edits the plan
+    run: str = "python3 launch.py --trace --timeout 20 2> trace.txt"
+
+
+def definition(name: str, *, vcpus: int = 1, mmu: str = "mmu radix", hcalls: str = "", token: str = "0x2003",
+               tce: str = TCE, cmdline: str = "hcalls tce") -> str:
+    return DEFINITION.format(name=name, vcpus=vcpus, mmu=mmu, hcalls=hcalls, token=token, tce=tce,
+                             guest=GUEST.as_posix(), cmdline=cmdline)
+
+
+def _enable_opcode(opcode: int) -> Callable[[dict[str, Any]], None]:
+    """Turn the plan's H_SET_MODE enable step into one for `opcode`, keeping its source line."""
+
+    def edit(plan: dict[str, Any]) -> None:
+        step = next(s for s in plan["steps"] if s["args"].get("hcall") == "H_SET_MODE")
+        step["args"]["args"][0] = opcode
+        step["args"]["hcall"] = f"{opcode:#x}"
+
+    return edit
+
+
+CASES: tuple[Case, ...] = (
+    Case("sample", ("nested", "powernv")),
+    Case("hcall-in-launcher", ("nested",), definition("hcall-in-launcher")),  # H_SET_MODE left off
+    Case("other-token", ("nested",), definition("other-token", hcalls="hcalls { enable H_SET_MODE }",
+                                                token="0x2103", cmdline="")),
+    Case("no-tce", ("nested",), definition("no-tce", tce="", cmdline="tce")),
+    Case("smp", ("nested",), definition("smp", vcpus=2, cmdline="smp")),
+    Case("hash-on-nested", ("nested",), definition("hash-on-nested", mmu="mmu hash\n    htab order 19",
+                                                   cmdline="")),
+    Case("hash", ("powernv",), definition("hash", mmu="mmu hash\n    htab order 19",
+                                          hcalls="hcalls { enable H_SET_MODE }")),
+    # test-only checker bypass: what hcall-not-toggleable refuses, issued anyway
+    Case("einval-rtas", ("nested",), definition("einval-rtas", hcalls="hcalls { enable H_SET_MODE }"),
+         _enable_opcode(0xF000)),
+    Case("einval-not-in-kernel", ("nested",),
+         definition("einval-not-in-kernel", hcalls="hcalls { enable H_SET_MODE }"), _enable_opcode(0x58)),
+    Case("einval-unaligned", ("nested",), definition("einval-unaligned", hcalls="hcalls { enable H_SET_MODE }"),
+         _enable_opcode(0x31D)),
+    Case("probe", ("nested", "powernv"), run="python3 -m hvconf.kvm.probe"),
+)
+
+
+@dataclass
+class Built:
+    """A case as compiled: its definition file, plan and where the launcher went."""
+
+    case: Case
+    source: Path | None
+    plan: dict[str, Any] = field(default_factory=dict)
+
+
+def build_case(case: Case, into: Path, src: Path) -> Built:
+    """Compile `case` into payload case folder `into` (outputs + an executable `run`)."""
+    into.mkdir(parents=True)
+    source = None
+    if case.name != "probe":
+        source = SAMPLE if case.text is None else src / f"{case.name}.hv"
+        if case.text is not None:
+            source.parent.mkdir(parents=True, exist_ok=True)
+            source.write_text(case.text)
+        result = compiler.build([source])
+        errors = [d for d in result.report.diagnostics if d.severity.value == "error"]
+        assert not errors, f"{case.name}: {[d.message for d in errors]}"
+        (built,) = result.built
+        for name, data in built.files.items():
+            (into / name).write_bytes(data)
+        plan = json.loads(built.files["plan.json"])
+        if case.edit is not None:
+            case.edit(plan)
+            (into / "plan.json").write_text(json.dumps(plan, indent=2))
+            (into / "launch.py").write_text(launcher.render(plan))
+        built_case = Built(case, source, plan)
+    else:
+        built_case = Built(case, None)
+    run = into / "run"
+    run.write_text(f"#!/bin/sh\n{case.run}\nrc=$?\necho {TRACE_MARK}\ncat trace.txt 2> /dev/null\nexit $rc\n")
+    run.chmod(0o755)
+    return built_case
+
+
+def split(output: str) -> tuple[str, str]:
+    """A case's output as (guest console / stdout, launcher stderr and trace)."""
+    console, _, trace = output.partition(f"{TRACE_MARK}\n")
+    return console, trace
