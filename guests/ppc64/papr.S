@@ -9,6 +9,7 @@
 #   hcalls  H_SET_MODE(CIABR): 0 when the kernel serves it, H_FUNCTION (-2) from the launcher
 #   tce     H_PUT_TCE/H_GET_TCE on LIOBN 0x80000000 and on the undeclared LIOBN 0x12340000
 #   smp     waits for vCPU 1 to report in
+#   le      H_SET_MODE(LE): interrupts little-endian, which the launcher serves (LPCR[ILE])
 # Unlinked: every address is computed from r30 (the load address), never relocated.
 
     .machine power9
@@ -95,6 +96,13 @@ primary:
     beq   4f
     bl    check_smp
 4:
+    mr    r3, r29
+    ADDR  r4, s_w_le
+    bl    contains
+    cmpdi r3, 0
+    beq   5f
+    bl    check_le
+5:
     b     power_off
 
 # --- the checks ------------------------------------------------------------------------
@@ -111,6 +119,21 @@ check_hcalls:
     sc    1
     mr    r4, r3
     ADDR  r3, s_set_mode
+    bl    report
+    b     leave32
+
+check_le:
+    mflr  r0
+    std   r0, -8(r1)
+    stdu  r1, -32(r1)
+    li    r3, H_SET_MODE
+    li    r4, 1                # mflags 1: little-endian
+    li    r5, 4                # H_SET_MODE_RESOURCE_LE
+    li    r6, 0
+    li    r7, 0
+    sc    1
+    mr    r4, r3
+    ADDR  r3, s_set_mode_le
     bl    report
     b     leave32
 
@@ -382,7 +405,9 @@ s_empty:        .asciz ""
 s_w_hcalls:     .asciz "hcalls"
 s_w_tce:        .asciz "tce"
 s_w_smp:        .asciz "smp"
+s_w_le:         .asciz "le"
 s_set_mode:     .asciz "H_SET_MODE(CIABR) = "
+s_set_mode_le:  .asciz "H_SET_MODE(LE) = "
 s_put_tce:      .asciz "H_PUT_TCE(0x80000000) = "
 s_get_tce:      .asciz "H_GET_TCE(0x80000000) = "
 s_tce_value:    .asciz "TCE read back = "

@@ -114,8 +114,10 @@ def _run(
     main_steps, per_vcpu = _owners(plan)
     wake_main = _waker()
     ending = Ending(wake_main)
-    shared = Shared(machine, Sequencer(), ending, tracer, devs.console, served, devs.hcalls)
-    threads = [VcpuThread(vcpu_id, steps, shared) for vcpu_id, steps in per_vcpu.items()]
+    threads: list[VcpuThread] = []
+    shared = Shared(machine, Sequencer(), ending, tracer, devs.console, served, devs.hcalls,
+                    lambda: _kick_all(threads))
+    threads += [VcpuThread(vcpu_id, steps, shared) for vcpu_id, steps in per_vcpu.items()]
     try:
         for thread in threads:
             thread.start()

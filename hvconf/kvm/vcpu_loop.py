@@ -72,6 +72,7 @@ class ExitLoop:
     ending: Ending
     served: frozenset[int]  # KVM_HC_* numbers the plan routes to the launcher
     hcalls: Any | None = None  # sPAPR/ePAPR handlers: .handle(exit) -> hcall.Reply
+    kick_all: Callable[[], None] = lambda: None  # make every vCPU leave KVM_RUN once (sPAPR H_SET_MODE LE)
     count: int = 0  # exits handled
     ile: bool | None = None  # LPCR[ILE] as this loop last set it (sPAPR H_SET_MODE LE)
     last_exit: float = field(default_factory=time.monotonic)  # when KVM_RUN last returned with an exit
@@ -174,8 +175,11 @@ class ExitLoop:
             return Status.KVM_INTERNAL, f"{type(ex).__name__} {ex.nr:#x}, but the plan has no hypercall handlers"
         from hvconf.kvm.hcall.reply import Outcome as HcallOutcome, complete
 
+        before = getattr(self.hcalls, "interrupts_little_endian", None)
         reply = self.hcalls.handle(ex)
         complete(self.vcpu._view(), ex, reply)
+        if getattr(self.hcalls, "interrupts_little_endian", None) != before:
+            self.kick_all()  # a vCPU that never exits must still get LPCR[ILE] (QEMU: run_on_cpu)
         self.tracer.note(f"{self.label}: hcall {_hcall_name(ex)} reached the launcher -> {_signed(reply.ret)}"
                          + (f" ({reply.note})" if reply.note else ""))  # fmt: skip
         if reply.outcome is HcallOutcome.POWER_OFF:
@@ -197,7 +201,12 @@ class ExitLoop:
         self.ile = little
 
     def intr(self, ex: exits.Intr) -> Outcome:
-        return None  # a kick: the loop condition sees whether the run is ending
+        # A kick: the loop condition sees whether the run is ending. If it is not, the kick asked
+        # for one trip through the loop (LPCR[ILE]); let the next KVM_RUN run. The watchdog kicks
+        # again while the run ends, so clearing a stop kick that raced in here is harmless.
+        if not self.ending.stopping:
+            self.vcpu.request_immediate_exit(False)
+        return None
 
     def system_event(self, ex: exits.SystemEvent) -> Outcome:
         status = SYSTEM_EVENT_STATUS.get(ex.type, Status.KVM_INTERNAL)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import signal
 import threading
 from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
 
 from hvconf.kvm.console import Console
@@ -39,6 +40,7 @@ class Shared:
     console: Console | None
     served: frozenset[int]
     hcalls: Any | None = None  # hvconf.kvm.hcall handlers (sPAPR, ePAPR) for hypercall exits
+    kick_all: Callable[[], None] = lambda: None  # every vCPU thread's kick()
 
 
 def issue(step: Step, shared: Shared) -> bool:
@@ -100,7 +102,8 @@ class VcpuThread:
                     shared.ending.running(self.vcpu_id)
                     shared.sequencer.done(step.index)
                     self.loop = ExitLoop(shared.machine.vcpus[self.vcpu_id], shared.machine, shared.console,
-                                         shared.tracer, shared.ending, shared.served, shared.hcalls)  # fmt: skip
+                                         shared.tracer, shared.ending, shared.served, shared.hcalls,
+                                         shared.kick_all)  # fmt: skip
                     self.loop.run(step)
                     return
                 if not issue(step, shared):

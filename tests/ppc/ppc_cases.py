@@ -77,6 +77,7 @@ CASES: tuple[Case, ...] = (
                                                 token="0x2103", cmdline="")),
     Case("no-tce", ("nested",), definition("no-tce", tce="", cmdline="tce")),
     Case("smp", ("nested",), definition("smp", vcpus=2, cmdline="smp")),
+    Case("little-endian", ("nested",), definition("little-endian", vcpus=2, cmdline="le smp")),
     Case("hash-on-nested", ("nested",), definition("hash-on-nested", mmu="mmu hash\n    htab order 19",
                                                    cmdline="")),
     Case("hash", ("powernv",), definition("hash", mmu="mmu hash\n    htab order 19",
