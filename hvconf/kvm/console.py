@@ -14,9 +14,16 @@ Tests: tests/kvm/test_exits.py, tests/kvm/test_modes.py.
 from __future__ import annotations
 
 import threading
-from typing import BinaryIO, Protocol
 
-from hvconf.kvm.exits import Io
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    from typing import BinaryIO, Protocol
+
+    from hvconf.kvm.exits import Io
+
+    class Console(Protocol):
+        def handle(self, io: Io) -> bytes | None: ...
+
 
 # register offsets from the base port
 RBR_THR_DLL, IER_DLM, IIR_FCR, LCR, MCR, LSR, MSR, SCR = range(8)
@@ -26,10 +33,6 @@ IIR_NO_INTERRUPT, IIR_FIFO_ENABLED = 0x01, 0xC0
 FCR_ENABLE = 0x01
 MCR_LOOP = 0x10
 MSR_DCD_DSR_CTS = 0xB0  # what QEMU's 16550 reports with nothing attached
-
-
-class Console(Protocol):
-    def handle(self, io: Io) -> bytes | None: ...
 
 
 class Serial16550:

@@ -11,19 +11,24 @@ not pay for them. Tests: tests/kvm/test_runtime.py, tests/ppc/.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, BinaryIO
+from hvconf.kvm.console import CONSOLE_KINDS
+from hvconf.kvm.plan import PlanError
+from hvconf.kvm.record import Record
 
-from hvconf.kvm.console import CONSOLE_KINDS, Console
-from hvconf.kvm.machine import Machine
-from hvconf.kvm.plan import Plan, PlanError
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    from typing import Any, BinaryIO
+
+    from hvconf.kvm.console import Console
+    from hvconf.kvm.machine import Machine
+    from hvconf.kvm.plan import Plan
 
 HCALL_CONSOLE_KINDS = ("hvterm", "byte_channel")  # hvconf.kvm.console_hv.HV_CONSOLE_KINDS, without importing it
 HCALL_SECTIONS = ("papr", "epapr")  # launcher sections served by hvconf.kvm.hcall (x86's by x86_hypercall.py)
 
 
-@dataclass(frozen=True)
-class Devices:
+class Devices(Record):
+    __slots__ = ("console", "hcalls")
     console: Console | None  # answers port I/O exits
     hcalls: Any | None  # hvconf.kvm.hcall handlers: .handle(exit) -> Reply
 

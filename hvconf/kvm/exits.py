@@ -3,7 +3,7 @@
 `decode(buffer, arch, proposed)` reads exit_reason and the matching member of
 the exit union at `arch`'s offsets and byte order (any arch on any host: the
 buffer may be the vCPU mmap or bytes built by a test) and returns one frozen
-dataclass per kind. Everything the guest or a corrupt buffer controls is
+immutable record per kind. Everything the guest or a corrupt buffer controls is
 checked before use; a buffer no kernel could have written raises BadExit.
 `KvmRun.complete_*` write results exactly where the kernel reads them on the
 next KVM_RUN. KVM_EXIT_EPAPR_HCALL (unmerged, seed 002) decodes only when
@@ -12,14 +12,19 @@ next KVM_RUN. KVM_EXIT_EPAPR_HCALL (unmerged, seed 002) decodes only when
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Any, Literal
+import struct
 
-import hvconf.abi
-from hvconf.kvm.cdefs.layout import run_layout
+from hvconf.kvm import facts
+from hvconf.kvm.cdefs.layout import RunLayout, run_layout
 from hvconf.kvm.ffi import ARCH, ffi
+from hvconf.kvm.record import Record, _set
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+    from typing import Any, Literal
+
+    import hvconf.abi
 
 KVM_EXIT_IO_IN, KVM_EXIT_IO_OUT = 0, 1
 IO_SIZES = (1, 2, 4)
@@ -29,16 +34,19 @@ NDATA_MAX = 16  # internal.data[16], system_event.data[16]
 # (hvconf/abi/data/proposed.toml [epapr_hcall]; in no kernel header).
 EPAPR_NR, EPAPR_RET, EPAPR_ARGS, EPAPR_NARGS = 0, 8, 16, 8
 U64 = (1 << 64) - 1
+# What every exit needs read, in offset order: one struct.unpack_from per KVM_RUN (see KvmRun.decode).
+HEAD = ("exit_reason", "io.direction", "io.size", "io.port", "io.count", "io.data_offset")
+_CODES = {1: "B", 2: "H", 4: "I", 8: "Q"}
 
 
 class BadExit(ValueError):
     """The kvm_run buffer describes an exit that cannot be real (e.g. I/O data outside the mmap)."""
 
 
-@dataclass(frozen=True)
-class Io:
+class Io(Record):
     """Port I/O. `data` holds size*count bytes for "out" and is empty for "in"."""
 
+    __slots__ = ("direction", "size", "port", "count", "data", "data_offset")
     direction: Literal["in", "out"]
     size: int
     port: int
@@ -46,96 +54,109 @@ class Io:
     data: bytes
     data_offset: int
 
+    def __init__(self, direction: Literal["in", "out"], size: int, port: int, count: int, data: bytes,
+                 data_offset: int) -> None:  # fmt: skip
+        # one per port-I/O exit: spelled out, not Record's generic argument matching
+        _set(self, "direction", direction)
+        _set(self, "size", size)
+        _set(self, "port", port)
+        _set(self, "count", count)
+        _set(self, "data", data)
+        _set(self, "data_offset", data_offset)
+
     @property
     def length(self) -> int:
         return self.size * self.count
 
 
-@dataclass(frozen=True)
-class Mmio:
+class Mmio(Record):
     """A guest access to unbacked guest-physical memory. `data` is len bytes (write) or zeros (read)."""
 
+    __slots__ = ("phys_addr", "data", "is_write")
     phys_addr: int
     data: bytes
     is_write: bool
 
 
-@dataclass(frozen=True)
-class Hlt:
+class Hlt(Record):
     """The guest executed HLT (only exits to userspace without an in-kernel irqchip)."""
 
+    __slots__ = ()
 
-@dataclass(frozen=True)
-class Shutdown:
+
+class Shutdown(Record):
     """The guest shut down: on x86 a triple fault."""
 
+    __slots__ = ()
 
-@dataclass(frozen=True)
-class Hypercall:
+
+class Hypercall(Record):
     """KVM_EXIT_HYPERCALL (x86): a hypercall KVM_CAP_EXIT_HYPERCALL forwards to userspace."""
 
+    __slots__ = ("nr", "args", "longmode")
     nr: int
     args: tuple[int, ...]
     longmode: int
 
 
-@dataclass(frozen=True)
-class PaprHcall:
+class PaprHcall(Record):
     """KVM_EXIT_PAPR_HCALL: `nr` from r3, `args` r4..r12; ret goes to r3, args[] back to r4.."""
 
+    __slots__ = ("nr", "args")
     nr: int
     args: tuple[int, ...]
 
 
-@dataclass(frozen=True)
-class EpaprHcall:
+class EpaprHcall(Record):
     """The proposed KVM_EXIT_EPAPR_HCALL: `nr` (token) from r11, `args` r3..r10."""
 
+    __slots__ = ("nr", "args")
     nr: int
     args: tuple[int, ...]
 
 
-@dataclass(frozen=True)
-class Osi:
+class Osi(Record):
     """KVM_EXIT_OSI (Book3S PR, Mac-on-Linux OSI calls): all 32 GPRs, written back on entry."""
 
+    __slots__ = ("gprs",)
     gprs: tuple[int, ...]
 
 
-@dataclass(frozen=True)
-class S390Sieic:
+class S390Sieic(Record):
     """KVM_EXIT_S390_SIEIC: an intercept KVM leaves to userspace (e.g. DIAG 0x500)."""
 
+    __slots__ = ("icptcode", "ipa", "ipb")
     icptcode: int
     ipa: int
     ipb: int
 
 
-@dataclass(frozen=True)
-class InternalError:
+class InternalError(Record):
     """KVM could not handle the exit itself (e.g. emulation failure)."""
 
+    __slots__ = ("suberror", "data")
     suberror: int
     data: tuple[int, ...]
 
 
-@dataclass(frozen=True)
-class FailEntry:
+class FailEntry(Record):
     """The hardware refused to enter the guest (bad guest state)."""
 
+    __slots__ = ("reason", "cpu")
     reason: int
     cpu: int
 
 
-@dataclass(frozen=True)
-class Intr:
+class Intr(Record):
     """KVM_RUN returned EINTR: a signal (the watchdog's, or immediate_exit) interrupted it."""
 
+    __slots__ = ()
 
-@dataclass(frozen=True)
-class SystemEvent:
+
+class SystemEvent(Record):
     """The guest asked for a shutdown, reset, crash report... (KVM_SYSTEM_EVENT_* in `type`)."""
 
+    __slots__ = ("type", "data")
     type: int
     data: tuple[int, ...]
 
@@ -144,10 +165,10 @@ class SystemEvent:
         return len(self.data)
 
 
-@dataclass(frozen=True)
-class Unknown:
+class Unknown(Record):
     """An exit reason this runtime does not decode."""
 
+    __slots__ = ("reason",)
     reason: int
 
     @property
@@ -163,10 +184,19 @@ Exit = (
 
 def exit_name(reason: int) -> str:
     """The KVM_EXIT_* name of `reason`, or "exit reason N" when the ABI tables do not know it."""
-    try:
-        return hvconf.abi.exit_reason(reason).name
-    except hvconf.abi.AbiError:
-        return f"exit reason {reason}"
+    return next((name for name, number in facts.EXITS.items() if number == reason), f"exit reason {reason}")
+
+
+def _head(layout: RunLayout) -> struct.Struct:
+    """A struct that unpacks the HEAD members at `layout`'s offsets and byte order, in one call."""
+    fmt, at = [">" if layout.byteorder == "big" else "<"], 0
+    for name in HEAD:
+        field = layout.members[name]
+        if field.offset < at:
+            raise AssertionError(f"kvm_run member {name} is not after the previous HEAD member on {layout.arch}")
+        fmt.append(f"{field.offset - at}x{_CODES[field.item]}")
+        at = field.offset + field.item
+    return struct.Struct("".join(fmt))
 
 
 class KvmRun:
@@ -182,6 +212,7 @@ class KvmRun:
         self.epapr_exit = proposed.number("KVM_EXIT_EPAPR_HCALL") if proposed is not None else None
         if self.size < self.layout.size:
             raise BadExit(f"a {self.size}-byte buffer cannot hold struct kvm_run ({self.layout.size} bytes on {arch})")
+        self._unpack_head = _head(self.layout).unpack_from
 
     def _at(self, offset: int, size: int) -> int:
         return int.from_bytes(self.view[offset : offset + size], self.layout.byteorder)
@@ -211,10 +242,14 @@ class KvmRun:
         return self.get("exit_reason")
 
     def decode(self) -> Exit:
-        reason = self.exit_reason
+        # exit_reason and the io member in one unpack: port I/O is the exit a VMM sees most
+        head = self._unpack_head(self.view)
+        reason = head[0]
         if self.epapr_exit is not None and reason == self.epapr_exit:
             return _epapr_hcall(self)
-        decoder = _reason2decoder().get(reason)
+        if reason == KVM_EXIT_IO:
+            return _io_of(self, head)
+        decoder = REASON2DECODER.get(reason)
         return decoder(self) if decoder else Unknown(reason)
 
     # -- answers, where the kernel reads them on the next KVM_RUN --
@@ -274,15 +309,19 @@ def _check_io_span(offset: int, length: int, struct_size: int, size: int) -> Non
                       f"mmap (after the {struct_size}-byte struct)")  # fmt: skip
 
 
-def _io(run: KvmRun) -> Io:
-    direction, size, count = run.get("io.direction"), run.get("io.size"), run.get("io.count")
+def _io_of(run: KvmRun, head: tuple[int, ...]) -> Io:
+    _, direction, size, port, count, offset = head
     if direction not in (KVM_EXIT_IO_IN, KVM_EXIT_IO_OUT) or size not in IO_SIZES:
         raise BadExit(f"KVM_EXIT_IO with direction {direction} and size {size}")
-    offset = run.get("io.data_offset")
-    _check_io_span(offset, size * count, run.layout.size, run.size)
-    out = direction == KVM_EXIT_IO_OUT
-    data = bytes(run.view[offset : offset + size * count]) if out else b""
-    return Io("out" if out else "in", size, run.get("io.port"), count, data, offset)
+    length = size * count
+    _check_io_span(offset, length, run.layout.size, run.size)
+    if direction == KVM_EXIT_IO_OUT:
+        return Io("out", size, port, count, bytes(run.view[offset : offset + length]), offset)
+    return Io("in", size, port, count, b"", offset)
+
+
+def _io(run: KvmRun) -> Io:
+    return _io_of(run, run._unpack_head(run.view))
 
 
 def _mmio(run: KvmRun) -> Mmio:
@@ -336,7 +375,6 @@ NAME2DECODER: dict[str, Callable[[KvmRun], Exit]] = {
 }
 
 
-@functools.cache
-def _reason2decoder() -> dict[int, Callable[[KvmRun], Exit]]:
-    # Numbers from the ABI tables, resolved once; the names above are the contract.
-    return {hvconf.abi.exit_reason(name).number: fn for name, fn in NAME2DECODER.items()}
+# Numbers from the generated facts (hvconf.abi's exits.toml); the names above are the contract.
+REASON2DECODER: dict[int, Callable[[KvmRun], Exit]] = {facts.EXITS[name]: fn for name, fn in NAME2DECODER.items()}
+KVM_EXIT_IO = facts.EXITS["KVM_EXIT_IO"]

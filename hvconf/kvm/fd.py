@@ -1,6 +1,7 @@
 """The base of Kvm, Vm and Vcpu: one owned KVM file descriptor and its ioctls.
 
-`KvmFd.ioctl(name, arg)` looks the request number up in hvconf.abi for the
+`KvmFd.ioctl(name, arg)` looks the request number up (hvconf/kvm/facts.py,
+generated from hvconf.abi; hvconf.abi itself for what that lacks) for the
 fd's arch (the host's unless told otherwise: a foreign arch only makes sense
 on a closed fd in tests, to prove request numbers and marshalling), tells an
 optional tracer, issues the call and passes the result through errors.check.
@@ -11,13 +12,17 @@ Tests: tests/kvm/test_errors.py, tests/kvm/test_fd_classes.py.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Collection
-from types import TracebackType
-from typing import Any
+from collections.abc import Callable
 
-import hvconf.abi
+from hvconf.kvm import facts
 from hvconf.kvm.errors import check
 from hvconf.kvm.ffi import ARCH, ffi, ffi_for, lib
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    from collections.abc import Collection
+    from types import TracebackType
+    from typing import Any
 
 # tracer(fd label, ioctl name, request number), called before the ioctl is issued
 Tracer = Callable[[str, str, int], None]
@@ -25,6 +30,11 @@ Tracer = Callable[[str, str, int], None]
 
 def request(name: str, arch: str = ARCH) -> int:
     """The request number of ioctl `name` on `arch` (default: this host's)."""
+    number = facts.REQUESTS.get(arch, {}).get(name)
+    if number is not None:
+        return number
+    import hvconf.abi  # a name or arch the facts lack: hvconf.abi raises AbiError, with a "did you mean"
+
     return hvconf.abi.request(name, arch)
 
 

@@ -11,9 +11,12 @@ ioctl. Tests: tests/kvm/test_layouts.py, tests/kvm/test_errors.py.
 from __future__ import annotations
 
 import os
-from typing import Any
 
 from hvconf.kvm import cdefs
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    from typing import Any
 
 # uname machine -> hvconf arch. A 32-bit PowerPC host is taken to be an e500
 # (the only 32-bit PowerPC target hvconf has).

@@ -4,29 +4,76 @@
 --quiet, runs the plan (run.py) or prints its steps (dryrun.py), and maps
 every expected failure to one `launch: error: ...` line on stderr and a
 status from status.py (SIGINT 130 and SIGTERM 143 included), never a traceback. cffi is imported only for a real
-run, so --dry-run and --help start fast. Tests: tests/kvm/test_runtime.py.
+run, so --dry-run and --help start fast; argparse only for a command line beyond the plain flags
+(--help, --kernel, abbreviations, errors). Tests: tests/kvm/test_runtime.py.
 """
 
 from __future__ import annotations
 
-import argparse
-import contextlib
 import sys
 from collections.abc import Mapping
-from pathlib import Path
-from typing import Any, BinaryIO, TextIO
 
 from hvconf.kvm.status import MEANING, Status
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    import argparse
+    import os
+    from pathlib import Path
+    from typing import Any, BinaryIO, TextIO
+
 PROG = "launch"
+DEFAULT_TIMEOUT = 5.0
+FLAGS = {"--dry-run": "dry_run", "--trace": "trace", "--quiet": "quiet"}
+
+
+class Options:
+    """The parsed command line: what argparse's Namespace holds, with the same defaults."""
+
+    def __init__(self) -> None:
+        self.dry_run = self.trace = self.quiet = False
+        self.timeout = DEFAULT_TIMEOUT
+        self.kernel: Path | None = None
+        self.guest: Path | None = None
+
+
+def plain_options(argv: list[str]) -> Options | None:
+    """The options of a command line made only of the flags and `--timeout SECONDS`, as argparse would
+    parse it; None for anything else (help, --kernel, abbreviations, a bad value), which argparse parses.
+
+    argparse and its imports (re, gettext) cost more than a guest's whole run."""
+    options, i = Options(), 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg in FLAGS:
+            setattr(options, FLAGS[arg], True)
+            i += 1
+            continue
+        if arg == "--timeout" and i + 1 < len(argv):
+            value, i = argv[i + 1], i + 2
+        elif arg.startswith("--timeout="):
+            value, i = arg.removeprefix("--timeout="), i + 1
+        else:
+            return None
+        if value.startswith("-"):  # argparse's rules for values that look like options: its business
+            return None
+        try:
+            options.timeout = float(value)
+        except ValueError:
+            return None
+    return options
 
 
 def _parser(vm: str) -> argparse.ArgumentParser:
+    import argparse
+    from pathlib import Path
+
     parser = argparse.ArgumentParser(prog=PROG, description=f"Run the {vm} guest on this host's KVM.")
     parser.add_argument("--dry-run", action="store_true", help="print the ioctl steps, one per line; open nothing")
     parser.add_argument("--trace", action="store_true", help="print each ioctl to stderr as it is issued")
     parser.add_argument(
-        "--timeout", type=float, default=5.0, metavar="SECONDS", help="end the guest after SECONDS (default 5)"
+        "--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="SECONDS",
+        help="end the guest after SECONDS (default 5)"
     )
     parser.add_argument("--quiet", action="store_true", help="no summary line on success")
     parser.add_argument("--kernel", type=Path, metavar="FILE",
@@ -39,7 +86,7 @@ def _parser(vm: str) -> argparse.ArgumentParser:
 def main(
     plan: Mapping[str, Any],
     argv: list[str],
-    base_dir: Path,
+    base_dir: str | os.PathLike[str],  # a str or a Path
     *,
     out: BinaryIO | None = None,
     stdout: TextIO | None = None,
@@ -55,12 +102,15 @@ def main(
         print(f"{PROG}: error: {message}", file=stderr, flush=True)
         return int(status)
 
-    parser = _parser(vm)
-    try:
-        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
-            options = parser.parse_args(argv)
-    except SystemExit as done:  # argparse printed help, or usage and `launch: error: ...`
-        return int(done.code or 0)
+    options: Options | argparse.Namespace | None = plain_options(argv)
+    if options is None:
+        import contextlib
+
+        try:
+            with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+                options = _parser(vm).parse_args(argv)
+        except SystemExit as done:  # argparse printed help, or usage and `launch: error: ...`
+            return int(done.code or 0)
     if not options.timeout > 0:
         return error(f"--timeout must be a positive number of seconds, not {options.timeout:g}", Status.USAGE)
 

@@ -10,37 +10,40 @@ ioctls its callers ask for. Tests: tests/kvm/test_runtime.py.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field
 
-from hvconf.kvm.fd import KvmFd
-from hvconf.kvm.images import Loaded
-from hvconf.kvm.memory import GuestMemory
-from hvconf.kvm.plan import Step
-from hvconf.kvm.system import Kvm
-from hvconf.kvm.vcpu import Vcpu
-from hvconf.kvm.vm import Vm
-from hvconf.kvm.x86 import CpuidEntry
+from hvconf.kvm.record import Record
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    from hvconf.kvm.fd import KvmFd
+    from hvconf.kvm.images import Loaded
+    from hvconf.kvm.memory import GuestMemory
+    from hvconf.kvm.plan import Step
+    from hvconf.kvm.system import Kvm
+    from hvconf.kvm.vcpu import Vcpu
+    from hvconf.kvm.vm import Vm
+    from hvconf.kvm.x86 import CpuidEntry
 
 
-@dataclass(frozen=True)
-class Slot:
+class Slot(Record):
+    __slots__ = ("guest_phys_addr", "size", "region")
     guest_phys_addr: int
     size: int
     region: GuestMemory
 
 
-@dataclass
 class Machine:
-    kvm: Kvm
-    images: list[Loaded]
-    vm: Vm | None = None
-    vcpus: dict[int, Vcpu] = field(default_factory=dict)
-    memory: dict[int, GuestMemory] = field(default_factory=dict)  # "memory:N" -> its mmap
-    slots: list[Slot] = field(default_factory=list)
-    modes: dict[int, tuple[str, int]] = field(default_factory=dict)  # vcpu id -> (start mode, tables address)
-    tce_tables: dict[int, KvmFd] = field(default_factory=dict)  # LIOBN -> its KVM_CREATE_SPAPR_TCE(_64) fd
-    _cpuid: list[CpuidEntry] | None = field(default=None, init=False, repr=False)
-    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+    def __init__(self, kvm: Kvm, images: list[Loaded], vm: Vm | None = None) -> None:
+        self.kvm = kvm
+        self.images = images
+        self.vm = vm
+        self.vcpus: dict[int, Vcpu] = {}
+        self.memory: dict[int, GuestMemory] = {}  # "memory:N" -> its mmap
+        self.slots: list[Slot] = []
+        self.modes: dict[int, tuple[str, int]] = {}  # vcpu id -> (start mode, tables address)
+        self.tce_tables: dict[int, KvmFd] = {}  # LIOBN -> its KVM_CREATE_SPAPR_TCE(_64) fd
+        self._cpuid: list[CpuidEntry] | None = None
+        self._lock = threading.Lock()
 
     @property
     def entry(self) -> int | None:

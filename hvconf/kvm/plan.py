@@ -1,21 +1,24 @@
 """The runtime's typed, validated view of a plan (plan.json format 1).
 
 `parse(raw)` checks the shape the runtime relies on (keys, types, fd names)
-and returns frozen dataclasses; `args` stay the plan's own mapping so a
+and returns immutable records; `args` stay the plan's own mapping so a
 dry run prints exactly what the plan says. It does not judge whether the
 host can run the plan (run.py does). Tests: tests/kvm/test_runtime.py.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from types import MappingProxyType
+
+from hvconf.kvm.record import Record
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    from typing import Any
 
 FORMAT = 1
-_FD = re.compile(r"^(system|vm|vcpu:(0|[1-9][0-9]*))$")
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+HEX = frozenset("0123456789abcdef")
 IMAGE_FORMATS = ("flat", "dtb", "elf")  # dtb: a device tree blob, copied as it is like a flat image
 
 
@@ -23,8 +26,18 @@ class PlanError(ValueError):
     """The plan is malformed or asks for something this runtime does not do."""
 
 
-@dataclass(frozen=True)
-class Step:
+def decimal(text: str) -> bool:
+    """`text` is a decimal number without sign or leading zeros (what [0-9]+ with no 0-prefix matches)."""
+    return text.isascii() and text.isdigit() and (text == "0" or text[0] != "0")
+
+
+def is_fd(name: str) -> bool:
+    """`name` is "system", "vm" or "vcpu:N" (no regular expression: `re` is not otherwise needed to launch)."""
+    return name in ("system", "vm") or (name.startswith("vcpu:") and decimal(name[5:]))
+
+
+class Step(Record):
+    __slots__ = ("index", "fd", "ioctl", "request", "args", "source")
     index: int
     fd: str  # "system", "vm" or "vcpu:N"
     ioctl: str
@@ -37,32 +50,36 @@ class Step:
         return int(self.fd.split(":")[1]) if self.fd.startswith("vcpu:") else None
 
 
-@dataclass(frozen=True)
-class CapRequirement:
+class CapRequirement(Record):
+    __slots__ = ("cap", "cap_nr", "source")
     cap: str
     cap_nr: int | None  # None: a cap of the unmerged ePAPR proposal, numbered by nobody yet
     source: str | None
 
 
-@dataclass(frozen=True)
-class Image:
+class Image(Record):
+    __slots__ = ("name", "path", "guest_phys_addr", "sha256", "hint", "format")
+    _defaults = {"hint": None, "format": "flat"}
     name: str
     path: str | None  # None: not part of the build (a kernel that was absent); --kernel FILE supplies it
     guest_phys_addr: int
     sha256: str | None
-    hint: str | None = None  # what the definition named, for the error message
-    format: str = "flat"  # "flat"/"dtb": the bytes at guest_phys_addr; "elf": PT_LOAD segments at their p_paddr
+    hint: str | None  # what the definition named, for the error message (default None)
+    format: str  # "flat" (default)/"dtb": the bytes at guest_phys_addr; "elf": PT_LOAD segments at their p_paddr
 
 
-@dataclass(frozen=True)
-class Console:
+class Console(Record):
+    __slots__ = ("kind", "port", "reg")
+    _defaults = {"reg": None}
     kind: str
     port: int | None  # x86 serial port; other consoles are hypercall-based
-    reg: int | None = None  # hvterm: the vty's unit address (/vdevice/vty@reg)
+    reg: int | None  # hvterm: the vty's unit address (/vdevice/vty@reg) (default None)
 
 
-@dataclass(frozen=True)
-class Plan:
+class Plan(Record):
+    __slots__ = ("vm", "arch", "host_arch", "caps", "unmerged", "images", "console", "steps", "exit_hypercalls",
+                 "launcher")
+    _defaults = {"exit_hypercalls": (), "launcher": MappingProxyType({})}
     vm: str
     arch: str
     host_arch: str
@@ -71,8 +88,8 @@ class Plan:
     images: tuple[Image, ...]
     console: Console | None
     steps: tuple[Step, ...]
-    exit_hypercalls: tuple[str, ...] = ()  # launcher.x86.exit_hypercalls: KVM_HC_* names served here
-    launcher: Mapping[str, Any] = field(default_factory=dict)  # {"papr": ...} etc.: userspace hypercall handlers
+    exit_hypercalls: tuple[str, ...]  # launcher.x86.exit_hypercalls: KVM_HC_* names served here (default ())
+    launcher: Mapping[str, Any]  # {"papr": ...} etc.: userspace hypercall handlers (default: none)
 
 
 def parse(raw: Mapping[str, Any]) -> Plan:
@@ -119,7 +136,7 @@ def _image(i: int, raw: Any) -> Image:
     image = Image(_get(raw, "name", str, where), path, _get(raw, "guest_phys_addr", int, where),
                   _get(raw, "sha256", str, where, optional=path is None), raw.get("hint"),
                   _get(raw, "format", str, where, optional=True) or "flat")  # fmt: skip
-    if image.sha256 is not None and not _SHA256.match(image.sha256):
+    if image.sha256 is not None and not (len(image.sha256) == 64 and HEX.issuperset(image.sha256)):
         raise PlanError(f"{where}: sha256 is not 64 lowercase hex digits")
     if image.format not in IMAGE_FORMATS:
         raise PlanError(f"{where}: format {image.format!r} is not one of {', '.join(IMAGE_FORMATS)}")
@@ -130,7 +147,7 @@ def _step(i: int, raw: Any) -> Step:
     where = f"plan step {i}"
     step = Step(i, _get(raw, "fd", str, where), _get(raw, "ioctl", str, where), _get(raw, "request", int, where),
                 _get(raw, "args", Mapping, where), _get(raw, "source", str, where))  # fmt: skip
-    if not _FD.match(step.fd):
+    if not is_fd(step.fd):
         raise PlanError(f"{where} ({step.source}): fd {step.fd!r} is not system, vm or vcpu:N")
     return step
 

@@ -14,22 +14,19 @@ to `out` and trace lines to `trace`. Tests: tests/kvm/test_runtime.py.
 from __future__ import annotations
 
 import os
-import platform
 import signal
 import threading
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, BinaryIO, TextIO
 
-import hvconf.abi
+from hvconf.kvm import facts
 from hvconf.kvm import images as image_files
 from hvconf.kvm.devices import devices
 from hvconf.kvm.ending import Ending
+from hvconf.kvm.fd import request
 from hvconf.kvm.ffi import ARCH
 from hvconf.kvm.machine import Machine
 from hvconf.kvm.plan import Plan, PlanError, Step, parse
+from hvconf.kvm.record import Record
 from hvconf.kvm.sequence import Sequencer
 from hvconf.kvm.status import Status
 from hvconf.kvm.steps import reserved, validate
@@ -37,7 +34,12 @@ from hvconf.kvm.system import DEV_KVM, Kvm
 from hvconf.kvm.trace import Tracer
 from hvconf.kvm.vcpu_thread import Shared, VcpuThread, issue
 from hvconf.kvm.watchdog import KICK_SIGNAL, kick_handler, routed_signals, supervise
-from hvconf.kvm.x86_hypercall import served_numbers
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+    from pathlib import Path
+    from typing import Any, BinaryIO, TextIO
 
 KVM_API_VERSION = 12
 
@@ -46,10 +48,10 @@ class HostMismatch(Exception):
     """This host, or this runtime, cannot run the plan; the message is one line."""
 
 
-@dataclass(frozen=True)
-class RunResult:
+class RunResult(Record):
     """How a run ended: `status`, a one-line `reason`, vCPU `exits` handled, wall `seconds`."""
 
+    __slots__ = ("status", "reason", "exits", "seconds")
     status: Status
     reason: str
     exits: int
@@ -58,7 +60,7 @@ class RunResult:
 
 def execute(
     plan: Mapping[str, Any],
-    base_dir: Path,
+    base_dir: str | os.PathLike[str],  # a str or a Path
     *,
     timeout: float = 5.0,
     trace: TextIO | None = None,
@@ -79,10 +81,15 @@ def execute(
     validate(parsed)
     loaded = image_files.load(parsed, base_dir, supplied or {})
     image_files.check_placement(parsed, loaded, reserved(parsed))
-    try:
-        served = served_numbers(parsed.exit_hypercalls)
-    except hvconf.abi.AbiError as err:
-        raise PlanError(f"plan.launcher.x86.exit_hypercalls: {err}") from None
+    served: frozenset[int] = frozenset()
+    if parsed.exit_hypercalls:  # hvconf.abi (its TOML tables) loads only for a plan that needs them
+        import hvconf.abi
+        from hvconf.kvm.x86_hypercall import served_numbers
+
+        try:
+            served = served_numbers(parsed.exit_hypercalls)
+        except hvconf.abi.AbiError as err:
+            raise PlanError(f"plan.launcher.x86.exit_hypercalls: {err}") from None
     tracer = Tracer(trace)
     machine = Machine(_open_host(parsed, tracer), loaded)
     try:
@@ -161,7 +168,7 @@ def _still_running(threads: list[VcpuThread], ending: Ending, timeout: float) ->
 
 
 def _check_runtime(plan: Plan) -> None:
-    host = platform.machine()
+    host = os.uname().machine  # what platform.machine() answers, without importing platform
     if plan.host_arch != host:
         raise HostMismatch(f"{plan.vm} needs a {plan.host_arch} host, this one is {host}")
     if plan.arch != ARCH:
@@ -170,11 +177,11 @@ def _check_runtime(plan: Plan) -> None:
         raise HostMismatch(f"{plan.vm} uses the unmerged ePAPR proposal ({', '.join(plan.unmerged)}), which has "
                            "no numbers in Linux; rebuild with --abi-overrides FILE for a patched kernel")
     for step in plan.steps:
-        if step.ioctl not in hvconf.abi.ioctls():
+        if step.ioctl not in facts.IOCTLS:
             raise PlanError(f"plan step {step.index} ({step.source}): this runtime does not issue {step.ioctl}")
         try:
-            want = hvconf.abi.request(step.ioctl, host)
-        except hvconf.abi.AbiError as err:
+            want = request(step.ioctl, host)  # facts.py; hvconf.abi only for what it lacks
+        except LookupError as err:  # hvconf.abi.AbiError
             raise HostMismatch(f"plan step {step.index} ({step.source}): {err}") from None
         if step.request != want:
             raise HostMismatch(

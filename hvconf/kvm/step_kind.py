@@ -7,22 +7,30 @@ Tests: tests/kvm/test_runtime.py.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from hvconf.kvm.record import Record
 
-from hvconf.kvm.machine import Machine
-from hvconf.kvm.plan import Step
-from hvconf.kvm.vm import Vm
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+
+    from hvconf.kvm.machine import Machine
+    from hvconf.kvm.plan import Step
+    from hvconf.kvm.vm import Vm
 
 
-@dataclass(frozen=True)
-class StepKind:
+def _no_check(step: Step) -> None:
+    pass
+
+
+class StepKind(Record):
     """How one ioctl appears in a plan: allowed fd kinds, required typed args, the action."""
 
+    __slots__ = ("fds", "args", "apply", "check")
+    _defaults = {"check": _no_check}
     fds: tuple[str, ...]  # "system", "vm", "vcpu"
     args: Mapping[str, type]
     apply: Callable[[Machine, Step], object]  # the result (an ioctl's return value) is ignored
-    check: Callable[[Step], None] = lambda step: None  # extra static checks
+    check: Callable[[Step], None]  # extra static checks (default: none)
 
 
 def where(step: Step) -> str:

@@ -11,14 +11,12 @@ here. Tests: tests/kvm/test_runtime.py, tests/kvm/test_modes.py.
 from __future__ import annotations
 
 import mmap
-import re
-from typing import Any
 
 from hvconf.kvm import devices
 from hvconf.kvm.ffi import ffi
 from hvconf.kvm.machine import Machine, Slot
 from hvconf.kvm.memory import GuestMemory
-from hvconf.kvm.plan import Plan, PlanError, Step
+from hvconf.kvm.plan import Plan, PlanError, Step, decimal
 from hvconf.kvm.step_kind import StepKind, vm_of, where
 from hvconf.kvm.steps_ppc import PPC_STEPS
 from hvconf.kvm.vcpu import Vcpu
@@ -26,7 +24,9 @@ from hvconf.kvm.vm import Vm
 from hvconf.kvm.x86 import with_kvm_leaves
 from hvconf.kvm.x86_modes import MODES
 
-_MEMORY = re.compile(r"^memory:(0|[1-9][0-9]*)$")
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    from typing import Any
 REGS_FIELDS = frozenset(name for name, _ in ffi.typeof("struct kvm_regs").fields)
 # The register an ELF image's entry point goes to when the plan names none (x86 rip, PowerPC pc).
 ENTRY_REGISTER = "rip" if "rip" in REGS_FIELDS else "pc"
@@ -40,7 +40,8 @@ def _create_vm(m: Machine, step: Step) -> None:
 
 def _user_memory(m: Machine, step: Step) -> None:
     a = step.args
-    n = int(_MEMORY.match(a["userspace_addr"]).group(1))  # type: ignore[union-attr]
+    n = _memory_index(a["userspace_addr"])
+    assert n is not None  # validate() checked it
     region = m.memory.get(n)
     if region is not None and region.size != a["memory_size"]:
         raise PlanError(f"{where(step)}: memory:{n} is {region.size:#x} bytes already, not {a['memory_size']:#x}")
@@ -55,8 +56,13 @@ def _user_memory(m: Machine, step: Step) -> None:
     m.slots.append(Slot(a["guest_phys_addr"], a["memory_size"], region))
 
 
+def _memory_index(name: str) -> int | None:
+    """N of "memory:N", else None."""
+    return int(name[7:]) if name.startswith("memory:") and decimal(name[7:]) else None
+
+
 def _check_user_memory(step: Step) -> None:
-    if not _MEMORY.match(step.args["userspace_addr"]):
+    if _memory_index(step.args["userspace_addr"]) is None:
         raise PlanError(f"{where(step)}: userspace_addr {step.args['userspace_addr']!r} is not 'memory:N'")
     size = step.args["memory_size"]
     if size <= 0 or size % mmap.PAGESIZE:

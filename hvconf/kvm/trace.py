@@ -10,10 +10,12 @@ A None stream makes every call a no-op. Tests: tests/kvm/test_runtime.py.
 from __future__ import annotations
 
 import threading
-from typing import TextIO
 
-from hvconf.kvm import dryrun
-from hvconf.kvm.plan import Step
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    from typing import TextIO
+
+    from hvconf.kvm.plan import Step
 
 
 class Tracer:
@@ -25,7 +27,10 @@ class Tracer:
     def step(self, step: Step) -> None:
         """A plan step is about to be issued by this thread."""
         self._local.current = step
-        self.note(dryrun.line(step.fd, step.ioctl, step.request, step.args, step.source))
+        if self.stream is not None:  # dryrun (and json) load only for --trace
+            from hvconf.kvm import dryrun
+
+            self.note(dryrun.line(step.fd, step.ioctl, step.request, step.args, step.source))
 
     def __call__(self, label: str, ioctl: str, request: int) -> None:
         """The fd layer's hook: an ioctl is about to be issued."""

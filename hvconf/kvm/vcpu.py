@@ -12,19 +12,24 @@ from __future__ import annotations
 
 import errno
 import mmap
-from collections.abc import Mapping, Sequence
-from typing import Any
 
-import hvconf.abi
 from hvconf.kvm import exits
 from hvconf.kvm.cdefs import BYTEORDER
 from hvconf.kvm.errors import KvmError, check
 from hvconf.kvm.fd import KvmFd, Tracer, request
 from hvconf.kvm.ffi import ARCH, MAP_FAILED, ffi, lib
-from hvconf.kvm.x86 import CpuidEntry
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+    from typing import Any
+
+    import hvconf.abi
+    from hvconf.kvm.x86 import CpuidEntry
 
 KVM_REG_SIZE_SHIFT = 52
 KVM_REG_SIZE_MASK = 0x00F0_0000_0000_0000  # log2 of the register's size in bytes (linux/kvm.h)
+ZERO = ffi.cast("unsigned long", 0)  # KVM_RUN's (unused) variadic argument, made once, not per exit
 
 
 def enable_cap(fd: KvmFd, cap_nr: int, args: Sequence[int] = (), flags: int = 0) -> int:
@@ -64,6 +69,7 @@ class Vcpu(KvmFd):
         self.kvm_run: Any = self.ffi.cast("struct kvm_run *", ptr)
         self.run_view: exits.KvmRun | None = exits.KvmRun(ffi.buffer(ptr, run_size), arch, proposed)
         self._run_request = request("KVM_RUN", arch)
+        self._ioctl = lib.ioctl  # looked up once: run() is called once per exit
 
     @property
     def regs(self) -> Any:
@@ -105,8 +111,8 @@ class Vcpu(KvmFd):
         table = self.new("struct kvm_cpuid2 *", {"entries": len(entries)})
         table.nent = len(entries)
         for slot, entry in zip(table.entries[0 : len(entries)], entries):
-            for name, value in vars(entry).items():
-                setattr(slot, name, value)
+            for name in entry.__slots__:
+                setattr(slot, name, getattr(entry, name))
         return self.ioctl("KVM_SET_CPUID2", table)
 
     def s390_set_initial_psw(self, mask: int, addr: int) -> int:
@@ -118,8 +124,8 @@ class Vcpu(KvmFd):
 
     def run(self) -> exits.Exit:
         """Issue KVM_RUN once (untraced: it repeats per exit); EINTR comes back as exits.Intr."""
-        ret = check(lib.ioctl(self.fd, self._run_request, ffi.cast("unsigned long", 0)), "KVM_RUN", quiet=(errno.EINTR,))
-        if ret < 0:
+        ret = self._ioctl(self.fd, self._run_request, ZERO)
+        if ret < 0 and check(ret, "KVM_RUN", quiet=(errno.EINTR,)) < 0:
             return exits.Intr()
         return self._view().decode()
 

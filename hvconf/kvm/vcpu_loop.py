@@ -20,20 +20,23 @@ from __future__ import annotations
 import errno
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
 
 from hvconf.kvm import exits
-from hvconf.kvm.console import Console
-from hvconf.kvm.ending import Ending
 from hvconf.kvm.errors import KvmError
-from hvconf.kvm.machine import Machine
-from hvconf.kvm.plan import Step
+from hvconf.kvm.record import Record
 from hvconf.kvm.status import SYSTEM_EVENT_STATUS, Status
-from hvconf.kvm.trace import Tracer
-from hvconf.kvm.vcpu import Vcpu
-from hvconf.kvm.x86_hypercall import answer
 from hvconf.kvm.x86_modes import EXCEPTION_PORT, MODES, fault, stub_vector
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    from typing import Any
+
+    from hvconf.kvm.console import Console
+    from hvconf.kvm.ending import Ending
+    from hvconf.kvm.machine import Machine
+    from hvconf.kvm.plan import Step
+    from hvconf.kvm.trace import Tracer
+    from hvconf.kvm.vcpu import Vcpu
 
 HALT = "halt"  # this vCPU stopped; the others go on
 # Instructions worth naming where a vCPU was stopped (its first bytes at rip).
@@ -41,10 +44,10 @@ INSTRUCTIONS = {b"\x0f\x01\xc1": "vmcall", b"\x0f\x01\xd9": "vmmcall", b"\xf4": 
 Outcome = tuple[Status, str] | str | None  # None: keep running
 
 
-@dataclass(frozen=True)
-class PlatformPort:
+class PlatformPort(Record):
     """A port write that ends the machine: `matches(value)` decides, `status`/`reason` say how."""
 
+    __slots__ = ("port", "matches", "status", "reason")
     port: int
     matches: Callable[[int], bool]
     status: Status
@@ -61,22 +64,29 @@ PLATFORM_PORTS = {
 }
 
 
-@dataclass
+def _nothing() -> None:
+    pass
+
+
 class ExitLoop:
     """Everything one vCPU's exits are answered with."""
 
-    vcpu: Vcpu
-    machine: Machine
-    console: Console | None
-    tracer: Tracer
-    ending: Ending
-    served: frozenset[int]  # KVM_HC_* numbers the plan routes to the launcher
-    hcalls: Any | None = None  # sPAPR/ePAPR handlers: .handle(exit) -> hcall.Reply
-    kick_all: Callable[[], None] = lambda: None  # make every vCPU leave KVM_RUN once (sPAPR H_SET_MODE LE)
-    count: int = 0  # exits handled
-    ile: bool | None = None  # LPCR[ILE] as this loop last set it (sPAPR H_SET_MODE LE)
-    last_exit: float = field(default_factory=time.monotonic)  # when KVM_RUN last returned with an exit
-    stopped_at: str | None = None  # where the vCPU was when the run's end stopped it ("rip 0x7c1d, a vmcall")
+    def __init__(
+        self, vcpu: Vcpu, machine: Machine, console: Console | None, tracer: Tracer, ending: Ending,
+        served: frozenset[int], hcalls: Any | None = None, kick_all: Callable[[], None] = _nothing,
+    ) -> None:  # fmt: skip
+        self.vcpu = vcpu
+        self.machine = machine
+        self.console = console
+        self.tracer = tracer
+        self.ending = ending
+        self.served = served  # KVM_HC_* numbers the plan routes to the launcher
+        self.hcalls = hcalls  # sPAPR/ePAPR handlers: .handle(exit) -> hcall.Reply
+        self.kick_all = kick_all  # make every vCPU leave KVM_RUN once (sPAPR H_SET_MODE LE)
+        self.count = 0  # exits handled
+        self.ile: bool | None = None  # LPCR[ILE] as this loop last set it (sPAPR H_SET_MODE LE)
+        self.last_exit = time.monotonic()  # when KVM_RUN last returned with an exit
+        self.stopped_at: str | None = None  # where the vCPU was when the run's end stopped it ("rip 0x7c1d, a vmcall")
 
     @property
     def label(self) -> str:
@@ -102,43 +112,51 @@ class ExitLoop:
 
     def _loop(self, step: Step) -> bool:
         """True when this vCPU ended itself (halt, an outcome, a failure); False when the run's end stopped it."""
-        while not self.ending.stopping:
+        # Runs once per exit: what it uses is looked up once, here, not per iteration.
+        ending, run, hcalls, handlers = self.ending, self.vcpu.run, self.hcalls, EXIT_HANDLERS
+        intr, io, monotonic = exits.Intr, exits.Io, time.monotonic
+        while not ending.stopping:
             try:
-                if self.hcalls is not None and getattr(self.hcalls, "interrupts_little_endian", None) != self.ile:
-                    self._apply_ile(self.hcalls.interrupts_little_endian)
-                ex = self.vcpu.run()
+                if hcalls is not None and getattr(hcalls, "interrupts_little_endian", None) != self.ile:
+                    self._apply_ile(hcalls.interrupts_little_endian)
+                ex = run()
             except KvmError as err:
                 if err.errno == errno.EAGAIN:
                     continue  # a vCPU that was waiting for INIT/SIPI got them: run it again (as QEMU does)
-                self.ending.fail(err.at(step.source))
+                ending.fail(err.at(step.source))
                 return True
             except exits.BadExit as err:
-                self.ending.end(Status.KVM_INTERNAL, f"{self.label}: {err}")
+                ending.end(Status.KVM_INTERNAL, f"{self.label}: {err}")
                 return True
-            if not isinstance(ex, exits.Intr):
+            kind = type(ex)
+            if kind is not intr:
                 self.count += 1
-                self.last_exit = time.monotonic()
-            outcome = EXIT_HANDLERS.get(type(ex), ExitLoop.unknown)(self, ex)
+                self.last_exit = monotonic()
+            outcome = self.io(ex) if isinstance(ex, io) else handlers.get(kind, ExitLoop.unknown)(self, ex)
+            if outcome is None:
+                continue
             if outcome == HALT:
-                self.ending.halted(self.vcpu.vcpu_id)
+                ending.halted(self.vcpu.vcpu_id)
                 return True
             if isinstance(outcome, tuple):
                 status, reason = outcome
-                self.ending.end(status, reason if status == Status.HALTED else f"{self.label}: {reason}")
+                ending.end(status, reason if status == Status.HALTED else f"{self.label}: {reason}")
                 return True
         return False
 
     def io(self, ex: exits.Io) -> Outcome:
-        if ex.direction == "out":
+        port = ex.port
+        if ex.direction == "out" and (port == EXCEPTION_PORT or port in PLATFORM_PORTS):
             value = int.from_bytes(ex.data[: ex.size], "little")
-            if ex.port == EXCEPTION_PORT and (report := self._fault(value)) is not None:
+            if port == EXCEPTION_PORT and (report := self._fault(value)) is not None:
                 return Status.GUEST_SHUTDOWN, report
-            platform = PLATFORM_PORTS.get(ex.port)
+            platform = PLATFORM_PORTS.get(port)
             if platform is not None and platform.matches(value):
                 return platform.status, platform.reason
         answer_bytes = self.console.handle(ex) if self.console else None
         if answer_bytes is None:
-            self.tracer.note(f"{self.label}: port {ex.direction} {ex.port:#06x} ({ex.size}x{ex.count} bytes) ignored")
+            if self.tracer.stream is not None:  # the note is formatted only when someone reads it
+                self.tracer.note(f"{self.label}: port {ex.direction} {port:#06x} ({ex.size}x{ex.count} bytes) ignored")
             answer_bytes = bytes(ex.length) if ex.direction == "in" else b""
         if ex.direction == "in":
             self.vcpu.complete_io_in(ex, answer_bytes)
@@ -158,12 +176,15 @@ class ExitLoop:
 
     def mmio(self, ex: exits.Mmio) -> Outcome:
         kind = "write" if ex.is_write else "read (returns 0)"
-        self.tracer.note(f"{self.label}: mmio {kind} of {len(ex.data)} bytes at {ex.phys_addr:#x} ignored")
+        if self.tracer.stream is not None:
+            self.tracer.note(f"{self.label}: mmio {kind} of {len(ex.data)} bytes at {ex.phys_addr:#x} ignored")
         if not ex.is_write:
             self.vcpu.complete_mmio_read(bytes(len(ex.data)))
         return None
 
     def hypercall(self, ex: exits.Hypercall) -> Outcome:
+        from hvconf.kvm.x86_hypercall import answer  # only plans with KVM_CAP_EXIT_HYPERCALL get here
+
         ret = answer(ex.nr, ex.args, self.served, self.machine.memory_ranges())
         self.tracer.note(f"{self.label}: hypercall {ex.nr} args {[hex(a) for a in ex.args[:4]]} -> {ret}")
         self.vcpu.complete_hypercall(ret)

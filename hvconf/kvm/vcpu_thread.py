@@ -13,34 +13,43 @@ from __future__ import annotations
 
 import signal
 import threading
-from dataclasses import dataclass
-from collections.abc import Callable
-from typing import Any
 
-from hvconf.kvm.console import Console
-from hvconf.kvm.ending import Ending
 from hvconf.kvm.errors import KvmError
-from hvconf.kvm.machine import Machine
-from hvconf.kvm.plan import Step
-from hvconf.kvm.sequence import Sequencer
+from hvconf.kvm.record import Record
 from hvconf.kvm.steps import STEPS
-from hvconf.kvm.trace import Tracer
 from hvconf.kvm.vcpu_loop import ExitLoop
 from hvconf.kvm.watchdog import KICK_SIGNAL
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
 
-@dataclass(frozen=True)
-class Shared:
+    from hvconf.kvm.console import Console
+    from hvconf.kvm.ending import Ending
+    from hvconf.kvm.machine import Machine
+    from hvconf.kvm.plan import Step
+    from hvconf.kvm.sequence import Sequencer
+    from hvconf.kvm.trace import Tracer
+
+
+def _nothing() -> None:
+    pass
+
+
+class Shared(Record):
     """What every thread of one run shares."""
 
+    __slots__ = ("machine", "sequencer", "ending", "tracer", "console", "served", "hcalls", "kick_all")
+    _defaults = {"hcalls": None, "kick_all": _nothing}
     machine: Machine
     sequencer: Sequencer
     ending: Ending
     tracer: Tracer
     console: Console | None
     served: frozenset[int]
-    hcalls: Any | None = None  # hvconf.kvm.hcall handlers (sPAPR, ePAPR) for hypercall exits
-    kick_all: Callable[[], None] = lambda: None  # every vCPU thread's kick()
+    hcalls: Any | None  # hvconf.kvm.hcall handlers (sPAPR, ePAPR) for hypercall exits
+    kick_all: Callable[[], None]  # every vCPU thread's kick()
 
 
 def issue(step: Step, shared: Shared) -> bool:

@@ -10,24 +10,24 @@ Tests: tests/kvm/test_fd_classes.py, tests/kvm/test_runtime.py.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
-
 from hvconf.kvm.fd import KvmFd, Tracer
+from hvconf.kvm.record import Record
 from hvconf.kvm.vcpu import Vcpu, enable_cap
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from hvconf.kvm.system import Kvm
 
 RTAS_NAME_MAX = 120  # sizeof(kvm_rtas_token_args.name), NUL included
 
 
-@dataclass(frozen=True)
-class PvInfo:
+class PvInfo(Record):
     """KVM_PPC_GET_PVINFO. `hcall_bytes` is what the kernel stored (big-endian words): copy it
     verbatim into /hypervisor hcall-instructions; `hcall` is the same four words as numbers."""
 
+    __slots__ = ("flags", "hcall_bytes")
     flags: int
     hcall_bytes: bytes
 

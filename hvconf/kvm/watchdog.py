@@ -14,12 +14,16 @@ from __future__ import annotations
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from types import FrameType
 
-from hvconf.kvm.ending import Ending
 from hvconf.kvm.status import Status
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from types import FrameType, TracebackType
+    from typing import Any
+
+    from hvconf.kvm.ending import Ending
 
 KICK_SIGNAL = signal.SIGUSR1
 KICK_INTERVAL = 0.05  # re-kick while a vCPU thread has not returned
@@ -35,39 +39,43 @@ def _ignore(signum: int, frame: FrameType | None) -> None:
     pass
 
 
-@contextmanager
-def kick_handler() -> Iterator[None]:
+# The two context managers are classes, not @contextlib.contextmanager: contextlib is not otherwise
+# needed to launch a guest.
+class kick_handler:  # noqa: N801 - used as a function: `with kick_handler():`
     """Make KICK_SIGNAL interrupt syscalls instead of killing the process, for the block's duration."""
-    if threading.current_thread() is threading.main_thread():
-        old = signal.signal(KICK_SIGNAL, _ignore)
-        try:
-            yield
-        finally:
-            signal.signal(KICK_SIGNAL, old)
-        return
-    current = signal.getsignal(KICK_SIGNAL)
-    if current in (signal.SIG_DFL, signal.SIG_IGN, None):
-        raise RuntimeError(
-            f"running a guest outside the main thread needs a Python handler for {KICK_SIGNAL.name}, "
-            "installed from the main thread first"
-        )
-    yield
+
+    def __enter__(self) -> None:
+        self.old: Any = None
+        self.installed = threading.current_thread() is threading.main_thread()
+        if self.installed:
+            self.old = signal.signal(KICK_SIGNAL, _ignore)
+            return
+        current = signal.getsignal(KICK_SIGNAL)
+        if current in (signal.SIG_DFL, signal.SIG_IGN, None):
+            raise RuntimeError(
+                f"running a guest outside the main thread needs a Python handler for {KICK_SIGNAL.name}, "
+                "installed from the main thread first"
+            )
+
+    def __exit__(self, kind: type[BaseException] | None, err: BaseException | None, tb: TracebackType | None) -> None:
+        if self.installed:
+            signal.signal(KICK_SIGNAL, self.old)
 
 
-@contextmanager
-def routed_signals() -> Iterator[None]:
+class routed_signals:  # noqa: N801 - used as a function: `with routed_signals():`
     """Block KICK_SIGNAL, SIGINT and SIGTERM in this thread (and threads it starts) for the block.
 
     On the way out, wakes that nobody waited for are dropped; a SIGINT or
     SIGTERM that arrived after the run ended is delivered as usual.
     """
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, ROUTED)
-    try:
-        yield
-    finally:
+
+    def __enter__(self) -> None:
+        self.old = signal.pthread_sigmask(signal.SIG_BLOCK, ROUTED)
+
+    def __exit__(self, kind: type[BaseException] | None, err: BaseException | None, tb: TracebackType | None) -> None:
         while signal.sigtimedwait({KICK_SIGNAL}, 0) is not None:
             pass
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+        signal.pthread_sigmask(signal.SIG_SETMASK, self.old)
 
 
 def supervise(

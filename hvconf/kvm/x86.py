@@ -9,26 +9,32 @@ No ioctls here; the callers fetch and store. Tests: tests/kvm/test_exits.py.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
-from typing import Any
+from collections.abc import Callable
+
+from hvconf.kvm.record import Record
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+    from typing import Any
 
 KVM_CPUID_SIGNATURE = 0x40000000
 KVM_CPUID_FEATURES = 0x40000001
 CR0_PE = 1 << 0
 
 
-@dataclass(frozen=True)
-class CpuidEntry:
+class CpuidEntry(Record):
     """One struct kvm_cpuid_entry2."""
 
+    __slots__ = ("function", "index", "flags", "eax", "ebx", "ecx", "edx")
+    _defaults = {"index": 0, "flags": 0, "eax": 0, "ebx": 0, "ecx": 0, "edx": 0}
     function: int
-    index: int = 0
-    flags: int = 0
-    eax: int = 0
-    ebx: int = 0
-    ecx: int = 0
-    edx: int = 0
+    index: int
+    flags: int
+    eax: int
+    ebx: int
+    ecx: int
+    edx: int
 
 
 def signature_words(signature: str) -> tuple[int, int, int]:
@@ -49,7 +55,7 @@ def with_kvm_leaves(entries: Iterable[CpuidEntry], signature: str, features: int
         KVM_CPUID_FEATURES: CpuidEntry(KVM_CPUID_FEATURES, eax=features),
     }
     kept = [e for e in entries if e.function not in wanted]
-    return kept + [replace(e) for e in wanted.values()]
+    return kept + list(wanted.values())
 
 
 def _flat_real_mode(sregs: Any) -> None:

@@ -10,10 +10,12 @@ issues no ioctl. Tests: tests/kvm/test_modes.py (real kvm_run buffers).
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    from collections.abc import Collection, Sequence
 
-import hvconf.abi
-from hvconf.abi import hcalls
+# hvconf.abi loads its tables (TOML) on first use: imported here only when a hypercall is served,
+# so a launch without KVM_CAP_EXIT_HYPERCALL never pays for it.
 
 PAGE = 4096
 # attrs (a2): bits 0-3 page size (KVM_MAP_GPA_RANGE_PAGE_SZ_4K 0, _2M 1, _1G 2), bit 4 ENCRYPTED
@@ -22,11 +24,17 @@ ATTRS_KNOWN = PAGE_SIZE_MASK | ENCRYPTED
 
 
 def _code(name: str) -> int:
+    from hvconf.abi import hcalls
+
     return int(hcalls.x86_data()["return_codes"][name])
 
 
 def served_numbers(names: Collection[str]) -> frozenset[int]:
     """The KVM_HC_* numbers of the plan's `launcher.x86.exit_hypercalls`."""
+    if not names:
+        return frozenset()
+    import hvconf.abi
+
     return frozenset(hvconf.abi.x86_hypercall(name).number for name in names)
 
 
@@ -50,6 +58,8 @@ HANDLERS = {"KVM_HC_MAP_GPA_RANGE": map_gpa_range}
 def answer(nr: int, args: Sequence[int], served: Collection[int], memory: Sequence[tuple[int, int]]) -> int:
     """RAX for hypercall `nr`: its handler's answer when the plan serves it, else -KVM_ENOSYS."""
     if nr in served:
+        import hvconf.abi
+
         for name, handler in HANDLERS.items():
             if hvconf.abi.x86_hypercall(name).number == nr:
                 return handler(args, memory)

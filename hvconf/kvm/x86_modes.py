@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import functools
 import struct
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
-
+from hvconf.kvm.record import Record
 from hvconf.kvm.x86 import SREGS_MODES
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
 
 CR0_PE, CR0_ET, CR0_NW, CR0_CD, CR0_PG = 1 << 0, 1 << 4, 1 << 29, 1 << 30, 1 << 31
 CR4_PAE = 1 << 5
@@ -76,10 +78,10 @@ def _gate32(handler: int) -> bytes:
     return struct.pack("<HHBBH", handler & 0xFFFF, CODE_SELECTOR, 0, 0x8E, handler >> 16)
 
 
-@dataclass(frozen=True)
-class Mode:
+class Mode(Record):
     """One start mode: the bytes at `tables` (empty: none) and the sregs edit."""
 
+    __slots__ = ("name", "size", "image", "apply", "slot_bytes")
     name: str
     size: int  # bytes of guest memory the runtime writes at `tables`
     image: Callable[[int], bytes]  # tables address -> bytes to write there
@@ -167,10 +169,10 @@ def stub_vector(tables: int, rip: int) -> int | None:
     return None
 
 
-@dataclass(frozen=True)
-class Fault:
+class Fault(Record):
     """An exception that reached one of the runtime's IDT stubs."""
 
+    __slots__ = ("vector", "rip", "error_code", "cr2")
     vector: int
     rip: int | None  # None: the exception frame was not in guest memory
     error_code: int | None

@@ -11,14 +11,17 @@ never parses C at run time. Tests: tests/kvm/test_layouts.py.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any, Literal
+import sys
 
-import hvconf.abi
+from hvconf.kvm import facts
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    from typing import Any, Literal
+
+    ByteOrder = Literal["little", "big"]
 
 COLUMNS = ("x86_64", "powerpc64", "s390x")
-
-ByteOrder = Literal["little", "big"]
 
 # The byte order of kvm_run and of every struct the kernel exchanges: the host's.
 BYTEORDER: dict[str, ByteOrder] = {
@@ -32,14 +35,18 @@ BYTEORDER: dict[str, ByteOrder] = {
 
 def column(arch: str) -> str:
     """The layout column (and declaration module) of hvconf arch `arch`."""
-    return hvconf.abi.layout_column(arch)
+    if arch in facts.LAYOUT_OF_ARCH:  # precomputed: no hvconf.abi import at start-up
+        return facts.LAYOUT_OF_ARCH[arch]
+    import hvconf.abi
+
+    return hvconf.abi.layout_column(arch)  # raises AbiError, with a "did you mean"
 
 
 def load(layout_column: str) -> Any:
     """The generated `ffi` of a layout column (types, sizes, offsets; no library loaded)."""
     if layout_column not in COLUMNS:
         raise ValueError(f"no cffi declarations for layout column {layout_column!r} (known: {', '.join(COLUMNS)})")
-    return importlib.import_module(f"hvconf.kvm.cdefs._ffi_{layout_column}").ffi
+    return _module(f"hvconf.kvm.cdefs._ffi_{layout_column}").ffi
 
 
 def ffi_for(arch: str) -> Any:
@@ -49,4 +56,10 @@ def ffi_for(arch: str) -> Any:
 
 def structs(layout_column: str) -> tuple[str, ...]:
     """The struct names declared for a layout column (imports its declaration text)."""
-    return tuple(importlib.import_module(f"hvconf.kvm.cdefs.{layout_column}").STRUCTS)
+    return tuple(_module(f"hvconf.kvm.cdefs.{layout_column}").STRUCTS)
+
+
+def _module(name: str) -> Any:
+    """importlib.import_module(name) for a module of this package, without importing importlib (and warnings)."""
+    __import__(name)
+    return sys.modules[name]

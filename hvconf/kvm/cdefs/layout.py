@@ -10,18 +10,21 @@ buffer, no ioctl. Tests: tests/kvm/test_layouts.py.
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
-from typing import Any
 
 from hvconf.kvm import cdefs
+from hvconf.kvm.record import Record
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Mapping
+    from typing import Any
 
 
-@dataclass(frozen=True)
-class Field:
+class Field(Record):
     """One (possibly nested) member: `offset` from the start of the struct, `size` in bytes,
     `item` the element size of an array (else equal to `size`); `size` is None for a flexible array."""
 
+    __slots__ = ("offset", "size", "item")
     offset: int
     size: int | None
     item: int
@@ -44,10 +47,10 @@ def fields(ffi: Any, struct: str) -> dict[str, Field]:
     return dict(_walk(ffi, ffi.typeof(f"struct {struct}"), 0, ""))
 
 
-@dataclass(frozen=True)
-class RunLayout:
+class RunLayout(Record):
     """struct kvm_run as `arch`'s kernel lays it out: `size`, `byteorder`, members by dotted name."""
 
+    __slots__ = ("arch", "size", "byteorder", "members")
     arch: str
     size: int
     byteorder: cdefs.ByteOrder
