@@ -43,8 +43,9 @@ class Context:
     quick: bool
     avail: Availability
     log: Callable[[str], None]
-    python: str = sys.executable
+    python: str = sys.executable  # what the suites run: bench/.venv's python when it could be set up
     hvconf: list[str] = field(default_factory=list)
+    found_hvconf: list[str] = field(default_factory=list)  # the hvconf of the interpreter run.py runs under
     floor: Path | None = None
     hello_dir: Path | None = None  # out/x86-hello from `hvconf build samples/x86-hello.hv`
     exitloop_dir: Path | None = None
@@ -64,13 +65,13 @@ class Context:
         return None
 
 
-def hvconf_command() -> list[str]:
-    """The `hvconf` console script next to this interpreter (what users run), else `python -m hvconf`.
+def hvconf_command(python: str = sys.executable) -> list[str]:
+    """The `hvconf` console script next to `python` (what users run), else `python -m hvconf`.
 
     Not the first `hvconf` on PATH: a version manager's shell shim there would add its
     own start-up time to every hvconf sample."""
-    script = Path(sys.executable).parent / "hvconf"
-    return [str(script)] if script.is_file() else [sys.executable, "-m", "hvconf"]
+    script = Path(python).parent / "hvconf"
+    return [str(script)] if script.is_file() else [python, "-m", "hvconf"]
 
 
 def _try(ctx: Context, part: str, action: Callable[[], None]) -> None:
@@ -111,8 +112,11 @@ def _build_qemu_bios(ctx: Context) -> None:
     ctx.qemu_bios = image
 
 
-def prepare(tmp: Path, counts: Counts, quick: bool, avail: Availability, log: Callable[[str], None]) -> Context:
-    ctx = Context(tmp, counts, quick, avail, log, hvconf=hvconf_command())
+def prepare(tmp: Path, counts: Counts, quick: bool, avail: Availability, log: Callable[[str], None],
+            python: str = sys.executable) -> Context:
+    """`python`: the interpreter to measure hvconf with (bench/.venv's, see install.ensure_venv)."""
+    ctx = Context(tmp, counts, quick, avail, log, python=python, hvconf=hvconf_command(python),
+                  found_hvconf=hvconf_command())
     log(f"prepare: hvconf is `{' '.join(ctx.hvconf)}`, python {ctx.python}")
     if avail.has("gcc"):
         _try(ctx, "floor", lambda: _build_floor(ctx))

@@ -44,13 +44,16 @@ COUNTS = {
 RESULTS = BENCH / "results"
 
 
+VENV = BENCH / ".venv"  # kept between runs (git ignores it); only hvconf is reinstalled each run
 BYTECODE_NOTE = ("children run with a bytecode cache (PYTHONPYCACHEPREFIX in the run's temporary folder, "
                  "PYTHONDONTWRITEBYTECODE unset), as after `pip install`, which compiles it; the warm-up rounds "
                  "fill it. `lint.cold_as_found` shows start-up in the environment as this machine set it")
+CACHE_NOTE = ("hvconf's per-user cache (XDG_CACHE_HOME: parser tables, validated targets) is a fresh folder in "
+              "the run's temporary folder; warm-up rounds fill it, as a user's first run does")
 
 
 def _with_bytecode_cache(folder: Path) -> None:
-    """Give every child a bytecode cache outside the repository.
+    """Give every child a bytecode cache outside the repository (without a virtualenv only).
 
     This machine sets PYTHONDONTWRITEBYTECODE=1 and the editable hvconf has no
     __pycache__, so each process would compile every hvconf module from source:
@@ -58,6 +61,21 @@ def _with_bytecode_cache(folder: Path) -> None:
     folder.mkdir()
     os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
     os.environ["PYTHONPYCACHEPREFIX"] = str(folder)
+
+
+def _interpreter(allow_install: bool, tmp: Path) -> tuple[str, str]:
+    """The interpreter the suites use and a note: bench/.venv's (the environment for every child
+    then leaves it alone), else this one with a bytecode cache."""
+    python, note = install.ensure_venv(VENV, REPO, allow_install, _log)
+    if python is not None:
+        clean = install.clean_env(os.environ)
+        os.environ.clear()
+        os.environ.update(clean)
+        return str(python), (f"hvconf and `python -c pass` run in {note}; `lint.cold_as_found` is the "
+                             f"interpreter run.py was started with ({sys.executable}), as found")
+    _log(f"venv: {note}; measuring with {sys.executable} as found")
+    _with_bytecode_cache(tmp / "pycache")
+    return sys.executable, f"no clean virtualenv ({note}): measured with {sys.executable}. " + BYTECODE_NOTE
 
 
 def _log(message: str) -> None:
@@ -149,12 +167,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="hvconf-bench-"))
     _log(f"temporary folder {tmp}")
     as_found = dict(os.environ)
-    _with_bytecode_cache(tmp / "pycache")
+    here = os.getcwd()
+    os.chdir(tmp)  # `python -c` children put the working directory first on sys.path: not the checkout
     try:
-        ctx = prepare(tmp, counts, args.quick, avail, _log)
+        python, interpreter_note = _interpreter(not args.no_install, tmp)
+        os.environ["XDG_CACHE_HOME"] = str(tmp / "cache")
+        ctx = prepare(tmp, counts, args.quick, avail, _log, python=python)
         ctx.env_as_found = as_found
         ctx.load_at_start = list(os.getloadavg())
-        ctx.notes.append(BYTECODE_NOTE)
+        ctx.notes += [interpreter_note, CACHE_NOTE]
         records = _run_suites(ctx, names)
         RESULTS.mkdir(exist_ok=True)
         shutil.rmtree(RESULTS / "profiles", ignore_errors=True)  # profiles belong to the run that wrote them
@@ -169,6 +190,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         text = report.markdown(meta, records)
         (RESULTS / "latest.md").write_text(text)
     finally:
+        os.chdir(here)
         if args.keep:
             _log(f"kept {tmp}")
         else:

@@ -58,9 +58,9 @@ def host_facts_from_args(args: argparse.Namespace) -> "HostFacts | None":
     Raises HostFactsError (a one-line message, for exit status 2) when the file
     cannot be read or is not valid, or this host cannot be probed.
     """
-    from hvconf.model.host import load_host_facts
-
     if getattr(args, "host_facts", None):
+        from hvconf.model.host import load_host_facts
+
         return load_host_facts(Path(args.host_facts))
     if getattr(args, "host", False):
         return probe_facts()

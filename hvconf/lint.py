@@ -3,8 +3,10 @@
 `discover` turns command-line paths into a sorted list of .hv files; `lint`
 checks them with one shared Loader per process (an included file is parsed
 once per process), optionally across `jobs` worker processes, and returns
-the same report, in the same order, whatever `jobs` is. Writes nothing and
-prints nothing: rendering is hvconf.formats'. Tested by tests/test_lint_scale.py.
+the same report, in the same order, whatever `jobs` is. Of each checked file
+it keeps the findings, not the tree or text, so memory stays flat over a repo.
+Writes nothing and prints nothing: rendering is hvconf.formats'.
+Tested by tests/test_lint_scale.py.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ if TYPE_CHECKING:
     from multiprocessing.context import BaseContext
 
     from hvconf.syntax import ast
+    from hvconf.syntax.loader import Program
 
 SUFFIX = ".hv"
 
@@ -55,14 +58,33 @@ def discover(paths: Iterable[str | Path]) -> list[Path]:
         inside: list[Path] = []
         for folder, dirs, files in os.walk(path):
             dirs[:] = [d for d in dirs if not _hidden(d)]  # os.walk follows this list: prune in place
-            inside += [Path(folder, f) for f in files if f.endswith(SUFFIX) and not _hidden(f)]
+            base = Path(folder)  # children share its parts: a repo of 10,000 files holds 10,000 paths
+            inside += [base / f for f in files if f.endswith(SUFFIX) and not _hidden(f)]
         if not inside:
             raise UsageError(f"{arg}: no {SUFFIX} files in this directory")
         found += sorted(inside)
-    unique: dict[str, Path] = {}
-    for path in found:
-        unique.setdefault(os.path.realpath(path), path)
-    return list(unique.values())
+    return _once_each(found)
+
+
+def _once_each(paths: list[Path]) -> list[Path]:
+    """The first of the paths that are the same file (os.path.realpath), in order. A folder is
+    resolved once: a file that is no symlink resolves to its resolved folder plus its name."""
+    seen: set[str] = set()
+    folders: dict[str, str] = {}
+    out: list[Path] = []
+    for path in paths:
+        text = os.fspath(path)
+        folder, name = os.path.split(text)
+        if os.path.islink(text):
+            real = os.path.realpath(text)
+        else:
+            if folder not in folders:
+                folders[folder] = os.path.realpath(folder or os.curdir)
+            real = os.path.join(folders[folder], name)
+        if real not in seen:
+            seen.add(real)
+            out.append(path)
+    return out
 
 
 @dataclass
@@ -89,12 +111,35 @@ def _check_chunk(paths: Sequence[Path], options: dict[str, Any]) -> _Chunk:
         except InputError as err:
             chunk.unreadable.append(str(err))
             continue
+        program = result.checked[0].program
+        if not _base(program) and loader.release(program.root.path):  # keep its findings only
+            _drop_unneeded_source(result.report, program.root.display)
         chunk.report.extend(result.report)
         chunk.checked += 1
-        for loaded in result.checked[0].program.files:
+        for loaded in program.files:
             if loaded.tree is not None and "hvconf" in chunk.report.sources.get(loaded.display, ""):
                 chunk.trees[loaded.display] = loaded.tree
     return chunk
+
+
+def _base(program: Program) -> bool:
+    """Whether the root declares no concrete VM, as the bases other files include do: the
+    loader keeps those, so a later `include` of one does not parse it again. Any other
+    root is released once checked (another file may still include it: it is then re-read)."""
+    tree = program.root.tree
+    return tree is not None and not any(not vm.abstract for vm in program.own_vms)
+
+
+def _drop_unneeded_source(report: Report, file: str) -> None:
+    """Forget `file`'s text unless a finding points into it (rendering shows the line) or it
+    may hold `# hvconf:` comments (suppressions read it): memory stays flat over a repo."""
+    text = report.sources.get(file)
+    if text is None or "hvconf" in text:
+        return
+    for d in report.diagnostics:
+        if (d.span is not None and d.span.file == file) or any(n.span and n.span.file == file for n in d.notes):
+            return
+    del report.sources[file]
 
 
 def _total_key(d: Diagnostic) -> tuple[Any, ...]:
@@ -167,9 +212,11 @@ def lint(paths: Sequence[Path], *, jobs: int = 1, **options: Any) -> LintResult:
 
 def parse_codes(values: Sequence[str] | None) -> frozenset[str]:
     """Codes from repeated, comma-separated options; UsageError with a did-you-mean for unknown ones."""
+    codes = {c.strip() for v in values or () for c in v.split(",") if c.strip()}
+    if not codes:  # the usual case: no need to load every rule's docs (hvconf.explain) to list the codes
+        return frozenset()
     from hvconf.formats.rules import closest_code, known_codes
 
-    codes = {c.strip() for v in values or () for c in v.split(",") if c.strip()}
     for code in sorted(codes - known_codes()):
         guess = closest_code(code)
         hint = f" (did you mean '{guess}'?)" if guess else " (docs/diagnostics.md lists every code)"

@@ -166,6 +166,41 @@ def test_each_file_is_parsed_once_per_run(repo: tuple[Path, Counter[str]], monke
     assert len(shared) == 1 and parsed[shared[0]] == 1
 
 
+def test_the_run_keeps_findings_not_every_file(repo: tuple[Path, Counter[str]], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Of a clean definition nothing outlives its check: not its tree (the loader forgets it),
+    not its text (kept only where a finding or an `# hvconf:` comment needs it)."""
+    import hvconf.syntax.loader as loader
+
+    root, _ = repo
+    held: list[int] = []
+    release = loader.Loader.release
+
+    def counting(self: loader.Loader, path: Path) -> bool:
+        forgotten = release(self, path)
+        held.append(len(self._files))
+        return forgotten
+
+    monkeypatch.setattr(loader.Loader, "release", counting)
+    result = lint(discover([root]), jobs=1)
+    assert len(held) == DEFINITIONS and max(held) == len(BASES)  # bases are kept; they are never released
+    with_findings = {d.span.file for d in result.report.diagnostics if d.span is not None}
+    commented = {f for f, text in result.report.sources.items() if "hvconf" in text}
+    bases = {loader.display_path(root / b) for b in BASES}
+    assert with_findings <= set(result.report.sources) <= with_findings | commented | bases
+    assert len(result.report.sources) < 100
+
+
+def test_a_released_file_included_later_is_read_again_with_the_same_findings(tmp_path: Path) -> None:
+    (tmp_path / ".git").mkdir()
+    (tmp_path / "a.hv").write_text("format 1\nvm a {\n    arch x86_64\n    memory 2M\n    memory 4M\n}\n")
+    (tmp_path / "b.hv").write_text('format 1\ninclude "a.hv"\nvm b {\n    arch s390x\n    memory 256M\n}\n')
+    alone = lint([tmp_path / "a.hv"])
+    both = lint([tmp_path / "a.hv", tmp_path / "b.hv"])
+    assert [d.code for d in alone.report.diagnostics] == ["duplicate-setting"]
+    assert both.report.diagnostics == alone.report.diagnostics and both.files == 2
+    assert set(both.report.sources) == set(alone.report.sources)
+
+
 def test_output_is_byte_identical_whatever_the_number_of_jobs(repo: tuple[Path, Counter[str]]) -> None:
     root, _ = repo
     one, two = (hvconf("check", "--jobs", jobs, ".", cwd=root) for jobs in ("1", "2"))

@@ -53,3 +53,44 @@ def test_installed_copy_compiles_outside_the_checkout(wheel: Path, tmp_path: Pat
     grammar, files = out.stdout.splitlines()
     assert grammar.startswith(str(site)) and "_data" in grammar
     assert "v.dtb" in files and "plan.json" in files
+
+
+# ---- the per-user cache folder ------------------------------------------------
+
+
+def test_cache_folder_is_private_and_follows_xdg(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from hvconf.resources import cache_dir
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    folder = cache_dir()
+    assert folder == tmp_path / "xdg" / "hvconf" and oct(folder.stat().st_mode & 0o777) == "0o700"
+    monkeypatch.setenv("XDG_CACHE_HOME", "relative/path")  # the XDG spec: ignored
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert cache_dir() == tmp_path / "home" / ".cache" / "hvconf"
+
+
+def test_a_cache_folder_others_can_write_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from hvconf.resources import cache_dir
+
+    shared = tmp_path / "xdg" / "hvconf"
+    shared.mkdir(parents=True)
+    shared.chmod(0o777)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))
+    assert cache_dir() == tmp_path / "tmp" / f"hvconf-{os.getuid()}"  # its own folder in TMPDIR instead
+    (tmp_path / "tmp" / f"hvconf-{os.getuid()}").chmod(0o775)
+    assert cache_dir() is None
+
+
+def test_cache_entries_are_read_back_only_for_their_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from hvconf.resources import cache_dir, read_cached, write_cached
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    write_cached("entry", b"k1", b"payload\nwith lines")
+    assert read_cached("entry", b"k1") == b"payload\nwith lines"
+    assert read_cached("entry", b"k2") is None and read_cached("absent", b"k1") is None
+    entry = cache_dir() / "entry"  # type: ignore[operator]
+    assert oct(entry.stat().st_mode & 0o777) == "0o600"
+    assert [p.name for p in entry.parent.iterdir()] == ["entry"]  # no temporary file left behind
+    entry.chmod(0o622)
+    assert read_cached("entry", b"k1") is None  # others could have written it

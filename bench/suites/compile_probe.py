@@ -3,12 +3,16 @@
 `python compile_probe.py ROUNDS FILE...` imports hvconf.compiler once,
 builds every file once untimed (the first build pays for lazy imports and
 caches), then times `hvconf.compiler.build([file])` round-robin over the
-files, ROUNDS times, and prints {"FILE": [ms, ...]} as JSON. A file that
-builds with errors exits 1 with its report, so no broken point is timed.
+files, ROUNDS times, and prints {"FILE": [ms, ...]} as JSON. Garbage is
+collected (untimed) before each build, so the collection of the previous,
+perhaps much larger, build's garbage does not land in the next point. A
+file that builds with errors exits 1 with its report, so no broken point
+is timed.
 """
 
 from __future__ import annotations
 
+import gc
 import json
 import sys
 import time
@@ -27,6 +31,7 @@ def main(argv: list[str]) -> int:
     times: dict[str, list[float]] = {str(p): [] for p in files}
     for _ in range(rounds):
         for path in files:
+            gc.collect()
             start = time.perf_counter()
             compiler.build([path])
             times[str(path)].append((time.perf_counter() - start) * 1000.0)

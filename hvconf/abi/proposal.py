@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import tomllib
 from collections.abc import Callable, Mapping
+from functools import lru_cache
 from pathlib import Path
 
 from hvconf.abi.errors import AbiError, close_matches
@@ -67,6 +68,17 @@ def _assigned_upstream(kind: str) -> dict[int, str]:
 
 def proposed(overrides: Path | None = None) -> ProposedAbi:
     """The proposal; numbers come only from `overrides` (a user TOML with [numbers])."""
+    if overrides is None:  # the checks ask for it once per VM: build it once (it is frozen)
+        return _unnumbered()
+    return _proposed(overrides)
+
+
+@lru_cache(maxsize=1)
+def _unnumbered() -> ProposedAbi:
+    return _proposed(None)
+
+
+def _proposed(overrides: Path | None) -> ProposedAbi:
     data = raw("proposed")
     items = {
         name: ProposedItem(name=name, kind=row["kind"], number=None, note=row.get("note", ""))

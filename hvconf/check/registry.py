@@ -57,7 +57,7 @@ def run(checks: Iterable[Check], ctx: CheckContext) -> None:
     """Run every check in order; a check whose prerequisite fired is skipped (its
     findings would only restate the prerequisite's)."""
     for check in checks:
-        if any(code in ctx.fired for code in check.requires):
+        if check.requires and not ctx.fired.isdisjoint(check.requires):
             continue
         ctx.check = check
         check.fn(ctx)

@@ -10,7 +10,8 @@ Tested by tests/test_hcallset.py.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable
+from functools import lru_cache
+from typing import TYPE_CHECKING, Callable, cast
 
 from hvconf import abi
 from hvconf.diagnostics import Span
@@ -120,7 +121,33 @@ class HcallSet:
         return tuple(out)
 
 
+class _Same:
+    """A cache key equal only to a key for the same object: VMs and targets are immutable
+    (frozen models) but not hashable (they hold dicts). It keeps the object alive while
+    cached, so its id cannot be reused by another object meanwhile."""
+
+    __slots__ = ("obj",)
+
+    def __init__(self, obj: object) -> None:
+        self.obj = obj
+
+    def __hash__(self) -> int:
+        return id(self.obj)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Same) and other.obj is self.obj
+
+
 def resolve(vm: ir.Vm, target: "Target") -> HcallSet:
+    """The VM's hcall set on `target`. A dozen checks, the device tree and the plan each ask
+    for it: it is worked out once per (VM, target) and the same result returned, which
+    callers only read."""
+    return _resolve(_Same(vm), _Same(target))
+
+
+@lru_cache(maxsize=16)  # a few VMs at a time: the ones being checked or built
+def _resolve(vm_key: _Same, target_key: _Same) -> HcallSet:
+    vm, target = cast(ir.Vm, vm_key.obj), cast("Target", target_key.obj)
     family = target.arch_module
     resolver = _RESOLVERS.get(family, _target_rows(target))
     refs = []

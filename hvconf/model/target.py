@@ -105,10 +105,15 @@ class Target(TargetSpec):
         rows = self.name2pv_feature
         return rows.get(name) or rows.get(name.lower()) or rows.get(name.upper())
 
+    @cached_property
+    def flavour2caps(self) -> Mapping[str, tuple[Cap, ...]]:
+        """The caps offered for each flavour (the checks ask for them a dozen times per VM)."""
+        return MappingProxyType({f: tuple(c for c in self.caps if f in (c.flavours or ())) for f in self.flavours})
+
     def caps_for(self, flavour: str) -> tuple[Cap, ...]:
         """The caps offered for `flavour`."""
         self._check_flavour(flavour)
-        return tuple(c for c in self.caps if flavour in (c.flavours or ()))
+        return self.flavour2caps[flavour]
 
     def kernel_hcalls(self, flavour: str) -> frozenset[str]:
         """sPAPR hcalls with an in-kernel implementation for `flavour` (togglable), from hvconf.abi."""
@@ -286,8 +291,33 @@ def _check_meaning(t: Target, tf: Path, hf: Path) -> None:
                               f"features.pv_features.rows[{row.name}].requires_exit")
 
 
+def _valid(folder: Path) -> Target | None:
+    try:
+        return _assemble(folder)
+    except TargetError:
+        return None
+
+
+@lru_cache(maxsize=None)
+def _packaged() -> Mapping[str, Target]:
+    """The packaged targets that validate, through the per-user cache (kbcache.py)."""
+    from hvconf.model.kbcache import cached_targets
+
+    root = _root(None)
+    return cached_targets(root, target_names(root), FILES, lambda name: _valid(root / name))
+
+
+def _known(root: Path) -> Mapping[str, Target]:
+    """Already validated targets of `root`: the packaged ones (cached per user); none for
+    other roots (tests, experiments), whose files are always validated in full."""
+    return _packaged() if root == _root(None) else {}
+
+
 @lru_cache(maxsize=None)
 def _load(name: str, root: Path) -> Target:
+    known = _known(root).get(name)
+    if known is not None:
+        return known
     folder = root / name
     if not (folder / "target.toml").is_file():
         raise TargetError(f"unknown target {name!r}" + _did_you_mean(name, target_names(root)))
@@ -295,7 +325,7 @@ def _load(name: str, root: Path) -> Target:
 
 
 def load_target(name: str, root: Path | None = None) -> Target:
-    """The validated target `name` (cached per name and root)."""
+    """The validated target `name` (cached per name and root; the packaged ones per user too)."""
     return _load(name, _root(root))
 
 
@@ -307,8 +337,19 @@ def target_names(root: Path | None = None) -> tuple[str, ...]:
 
 def target_for(arch: str, flavour: str | None = None, root: Path | None = None) -> str:
     """The target whose target.toml lists `arch` (and `flavour`, when given)."""
-    base = _root(root)
-    specs = [_spec(base / n) for n in target_names(base)]
+    if root is None:  # the packaged targets do not change while hvconf runs: resolve each pair once
+        return _packaged_target_for(arch, flavour)
+    return _target_for(arch, flavour, _root(root))
+
+
+@lru_cache(maxsize=None)
+def _packaged_target_for(arch: str, flavour: str | None) -> str:
+    return _target_for(arch, flavour, _root(None))
+
+
+def _target_for(arch: str, flavour: str | None, base: Path) -> str:
+    validated = _known(base)
+    specs: list[TargetSpec] = [validated.get(n) or _spec(base / n) for n in target_names(base)]
     by_arch = [s for s in specs if arch in s.arches]
     if not by_arch:
         known = sorted({a for s in specs for a in s.arches})

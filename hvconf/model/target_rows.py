@@ -17,7 +17,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, WrapSerializer
 from pydantic import model_validator
 
 FILES: tuple[str, ...] = ("target.toml", "caps.toml", "hcalls.toml", "devices.toml")
@@ -35,8 +35,11 @@ Output = Literal["dts", "dtb", "plan", "launcher"]
 Managed = Literal["hcalls", "enforce", "irqchip"]
 
 _V = TypeVar("_V")
+# Serialised as a dict, values through this field's own schema: with defer_build, a row class
+# that was never validated has no serializer of its own to fall back on.
 FrozenMap = Annotated[
-    Mapping[str, _V], AfterValidator(lambda m: MappingProxyType(dict(m))), PlainSerializer(dict)
+    Mapping[str, _V], AfterValidator(lambda m: MappingProxyType(dict(m))),
+    WrapSerializer(lambda m, handler: handler(dict(m))),
 ]
 
 _SUFFIX = {"": 0, "K": 10, "M": 20, "G": 30, "T": 40}

@@ -9,7 +9,7 @@ Tested by tests/test_syntax.py.
 from __future__ import annotations
 
 import re
-from typing import Any, Callable, cast
+from typing import Any, Callable, ClassVar, cast
 
 from lark import Token, Tree
 
@@ -23,36 +23,44 @@ _ESCAPE = re.compile(r"\\(x[0-9a-fA-F]{2}|.)", re.DOTALL)
 _SIMPLE_ESCAPES = {'"': '"', "\\": "\\", "n": "\n", "t": "\t", "r": "\r", "0": "\0"}
 
 
+def _edge(tree: Tree, end: int) -> Token | None:
+    """The first (end=0) or last (end=-1) token below `tree`, skipping placeholders (None)."""
+    for child in tree.children if end == 0 else reversed(tree.children):
+        found = child if isinstance(child, Token) else _edge(child, end) if isinstance(child, Tree) else None
+        if found is not None:
+            return found
+    return None
+
+
 class AstBuilder:
+    # rule name -> method, filled in below the class. A table of the class's functions, not of
+    # bound methods in each builder: those would make every builder a reference cycle, and
+    # checking a repo would leave one per file for the garbage collector.
+    RULES: ClassVar[dict[str, Callable[[AstBuilder, Tree], Any]]]
+
     def __init__(self, file: str, report: Report) -> None:
         self.file = file
         self.report = report
-        self._rules: dict[str, Callable[[Tree], Any]] = {
-            "format_decl": self._format_decl,
-            "include_decl": self._include_decl,
-            "vm_decl": self._vm_decl,
-            "setting": self._setting,
-            "guest_stmt": self._guest,
-            "hcalls_block": self._hcalls,
-            "rtas_block": self._rtas,
-            "cap_stmt": self._cap,
-            "tce_block": self._tce,
-            "hypervisor_block": self._hypervisor,
-            "pv_block": self._pv,
-        }
+
+    def _rule(self, tree: Tree) -> Any:
+        return self.RULES[tree.data](self, tree)
 
     # -- entry point -------------------------------------------------------
     def source_file(self, tree: Tree) -> ast.SourceFile:
-        return ast.SourceFile(self.file, tuple(self._rules[c.data](c) for c in tree.children))
+        return ast.SourceFile(self.file, tuple(self._rule(c) for c in tree.children))
 
     # -- spans and literals ------------------------------------------------
     def span(self, node: Tree | Token) -> Span:
-        if isinstance(node, Token):
-            # lark types token positions Optional (hand-made tokens lack them); the lexer sets all four.
-            pos = cast(tuple[int, int, int, int], (node.line, node.column, node.end_line, node.end_column))
-            return Span(self.file, *pos)
-        meta = node.meta
-        return Span(self.file, meta.line, meta.column, meta.end_line, meta.end_column)
+        """From the node's first token to its last. The parser does not propagate positions
+        into trees (lark's propagate_positions costs a third of parsing): every terminal is
+        kept in the tree, so a rule spans exactly the tokens below it."""
+        first: Token | None = node if isinstance(node, Token) else _edge(node, 0)
+        last: Token | None = node if isinstance(node, Token) else _edge(node, -1)
+        if first is None or last is None:  # only `start` can match nothing, and it has no span
+            raise ValueError(f"{node!r} spans no token")
+        # lark types token positions Optional (hand-made tokens lack them); the lexer sets all four.
+        pos = cast(tuple[int, int, int, int], (first.line, first.column, last.end_line, last.end_column))
+        return Span(self.file, *pos)
 
     def value(self, node: Tree | Token, depth: int = 0) -> ast.Value:
         if isinstance(node, Tree):  # only `list` is a tree among values
@@ -112,7 +120,7 @@ class AstBuilder:
 
     def _vm_decl(self, tree: Tree) -> ast.VmDecl:
         abstract_tok, _vm, name, _ext, base, *rest = tree.children
-        body = tuple(self._rules[c.data](c) for c in rest if isinstance(c, Tree))
+        body = tuple(self._rule(c) for c in rest if isinstance(c, Tree))
         return ast.VmDecl(ast.Name(str(name), self.span(name)),
                           ast.Name(str(base), self.span(base)) if base is not None else None,
                           abstract_tok is not None, body, self.span(tree))
@@ -181,3 +189,18 @@ class AstBuilder:
     def _pv(self, tree: Tree) -> ast.PvFeatures:
         names = tuple(ast.Name(str(t), self.span(t)) for t in tree.children[2:-1])
         return ast.PvFeatures(names, self.span(tree))
+
+
+AstBuilder.RULES = {
+    "format_decl": AstBuilder._format_decl,
+    "include_decl": AstBuilder._include_decl,
+    "vm_decl": AstBuilder._vm_decl,
+    "setting": AstBuilder._setting,
+    "guest_stmt": AstBuilder._guest,
+    "hcalls_block": AstBuilder._hcalls,
+    "rtas_block": AstBuilder._rtas,
+    "cap_stmt": AstBuilder._cap,
+    "tce_block": AstBuilder._tce,
+    "hypervisor_block": AstBuilder._hypervisor,
+    "pv_block": AstBuilder._pv,
+}

@@ -85,11 +85,12 @@ def repo_root(path: Path) -> Path:
 
 
 def display_path(path: Path) -> str:
-    """Paths under the working directory are shown relative to it, others absolutely."""
-    try:
-        return os.path.relpath(path) if path.is_relative_to(Path.cwd()) else str(path)
-    except ValueError:
-        return str(path)
+    """Paths under the working directory are shown relative to it, others absolutely.
+    The loader's paths are normalised, so a prefix test on strings decides (no Path parsing)."""
+    cwd, text = os.getcwd(), os.fspath(path)
+    if text == cwd or text.startswith(cwd.rstrip("/") + "/"):
+        return os.path.relpath(text, cwd)
+    return text
 
 
 class Loader:
@@ -97,6 +98,32 @@ class Loader:
 
     def __init__(self) -> None:
         self._files: dict[Path, LoadedFile] = {}
+        self._included: set[Path] = set()  # files some program reached through `include`
+        # Per folder and per included file: every root of a repo asks again for the same few.
+        self._repos: dict[Path, Path] = {}
+        self._real: dict[Path, Path] = {}
+
+    def _repo_root(self, path: Path) -> Path:
+        # repo_root starts at the resolved file's folder; for a file that is no symlink, that is
+        # its folder resolved, shared by its neighbours (one lstat per file, not one per level).
+        folder = path.parent if not os.path.islink(path) else Path(os.path.realpath(path)).parent
+        if folder not in self._repos:
+            self._repos[folder] = repo_root(path)
+        return self._repos[folder]
+
+    def _realpath(self, path: Path) -> Path:
+        if path not in self._real:
+            self._real[path] = Path(os.path.realpath(path))
+        return self._real[path]
+
+    def release(self, path: Path) -> bool:
+        """Forget root file `path` once its program is done, unless an include read it: checking
+        a whole repo then holds the shared bases, not every file. True when it was forgotten.
+        If a later file includes it, it is read again (its findings are the same again)."""
+        absolute = Path(os.path.abspath(path))
+        if absolute in self._included:
+            return False
+        return self._files.pop(absolute, None) is not None
 
     def _read(self, path: Path, report: Report, span: Span | None) -> LoadedFile | None:
         if path in self._files:
@@ -151,7 +178,7 @@ class Loader:
     def _visit(self, root: LoadedFile, program: Program, report: Report) -> None:
         """Depth-first through includes, in source order, with an explicit stack: a chain
         of thousands of includes must not exhaust Python's recursion limit."""
-        repo = repo_root(root.path)
+        repo = self._repo_root(root.path)
         seen: set[Path] = set()
         frames: list[tuple[LoadedFile, Iterator[ast.FormatDecl | ast.Include | ast.VmDecl]]] = []
 
@@ -193,12 +220,15 @@ class Loader:
             report.error("include-cycle", f"including '{display_path(target)}' here closes a cycle", item.span,
                          notes=notes, help="move the shared definitions into a file that neither includes")
             return None
-        if not Path(os.path.realpath(target)).is_relative_to(repo):
+        if not self._realpath(target).is_relative_to(repo):
             report.warning("include-outside-repo", f"'{item.path.value}' is outside {repo}, the repository of "
                            "the file being built", item.path.span,
                            help="a definition under review should read only files reviewed with it; "
                                 "copy the file into the repository")
-        return self._read(target, report, item.path.span)
+        loaded = self._read(target, report, item.path.span)
+        if loaded is not None:
+            self._included.add(target)
+        return loaded
 
     @staticmethod
     def _declare(vm: ast.VmDecl, program: Program, report: Report) -> None:

@@ -1,28 +1,51 @@
 """Parse .hv text into an AST, reporting syntax errors as diagnostics.
 
-The lark parser is the one cached object of the compiler (built once per
-process; lark's own cache keeps the LALR tables between processes).
-Tested by tests/test_syntax.py.
+The lark parser is the one cached object of the compiler: built once per
+process, and its LALR tables kept between processes in hvconf's private
+per-user cache (hvconf.resources), keyed on the grammar and the lark and
+Python versions. Not lark's own cache: that one is a pickle in the shared
+temporary folder, which another local user could plant. Tested by
+tests/test_syntax.py and tests/test_startup.py.
 """
 
 from __future__ import annotations
 
+import hashlib
+import io
+import sys
 from functools import lru_cache
 
+import lark
 from lark import Lark
 from lark.exceptions import UnexpectedInput
 
 from hvconf.diagnostics import Report, Span
-from hvconf.resources import grammar_path
+from hvconf.resources import grammar_path, read_cached, write_cached
 from hvconf.syntax import ast
 from hvconf.syntax.build import AstBuilder
 from hvconf.syntax.errors import diagnostic_for
 
+# No propagate_positions: AstBuilder.span finds a rule's extent from its tokens.
+OPTIONS = {"parser": "lalr", "maybe_placeholders": True}
+CACHE_ENTRY = "parser.lark"
+
 
 @lru_cache(maxsize=1)
 def parser() -> Lark:
-    return Lark(grammar_path().read_text(encoding="utf-8"), parser="lalr",
-                propagate_positions=True, maybe_placeholders=True, cache=True)
+    grammar = grammar_path().read_text(encoding="utf-8")
+    parts = (grammar, repr(sorted(OPTIONS.items())), lark.__version__, sys.version)
+    key = hashlib.sha256("\0".join(parts).encode()).hexdigest().encode()
+    saved = read_cached(CACHE_ENTRY, key)
+    if saved is not None:
+        try:
+            return Lark.load(io.BytesIO(saved))
+        except Exception:  # a damaged entry: build the tables again and overwrite it
+            pass
+    built = Lark(grammar, **OPTIONS)
+    buffer = io.BytesIO()
+    built.save(buffer)
+    write_cached(CACHE_ENTRY, key, buffer.getvalue())
+    return built
 
 
 def decode(data: bytes, file: str, report: Report) -> str | None:
