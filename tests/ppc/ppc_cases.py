@@ -50,7 +50,7 @@ class Case:
     modes: tuple[str, ...]
     text: str | None = None  # a definition; None: samples/pseries-hello.hv itself
     edit: Callable[[dict[str, Any]], None] | None = None  # the checker bypass: edits the plan
-    run: str = "python3 launch.py --trace --timeout 20 2> trace.txt"
+    run: str = "python3 launch.py --trace --timeout 60 2> trace.txt"
 
 
 def definition(name: str, *, vcpus: int = 1, mmu: str = "mmu radix", hcalls: str = "", token: str = "0x2003",
