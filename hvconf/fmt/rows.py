@@ -15,7 +15,7 @@ from typing import cast
 from hvconf.comments import line_starts
 from hvconf.diagnostics import Span
 from hvconf.syntax import ast
-from hvconf.syntax.parser import parser
+from hvconf.syntax.parser import lex
 
 WIDTH = 100  # a block is written on one line only if that line fits
 INDENT = "    "
@@ -34,7 +34,7 @@ class Tok:
 def tokens(text: str) -> list[Tok]:
     """The tokens of `text`, by the grammar's own lexer (comments and blanks dropped)."""
     # lark types token positions Optional (hand-made tokens lack them); its lexer sets them.
-    return [Tok(t.type, str(t), cast(int, t.start_pos), cast(int, t.end_pos)) for t in parser().lex(text)]
+    return [Tok(t.type, str(t), cast(int, t.start_pos), cast(int, t.end_pos)) for t in lex(text)]
 
 
 @dataclass

@@ -13,11 +13,14 @@ from __future__ import annotations
 import hashlib
 import io
 import sys
+from collections.abc import Iterator
 from functools import lru_cache
+from typing import Any
 
 import lark
-from lark import Lark
+from lark import Lark, Token
 from lark.exceptions import UnexpectedInput
+from lark.lexer import LexerThread
 
 from hvconf.diagnostics import Report, Span
 from hvconf.resources import grammar_path, read_cached, write_cached
@@ -46,6 +49,19 @@ def parser() -> Lark:
     built.save(buffer)
     write_cached(CACHE_ENTRY, key, buffer.getvalue())
     return built
+
+
+@lru_cache(maxsize=1)
+def _basic_lexer() -> Any:
+    # Lark.lex() builds a new BasicLexer on every call for an LALR parser, and a freshly built
+    # (strict) parser then re-checks every pair of terminals for collisions with interegular:
+    # a third of a second per call. The formatter lexes every file; build it once.
+    return parser()._build_lexer()
+
+
+def lex(text: str) -> Iterator[Token]:
+    """The tokens of `text` by the grammar's own lexer (what Lark.lex gives, comments dropped)."""
+    return LexerThread.from_text(_basic_lexer(), text).lex(None)
 
 
 def decode(data: bytes, file: str, report: Report) -> str | None:
