@@ -15,7 +15,7 @@ import os
 import sys
 from importlib import import_module
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Sequence, TextIO
+from typing import TYPE_CHECKING, Any, Callable, NoReturn, Sequence, TextIO
 
 if TYPE_CHECKING:
     from hvconf.compiler import Built, Result
@@ -334,13 +334,30 @@ def _pause_collector() -> None:
     gc.disable()
 
 
+def _leave(status: int) -> NoReturn:
+    """End the process at once, without the interpreter's teardown. Freeing pydantic's schemas,
+    lark's tables and the knowledge base object by object, and collecting them, took ~30 ms of
+    a 210 ms one-file `hvconf check`; the OS frees them anyway (mypy exits the same way). Every
+    file hvconf writes is closed by now (emit/output.py); only the standard streams are left."""
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except BrokenPipeError:  # a reader that went away early, as in `hvconf check ... | head`
+        pass
+    os._exit(status)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    if argv is None and args.func is cmd_check:  # the process is ours (a caller passes argv)
+    own_process = argv is None  # a caller that passes argv (tests, scripts) keeps its process
+    if own_process and args.func is cmd_check:
         _pause_collector()
     try:
-        return int(args.func(args))
+        status = int(args.func(args))
     except KeyboardInterrupt:
-        return 130
+        status = 130
     except BrokenPipeError:
-        return EXIT_OK
+        status = EXIT_OK
+    if own_process:
+        _leave(status)
+    return status

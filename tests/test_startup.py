@@ -9,8 +9,10 @@ a one-file check loads neither the host-facts models nor the rule docs.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -264,8 +266,36 @@ def test_only_a_check_of_its_own_process_pauses_the_collector() -> None:
     assert gc.isenabled()
     assert main(["check", str(REPO / "samples" / "x86-hello.hv")]) == 0
     assert gc.isenabled()  # a caller's process keeps its collector
-    code = ("import gc, sys; from hvconf.cli import main; sys.argv = ['hvconf', 'check', sys.argv[1]];"
-            "main(); print(gc.isenabled())")
+    # main() ends its own process with os._exit (cli._leave); the spy reports on the way out.
+    code = ("import gc, os, sys; from hvconf.cli import main; leave = os._exit;"
+            "os._exit = lambda status: (print(gc.isenabled(), status, flush=True), leave(status));"
+            "sys.argv = ['hvconf', 'check', sys.argv[1]]; main()")
     done = subprocess.run([sys.executable, "-c", code, str(REPO / "samples" / "x86-hello.hv")], capture_output=True,
                           text=True, timeout=60)
-    assert done.stdout.splitlines()[-1] == "False", done.stderr
+    assert done.stdout.splitlines()[-1] == "False 0", done.stderr
+
+
+@pytest.mark.parametrize("many", [False, True], ids=["small-output", "large-output"])
+def test_a_process_that_ends_without_teardown_still_writes_everything(tmp_path: Path, many: bool) -> None:
+    """`hvconf` ends with os._exit (no interpreter teardown): what it printed into pipes is all
+    there (less than a pipe buffer stays in Python's buffer until the explicit flush), the status
+    is the command's, and a caller passing argv gets the status back instead."""
+    from hvconf.cli import main
+
+    files = [str(p) for p in sorted((REPO / "tests" / "invalid").glob("*.hv"))[: 60 if many else 1]]
+    args = ["check", "--format", "json" if many else "text", "--color", "never", *files]
+    out = tmp_path / "in-process.txt"
+    with open(out, "w") as stream, contextlib.redirect_stdout(stream):
+        status = main(args)
+    assert status in (0, 1)  # findings, and no usage error
+    buffered = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # as a user's shell has it
+    done = subprocess.run([sys.executable, "-m", "hvconf", *args], capture_output=True, text=True, timeout=120,
+                          env=buffered)
+    assert done.returncode == status, done.stderr
+    assert (len(done.stdout) > 10_000) if many else (0 < len(done.stdout) < 8192)
+    assert done.stdout == out.read_text()
+
+    # A reader that stops early: no traceback, no "Exception ignored" noise on stderr.
+    shell = subprocess.run(f"{shlex.quote(sys.executable)} -m hvconf {shlex.join(args)} | head -c 100 >/dev/null",
+                           shell=True, capture_output=True, text=True, timeout=120, env=buffered)
+    assert shell.returncode == 0 and shell.stderr == "", shell.stderr
