@@ -10,8 +10,11 @@ Tests: tests/kvm/test_buffers_papr.py, tests/kvm/test_buffers_epapr.py.
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
-from typing import Any, BinaryIO
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import Any, BinaryIO
 
 MAX_BYTES = 16  # H_PUT_TERM_CHAR / H_GET_TERM_CHAR and EV_BYTE_CHANNEL_MAX_BYTES
 

@@ -11,9 +11,12 @@ whenever the main thread should look again. Tests: tests/kvm/test_runtime.py.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
 
 from hvconf.kvm.status import Status
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 
 class Ending:
@@ -21,7 +24,7 @@ class Ending:
         self._wake = wake
         self._lock = threading.Lock()
         self._unfinished = 0  # vCPU threads started that have not returned yet
-        self.outcome: tuple[Status, str] | None = None
+        self.outcome: tuple[int, str] | None = None
         self.error: BaseException | None = None
         self.ran: list[int] = []  # vCPUs that entered their run loop
         self.halted_vcpus: list[int] = []
@@ -35,7 +38,7 @@ class Ending:
         """Every vCPU thread has returned (or is about to: it has nothing left to do)."""
         return self._unfinished == 0
 
-    def end(self, status: Status, reason: str) -> None:
+    def end(self, status: int, reason: str) -> None:
         with self._lock:
             if self.outcome is None and self.error is None:
                 self.outcome = (status, reason)
@@ -64,7 +67,7 @@ class Ending:
             self._unfinished -= 1
         self._wake()
 
-    def result(self) -> tuple[Status, str]:
+    def result(self) -> tuple[int, str]:
         """The outcome once every thread is done (raise `error` first, if there is one)."""
         if self.outcome is not None:
             return self.outcome

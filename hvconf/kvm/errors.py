@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import errno as _errno
 import os
-from collections.abc import Collection
 
 from hvconf.kvm.ffi import ffi
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    from collections.abc import Collection
 
 
 class KvmError(Exception):

@@ -12,7 +12,6 @@ Tests: tests/kvm/test_errors.py, tests/kvm/test_fd_classes.py.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 
 from hvconf.kvm import facts
 from hvconf.kvm.errors import check
@@ -20,12 +19,12 @@ from hvconf.kvm.ffi import ARCH, ffi, ffi_for, lib
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:
-    from collections.abc import Collection
+    from collections.abc import Callable, Collection
     from types import TracebackType
     from typing import Any
 
-# tracer(fd label, ioctl name, request number), called before the ioctl is issued
-Tracer = Callable[[str, str, int], None]
+    # tracer(fd label, ioctl name, request number), called before the ioctl is issued
+    Tracer = Callable[[str, str, int], None]
 
 
 def request(name: str, arch: str = ARCH) -> int:

@@ -10,6 +10,7 @@ run, so --dry-run and --help start fast; argparse only for a command line beyond
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Mapping
 
@@ -18,9 +19,8 @@ from hvconf.kvm.status import MEANING, Status
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:
     import argparse
-    import os
     from pathlib import Path
-    from typing import Any, BinaryIO, TextIO
+    from typing import Any, BinaryIO, NoReturn, TextIO
 
 PROG = "launch"
 DEFAULT_TIMEOUT = 5.0
@@ -98,7 +98,7 @@ def main(
     stderr = stderr if stderr is not None else sys.stderr
     vm = str(plan.get("vm", "guest")) if isinstance(plan, Mapping) else "guest"
 
-    def error(message: str, status: Status) -> int:
+    def error(message: str, status: int) -> int:
         print(f"{PROG}: error: {message}", file=stderr, flush=True)
         return int(status)
 
@@ -128,7 +128,7 @@ def main(
     from hvconf.kvm.errors import KvmError
     from hvconf.kvm.run import HostMismatch, execute
 
-    failures: dict[type[Exception], tuple[Status, str]] = {
+    failures: dict[type[Exception], tuple[int, str]] = {
         PlanError: (Status.USAGE, "bad plan: "),
         HostMismatch: (Status.HOST, "host cannot run the target: "),
         KvmError: (Status.KVM_ERROR, ""),
@@ -149,3 +149,21 @@ def main(
     if not options.quiet:
         print(f"{PROG}: {vm}: {result.reason} after {result.seconds:.3f} s, {result.exits} exits", file=stderr)
     return int(result.status)
+
+
+def run_as_process(plan: Mapping[str, Any], argv: list[str], base_dir: str) -> NoReturn:
+    """`main`, then the end of the process: what a generated launch.py calls.
+
+    The process ends with os._exit once the standard streams are flushed: every
+    fd and mapping of the run was released by then, no thread is left, and the
+    interpreter's own teardown only frees what the OS frees anyway (a launch's
+    last 1-2 ms). An exception from main (a bug) is left to Python as usual."""
+    import os
+
+    status = main(plan, argv, base_dir)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (BrokenPipeError, ValueError):  # a reader that went away; a stream someone closed
+            pass
+    os._exit(status)

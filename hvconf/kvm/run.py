@@ -14,11 +14,10 @@ to `out` and trace lines to `trace`. Tests: tests/kvm/test_runtime.py.
 from __future__ import annotations
 
 import os
-import signal
 import threading
 import time
 
-from hvconf.kvm import facts
+from hvconf.kvm import facts, signals
 from hvconf.kvm import images as image_files
 from hvconf.kvm.devices import devices
 from hvconf.kvm.ending import Ending
@@ -52,7 +51,7 @@ class RunResult(Record):
     """How a run ended: `status`, a one-line `reason`, vCPU `exits` handled, wall `seconds`."""
 
     __slots__ = ("status", "reason", "exits", "seconds")
-    status: Status
+    status: int
     reason: str
     exits: int
     seconds: float
@@ -116,7 +115,7 @@ def _owners(plan: Plan) -> tuple[list[Step], dict[int, list[Step]]]:
 
 def _run(
     plan: Plan, machine: Machine, tracer: Tracer, out: BinaryIO, served: frozenset[int], timeout: float
-) -> tuple[Status, str, int]:
+) -> tuple[int, str, int]:
     devs = devices(plan, machine, out)
     main_steps, per_vcpu = _owners(plan)
     wake_main = _waker()
@@ -154,7 +153,7 @@ def _kick_all(threads: list[VcpuThread]) -> None:
 
 def _waker() -> Callable[[], None]:
     ident = threading.get_ident()
-    return lambda: signal.pthread_kill(ident, KICK_SIGNAL)
+    return lambda: signals.pthread_kill(ident, KICK_SIGNAL)
 
 
 def _still_running(threads: list[VcpuThread], ending: Ending, timeout: float) -> str:

@@ -12,10 +12,14 @@ import errno
 import os
 
 from hvconf.kvm.errors import KvmError
-from hvconf.kvm.fd import KvmFd, Tracer
+from hvconf.kvm.fd import KvmFd
 from hvconf.kvm.ffi import ARCH
 from hvconf.kvm.vm import Vm
 from hvconf.kvm.x86 import CpuidEntry
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    from hvconf.kvm.fd import Tracer
 
 DEV_KVM = "/dev/kvm"
 CPUID_FIELDS = ("function", "index", "flags", "eax", "ebx", "ecx", "edx")

@@ -16,11 +16,12 @@ import mmap
 from hvconf.kvm import exits
 from hvconf.kvm.cdefs import BYTEORDER
 from hvconf.kvm.errors import KvmError, check
-from hvconf.kvm.fd import KvmFd, Tracer, request
+from hvconf.kvm.fd import KvmFd, request
 from hvconf.kvm.ffi import ARCH, MAP_FAILED, ffi, lib
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:
+    from hvconf.kvm.fd import Tracer
     from collections.abc import Mapping, Sequence
     from typing import Any
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import errno
 import time
-from collections.abc import Callable
 
 from hvconf.kvm import exits
 from hvconf.kvm.errors import KvmError
@@ -29,6 +28,7 @@ from hvconf.kvm.x86_modes import EXCEPTION_PORT, MODES, fault, stub_vector
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
 
     from hvconf.kvm.console import Console
@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 HALT = "halt"  # this vCPU stopped; the others go on
 # Instructions worth naming where a vCPU was stopped (its first bytes at rip).
 INSTRUCTIONS = {b"\x0f\x01\xc1": "vmcall", b"\x0f\x01\xd9": "vmmcall", b"\xf4": "hlt", b"\xeb\xfe": "jmp to itself"}
-Outcome = tuple[Status, str] | str | None  # None: keep running
+Outcome = tuple[int, str] | str | None  # None: keep running
 
 
 class PlatformPort(Record):
@@ -50,7 +50,7 @@ class PlatformPort(Record):
     __slots__ = ("port", "matches", "status", "reason")
     port: int
     matches: Callable[[int], bool]
-    status: Status
+    status: int
     reason: str
 
 

@@ -11,9 +11,9 @@ thread that has returned. Tests: tests/kvm/test_runtime.py, test_guests.py.
 
 from __future__ import annotations
 
-import signal
 import threading
 
+from hvconf.kvm import signals
 from hvconf.kvm.errors import KvmError
 from hvconf.kvm.record import Record
 from hvconf.kvm.steps import STEPS
@@ -95,12 +95,12 @@ class VcpuThread:
             vcpu = self.shared.machine.vcpus.get(self.vcpu_id)
             if vcpu is not None and vcpu.kvm_run is not None:
                 vcpu.request_immediate_exit()
-            signal.pthread_kill(self._ident, KICK_SIGNAL)
+            signals.pthread_kill(self._ident, KICK_SIGNAL)
 
     def _main(self) -> None:
         with self._lock:
             self._ident = threading.get_ident()
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, {KICK_SIGNAL})
+        signals.pthread_sigmask(signals.SIG_UNBLOCK, {KICK_SIGNAL})
         shared = self.shared
         try:
             for step in self.steps:

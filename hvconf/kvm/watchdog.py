@@ -11,10 +11,10 @@ of its own, no fds. Tests: tests/kvm/test_runtime.py (spin, vmcall, signals).
 
 from __future__ import annotations
 
-import signal
 import threading
 import time
 
+from hvconf.kvm import signals
 from hvconf.kvm.status import Status
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
@@ -25,11 +25,11 @@ if TYPE_CHECKING:
 
     from hvconf.kvm.ending import Ending
 
-KICK_SIGNAL = signal.SIGUSR1
+KICK_SIGNAL = signals.SIGUSR1
 KICK_INTERVAL = 0.05  # re-kick while a vCPU thread has not returned
-STOP_SIGNALS = {
-    signal.SIGINT: (Status.INTERRUPTED, "interrupted by SIGINT"),
-    signal.SIGTERM: (Status.TERMINATED, "terminated by SIGTERM"),
+STOP_SIGNALS: dict[int, tuple[int, str]] = {
+    signals.SIGINT: (Status.INTERRUPTED, "interrupted by SIGINT"),
+    signals.SIGTERM: (Status.TERMINATED, "terminated by SIGTERM"),
 }
 ROUTED = {KICK_SIGNAL, *STOP_SIGNALS}
 
@@ -48,18 +48,18 @@ class kick_handler:  # noqa: N801 - used as a function: `with kick_handler():`
         self.old: Any = None
         self.installed = threading.current_thread() is threading.main_thread()
         if self.installed:
-            self.old = signal.signal(KICK_SIGNAL, _ignore)
+            self.old = signals.signal(KICK_SIGNAL, _ignore)
             return
-        current = signal.getsignal(KICK_SIGNAL)
-        if current in (signal.SIG_DFL, signal.SIG_IGN, None):
+        current = signals.getsignal(KICK_SIGNAL)
+        if current in (signals.SIG_DFL, signals.SIG_IGN, None):
             raise RuntimeError(
-                f"running a guest outside the main thread needs a Python handler for {KICK_SIGNAL.name}, "
+                f"running a guest outside the main thread needs a Python handler for {signals.NAMES[KICK_SIGNAL]}, "
                 "installed from the main thread first"
             )
 
     def __exit__(self, kind: type[BaseException] | None, err: BaseException | None, tb: TracebackType | None) -> None:
         if self.installed:
-            signal.signal(KICK_SIGNAL, self.old)
+            signals.signal(KICK_SIGNAL, self.old)
 
 
 class routed_signals:  # noqa: N801 - used as a function: `with routed_signals():`
@@ -70,12 +70,12 @@ class routed_signals:  # noqa: N801 - used as a function: `with routed_signals()
     """
 
     def __enter__(self) -> None:
-        self.old = signal.pthread_sigmask(signal.SIG_BLOCK, ROUTED)
+        self.old = signals.pthread_sigmask(signals.SIG_BLOCK, ROUTED)
 
     def __exit__(self, kind: type[BaseException] | None, err: BaseException | None, tb: TracebackType | None) -> None:
-        while signal.sigtimedwait({KICK_SIGNAL}, 0) is not None:
+        while signals.sigtimedwait({KICK_SIGNAL}, 0) is not None:
             pass
-        signal.pthread_sigmask(signal.SIG_SETMASK, self.old)
+        signals.pthread_sigmask(signals.SIG_SETMASK, self.old)
 
 
 def supervise(
@@ -91,11 +91,11 @@ def supervise(
         if ending.stopping:
             abort()
             kick_all()
-            signal.sigtimedwait(ROUTED, KICK_INTERVAL)
+            signals.sigtimedwait(ROUTED, KICK_INTERVAL)
             continue
         remaining = deadline - time.monotonic()
-        info = signal.sigtimedwait(ROUTED, remaining) if remaining > 0 else None
+        info = signals.sigtimedwait(ROUTED, remaining) if remaining > 0 else None
         if info is not None and info.si_signo in STOP_SIGNALS:
-            ending.end(*STOP_SIGNALS[signal.Signals(info.si_signo)])
+            ending.end(*STOP_SIGNALS[info.si_signo])
         elif info is None and time.monotonic() >= deadline:
             ending.end(Status.TIMEOUT, f"watchdog: {timed_out()}")

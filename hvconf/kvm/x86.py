@@ -9,12 +9,12 @@ No ioctls here; the callers fetch and store. Tests: tests/kvm/test_exits.py.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 
 from hvconf.kvm.record import Record
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from collections.abc import Iterable
     from typing import Any
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Callable
@@ -115,8 +116,11 @@ class BuiltVm:
     plan: dict[str, Any]
 
     def launch(self, *argv: str, timeout: float = 30) -> Ran:
+        # Without PYTHONUNBUFFERED, as a user's shell runs it: the launcher must flush what it
+        # printed before it ends its process (launch.run_as_process).
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
         done = subprocess.run([sys.executable, str(self.folder / "launch.py"), *argv], capture_output=True,
-                              timeout=timeout, cwd=REPO)  # fmt: skip
+                              timeout=timeout, cwd=REPO, env=env)  # fmt: skip
         return Ran(done.returncode, done.stdout, done.stderr.decode())
 
 
