@@ -11,8 +11,8 @@ access. Tests: tests/kvm/test_modes.py.
 
 from __future__ import annotations
 
+import functools
 import struct
-from hvconf.kvm.memo import memoize
 from hvconf.kvm.record import Record
 from hvconf.kvm.x86 import SREGS_MODES
 
@@ -89,7 +89,7 @@ class Mode(Record):
     slot_bytes: int  # width of one exception-frame slot on the stack (0: no IDT of ours)
 
 
-@memoize
+@functools.lru_cache(maxsize=4)
 def _prot32_image(tables: int) -> bytes:
     area = bytearray(STACK_TOP)
     gdt = bytes(16) + _descriptor(0, 0xFFFFF, 0x9B, 0xC) + _descriptor(0, 0xFFFFF, 0x93, 0xC)
@@ -100,7 +100,7 @@ def _prot32_image(tables: int) -> bytes:
     return bytes(area)
 
 
-@memoize
+@functools.lru_cache(maxsize=4)
 def _long64_image(tables: int) -> bytes:
     area = bytearray(PD + 0x1000 * MAPPED_GIB)
     gdt = (bytes(16) + _descriptor(0, 0xFFFFF, 0x9B, 0xA) + _descriptor(0, 0xFFFFF, 0x93, 0xC)

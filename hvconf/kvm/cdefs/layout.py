@@ -9,8 +9,9 @@ buffer, no ioctl. Tests: tests/kvm/test_layouts.py.
 
 from __future__ import annotations
 
+import functools
+
 from hvconf.kvm import cdefs
-from hvconf.kvm.memo import memoize
 from hvconf.kvm.record import Record
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
@@ -61,7 +62,7 @@ class RunLayout(Record):
         return self.members["hw"].offset
 
 
-@memoize
+@functools.cache
 def run_layout(arch: str) -> RunLayout:
     ffi = cdefs.ffi_for(arch)
     return RunLayout(arch, ffi.sizeof("struct kvm_run"), cdefs.BYTEORDER[arch], fields(ffi, "kvm_run"))
