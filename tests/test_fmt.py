@@ -7,7 +7,6 @@ and the command's files, exit statuses and atomic writes.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import functools
 import io
 import os
@@ -159,9 +158,9 @@ def _shape(node: Any) -> Any:
     if isinstance(node, ast.SourceFile):
         rank = {ast.FormatDecl: 0, ast.Include: 1, ast.VmDecl: 2}
         return [_shape(i) for i in sorted(node.items, key=lambda i: rank[type(i)])]
-    if dataclasses.is_dataclass(node):
-        return (type(node).__name__,) + tuple(_shape(getattr(node, f.name)) for f in dataclasses.fields(node)
-                                             if not f.name.endswith("span"))
+    if isinstance(node, ast.Node):
+        return (type(node).__name__,) + tuple(_shape(getattr(node, name)) for name in node.__slots__
+                                             if not name.endswith("span"))
     if isinstance(node, tuple):
         return tuple(_shape(n) for n in node)
     return node
