@@ -150,5 +150,5 @@ def cmd_fmt(args: argparse.Namespace) -> int:
             run.fail(EXIT_USAGE, str(err))
             continue
         for file in files:
-            run.file(file)
+            run.file(Path(file))
     return run.status
