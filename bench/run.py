@@ -100,7 +100,9 @@ def _cpu() -> str:
 
 def _meta(mode: str, argv: Sequence[str], ctx: Context, started: str) -> dict[str, Any]:
     commit = _version(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"])
-    dirty = _version(["git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no"])
+    # The run's own outputs (bench/results) are not changes to what was measured.
+    dirty = _version(["git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no", "--", ".",
+                      ":(exclude)bench/results"])
     return {
         "started": started,
         "mode": mode,
