@@ -23,22 +23,26 @@ TOP = 18
 
 def cprofile(cmd_after_python: list[str], ctx: Context, title: str) -> str:
     """cProfile of `python CMD...`; top functions by cumulative and by own time."""
-    prof = ctx.tmp / "profile.out"
-    subprocess.run([ctx.python, "-m", "cProfile", "-o", str(prof), *cmd_after_python], check=True,
-                   capture_output=True, timeout=600)
+    stem = ctx.tmp / "profile.out"
+    _profiled(ctx.python, cmd_after_python, stem)
     text = io.StringIO()
-    stats = pstats.Stats(str(prof), stream=text)
+    [dump] = _dumps(stem)
+    stats = pstats.Stats(str(dump), stream=text)
     stats.strip_dirs()
     text.write(f"# {title}\n# python -m cProfile {' '.join(cmd_after_python)[:300]}\n\n## by cumulative time\n")
     stats.sort_stats("cumulative").print_stats(TOP)
     text.write("\n## by own time\n")
     stats.sort_stats("tottime").print_stats(TOP)
+    dump.unlink()
     return re.sub(r"\n{3,}", "\n\n", text.getvalue())
 
 
-THREADED = """
-import cProfile, runpy, sys, threading
-out, script = sys.argv[1], sys.argv[2]
+# Runs `python CMD...` (a script, or `-m MODULE`) with a profiler in every Python thread; `-m
+# cProfile` sees only the main thread. hvconf and its launchers end with os._exit, which skips
+# anything that would run after the script: the profiles are written on the way out instead.
+HARNESS = """
+import cProfile, os, runpy, sys, threading
+out, cmd = sys.argv[1], sys.argv[2:]
 profiles = []
 plain_run = threading.Thread.run
 
@@ -53,31 +57,52 @@ def profiled_run(self):
         prof.disable()
 
 
+def dump():
+    main.disable()
+    for i, (name, prof) in enumerate(profiles):
+        prof.dump_stats(f"{out}.{i}.{name}")
+
+
+def dumping_exit(status, _exit=os._exit):
+    dump()
+    _exit(status)
+
+
 threading.Thread.run = profiled_run
-sys.argv = sys.argv[2:]
+os._exit = dumping_exit
+module = cmd[1] if cmd[0] == "-m" else None
+sys.argv = cmd[1:] if module else cmd
 main = cProfile.Profile()
 profiles.append(("main", main))
 main.enable()
 try:
-    runpy.run_path(script, run_name="__main__")
+    if module:
+        runpy.run_module(module, run_name="__main__", alter_sys=True)
+    else:
+        runpy.run_path(cmd[0], run_name="__main__")
 except SystemExit:
     pass
-finally:
-    main.disable()
-    for i, (name, prof) in enumerate(profiles):
-        prof.dump_stats(f"{out}.{i}.{name}")
+dump()
 """
+
+
+def _profiled(python: str, cmd_after_python: list[str], stem: Path) -> None:
+    subprocess.run([python, "-c", HARNESS, str(stem), *cmd_after_python], check=True, capture_output=True,
+                   timeout=600)
+
+
+def _dumps(stem: Path) -> list[Path]:
+    return sorted(stem.parent.glob(stem.name + ".*"), key=lambda p: int(p.name.split(".")[2]))
 
 
 def cprofile_threads(script: str, args: list[str], ctx: Context, title: str) -> str:
     """cProfile of every Python thread of `python SCRIPT ARGS` (the launcher runs its vCPU in a thread,
     which plain `-m cProfile` does not see); one listing per thread, by own time."""
     stem = ctx.tmp / "threads.prof"
-    subprocess.run([ctx.python, "-c", THREADED, str(stem), script, *args], check=True, capture_output=True,
-                   timeout=600)
+    _profiled(ctx.python, [script, *args], stem)
     text = io.StringIO()
     text.write(f"# {title}\n# every thread profiled: python {script} {' '.join(args)}\n")
-    for dump in sorted(stem.parent.glob(stem.name + ".*"), key=lambda p: int(p.name.split(".")[2])):
+    for dump in _dumps(stem):
         thread = dump.name.split(".", 3)[3]
         stats = pstats.Stats(str(dump), stream=text)
         stats.strip_dirs()
