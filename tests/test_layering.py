@@ -9,7 +9,7 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "hvconf"
 COMPILER = ["syntax", "model", "check", "arch", "emit", "compiler.py", "render.py", "diagnostics.py", "resources.py"]
-RUNTIME_MAY_IMPORT = {"hvconf.kvm", "hvconf.abi", "cffi"}
+RUNTIME_MAY_IMPORT = {"hvconf.kvm", "hvconf.abi", "hvconf.record", "cffi"}
 COMPILER_LIBRARIES = {"lark", "pydantic", "jinja2", "pyfdt"}
 
 

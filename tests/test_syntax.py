@@ -8,7 +8,7 @@ import re
 import pytest
 from lark import Lark
 
-from hvconf.diagnostics import Report
+from hvconf.diagnostics import Report, Span
 from hvconf.resources import grammar_path
 from hvconf.syntax import ast
 from hvconf.syntax.parser import parse
@@ -141,3 +141,19 @@ def test_unknown_escape_is_reported() -> None:
     report = Report()
     parse(r'vm a { cmdline "\q" }', "t.hv", report)
     assert report.codes() == ["bad-escape"]
+
+
+def test_ast_nodes_are_immutable_values_that_survive_pickling():
+    """Nodes are hvconf.record.Records with explicit __init__s: what frozen dataclasses gave."""
+    import pickle
+
+    here = Span("a.hv", 1, 1, 1, 2)
+    one, same, other = ast.Name("x", here), ast.Name("x", here), ast.Str("x", here)
+    assert one == same and hash(one) == hash(same) and one != other  # same fields, another kind
+    assert repr(one) == f"Name(value='x', span={here!r})"
+    with pytest.raises(AttributeError, match="immutable Name"):
+        one.value = "y"  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        ast.Name("x")  # type: ignore[call-arg]
+    tree = ast.List((ast.Int(1, "1", here), one), here)
+    assert pickle.loads(pickle.dumps(tree)) == tree  # `check --jobs` sends trees between processes

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from hvconf.kvm.console import CONSOLE_KINDS
 from hvconf.kvm.plan import PlanError
-from hvconf.kvm.record import Record
+from hvconf.record import Record
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:

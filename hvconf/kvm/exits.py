@@ -17,7 +17,7 @@ import struct
 from hvconf.kvm import facts
 from hvconf.kvm.cdefs.layout import RunLayout, run_layout
 from hvconf.kvm.ffi import ARCH, ffi
-from hvconf.kvm.record import Record, _set
+from hvconf.record import Record, _set
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:

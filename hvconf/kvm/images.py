@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 
 from hvconf.kvm.plan import PlanError
-from hvconf.kvm.record import Record
+from hvconf.record import Record
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:

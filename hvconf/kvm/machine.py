@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 
-from hvconf.kvm.record import Record
+from hvconf.record import Record
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:

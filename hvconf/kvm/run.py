@@ -25,7 +25,6 @@ from hvconf.kvm.fd import request
 from hvconf.kvm.ffi import ARCH
 from hvconf.kvm.machine import Machine
 from hvconf.kvm.plan import Plan, PlanError, Step, parse
-from hvconf.kvm.record import Record
 from hvconf.kvm.sequence import Sequencer
 from hvconf.kvm.status import Status
 from hvconf.kvm.steps import reserved, validate
@@ -33,6 +32,7 @@ from hvconf.kvm.system import DEV_KVM, Kvm
 from hvconf.kvm.trace import Tracer
 from hvconf.kvm.vcpu_thread import Shared, VcpuThread, issue
 from hvconf.kvm.watchdog import KICK_SIGNAL, kick_handler, routed_signals, supervise
+from hvconf.record import Record
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:

@@ -7,7 +7,7 @@ Tests: tests/kvm/test_runtime.py.
 
 from __future__ import annotations
 
-from hvconf.kvm.record import Record
+from hvconf.record import Record
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:

@@ -22,9 +22,9 @@ import time
 
 from hvconf.kvm import exits
 from hvconf.kvm.errors import KvmError
-from hvconf.kvm.record import Record
 from hvconf.kvm.status import SYSTEM_EVENT_STATUS, Status
 from hvconf.kvm.x86_modes import EXCEPTION_PORT, MODES, fault, stub_vector
+from hvconf.record import Record
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:

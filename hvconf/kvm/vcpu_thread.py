@@ -15,10 +15,10 @@ import threading
 
 from hvconf.kvm import signals
 from hvconf.kvm.errors import KvmError
-from hvconf.kvm.record import Record
 from hvconf.kvm.steps import STEPS
 from hvconf.kvm.vcpu_loop import ExitLoop
 from hvconf.kvm.watchdog import KICK_SIGNAL
+from hvconf.record import Record
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:

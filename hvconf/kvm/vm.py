@@ -11,8 +11,8 @@ Tests: tests/kvm/test_fd_classes.py, tests/kvm/test_runtime.py.
 from __future__ import annotations
 
 from hvconf.kvm.fd import KvmFd
-from hvconf.kvm.record import Record
 from hvconf.kvm.vcpu import Vcpu, enable_cap
+from hvconf.record import Record
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:

@@ -10,7 +10,7 @@ No ioctls here; the callers fetch and store. Tests: tests/kvm/test_exits.py.
 from __future__ import annotations
 
 
-from hvconf.kvm.record import Record
+from hvconf.record import Record
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:

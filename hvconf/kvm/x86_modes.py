@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import functools
 import struct
-from hvconf.kvm.record import Record
 from hvconf.kvm.x86 import SREGS_MODES
+from hvconf.record import Record
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:

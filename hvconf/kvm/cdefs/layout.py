@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 
 from hvconf.kvm import cdefs
-from hvconf.kvm.record import Record
+from hvconf.record import Record
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:
