@@ -10,19 +10,27 @@ from __future__ import annotations
 
 import bisect
 import re
-from dataclasses import dataclass
+
+from hvconf.record import Record, _set
 
 # STRING and COMMENT as in grammar/hvconf.lark; anything else is skipped in runs.
 _SCAN = re.compile(r'"(?:[^"\\\n]|\\.)*"|(#[^\n]*)|[^"#]+|"')
 
 
-@dataclass(frozen=True, slots=True)
-class Comment:
+class Comment(Record):
+    __slots__ = ("text", "offset", "line", "col", "own_line")
     text: str  # from `#` to the end of the line, trailing blanks (and a CR) removed
     offset: int  # index of the `#` in the text
     line: int  # 1-based, like spans
     col: int  # 1-based, counting characters
     own_line: bool  # only blanks before it on its line
+
+    def __init__(self, text: str, offset: int, line: int, col: int, own_line: bool) -> None:
+        _set(self, "text", text)
+        _set(self, "offset", offset)
+        _set(self, "line", line)
+        _set(self, "col", col)
+        _set(self, "own_line", own_line)
 
     @property
     def end(self) -> int:

@@ -6,7 +6,6 @@ but never opens a device; writing outputs is the caller's job
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
@@ -19,28 +18,30 @@ if TYPE_CHECKING:
     from hvconf.model.host import HostFacts
 
 
-@dataclass
+# Plain classes, not dataclasses: every @dataclass compiles its methods at import, which a
+# one-file `hvconf check` paid for in full (see hvconf/record.py).
 class Checked:
     """One root file after parsing, lowering and checking."""
 
-    program: Program
-    vms: list[ir.Vm]
+    def __init__(self, program: Program, vms: list[ir.Vm]) -> None:
+        self.program = program
+        self.vms = vms
 
 
-@dataclass
 class Built:
     """One VM's artifacts, by output file name."""
 
-    vm: ir.Vm
-    plan: dict[str, Any]
-    files: dict[str, bytes]
+    def __init__(self, vm: ir.Vm, plan: dict[str, Any], files: dict[str, bytes]) -> None:
+        self.vm = vm
+        self.plan = plan
+        self.files = files
 
 
-@dataclass
 class Result:
-    report: Report = field(default_factory=Report)
-    checked: list[Checked] = field(default_factory=list)
-    built: list[Built] = field(default_factory=list)
+    def __init__(self) -> None:
+        self.report = Report()
+        self.checked: list[Checked] = []
+        self.built: list[Built] = []
 
     @property
     def vms(self) -> list[ir.Vm]:

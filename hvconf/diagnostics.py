@@ -8,20 +8,28 @@ Tested by tests/test_diagnostics.py.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from enum import Enum
 from typing import Iterable, Iterator
 
+from hvconf.record import Record, _set
 
-@dataclass(frozen=True, slots=True)
-class Span:
+
+class Span(Record):
     """A region of one source file; lines and columns count from 1, end is exclusive."""
 
+    __slots__ = ("file", "line", "col", "end_line", "end_col")
     file: str
     line: int
     col: int
     end_line: int
     end_col: int
+
+    def __init__(self, file: str, line: int, col: int, end_line: int, end_col: int) -> None:
+        _set(self, "file", file)
+        _set(self, "line", line)
+        _set(self, "col", col)
+        _set(self, "end_line", end_line)
+        _set(self, "end_col", end_col)
 
     def __str__(self) -> str:
         return f"{self.file}:{self.line}:{self.col}"
@@ -37,20 +45,22 @@ class Severity(str, Enum):
     NOTE = "note"
 
 
-@dataclass(frozen=True, slots=True)
-class Note:
+class Note(Record):
+    __slots__ = ("message", "span")
+    _defaults = {"span": None}
     message: str
-    span: Span | None = None
+    span: Span | None
 
 
-@dataclass(frozen=True, slots=True)
-class Diagnostic:
+class Diagnostic(Record):
+    __slots__ = ("code", "severity", "message", "span", "notes", "help")
+    _defaults = {"notes": (), "help": None}
     code: str
     severity: Severity
     message: str
     span: Span | None
-    notes: tuple[Note, ...] = ()
-    help: str | None = None
+    notes: tuple[Note, ...]
+    help: str | None
 
     @property
     def sort_key(self) -> tuple[str, int, int, str, str]:
@@ -58,12 +68,15 @@ class Diagnostic:
         return (s.file if s else "", s.line if s else 0, s.col if s else 0, self.code, self.message)
 
 
-@dataclass
 class Report:
     """Diagnostics collected by a run, plus the source texts needed to show them."""
 
-    diagnostics: list[Diagnostic] = field(default_factory=list)
-    sources: dict[str, str] = field(default_factory=dict)
+    def __init__(self, diagnostics: list[Diagnostic] | None = None, sources: dict[str, str] | None = None) -> None:
+        self.diagnostics: list[Diagnostic] = diagnostics if diagnostics is not None else []
+        self.sources: dict[str, str] = sources if sources is not None else {}
+
+    def __repr__(self) -> str:
+        return f"Report(diagnostics={self.diagnostics!r}, sources={list(self.sources)!r})"
 
     def add(self, diagnostic: Diagnostic) -> None:
         self.diagnostics.append(diagnostic)

@@ -12,7 +12,6 @@ Tested by tests/test_lint_scale.py.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
@@ -31,13 +30,13 @@ class UsageError(Exception):
     """A command-line path or option that cannot be used (exit status 2)."""
 
 
-@dataclass
 class LintResult:
     """The merged report, how many root files were checked, and the roots that could not be read."""
 
-    report: Report
-    files: int
-    unreadable: list[str] = field(default_factory=list)
+    def __init__(self, report: Report, files: int, unreadable: list[str] | None = None) -> None:
+        self.report = report
+        self.files = files
+        self.unreadable: list[str] = unreadable if unreadable is not None else []
 
 
 def _hidden(name: str) -> bool:
@@ -93,15 +92,15 @@ def _once_each(paths: list[str]) -> list[str]:
     return out
 
 
-@dataclass
 class _Chunk:
     """What one worker sends back: its report, how many roots it checked, the roots it
     could not read, and the trees of files that may hold `# hvconf:` comments."""
 
-    report: Report
-    checked: int = 0
-    unreadable: list[str] = field(default_factory=list)
-    trees: dict[str, ast.SourceFile] = field(default_factory=dict)
+    def __init__(self, report: Report) -> None:
+        self.report = report
+        self.checked = 0
+        self.unreadable: list[str] = []
+        self.trees: dict[str, ast.SourceFile] = {}
 
 
 def _check_chunk(paths: Sequence[str | Path], options: dict[str, Any]) -> _Chunk:

@@ -17,7 +17,9 @@ from __future__ import annotations
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (about 3 ms)
 if TYPE_CHECKING:
-    from typing import Any, ClassVar
+    from typing import Any, ClassVar, TypeVar
+
+    R = TypeVar("R", bound="Record")
 
 _set = object.__setattr__
 
@@ -44,6 +46,10 @@ class Record:
 
     def _values(self) -> tuple[Any, ...]:
         return tuple(getattr(self, name) for name in self.__slots__)
+
+    def _replace(self: R, **changes: Any) -> R:
+        """A copy with `changes` (dataclasses.replace, namedtuple._replace)."""
+        return type(self)(**{**dict(zip(self.__slots__, self._values())), **changes})
 
     def __eq__(self, other: object) -> bool:
         if type(other) is not type(self):

@@ -8,10 +8,10 @@ This module knows nothing about KVM names or structs. Tests: tests/test_abi.py.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Literal
 
 from hvconf.abi.errors import AbiError
+from hvconf.record import Record
 
 Direction = Literal["none", "r", "w", "rw"]
 
@@ -19,10 +19,12 @@ Direction = Literal["none", "r", "w", "rw"]
 MACRO_OF_DIRECTION: dict[str, str] = {"none": "_IO", "r": "_IOR", "w": "_IOW", "rw": "_IOWR"}
 
 
-@dataclass(frozen=True)
-class IocLayout:
+class IocLayout(Record):
     """Field widths/shifts and direction values of one `_IOC` ABI."""
 
+    __slots__ = ("name", "size_bits", "dir_bits", "dir_shift", "none", "read", "write", "nr_bits", "type_bits",
+                 "nr_shift", "type_shift", "size_shift")
+    _defaults = {"nr_bits": 8, "type_bits": 8, "nr_shift": 0, "type_shift": 8, "size_shift": 16}
     name: str
     size_bits: int
     dir_bits: int
@@ -30,11 +32,11 @@ class IocLayout:
     none: int
     read: int
     write: int
-    nr_bits: int = 8
-    type_bits: int = 8
-    nr_shift: int = 0
-    type_shift: int = 8
-    size_shift: int = 16
+    nr_bits: int
+    type_bits: int
+    nr_shift: int
+    type_shift: int
+    size_shift: int
 
     @property
     def max_size(self) -> int:
@@ -66,10 +68,10 @@ POWERPC = IocLayout("powerpc", size_bits=13, dir_bits=3, dir_shift=29, none=1, r
 LAYOUTS: dict[str, IocLayout] = {GENERIC.name: GENERIC, POWERPC.name: POWERPC}
 
 
-@dataclass(frozen=True)
-class Ioc:
+class Ioc(Record):
     """A decoded request number."""
 
+    __slots__ = ("direction", "type_", "nr", "size")
     direction: str
     type_: int
     nr: int

@@ -10,7 +10,6 @@ Tested by tests/test_host.py.
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -36,8 +35,8 @@ FACTS_HELP = "probe the host with `hvconf host --format json` and pass it with `
 def proposed_for(facts: HostFacts) -> abi.ProposedAbi:
     """The unmerged ePAPR proposal numbered as the host facts say (unnumbered otherwise)."""
     base = abi.proposed()
-    items = tuple(dataclasses.replace(i, number=facts.proposed.get(i.name)) for i in base.items)
-    return dataclasses.replace(base, items=items, overrides="host facts" if facts.proposed else None)
+    items = tuple(i._replace(number=facts.proposed.get(i.name)) for i in base.items)
+    return base._replace(items=items, overrides="host facts" if facts.proposed else None)
 
 
 def host_plan(ctx: CheckContext) -> Plan | None:

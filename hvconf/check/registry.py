@@ -9,41 +9,43 @@ Tested by tests/test_checks.py.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from hvconf.diagnostics import Diagnostic, Note, Report, Severity, Span
 from hvconf.model import ir
+from hvconf.record import Record
 
 if TYPE_CHECKING:
     from hvconf.model.host import HostFacts
     from hvconf.model.target import Target
 
 
-@dataclass(frozen=True)
-class Check:
+class Check(Record):
     """One rule. `code` is its name everywhere: CLI switches, docs, test oracles."""
 
+    __slots__ = ("code", "severity", "summary", "fn", "help", "why", "requires")
+    _defaults = {"help": None, "why": "", "requires": ()}
     code: str
     severity: Severity
     summary: str
     fn: Callable[["CheckContext"], None]
-    help: str | None = None
-    why: str = ""  # the KVM doc or kernel behaviour behind the rule (for `hvconf explain`)
-    requires: tuple[str, ...] = ()
+    help: str | None
+    why: str  # the KVM doc or kernel behaviour behind the rule (for `hvconf explain`)
+    requires: tuple[str, ...]
 
 
-@dataclass
 class CheckContext:
     """What a rule sees: one VM, its target's data, and where findings go."""
 
-    vm: ir.Vm
-    target: "Target"
-    report: Report
-    check: Check | None = None
-    fired: set[str] = field(default_factory=set)
-    host: "HostFacts | None" = None  # a host's facts, for HOST_CHECKS (check --host / --host-facts)
-    memo: dict[str, Any] = field(default_factory=dict)  # what several rules derive once per VM
+    def __init__(self, vm: ir.Vm, target: Target, report: Report, check: Check | None = None,
+                 host: HostFacts | None = None) -> None:
+        self.vm = vm
+        self.target = target
+        self.report = report
+        self.check = check
+        self.fired: set[str] = set()
+        self.host = host  # a host's facts, for HOST_CHECKS (check --host / --host-facts)
+        self.memo: dict[str, Any] = {}  # what several rules derive once per VM
 
     def emit(self, span: Span | None, message: str, *, notes: Iterable[Note] = (), help: str | None = None,
              severity: Severity | None = None) -> None:

@@ -9,20 +9,20 @@ Tested by tests/test_hcallset.py.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import TYPE_CHECKING, Callable, cast
 
 from hvconf import abi
 from hvconf.diagnostics import Span
 from hvconf.model import ir
+from hvconf.record import Record
 
 if TYPE_CHECKING:
     from hvconf.model.target import Target
 
 
-@dataclass(frozen=True)
-class HcallRef:
+class HcallRef(Record):
+    __slots__ = ("action", "name", "number", "text", "span")
     action: str  # "enable" | "disable" | "exit"
     name: str | None  # the Linux name, None when the reference resolves to nothing known
     number: int | None  # opcode / token / hypercall nr, where known or written
@@ -84,18 +84,25 @@ _RESOLVERS: dict[str, Callable[[str | int], tuple[str | None, int | None]]] = {
 }
 
 
-@dataclass
 class HcallSet:
     """The result of applying a VM's `hcalls` block to its target's defaults."""
 
-    family: str
-    refs: list[HcallRef]
-    preset: str | None
-    preset_span: Span | None
-    default: frozenset[str]  # handled in the kernel when the VM is created
-    in_kernel: frozenset[str]  # handled in the kernel after the plan's toggles
-    exits: frozenset[str]  # routed to the launcher with `exit`
-    changed_by: dict[str, Span | None] = field(default_factory=dict)  # last construct that changed a name
+    def __init__(self, family: str, refs: list[HcallRef], preset: str | None, preset_span: Span | None,
+                 default: frozenset[str], in_kernel: frozenset[str], exits: frozenset[str],
+                 changed_by: dict[str, Span | None] | None = None) -> None:
+        self.family = family
+        self.refs = refs
+        self.preset = preset
+        self.preset_span = preset_span
+        self.default = default  # handled in the kernel when the VM is created
+        self.in_kernel = in_kernel  # handled in the kernel after the plan's toggles
+        self.exits = exits  # routed to the launcher with `exit`
+        self.changed_by: dict[str, Span | None] = changed_by if changed_by is not None else {}  # last change
+
+    def __eq__(self, other: object) -> bool:  # the same answer, worked out twice
+        return type(other) is HcallSet and vars(self) == vars(other)
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, like the dataclass it was
 
     def toggles(self) -> list[tuple[str, bool, Span | None]]:
         """(hcall, enable?, cause) for each difference from the default, in source order."""

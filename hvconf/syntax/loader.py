@@ -13,7 +13,6 @@ import errno
 import hashlib
 import os
 import stat
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
@@ -31,21 +30,21 @@ class InputError(Exception):
     """The file named on the command line cannot be read (exit status 2)."""
 
 
-@dataclass
 class LoadedFile:
-    path: Path  # absolute
-    display: str  # as shown in diagnostics
-    sha256: str
-    tree: ast.SourceFile | None
+    def __init__(self, path: Path, display: str, sha256: str, tree: ast.SourceFile | None) -> None:
+        self.path = path  # absolute
+        self.display = display  # as shown in diagnostics
+        self.sha256 = sha256
+        self.tree = tree
 
 
-@dataclass
 class Program:
     """A root file with its includes: every VM declaration visible from the root."""
 
-    root: LoadedFile
-    files: list[LoadedFile] = field(default_factory=list)
-    vms: dict[str, ast.VmDecl] = field(default_factory=dict)
+    def __init__(self, root: LoadedFile) -> None:
+        self.root = root
+        self.files: list[LoadedFile] = []
+        self.vms: dict[str, ast.VmDecl] = {}
 
     @property
     def own_vms(self) -> list[ast.VmDecl]:
