@@ -3,7 +3,8 @@
 These are the functions of the standard `signal` module without its
 wrapper, which only turns numbers into IntEnums and imports enum to do so
 (about 1.5 ms of every launch). The C module `_signal` underneath is what
-every CPython has; elsewhere `signal` itself serves. Nothing else here. Tests: tests/kvm/test_runtime.py (kicks, SIGINT, SIGTERM).
+every CPython has; elsewhere `signal` itself serves. Nothing else here.
+Tests: tests/kvm/test_runtime.py (kicks, SIGINT, SIGTERM).
 """
 
 from __future__ import annotations
