@@ -348,6 +348,9 @@ def _leave(status: int) -> NoReturn:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """The `hvconf` command. With `argv` None (the console script, `python -m hvconf`) it owns the
+    process and ends it with the command's status (`_leave`); given `argv`, it returns the status
+    and leaves the caller's process as it was."""
     args = parser().parse_args(argv)
     own_process = argv is None  # a caller that passes argv (tests, scripts) keeps its process
     if own_process and args.func is cmd_check:
