@@ -57,8 +57,11 @@ A progress bar is drawn on stderr when it is a terminal.
 VM_EXAMPLES = {
     "plan": "examples:\n  hvconf plan samples/pseries.hv\n  hvconf plan --format json samples/pseries.hv > plan.json\n",
     "dts": "examples:\n  hvconf dts samples/pseries.hv\n  hvconf dts samples/pseries.hv | dtc -I dts -O dtb -o pseries.dtb\n",
-    "run": ("examples:\n  hvconf run samples/x86-hello.hv\n  hvconf run --dry-run --trace samples/x86-pvspinlock.hv\n"
-            "  hvconf run --timeout 10 --kernel bzImage vms/x86.hv\n"),
+    # Every line runs as written from the repository root (tests/test_cli.py runs them).
+    "run": ("examples:\n"
+            "  hvconf run samples/x86-hello.hv                         build, run on /dev/kvm, exit with the launcher's status\n"
+            "  hvconf run --timeout 10 samples/x86-pvspinlock.hv       the watchdog ends a KVM_RUN after 10 s\n"
+            "  hvconf run --dry-run --trace samples/x86-pvspinlock.hv  the ioctl steps, without opening /dev/kvm\n"),
 }
 
 COMPLETION_EXAMPLES = """examples:
@@ -311,7 +314,8 @@ def parser() -> argparse.ArgumentParser:
             p.add_argument("--timeout", type=float, default=5.0, metavar="SECONDS", help="watchdog (default 5)")
             p.add_argument("--trace", action="store_true", help="print each ioctl as it is issued")
             p.add_argument("--dry-run", action="store_true", help="print the ioctls without opening /dev/kvm")
-            p.add_argument("--kernel", metavar="FILE", help="kernel image for a VM whose kernel was not built in")
+            p.add_argument("--kernel", metavar="FILE",
+                          help="kernel image for a VM whose `kernel` file was missing at build time (kernel-missing)")
         p.set_defaults(func=func)
 
     # --- Commands of other modules (hvconf/cli_host.py, cli_fmt.py, cli_docs.py): listed in
