@@ -259,6 +259,26 @@ def test_wrong_arch(tmp_path: Path) -> None:
     assert [d.code for d in host_findings([bad], load_host_facts(X86))] == ["host-wrong-arch"]
 
 
+def _wrong_arch_help(*options: str) -> str:
+    done = subprocess.run([sys.executable, "-m", "hvconf", "check", "--format", "json", *options,
+                           str(SAMPLES / "pseries.hv")], capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    [finding] = [d for d in json.loads(done.stdout) if d["code"] == "host-wrong-arch"]
+    return str(finding["help"])
+
+
+def test_wrong_arch_help_fits_saved_facts() -> None:
+    """It used to say "drop `--host`" to someone who had passed --host-facts."""
+    help_ = _wrong_arch_help("--host-facts", str(X86))
+    assert "a ppc64le host" in help_ and "without `--host` or `--host-facts`" in help_, help_
+
+
+@pytest.mark.kvm
+def test_wrong_arch_help_fits_a_probe() -> None:
+    help_ = _wrong_arch_help("--host")
+    assert "a ppc64le host" in help_ and "without `--host` or `--host-facts`" in help_, help_
+
+
 def test_too_many_vcpus(tmp_path: Path) -> None:
     path = write_hv(tmp_path, "vm big {\n    arch x86_64\n    memory 2M\n    vcpus 100000\n}\n")
     found = host_findings([path], load_host_facts(X86))

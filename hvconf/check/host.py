@@ -84,7 +84,8 @@ def host_wrong_arch(ctx: CheckContext) -> None:
     if need is not None and need != facts.machine:
         ctx.emit(ctx.vm.span_of("arch"), f"VM '{ctx.vm.name}' runs on {need} hosts only; the host facts are "
                  f"for {facts.machine} (Linux {facts.kernel_release})",
-                 help="lint it against facts of a host of its arch, or drop `--host` for this file")
+                 help=f"lint it against the facts of a {need} host (`hvconf host --format json` there, saved for "
+                      "`--host-facts FILE`), or check this file without `--host` or `--host-facts`")
 
 
 def host_flavour_unavailable(ctx: CheckContext) -> None:
