@@ -34,8 +34,8 @@ HOST_CHECKS: tuple[Check, ...] = host_rules.CHECKS
 ABSTRACT_CODES: frozenset[str] = frozenset({
     "unknown-cap", "cap-bad-args", "unknown-hcall", "unknown-preset", "hcall-wrong-arch",
     "unknown-pv-feature", "unknown-console", "unknown-mode", "tce-liobn-duplicate", "tce-page-size",
-    "tce-window-align", "tce-window-overflow", "rtas-token-duplicate", "hcall-instructions-length",
-    "guest-format",
+    "tce-window-align", "tce-window-overflow", "tce-window-overlap", "tce-phb-shared", "rtas-token-duplicate",
+    "hcall-instructions-length", "guest-format",
 })
 
 

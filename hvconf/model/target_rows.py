@@ -277,6 +277,12 @@ class Tce(_Row):
     dma_window_cells: int
     vio_liobn_base: int
     pci_liobn_base: int
+    pci_window_bits: int  # the window number's bits at the bottom of a PCI LIOBN
+    pci_mem32_bus: int  # where a PHB's 32-bit MMIO window starts on its bus; it ends at 4 GiB
+
+    def phb(self, liobn: int) -> int | None:
+        """The PHB index a PCI LIOBN names (QEMU SPAPR_PCI_LIOBN); None for a VIO LIOBN."""
+        return (liobn - self.pci_liobn_base) >> self.pci_window_bits if liobn >= self.pci_liobn_base else None
 
 
 class Rtas(_Row):
