@@ -3,6 +3,7 @@ names beside numbers, checked on the bundled samples."""
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -143,3 +144,41 @@ def test_unmerged_numbers_from_an_overrides_file(tmp_path: Path) -> None:
     assert built.plan["requires"]["unmerged"] == []
     cap = next(s for s in built.plan["steps"] if s["ioctl"] == "KVM_ENABLE_CAP" and s["fd"] == "vm")
     assert cap["args"]["cap_nr"] == 300
+
+
+def _plan_of_text(tmp_path: Path, body: str) -> dict[str, Any]:
+    path = tmp_path / "vm.hv"
+    path.write_text(f"vm smt {{\n    arch ppc64le  memory 1G  cap KVM_CAP_PPC_PAPR on vcpus\n{body}}}\n")
+    result = compiler.build([path])
+    assert not result.report.has_errors, [d.message for d in result.report]
+    [built] = result.built
+    plan: dict[str, Any] = built.plan
+    plan["dts"] = built.files["smt.dts"].decode()
+    return plan
+
+
+def _smt_steps(plan: dict[str, Any]) -> list[dict[str, Any]]:
+    return [s for s in plan["steps"] if s["ioctl"] == "KVM_ENABLE_CAP" and s["args"]["cap"] == "KVM_CAP_PPC_SMT"]
+
+
+def test_threads_set_kvms_virtual_smt_mode_before_the_vcpus(tmp_path: Path) -> None:
+    """KVM-HV starts in SMT1; without KVM_CAP_PPC_SMT the tree's SMT4 cores are not KVM's."""
+    plan = _plan_of_text(tmp_path, "    kvm book3s_hv  vcpus 8\n    threads 4\n")
+    [smt] = _smt_steps(plan)
+    assert (smt["fd"], smt["args"]["args"], smt["source"]) == ("vm", [4, 0, 0, 0], "vm.hv:4:5")
+    first_vcpu = next(i for i, s in enumerate(plan["steps"]) if s["ioctl"] == "KVM_CREATE_VCPU")
+    assert plan["steps"].index(smt) < first_vcpu
+    assert "KVM_CAP_PPC_SMT" in {c["cap"] for c in plan["requires"]["caps"]}
+    # the tree's cores have as many threads as the mode KVM is given
+    servers = [len(m.split()) for m in re.findall(r"ibm,ppc-interrupt-server#s = <([^>]*)>", plan["dts"])]
+    assert servers == [smt["args"]["args"][0]] * 2
+
+
+def test_a_hand_written_smt_mode_is_the_only_one(tmp_path: Path) -> None:
+    plan = _plan_of_text(tmp_path, "    kvm book3s_hv  vcpus 8  threads 4\n    cap KVM_CAP_PPC_SMT { vsmt_mode 8 }\n")
+    assert [s["args"]["args"] for s in _smt_steps(plan)] == [[8, 0, 0, 0]]
+
+
+@pytest.mark.parametrize("body", ["    kvm book3s_hv  vcpus 8\n", "    kvm book3s_pr  vcpus 2\n"])
+def test_one_thread_per_core_leaves_the_smt_mode_alone(tmp_path: Path, body: str) -> None:
+    assert _smt_steps(_plan_of_text(tmp_path, body)) == []

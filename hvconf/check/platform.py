@@ -101,6 +101,17 @@ def vcpus_threads_mismatch(ctx: CheckContext) -> None:
 SMT_CAP, SMT_ARG = "KVM_CAP_PPC_SMT", "vsmt_mode"
 
 
+def threads_wrong_flavour(ctx: CheckContext) -> None:
+    vm, row = ctx.vm, ctx.target.name2cap.get(SMT_CAP)
+    if row is None or vm.threads <= 1 or vm.flavour not in ctx.target.flavours or vm.flavour in (row.flavours or ()):
+        return
+    with_smt = " or ".join(f"`kvm {f}`" for f in row.flavours or ())
+    notes = [Note("the flavour is chosen here", vm.spans["flavour"])] if "flavour" in vm.spans else []
+    ctx.emit(vm.span_of("threads"), f"`threads {vm.threads}` needs a virtual SMT mode ({SMT_CAP}), which only "
+             f"{with_smt} has; `kvm {vm.flavour}` runs every vCPU as a core of its own", notes=notes,
+             help=f"write `threads 1` (or drop it), or use {with_smt}")
+
+
 def vsmt_below_threads(ctx: CheckContext) -> None:
     vm = ctx.vm
     for use, _row in usable_caps(vm, ctx.target):
@@ -260,6 +271,13 @@ CHECKS: tuple[Check, ...] = (
     Check("vcpus-threads-mismatch", E, "vcpus is not a multiple of threads", vcpus_threads_mismatch,
           why="sPAPR vCPU ids are (index / threads) * vsmt + index % threads (QEMU spapr_vcpu_id); a "
               "partial core leaves a core with missing threads, which QEMU's core model refuses."),
+    Check("threads-wrong-flavour", E, "threads per core with a KVM flavour that has no virtual SMT mode",
+          threads_wrong_flavour,
+          why="Threads per core need KVM's virtual SMT mode, KVM_CAP_PPC_SMT (api.rst §7.11), which only "
+              "Book3S HV implements (kvmppc_ops set_smt_mode; powerpc.c kvm_vm_ioctl_enable_cap returns "
+              "-EINVAL without it, and KVM_CAP_PPC_SMT reads 0 on a PR VM). QEMU refuses more than one "
+              "thread per core when it cannot set the mode (hw/ppc/spapr.c spapr_set_vsmt_mode). On HV "
+              "the plan sets the mode from `threads` itself."),
     Check("vsmt-below-threads", E, "KVM_CAP_PPC_SMT sets fewer threads than each core has", vsmt_below_threads,
           why="QEMU spapr_set_vsmt_mode: the virtual SMT mode must be at least the threads per core, or "
               "vCPU ids of a core fall outside it (api.rst §7.11 KVM_CAP_PPC_SMT)."),
