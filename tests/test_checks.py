@@ -281,6 +281,29 @@ def test_the_checks_see_the_phbs_and_mmio_window_the_tree_writes(tmp_path: Path)
         assert phb is not None and cpu == spapr_tree.PCI_BASE + (phb + 1) * spapr_tree.PCI_MEM32_SIZE
 
 
+# ---- HTAB size against memory ----------------------------------------------------------------
+
+@pytest.mark.parametrize("memory, order, codes", [
+    ("1G", 23, []), ("1G", 27, []), ("1G", 28, ["htab-too-large"]), ("1G", 46, ["htab-too-large"]),
+    ("256M", 25, []), ("256M", 26, ["htab-too-large"]), ("1T", 37, []), ("1T", 38, ["htab-too-large"]),
+    ("1G", 47, ["htab-order-range"]),  # out of range: said once, by the range rule
+])
+def test_htab_far_above_auto_warns(tmp_path: Path, memory: str, order: int, codes: list[str]) -> None:
+    # auto = log2(pow2ceil(RAM)) - 7: 23 for 1G, 21 for 256M, 33 for 1T; the warning starts 5 above it
+    path = tmp_path / "htab.hv"
+    path.write_text(f"vm t {{\n    arch ppc64le  kvm book3s_hv  memory {memory}  cap KVM_CAP_PPC_PAPR on vcpus\n"
+                    f"    htab order {order}\n}}\n")
+    assert [d.code for d in check([path]).report if d.code.startswith("htab-")] == codes
+
+
+def test_htab_too_large_is_not_said_where_the_htab_itself_is_wrong(tmp_path: Path) -> None:
+    for flavour_or_mmu in ("kvm book3s_pr", "kvm book3s_hv  mmu radix"):
+        path = tmp_path / "htab.hv"
+        path.write_text(f"vm t {{\n    arch ppc64le  {flavour_or_mmu}  memory 1G  cap KVM_CAP_PPC_PAPR on vcpus\n"
+                        "    htab order 46\n}\n")
+        assert "htab-too-large" not in {d.code for d in check([path]).report}, flavour_or_mmu
+
+
 # ---- abstract VMs and deduplication ----------------------------------------------------
 
 

@@ -68,6 +68,24 @@ def htab_too_small(ctx: CheckContext) -> None:
                  help=f"write `htab order {auto}` or `htab auto`")
 
 
+# How far above `htab auto` an explicit order may go before it is surely a mistake: 16 times
+# QEMU's RAM/128 is RAM/8, eight times what PAPR recommends (RAM/64).
+HTAB_TOO_LARGE_SHIFT = 4
+
+
+def htab_too_large(ctx: CheckContext) -> None:
+    htab, vm = ctx.target.features.htab, ctx.vm
+    if htab is None or not isinstance(vm.htab, int) or vm.memory is None:
+        return
+    auto = auto_htab_order(vm.memory, htab.order_min, htab.order_max, htab.auto_shift)
+    if vm.htab > auto + HTAB_TOO_LARGE_SHIFT:
+        ctx.emit(vm.span_of("htab"), f"htab order {vm.htab} ({_size(1 << vm.htab)}) is 2^{vm.htab - auto} times "
+                 f"what `auto` picks for {_size(vm.memory)} of memory (order {auto}, {_size(1 << auto)})",
+                 notes=[Note("memory is set here", vm.spans.get("memory"))] if "memory" in vm.spans else (),
+                 help=f"write `htab order {auto}` or `htab auto`; KVM takes the table from physically contiguous "
+                      "host memory, and as much again for its reverse map")
+
+
 def _size(n: int) -> str:
     for shift, unit in ((40, "T"), (30, "G"), (20, "M"), (10, "K")):
         if n >= 1 << shift and n % (1 << shift) == 0:
@@ -258,6 +276,14 @@ CHECKS: tuple[Check, ...] = (
           why="QEMU sizes the HPT at RAM/128 rounded up to a power of two (spapr_hpt_shift_for_ramsize, "
               "PAPR recommends RAM/64); a smaller table thrashes HPTE evictions and caps the VRMA "
               "(kvmppc_vrma_limit)."),
+    Check("htab-too-large", W, "an explicit HTAB order far larger than the memory needs", htab_too_large,
+          requires=("htab-order-range", "htab-wrong-flavour", "htab-radix"),
+          why="KVM_PPC_ALLOCATE_HTAB (api.rst §4.86) has kvmppc_allocate_hpt (book3s_64_mmu_hv.c) take "
+              "2^order bytes of physically contiguous host memory, from KVM's CMA area or the page "
+              "allocator, plus a vmalloc'ed reverse map of 16 bytes per 16-byte HPTE; it accepts any order "
+              "up to PPC_MAX_HPT_ORDER (46, 64 TiB). QEMU sizes the table at RAM/128 "
+              "(spapr_hpt_shift_for_ramsize), PAPR recommends RAM/64; an order more than 4 above `auto` "
+              "(RAM/8 or more) only costs host memory, or fails the ioctl with -ENOMEM."),
     Check("rma-obsolete", W, "an RMA size is requested", rma_obsolete,
           why="KVM_ALLOCATE_RMA served PPC970 only and was removed; KVM_CAP_PPC_RMA reads 0 on current "
               "kernels (powerpc.c kvm_vm_ioctl_check_extension). A host reporting 2 (RMA required) "
