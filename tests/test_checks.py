@@ -281,6 +281,25 @@ def test_the_checks_see_the_phbs_and_mmio_window_the_tree_writes(tmp_path: Path)
         assert phb is not None and cpu == spapr_tree.PCI_BASE + (phb + 1) * spapr_tree.PCI_MEM32_SIZE
 
 
+# ---- VM-wide caps issued on a vCPU fd ----------------------------------------------------------
+
+@pytest.mark.parametrize("statements, codes", [
+    ("cap KVM_CAP_PPC_FWNMI", []),
+    ("cap KVM_CAP_PPC_FWNMI on vcpu 0", ["cap-vm-wide"]),
+    ("cap KVM_CAP_PPC_FWNMI on vcpus", ["cap-vm-wide"]),
+    ("cap KVM_CAP_PPC_FWNMI\n    cap KVM_CAP_PPC_FWNMI on vcpu 0", ["cap-duplicate", "cap-vm-wide"]),  # both vCPU 0
+    ("cap KVM_CAP_PPC_FWNMI on vm", ["cap-wrong-fd"]),
+])
+def test_fwnmi_is_written_once_for_the_vm(tmp_path: Path, statements: str, codes: list[str]) -> None:
+    path = tmp_path / "fwnmi.hv"
+    path.write_text("vm t {\n    arch ppc64le  kvm book3s_hv  memory 1G  vcpus 4  cap KVM_CAP_PPC_PAPR on vcpus\n"
+                    f"    {statements}\n}}\n")
+    found = [d for d in check([path]).report if d.code.startswith("cap-")]
+    assert sorted(d.code for d in found) == codes
+    for d in found:
+        assert "VM-wide" in d.message and "without `on`" in (d.help or "") or d.code == "cap-duplicate", d
+
+
 # ---- HTAB size against memory ----------------------------------------------------------------
 
 @pytest.mark.parametrize("memory, order, codes", [

@@ -182,3 +182,16 @@ def test_a_hand_written_smt_mode_is_the_only_one(tmp_path: Path) -> None:
 @pytest.mark.parametrize("body", ["    kvm book3s_hv  vcpus 8\n", "    kvm book3s_pr  vcpus 2\n"])
 def test_one_thread_per_core_leaves_the_smt_mode_alone(tmp_path: Path, body: str) -> None:
     assert _smt_steps(_plan_of_text(tmp_path, body)) == []
+
+
+def _fwnmi_fds(plan: dict[str, Any]) -> list[str]:
+    return [s["fd"] for s in plan["steps"] if s["ioctl"] == "KVM_ENABLE_CAP" and s["args"]["cap"] == "KVM_CAP_PPC_FWNMI"]
+
+
+def test_a_vm_wide_vcpu_cap_is_enabled_once_on_vcpu_0(tmp_path: Path) -> None:
+    """KVM_CAP_PPC_FWNMI goes to a vCPU fd but sets kvm->arch.fwnmi_enabled: once is the whole VM."""
+    assert _fwnmi_fds(_plan_of_text(tmp_path, "    kvm book3s_hv  vcpus 4\n    cap KVM_CAP_PPC_FWNMI\n")) == ["vcpu:0"]
+    assert _fwnmi_fds(plan_of("pseries.hv")) == ["vcpu:0"]
+    # written for one vCPU it goes there (cap-vm-wide warns that it is still VM-wide)
+    on_two = _plan_of_text(tmp_path, "    kvm book3s_hv  vcpus 4\n    cap KVM_CAP_PPC_FWNMI on vcpu 2\n")
+    assert _fwnmi_fds(on_two) == ["vcpu:2"]

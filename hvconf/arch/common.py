@@ -70,6 +70,8 @@ def user_caps(plan: Plan, ctx: BuildContext, *, vcpu: int | None) -> None:
         else:
             if scope != "vcpu" or (use.scope == "vcpu" and use.vcpu != vcpu):
                 continue
+            if row.vm_wide and use.scope is None and vcpu != 0:  # one KVM_ENABLE_CAP sets it for the VM
+                continue
             fd = vcpu_fd(vcpu)
         encoded = capargs.encode(row, use)
         extra: dict[str, Any] = dict(encoded.names)

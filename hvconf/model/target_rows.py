@@ -119,6 +119,7 @@ class Cap(_Row):
     args: tuple[CapArg, ...] = ()
     encoder: Literal["sw_tlb"] | None = None  # struct built in code; args then have no slots
     before_vcpus: bool = False
+    vm_wide: bool = False  # a vcpu-fd cap whose effect is the whole VM: without `on`, enabled once, on vCPU 0
     managed: Managed | None = None
     proposed: bool = False  # unmerged ABI: number from hvconf.abi.proposed()
     required_for: tuple[str, ...] = ()  # flavours where the plan must enable it (every vCPU for vcpu caps)
@@ -129,6 +130,8 @@ class Cap(_Row):
     def _consistent(self) -> Cap:
         if self.scope == "check" and (self.args or self.before_vcpus or self.managed or self.required_for):
             raise ValueError("a check-only cap takes no args, before_vcpus, managed or required_for")
+        if self.vm_wide and self.scope != "vcpu":
+            raise ValueError("vm_wide is for caps issued on a vcpu fd; a vm cap is VM-wide anyway")
         names = [a.name for a in self.args]
         if len(set(names)) != len(names):
             raise ValueError(f"duplicate arg names in {names}")
