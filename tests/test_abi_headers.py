@@ -117,6 +117,7 @@ def para_expects(column: str) -> list[Expect]:
             if name == "KVM_S390_VIRTIO_CCW_NOTIFY":  # the only uapi one
                 out.append(Expect(f"diag500 {name}", name, row["number"]))
         out += [Expect(n, n, v) for n, v in tables.raw("s390")["reset_flags"].items()]
+        out += [Expect(n, n, v) for n, v in tables.raw("s390")["mp_state"].items()]
     return out
 
 

@@ -71,7 +71,9 @@ def test_order_is_the_order_kvm_needs(sample: str) -> None:
             assert step["fd"] in created, step
     runs = [i for i, (_, n) in enumerate(names) if n == "KVM_RUN"]
     assert runs == list(range(len(names) - len(runs), len(names)))
-    assert len(runs) == len(created)
+    # every vCPU runs, except those the guest starts itself (s390: SIGP START/RESTART)
+    stopped = {f"vcpu:{i}" for i in plan["launcher"].get("s390", {}).get("stopped_until_sigp", ())}
+    assert {plan["steps"][i]["fd"] for i in runs} == created - stopped and len(runs) == len(created - stopped)
 
 
 @pytest.mark.parametrize("sample", ["x86-hello.hv", "x86-pvspinlock.hv"])
@@ -195,3 +197,17 @@ def test_a_vm_wide_vcpu_cap_is_enabled_once_on_vcpu_0(tmp_path: Path) -> None:
     # written for one vCPU it goes there (cap-vm-wide warns that it is still VM-wide)
     on_two = _plan_of_text(tmp_path, "    kvm book3s_hv  vcpus 4\n    cap KVM_CAP_PPC_FWNMI on vcpu 2\n")
     assert _fwnmi_fds(on_two) == ["vcpu:2"]
+
+
+def test_s390_starts_the_ipl_vcpu_only_and_leaves_the_others_stopped() -> None:
+    """Only vCPU 0 gets the IPL PSW and runs; the others wait stopped for the guest's SIGP."""
+    mp = {s["fd"]: s["args"] for s in steps("s390x.hv", "KVM_SET_MP_STATE")}
+    assert mp == {"vcpu:0": {"mp_state": 7, "state": "KVM_MP_STATE_OPERATING"},
+                  "vcpu:1": {"mp_state": 5, "state": "KVM_MP_STATE_STOPPED"}}
+    assert [s["fd"] for s in steps("s390x.hv", "KVM_S390_SET_INITIAL_PSW")] == ["vcpu:0"]
+    vcpu0 = [s["ioctl"] for s in steps("s390x.hv", fd="vcpu:0")]
+    # KVM_S390_SET_INITIAL_PSW answers EBUSY once the vCPU is operating
+    assert vcpu0 == ["KVM_S390_SET_INITIAL_PSW", "KVM_SET_MP_STATE", "KVM_RUN"]
+    assert [s["fd"] for s in steps("s390x.hv", "KVM_RUN")] == ["vcpu:0"]
+    assert plan_of("s390x.hv")["launcher"] == {"s390": {"stopped_until_sigp": [1]}}
+    assert "KVM_CAP_MP_STATE" in {c["cap"] for c in plan_of("s390x.hv")["requires"]["caps"]}
