@@ -4,14 +4,16 @@ QEMU's ppce500 order (hw/ppc/e500.c ppce500_init, target/ppc/kvm.c
 kvm_arch_init_vcpu): VM, VM caps, KVM_PPC_GET_PVINFO (so the launcher can
 confirm the hcall-instructions the device tree carries), RAM, then per vCPU:
 create, KVM_CAP_SW_TLB (its `config`: hvconf.arch.e500_tlb) and other caps,
-the initial mapped area as a TLB1 entry (KVM_DIRTY_TLB), the ePAPR boot
-registers; then KVM_RUN. The device tree lives in e500_tree.py.
+and for the boot vCPU the initial mapped area as a TLB1 entry (KVM_DIRTY_TLB)
+and the ePAPR boot registers; then KVM_RUN. The secondaries wait in the ePAPR
+spin table (an image, and plan.launcher.epapr.spin_table: hvconf.arch.e500_spin)
+until the guest releases them. The device tree lives in e500_tree.py.
 Tested by tests/test_plan.py and the golden tests.
 """
 
 from __future__ import annotations
 
-from hvconf.arch import common, e500_tlb
+from hvconf.arch import common, e500_spin, e500_tlb
 from hvconf.arch.base import BuildContext
 from hvconf.arch.e500_tree import device_tree, hcall_instructions
 from hvconf.emit.plan import Plan, Step
@@ -37,18 +39,24 @@ def plan(ctx: BuildContext) -> Plan:
     common.kernel_image(p, ctx, load=0)
     if ctx.dtb is not None:
         common.add_image(p, ctx, "fdt", f"{vm.name}.dtb", ctx.dtb, DTB_ADDRESS, vm.span, format="dtb")
+    if vm.vcpus > 1:  # the secondaries wait in the ePAPR spin table the tree's cpu-release-addr point at
+        common.add_image(p, ctx, "spin-table", "spin-table.bin", e500_spin.table(vm.vcpus), e500_spin.ADDRESS,
+                         vm.span_of("vcpus"), format="flat")
     for index in range(vm.vcpus):
         fd = common.vcpu_fd(index)
         common.create_vcpu(p, ctx, index)
         common.user_caps(p, ctx, vcpu=index)
-        _initial_mapping(p, fd)
-        regs = {"pc": 0, "gpr": {"1": STACK_TOP, "3": DTB_ADDRESS, "6": EPAPR_MAGIC, "7": INITIAL_MAP}}
-        p.add(fd, "KVM_SET_REGS", regs, vm.span_of("vcpus"))
+        if index == 0:  # a secondary gets its mapping and registers when released from the spin table
+            _initial_mapping(p, fd)
+            regs = {"pc": 0, "gpr": {"1": STACK_TOP, "3": DTB_ADDRESS, "6": EPAPR_MAGIC, "7": INITIAL_MAP}}
+            p.add(fd, "KVM_SET_REGS", regs, vm.span_of("vcpus"))
     common.run_all(p, ctx)
     exits = sorted(ctx.hcalls.exits)
     proposed = {item.name for item in ctx.proposed.items}
     p.unmerged += [name for name in exits if name in proposed and ctx.proposed.number(name) is None]
     p.launcher = {"epapr": {"exits": exits, "unknown": ctx.target.launcher.unknown}}
+    if vm.vcpus > 1:
+        p.launcher["epapr"]["spin_table"] = e500_spin.section(vm.vcpus, INITIAL_MAP)
     console = ctx.target.name2console.get(vm.console or ctx.target.default_console)
     if console is not None and console.node is not None:
         p.console = {"kind": console.name}

@@ -4,7 +4,8 @@
 cannot run (HostMismatch) before any VM exists, loads the images (flat or
 ELF), then issues the steps: system and VM steps from the calling thread,
 each vCPU's steps (KVM_CREATE_VCPU onwards) from a thread of its own,
-all in plan order. The vCPUs then run until the run ends (see
+all in plan order (an e500 secondary first waits in the ePAPR spin table:
+spin_table.py). The vCPUs then run until the run ends (see
 vcpu_loop.py: every vCPU halted, power-off, shutdown, internal error) or
 the watchdog, SIGINT or SIGTERM ends it; every thread is joined and every
 fd and mmap released before it returns. It prints only the guest console
@@ -39,6 +40,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
     from pathlib import Path
     from typing import Any, BinaryIO, TextIO
+
+    from hvconf.kvm.spin_table import SpinTable
 
 KVM_API_VERSION = 12
 
@@ -122,7 +125,7 @@ def _run(
     ending = Ending(wake_main)
     threads: list[VcpuThread] = []
     shared = Shared(machine, Sequencer(), ending, tracer, devs.console, served, devs.hcalls,
-                    lambda: _kick_all(threads))
+                    lambda: _kick_all(threads), _spin_table(plan))
     threads += [VcpuThread(vcpu_id, steps, shared) for vcpu_id, steps in per_vcpu.items()]
     try:
         for thread in threads:
@@ -146,6 +149,15 @@ def _run(
     return status, reason, sum(t.loop.count for t in threads if t.loop is not None)
 
 
+def _spin_table(plan: Plan) -> SpinTable | None:
+    epapr = plan.launcher.get("epapr")
+    if not isinstance(epapr, dict) or "spin_table" not in epapr:  # e500 only: load the module for its plans
+        return None
+    from hvconf.kvm.spin_table import from_plan
+
+    return from_plan(plan)
+
+
 def _kick_all(threads: list[VcpuThread]) -> None:
     for thread in threads:
         thread.kick()
@@ -162,6 +174,7 @@ def _still_running(threads: list[VcpuThread], ending: Ending, timeout: float) ->
     parts = [f"vcpu:{t.vcpu_id} had no exit for {now - t.loop.last_exit:.2f} s"
              for t in threads if t.loop is not None and t.vcpu_id not in ending.halted_vcpus]  # fmt: skip
     parts += [f"vcpu:{i} halted" for i in sorted(ending.halted_vcpus)]
+    parts += [f"vcpu:{t.vcpu_id} was never released from the spin table" for t in threads if t.spinning]
     detail = f" ({'; '.join(parts)})" if parts else ""
     return f"the guest was still running after {timeout:g} s{detail}"
 

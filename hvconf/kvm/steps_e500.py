@@ -7,7 +7,8 @@ and passes their address as args[0] (api.rst §6.3). KVM_DIRTY_TLB {entries}
 writes the launcher's TLB entries (the ePAPR initial mapping) into that
 vCPU's array and names them in the dirty bitmap, before its first KVM_RUN
 (api.rst §4.60). `check_plan` makes sure each KVM_DIRTY_TLB follows its
-vCPU's KVM_CAP_SW_TLB and names entries inside it. KVM_PPC_GET_PVINFO
+vCPU's KVM_CAP_SW_TLB and names entries inside it, and checks the plan's
+ePAPR spin table (hvconf.kvm.spin_table). KVM_PPC_GET_PVINFO
 {expect} refuses a host whose hypercall instructions are not the ones the
 device tree's /hypervisor hcall-instructions promises the guest (QEMU copies
 them from this ioctl; hvconf wrote them at build time). Merged into steps.STEPS.
@@ -75,9 +76,14 @@ def _sw_tlb_sizes(step: Step) -> list[int] | None:
 
 
 def check_plan(plan: Plan) -> None:
-    """Each KVM_DIRTY_TLB comes after its vCPU's KVM_CAP_SW_TLB and writes entries inside that TLB."""
+    """Each KVM_DIRTY_TLB comes after its vCPU's KVM_CAP_SW_TLB and writes entries inside that TLB;
+    a spin table names vCPUs that can be released (hvconf.kvm.spin_table.check)."""
+    from hvconf.kvm import spin_table
     from hvconf.kvm.sw_tlb import entry_problem
 
+    table = spin_table.from_plan(plan)
+    if table is not None:
+        spin_table.check(plan, table)
     sizes: dict[int | None, list[int]] = {}
     for step in plan.steps:
         found = _sw_tlb_sizes(step)

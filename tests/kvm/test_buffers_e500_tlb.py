@@ -39,8 +39,10 @@ REPO = Path(__file__).resolve().parents[2]
 RUN_SIZE = 3 * 4096
 ENTRY = hvconf.abi.struct_size("kvm_book3e_206_tlb_entry", ARCH)
 # Element width of the array members decoded here (structs.toml gives the whole array's size).
-ELEMENT = {"args": 8, "pad": 1, "tlb_sizes": 4, "tlb_ways": 4, "reserved": 4}
-REQUESTS = {hvconf.abi.request(n, ARCH): n for n in ("KVM_ENABLE_CAP", "KVM_DIRTY_TLB", "KVM_PPC_GET_PVINFO")}
+ELEMENT = {"args": 8, "pad": 1, "tlb_sizes": 4, "tlb_ways": 4, "reserved": 4, "gpr": 8}
+REQUESTS = {hvconf.abi.request(n, ARCH): n for n in ("KVM_ENABLE_CAP", "KVM_DIRTY_TLB", "KVM_PPC_GET_PVINFO",
+                                                     "KVM_GET_REGS", "KVM_SET_REGS", "KVM_SET_USER_MEMORY_REGION")}
+MSR = 0x0002_9000  # what the crafted KVM_GET_REGS answers in msr (EE|ME|CE), to see it kept
 
 
 def decode(raw: bytes, struct: str) -> dict[str, Any]:
@@ -74,6 +76,18 @@ class CraftedKernel:
             at = hvconf.abi.struct_fields("kvm_ppc_pvinfo", ARCH)["hcall"].offset
             ctypes.memmove(address + at, b"".join(w.to_bytes(4, "big") for w in self.hcall_words), 16)
             self.calls.append((name, {}))
+            return 0
+        if name == "KVM_GET_REGS":  # kvm_arch_vcpu_ioctl_get_regs: every register, here only msr not 0
+            fields = hvconf.abi.struct_fields("kvm_regs", ARCH)
+            ctypes.memset(address, 0, hvconf.abi.struct_size("kvm_regs", ARCH))
+            ctypes.memmove(address + fields["msr"].offset, MSR.to_bytes(8, os.sys.byteorder), 8)
+            self.calls.append((name, {}))
+            return 0
+        if name == "KVM_SET_USER_MEMORY_REGION":  # the slot's mapping stays the runtime's to read and write
+            self.calls.append((name, {"region": read(address, "kvm_userspace_memory_region")}))
+            return 0
+        if name == "KVM_SET_REGS":
+            self.calls.append((name, {"regs": read(address, "kvm_regs")}))
             return 0
         if name == "KVM_ENABLE_CAP":
             cap = read(address, "kvm_enable_cap")

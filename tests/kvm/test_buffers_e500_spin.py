@@ -1,0 +1,224 @@
+"""The ePAPR spin table of an e500 VM, from the built outputs to a released secondary, against a
+CRAFTED kernel (tests/kvm/test_buffers_e500_tlb.py): no e500 host exists here.
+
+The build is samples/e500.hv's (2 vCPUs). Guest memory is a real mapping set up by the runtime's own
+KVM_SET_USER_MEMORY_REGION step, which copies the plan's images (spin table and DTB) in. The
+guest's side is played as Linux's smp_85xx_start_cpu (arch/powerpc/platforms/85xx/smp.c) plays it:
+cpu-release-addr from the DTB the launcher loaded, wait for entry_addr == 1, write r3, then
+entry_addr; the release goes through hvconf.kvm.spin_table with the crafted ioctl decoding
+KVM_SET_REGS and KVM_DIRTY_TLB from raw memory.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import hvconf.abi
+from hvconf import compiler
+from hvconf.emit.output import write_tree
+from hvconf.kvm import fd as fd_module
+from hvconf.kvm import images as image_files
+from hvconf.kvm import spin_table
+from hvconf.kvm.ending import Ending
+from hvconf.kvm.machine import Machine
+from hvconf.kvm.plan import PlanError, parse
+from hvconf.kvm.status import Status
+from hvconf.kvm.steps import STEPS
+from hvconf.kvm.sw_tlb import address
+from hvconf.kvm.system import Kvm
+from hvconf.kvm.vcpu import Vcpu
+from hvconf.kvm.vm import Vm
+
+from .test_buffers_e500_tlb import ARCH, ENTRY, MSR, REPO, RUN_SIZE, CraftedKernel, read
+
+libfdt = pytest.importorskip("libfdt", reason="pylibfdt is not installed")
+MIB = 1 << 20
+OVERRIDES = ("[numbers]\nKVM_EXIT_EPAPR_HCALL = 50\nKVM_HC_VM_RESET = 13\nKVM_HC_VM_SHUTDOWN = 14\n"
+             "KVM_CAP_EXIT_EPAPR_HCALL = 250\n")  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def outputs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, Path]:
+    """samples/e500.hv built and written as `hvconf build` writes it: (parsed plan, its folder)."""
+    base = tmp_path_factory.mktemp("e500")
+    (base / "abi.toml").write_text(OVERRIDES)
+    [built] = compiler.build([REPO / "samples" / "e500.hv"], proposed_overrides=base / "abi.toml").built
+    [folder] = write_tree(base / "out", {built.vm.name: built.files})
+    return parse(built.plan), folder
+
+
+def vcpu(vcpu_id: int) -> Vcpu:
+    fd = os.memfd_create("kvm_run", os.MFD_CLOEXEC)
+    os.ftruncate(fd, RUN_SIZE)
+    made = Vcpu(fd, vcpu_id, RUN_SIZE, None, ARCH)
+    os.close(fd)
+    made.fd = -1  # the crafted kernel answers; nothing reaches a real fd
+    return made
+
+
+@pytest.fixture
+def kernel(monkeypatch: pytest.MonkeyPatch) -> CraftedKernel:
+    crafted = CraftedKernel()
+    monkeypatch.setattr(fd_module, "lib", crafted)
+    return crafted
+
+
+@pytest.fixture
+def machine(outputs: tuple[Any, Path], kernel: CraftedKernel) -> Any:
+    """Guest memory with the plan's images, through the runtime's memory step; vCPU 1 with its shared TLB."""
+    plan, folder = outputs
+    loaded = image_files.load(plan, folder, {})
+    m = Machine(Kvm.from_fd(-1, None, ARCH), loaded, Vm(-1, Kvm.from_fd(-1, None, ARCH)))
+    [memory] = [s for s in plan.steps if s.ioctl == "KVM_SET_USER_MEMORY_REGION"]
+    STEPS[memory.ioctl].apply(m, memory)
+    m.vcpus[1] = vcpu(1)
+    [tlb] = [s for s in plan.steps if s.fd == "vcpu:1" and s.args.get("cap") == "KVM_CAP_SW_TLB"]
+    STEPS[tlb.ioctl].apply(m, tlb)
+    kernel.calls.clear()
+    yield m
+    for v in m.vcpus.values():
+        v.close()
+    for region in m.memory.values():
+        region.close()
+
+
+def release_addr(machine: Machine, vcpu_id: int) -> int:
+    """What Linux reads: the cpu node's cpu-release-addr, from the DTB as the launcher loaded it."""
+    [fdt_chunk] = [chunk for image in machine.images if image.name == "fdt" for chunk in image.chunks]
+    fdt = libfdt.Fdt(machine.read(fdt_chunk[0], len(fdt_chunk[1])))
+    node = fdt.path_offset(f"/cpus/PowerPC,e500@{vcpu_id}")
+    assert bytes(fdt.getprop(node, "enable-method")) == b"spin-table\0"
+    return int.from_bytes(bytes(fdt.getprop(node, "cpu-release-addr")), "big")
+
+
+def be(machine: Machine, gpa: int, width: int) -> int:
+    return int.from_bytes(machine.read(gpa, width), "big")
+
+
+def kick_cpu(machine: Machine, at: int, entry: int, r3: int) -> None:
+    """Linux's side (32-bit, PHYS_64BIT): r3, then addr_h, then addr_l, whose bit 0 releases."""
+    machine.write(at + 8, r3.to_bytes(8, "big"))
+    machine.write(at, (entry >> 32).to_bytes(4, "big"))
+    machine.write(at + 4, (entry & 0xFFFF_FFFF).to_bytes(4, "big"))
+
+
+def table_of(plan: Any) -> spin_table.SpinTable:
+    table = spin_table.from_plan(plan)
+    assert table is not None
+    return table
+
+
+def test_the_table_is_in_reserved_guest_ram_where_the_tree_says(outputs, machine):
+    plan, folder = outputs
+    table = table_of(plan)
+    at = release_addr(machine, 1)
+    assert at == table.entry(1) and table.vcpus == {1}
+    # as Linux first finds it (smp_85xx_start_cpu waits for addr_l == 1), and QEMU's spin_reset values
+    assert (be(machine, at, 8), be(machine, at + 8, 8), be(machine, at + 20, 4)) == (1, 1, 1)
+    [fdt_chunk] = [c for image in machine.images if image.name == "fdt" for c in image.chunks]
+    fdt = libfdt.Fdt(fdt_chunk[1])
+    reserved = [tuple(fdt.get_mem_rsv(i))[-2:] for i in range(fdt.num_mem_rsv())]
+    assert [(a, s) for a, s in reserved if a <= at < a + s] == [(table.address, 0x1000)]
+    # inside the boot vCPU's initial mapped area, clear of the DTB that follows it
+    assert at + 24 <= fdt_chunk[0] and at + 24 <= 64 * MIB
+
+
+def test_a_released_secondary_gets_qemus_spin_kick_state(outputs, machine, kernel):
+    plan, _ = outputs
+    table = table_of(plan)
+    at = release_addr(machine, 1)
+    kick_cpu(machine, at, 0x0400_1230, 0x1)  # an entry point in the second 64 MiB
+    notes: list[str] = []
+    assert spin_table.run_when_released(table, machine, 1, Ending(lambda: None), notes.append)
+    names = [name for name, _ in kernel.calls]
+    assert names == ["KVM_GET_REGS", "KVM_SET_REGS", "KVM_DIRTY_TLB"]  # registers, then the TLB, before KVM_RUN
+    regs = kernel.calls[1][1]["regs"]
+    assert regs["pc"] == 0x1230  # the entry within its 64 MiB mapping, which starts at effective 0
+    assert [regs["gpr"][i] for i in range(3, 10)] == [1, 0, 0, 0, 64 * MIB, 0, 0]
+    assert regs["msr"] == MSR  # the rest is the vCPU's own (KVM_GET_REGS), as QEMU's cpu_synchronize_state
+    assert be(machine, at + 20, 4) == 1  # pir: the vCPU's PIR, which KVM sets to its id
+    tlb = machine.tlbs[1]
+    index = tlb.index(1, 1)
+    written = read(address(tlb.entries) + index * ENTRY, "kvm_book3e_206_tlb_entry")
+    assert written == {"mas8": 0, "mas1": 0x8000_0000 | 16 << 7, "mas2": 0x4, "mas7_3": 0x0400_0000 | 0x3F}
+    dirty = kernel.calls[2][1]["dirty"]
+    assert dirty["num_dirty"] == 1
+    bits = ctypes.string_at(dirty["bitmap"], (tlb.count + 63) // 64 * 8)
+    assert [i for i in range(len(bits) * 8) if bits[i // 8] >> i % 8 & 1] == [index]
+    assert notes == ["vcpu:1: released from the spin table: entry 0x4001230, pc 0x1230, r3 0x1"]
+
+
+def test_a_secondary_waits_until_the_guest_writes_its_entry(outputs, machine, kernel):
+    plan, _ = outputs
+    table = table_of(plan)
+    at = release_addr(machine, 1)
+    polled = threading.Event()
+    original = machine.read
+
+    def watched(gpa: int, length: int) -> bytes | None:
+        if gpa == at:
+            polled.set()
+        return original(gpa, length)
+
+    machine.read = watched  # type: ignore[method-assign]
+    guest = threading.Thread(target=lambda: (polled.wait(10), kick_cpu(machine, at, 0x2000, 7)))
+    guest.start()
+    assert spin_table.run_when_released(table, machine, 1, Ending(lambda: None), lambda text: None)
+    guest.join()
+    assert kernel.calls[1][1]["regs"]["pc"] == 0x2000 and kernel.calls[1][1]["regs"]["gpr"][3] == 7
+
+
+def test_the_end_of_the_run_stops_the_wait_without_touching_the_vcpu(outputs, machine, kernel):
+    plan, _ = outputs
+    ending = Ending(lambda: None)
+    stopper = threading.Thread(target=lambda: ending.end(Status.HALTED, "guest powered off"))
+    stopper.start()
+    assert not spin_table.run_when_released(table_of(plan), machine, 1, ending, lambda text: None)
+    stopper.join()
+    assert kernel.calls == []
+    assert be(machine, release_addr(machine, 1), 8) == 1
+
+
+def _plan_with(outputs: Any, **changes: Any) -> Any:
+    plan, _ = outputs
+    epapr = plan.launcher["epapr"]
+    return plan._replace(launcher={"epapr": {**epapr, "spin_table": {**epapr["spin_table"], **changes}}})
+
+
+@pytest.mark.parametrize(("changes", "message"), [
+    ({"map_size": 3 << 20}, "map_size must be a power of two"),
+    ({"entry_size": 16}, "entries hold 24 bytes"),
+    ({"vcpus": [0]}, "the boot vCPU 0 never spins"),
+    ({"vcpus": [5]}, "vcpu 5 waits in the spin table but is never created"),
+    ({"address": "0xeff000"}, "should be {address: int"),
+    ({"tlb_entry": {"tlb": 1, "esel": 99, "mas8": 0, "mas1": 0, "mas2": 0, "mas7_3": 0}},
+     "TLB1 entry 99 is not in the shared array"),
+])
+def test_a_spin_table_the_runtime_cannot_serve_is_refused_before_anything_opens(outputs, changes, message):
+    from hvconf.kvm.steps_e500 import check_plan
+
+    with pytest.raises(PlanError, match=message.replace("{", r"\{")):
+        check_plan(_plan_with(outputs, **changes))
+
+
+def test_a_waiting_vcpu_needs_a_shared_tlb(outputs):
+    from hvconf.kvm.steps_e500 import check_plan
+
+    plan, _ = outputs
+    steps = tuple(s for s in plan.steps if not (s.fd == "vcpu:1" and s.args.get("cap") == "KVM_CAP_SW_TLB"))
+    with pytest.raises(PlanError, match="vcpu 1 has no KVM_CAP_SW_TLB step"):
+        check_plan(plan._replace(steps=steps))
+
+
+def test_the_plan_starts_only_the_boot_vcpu(outputs):
+    plan, _ = outputs
+    assert [s.fd for s in plan.steps if s.ioctl in ("KVM_SET_REGS", "KVM_DIRTY_TLB")] == ["vcpu:0", "vcpu:0"]
+    assert [s.fd for s in plan.steps if s.ioctl == "KVM_RUN"] == ["vcpu:0", "vcpu:1"]
+    assert hvconf.abi.request("KVM_DIRTY_TLB", ARCH) == next(s.request for s in plan.steps
+                                                             if s.ioctl == "KVM_DIRTY_TLB")
