@@ -1,7 +1,8 @@
 """The ePAPR spin table of an e500 VM, from the built outputs to a released secondary, against a
 CRAFTED kernel (tests/kvm/test_buffers_e500_tlb.py): no e500 host exists here.
 
-The build is samples/e500.hv's (2 vCPUs). Guest memory is a real mapping set up by the runtime's own
+The build is samples/e500.hv's (2 vCPUs); the last tests run vCPU 1's thread as run.py starts
+it. Guest memory is a real mapping set up by the runtime's own
 KVM_SET_USER_MEMORY_REGION step, which copies the plan's images (spin table and DTB) in. The
 guest's side is played as Linux's smp_85xx_start_cpu (arch/powerpc/platforms/85xx/smp.c) plays it:
 cpu-release-addr from the DTB the launcher loaded, wait for entry_addr == 1, write r3, then
@@ -12,6 +13,8 @@ KVM_SET_REGS and KVM_DIRTY_TLB from raw memory.
 from __future__ import annotations
 
 import ctypes
+import errno
+import io
 import os
 import threading
 from pathlib import Path
@@ -26,13 +29,17 @@ from hvconf.kvm import fd as fd_module
 from hvconf.kvm import images as image_files
 from hvconf.kvm import spin_table
 from hvconf.kvm.ending import Ending
+from hvconf.kvm.errors import KvmError
 from hvconf.kvm.machine import Machine
 from hvconf.kvm.plan import PlanError, parse
+from hvconf.kvm.sequence import Sequencer
 from hvconf.kvm.status import Status
 from hvconf.kvm.steps import STEPS
 from hvconf.kvm.sw_tlb import address
 from hvconf.kvm.system import Kvm
+from hvconf.kvm.trace import Tracer
 from hvconf.kvm.vcpu import Vcpu
+from hvconf.kvm.vcpu_thread import Shared, VcpuThread
 from hvconf.kvm.vm import Vm
 
 from .test_buffers_e500_tlb import ARCH, ENTRY, MSR, REPO, RUN_SIZE, CraftedKernel, read
@@ -222,3 +229,43 @@ def test_the_plan_starts_only_the_boot_vcpu(outputs):
     assert [s.fd for s in plan.steps if s.ioctl == "KVM_RUN"] == ["vcpu:0", "vcpu:1"]
     assert hvconf.abi.request("KVM_DIRTY_TLB", ARCH) == next(s.request for s in plan.steps
                                                              if s.ioctl == "KVM_DIRTY_TLB")
+
+
+def _thread(outputs: Any, machine: Machine, ending: Ending, trace: io.StringIO) -> VcpuThread:
+    """vCPU 1's thread as run.py makes it, with its KVM_RUN step as the only (first) step."""
+    plan, _ = outputs
+    [run] = [s for s in plan.steps if s.ioctl == "KVM_RUN" and s.fd == "vcpu:1"]
+    shared = Shared(machine, Sequencer(), ending, Tracer(trace), None, frozenset(), None, lambda: None,
+                    table_of(plan))  # fmt: skip
+    return VcpuThread(1, [run._replace(index=0)], shared)
+
+
+def _until(condition: Any) -> None:
+    event = threading.Event()
+    while not condition() and not event.wait(0.001):
+        pass
+
+
+def test_the_vcpu_thread_releases_before_its_first_kvm_run(outputs, machine, kernel):
+    ending, trace = Ending(lambda: None), io.StringIO()
+    thread = _thread(outputs, machine, ending, trace)
+    thread.start()
+    _until(lambda: thread.spinning or ending.finished)
+    assert thread.spinning and ending.ran == []  # waiting, not running, not counted as a running vCPU
+    kick_cpu(machine, release_addr(machine, 1), 0x3000, 1)
+    thread.join()
+    assert [name for name, _ in kernel.calls] == ["KVM_GET_REGS", "KVM_SET_REGS", "KVM_DIRTY_TLB"]
+    # then KVM_RUN itself, on this vCPU's (closed) fd: the real ioctl, refused with EBADF
+    assert isinstance(ending.error, KvmError) and (ending.error.ioctl, ending.error.errno) == ("KVM_RUN", errno.EBADF)
+    assert ending.ran == [1] and not thread.spinning
+    assert "trace: vcpu:1: released from the spin table: entry 0x3000, pc 0x3000, r3 0x1\n" in trace.getvalue()
+
+
+def test_a_vcpu_thread_still_spinning_when_the_run_ends_never_runs(outputs, machine, kernel):
+    ending = Ending(lambda: None)
+    thread = _thread(outputs, machine, ending, io.StringIO())
+    thread.start()
+    _until(lambda: thread.spinning or ending.finished)
+    ending.end(Status.HALTED, "guest powered off")
+    thread.join()
+    assert kernel.calls == [] and ending.ran == [] and ending.error is None and ending.finished
