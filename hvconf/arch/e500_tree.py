@@ -25,8 +25,10 @@ every property QEMU sets with this tree), tests/test_dtb_readback.py.
 Where this differs from QEMU (each row of QEMU_PROPERTIES says why):
 - RAM is /memory@0, not /memory: dtc warns about a `reg` without a unit address.
 - cpu nodes are PowerPC,e500@<i> (QEMU: PowerPC,8544); clock-frequency and
-  timebase-frequency are QEMU's platform clock, 400 MHz (PLATFORM_CLK_FREQ_HZ),
-  which QEMU writes without KVM; under KVM it copies the host's.
+  timebase-frequency are built as QEMU's platform clock, 400 MHz
+  (PLATFORM_CLK_FREQ_HZ, what QEMU writes without KVM), and the launcher
+  overwrites them with the host's before loading the DTB, as QEMU does under
+  KVM (HOST_CELLS; the plan says where they are).
 - cpu-release-addr points into RAM (QEMU: its MMIO spin device at 0xfef000000).
 - /soc holds only the MPIC: hvconf models no ns16550, i2c, GPIO, guts or MSI,
   so it writes no node for them, nor /pci, /platform or /aliases; no
@@ -60,6 +62,8 @@ BYTE_CHANNEL_HANDLE = 0
 
 # QEMU ppce500 (hw/ppc/e500.c, hw/ppc/e500plat.c e500plat_machine_class_init).
 PLATFORM_CLOCK_HZ = 400_000_000  # PLATFORM_CLK_FREQ_HZ: cpu clock-frequency and timebase-frequency
+# cpu properties QEMU copies from the host under KVM: the launcher does the same (hvconf/kvm/host_cells.py)
+HOST_CELLS = ("clock-frequency", "timebase-frequency")
 CCSR_BASE = 0xF_E000_0000  # pmc->ccsrbar_base
 CCSR_SIZE = 0x10_0000  # MPC8544_CCSRBAR_SIZE
 SOC_COMPATIBLE = ("fsl,mpc8544-immr", "simple-bus")

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from hvconf.arch import common, e500_spin, e500_tlb
 from hvconf.arch.base import BuildContext
-from hvconf.arch.e500_tree import device_tree, hcall_instructions
+from hvconf.arch.e500_tree import HOST_CELLS, device_tree, hcall_instructions
 from hvconf.emit.plan import Plan, Step
 
 __all__ = ["plan", "device_tree"]
@@ -55,6 +55,12 @@ def plan(ctx: BuildContext) -> Plan:
     proposed = {item.name for item in ctx.proposed.items}
     p.unmerged += [name for name in exits if name in proposed and ctx.proposed.number(name) is None]
     p.launcher = {"epapr": {"exits": exits, "unknown": ctx.target.launcher.unknown}}
+    if ctx.dtb is not None:  # where the launcher puts the host's cpu clocks (hvconf/kvm/host_cells.py)
+        from hvconf.emit.dtb import value_offsets  # pyfdt: only for builds, as emit/artifacts.py does
+
+        cells = {name: [at for path, at in value_offsets(ctx.dtb, name) if path.startswith("/cpus/")]
+                 for name in HOST_CELLS}  # fmt: skip
+        p.launcher["epapr"]["host_cells"] = {"image": "fdt", "cells": cells}
     if vm.vcpus > 1:
         p.launcher["epapr"]["spin_table"] = e500_spin.section(vm.vcpus, INITIAL_MAP)
     console = ctx.target.name2console.get(vm.console or ctx.target.default_console)

@@ -1,13 +1,14 @@
 """The ePAPR spin table of an e500 VM, from the built outputs to a released secondary, against a
 CRAFTED kernel (tests/kvm/test_buffers_e500_tlb.py): no e500 host exists here.
 
-The build is samples/e500.hv's (2 vCPUs); the last tests run vCPU 1's thread as run.py starts
-it. Guest memory is a real mapping set up by the runtime's own
-KVM_SET_USER_MEMORY_REGION step, which copies the plan's images (spin table and DTB) in. The
-guest's side is played as Linux's smp_85xx_start_cpu (arch/powerpc/platforms/85xx/smp.c) plays it:
-cpu-release-addr from the DTB the launcher loaded, wait for entry_addr == 1, write r3, then
-entry_addr; the release goes through hvconf.kvm.spin_table with the crafted ioctl decoding
-KVM_SET_REGS and KVM_DIRTY_TLB from raw memory.
+The build is samples/e500.hv's (2 vCPUs). Guest memory is a real mapping set up by the
+runtime's own KVM_SET_USER_MEMORY_REGION step, which copies the plan's images (spin table and
+DTB) in. The guest's side is played as Linux's smp_85xx_start_cpu
+(arch/powerpc/platforms/85xx/smp.c) plays it: cpu-release-addr from the DTB the launcher loaded,
+wait for entry_addr == 1, write r3, then entry_addr; the release goes through
+hvconf.kvm.spin_table with the crafted ioctl decoding KVM_SET_REGS and KVM_DIRTY_TLB from raw
+memory. Later tests run vCPU 1's thread as run.py starts it, and put the host's cpu clocks
+(from a crafted /proc/device-tree) into the DTB.
 """
 
 from __future__ import annotations
@@ -26,8 +27,8 @@ import hvconf.abi
 from hvconf import compiler
 from hvconf.emit.output import write_tree
 from hvconf.kvm import fd as fd_module
+from hvconf.kvm import host_cells, spin_table
 from hvconf.kvm import images as image_files
-from hvconf.kvm import spin_table
 from hvconf.kvm.ending import Ending
 from hvconf.kvm.errors import KvmError
 from hvconf.kvm.machine import Machine
@@ -269,3 +270,69 @@ def test_a_vcpu_thread_still_spinning_when_the_run_ends_never_runs(outputs, mach
     ending.end(Status.HALTED, "guest powered off")
     thread.join()
     assert kernel.calls == [] and ending.ran == [] and ending.error is None and ending.finished
+
+
+# ---- the host's cpu clocks (hvconf/kvm/host_cells.py), from a CRAFTED /proc/device-tree ----------
+
+
+def host_tree(base: Path, **values: bytes) -> Path:
+    """A host device tree as Linux shows it under /proc/device-tree/cpus: one cpu node, one cache."""
+    cpus = base / "cpus"
+    (cpus / "l2-cache-controller").mkdir(parents=True)  # no device_type: not a cpu
+    (cpus / "l2-cache-controller" / "timebase-frequency").write_bytes((1).to_bytes(4, "big"))
+    cpu = cpus / "PowerPC,e500mc@0"
+    cpu.mkdir()
+    (cpu / "device_type").write_bytes(b"cpu\0")
+    for name, data in values.items():
+        (cpu / name.replace("_", "-")).write_bytes(data)
+    return cpus
+
+
+def fdt_image(loaded: list[Any]) -> bytes:
+    [data] = [chunk[1] for image in loaded if image.name == "fdt" for chunk in image.chunks]
+    return data
+
+
+def test_the_launcher_gives_the_dtb_the_hosts_cpu_clocks(outputs, tmp_path):
+    plan, folder = outputs
+    loaded = image_files.load(plan, folder, {})
+    # timebase-frequency one cell; clock-frequency two, as some hosts write it (QEMU reads both)
+    cpus = host_tree(tmp_path, timebase_frequency=(41_666_666).to_bytes(4, "big"),
+                     clock_frequency=(1_333_333_333).to_bytes(8, "big"))  # fmt: skip
+    notes: list[str] = []
+    patched = host_cells.patch(plan, loaded, notes.append, str(cpus))
+    fdt = libfdt.Fdt(fdt_image(patched))
+    for index in (0, 1):
+        cpu = fdt.path_offset(f"/cpus/PowerPC,e500@{index}")
+        assert fdt.getprop(cpu, "timebase-frequency").as_uint32() == 41_666_666
+        assert fdt.getprop(cpu, "clock-frequency").as_uint32() == 1_333_333_333
+    before, after = fdt_image(loaded), fdt_image(patched)
+    changed = {i for i in range(len(before)) if before[i] != after[i]}
+    cells = plan.launcher["epapr"]["host_cells"]["cells"]
+    assert changed <= {at + i for offsets in cells.values() for at in offsets for i in range(4)}
+    assert notes == ["clock-frequency = 1333333333 from the host (2 cpu nodes)",
+                     "timebase-frequency = 41666666 from the host (2 cpu nodes)"]
+    assert [image.name for image in patched] == [image.name for image in loaded]
+
+
+def test_a_host_without_the_values_keeps_the_built_ones_and_says_so(outputs, tmp_path):
+    plan, folder = outputs
+    loaded = image_files.load(plan, folder, {})
+    notes: list[str] = []
+    patched = host_cells.patch(plan, loaded, notes.append, str(host_tree(tmp_path)))
+    assert fdt_image(patched) == fdt_image(loaded)
+    assert notes == [f"the host's device tree has no cpu {n}; the guest's keeps the built value"
+                     for n in ("clock-frequency", "timebase-frequency")]
+    assert host_cells.host_cell("timebase-frequency", str(tmp_path / "nowhere")) is None
+
+
+@pytest.mark.parametrize(("cells", "message"), [
+    ({"timebase-frequency": [1 << 20]}, "an offset of timebase-frequency lies outside"),
+    ({"timebase-frequency": ["360"]}, "should be"),
+])
+def test_host_cells_the_runtime_cannot_place_are_refused(outputs, tmp_path, cells, message):
+    plan, folder = outputs
+    epapr = {**plan.launcher["epapr"], "host_cells": {"image": "fdt", "cells": cells}}
+    with pytest.raises(PlanError, match=message):
+        host_cells.patch(plan._replace(launcher={"epapr": epapr}), image_files.load(plan, folder, {}),
+                         lambda text: None, str(host_tree(tmp_path, timebase_frequency=bytes(4))))
