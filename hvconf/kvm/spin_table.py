@@ -69,7 +69,15 @@ def from_plan(plan: Plan) -> SpinTable | None:
 
 
 def check(plan: Plan, table: SpinTable) -> None:
-    """Every waiting vCPU is created, has a shared TLB to map its entry point, and a KVM_RUN."""
+    """Every waiting vCPU is created, has its entry in guest RAM, a shared TLB to map its entry point
+    in, and a KVM_RUN."""
+    from hvconf.kvm.images import memory_slots
+
+    slots = memory_slots(plan)
+    for vcpu_id in sorted(table.vcpus):
+        at = table.entry(vcpu_id)
+        if not any(start <= at and at + table.entry_size <= start + size for start, size in slots):
+            raise PlanError(f"{WHERE}: vcpu {vcpu_id}'s entry at {at:#x} is not inside one memory slot")
     for ioctl, what in (("KVM_CREATE_VCPU", "is never created"), ("KVM_RUN", "never runs")):
         have = {s.args["vcpu_id"] if ioctl == "KVM_CREATE_VCPU" else s.vcpu_id for s in plan.steps
                 if s.ioctl == ioctl}  # fmt: skip

@@ -77,13 +77,15 @@ def _sw_tlb_sizes(step: Step) -> list[int] | None:
 
 def check_plan(plan: Plan) -> None:
     """Each KVM_DIRTY_TLB comes after its vCPU's KVM_CAP_SW_TLB and writes entries inside that TLB;
-    a spin table names vCPUs that can be released (hvconf.kvm.spin_table.check)."""
-    from hvconf.kvm import spin_table
-    from hvconf.kvm.sw_tlb import entry_problem
+    a spin table names vCPUs that can be released (hvconf.kvm.spin_table.check). Other plans load
+    nothing for it."""
+    epapr = plan.launcher.get("epapr")
+    if isinstance(epapr, dict) and "spin_table" in epapr:
+        from hvconf.kvm import spin_table
 
-    table = spin_table.from_plan(plan)
-    if table is not None:
-        spin_table.check(plan, table)
+        table = spin_table.from_plan(plan)
+        if table is not None:
+            spin_table.check(plan, table)
     sizes: dict[int | None, list[int]] = {}
     for step in plan.steps:
         found = _sw_tlb_sizes(step)
@@ -93,6 +95,8 @@ def check_plan(plan: Plan) -> None:
             continue
         if step.vcpu_id not in sizes:
             raise PlanError(f"{where(step)}: no earlier {SW_TLB} step gives vcpu {step.vcpu_id} a shared TLB")
+        from hvconf.kvm.sw_tlb import entry_problem
+
         for entry in step.args["entries"]:
             problem = entry_problem(entry, sizes[step.vcpu_id])
             if problem:

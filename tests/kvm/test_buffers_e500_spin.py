@@ -205,6 +205,7 @@ def _plan_with(outputs: Any, **changes: Any) -> Any:
     ({"vcpus": [0]}, "the boot vCPU 0 never spins"),
     ({"vcpus": [5]}, "vcpu 5 waits in the spin table but is never created"),
     ({"address": "0xeff000"}, "should be {address: int"),
+    ({"address": (256 << 20) - 64}, "vcpu 1's entry at 0x10000000 is not inside one memory slot"),
     ({"tlb_entry": {"tlb": 1, "esel": 99, "mas8": 0, "mas1": 0, "mas2": 0, "mas7_3": 0}},
      "TLB1 entry 99 is not in the shared array"),
 ])
