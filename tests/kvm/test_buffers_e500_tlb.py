@@ -299,3 +299,14 @@ def test_pvinfo_step_refuses_a_host_whose_hcall_words_differ_from_the_tree(plan,
     with pytest.raises(UnexpectedResult, match=r"KVM_PPC_GET_PVINFO gave \[0x44000022, .*the plan asked for "
                                                r"hcall-instructions \[0x3c004b56"):  # fmt: skip
         STEPS[step.ioctl].apply(m, step)
+
+
+def test_a_suppressed_bad_sw_tlb_builds_and_the_launcher_refuses_its_config(tmp_path):
+    # `hvconf: ignore` lets a definition without `mmu` build; its step cannot become a kvm_config_tlb.
+    source = tmp_path / "vm.hv"
+    source.write_text("format 1\n# hvconf: ignore[cap-bad-args]\nvm e {\n  arch ppc-e500  memory 64M  vcpus 1\n"
+                      "  cap KVM_CAP_SW_TLB on vcpus { sets 128 }\n}\n")  # fmt: skip
+    [built] = compiler.build([source]).built
+    [step] = [s for s in parse(built.plan).steps if s.args.get("cap") == "KVM_CAP_SW_TLB"]
+    with pytest.raises(PlanError, match="KVM would refuse this KVM_CAP_SW_TLB config: config should be"):
+        STEPS[step.ioctl].check(step)
