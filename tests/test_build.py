@@ -33,7 +33,7 @@ TIMEOUT = 60
 DT = ("{vm}.dts", "{vm}.dtb")
 COMMON = ("plan.json", "launch.py", "manifest.json")
 EXPECTED_FILES: dict[str, tuple[str, ...]] = {
-    "e500": DT + COMMON,
+    "e500": DT + COMMON + ("spin-table.bin",),  # 2 vCPUs: the ePAPR spin table image
     "pseries": DT + COMMON,
     "pseries-hello": DT + COMMON + ("guest.bin",),
     "pseries-pr": DT + COMMON,

@@ -32,6 +32,7 @@ class BuildContext:
     hcalls: HcallSet
     images: dict[str, bytes] = field(default_factory=dict)  # output file name -> bytes loaded into the guest
     dtb: bytes | None = None  # the device tree blob, built before the plan that loads it
+    reserve: list[tuple[int, int]] = field(default_factory=list)  # (address, size): the DTB's /memreserve/ entries
     inputs: dict[str, str] = field(default_factory=dict)  # extra input files (guest sources): path -> sha256
 
 

@@ -13,12 +13,18 @@ import os
 from pathlib import Path
 from typing import Any, Iterable
 
+from hvconf.arch import e500_tlb
 from hvconf.arch.base import BuildContext
 from hvconf.diagnostics import Span
 from hvconf.emit.guest import GuestBuildError, assemble
 from hvconf.emit.plan import Plan, source_of
 from hvconf.model import capargs, ir
 from hvconf.syntax.loader import read_regular
+
+
+# caps.toml `encoder` -> the function turning a cap's typed arguments into the `config`
+# the runtime builds args[0]'s struct from.
+ENCODERS = {"sw_tlb": e500_tlb.config}
 
 
 def vcpu_fd(index: int) -> str:
@@ -76,7 +82,8 @@ def user_caps(plan: Plan, ctx: BuildContext, *, vcpu: int | None) -> None:
         encoded = capargs.encode(row, use)
         extra: dict[str, Any] = dict(encoded.names)
         if encoded.struct:
-            extra = {"config": encoded.struct, **extra}
+            config = ENCODERS[row.encoder](ctx, encoded) if row.encoder else encoded.struct
+            extra = {"config": config, **extra}
         enable_cap(plan, ctx, fd, use.name, encoded.args, use.span, **extra)
 
 

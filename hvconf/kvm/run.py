@@ -2,13 +2,15 @@
 
 `execute(plan, base_dir, *, timeout, trace, out)` refuses a plan the host
 cannot run (HostMismatch) before any VM exists, loads the images (flat or
-ELF), then issues the steps: system and VM steps from the calling thread,
-each vCPU's steps (KVM_CREATE_VCPU onwards) from a thread of its own,
-all in plan order. The vCPUs then run until the run ends (see
-vcpu_loop.py: every vCPU halted, power-off, shutdown, internal error) or
-the watchdog, SIGINT or SIGTERM ends it; every thread is joined and every
-fd and mmap released before it returns. It prints only the guest console
-to `out` and trace lines to `trace`. Tests: tests/kvm/test_runtime.py.
+ELF; an e500 DTB gets the host's cpu clocks: host_cells.py), then issues
+the steps: system and VM steps from the calling thread, each vCPU's steps
+(KVM_CREATE_VCPU onwards) from a thread of its own, all in plan order
+(an e500 secondary first waits in the ePAPR spin table: spin_table.py).
+The vCPUs then run until the run ends (see vcpu_loop.py: every vCPU
+halted, power-off, shutdown, internal error) or the watchdog, SIGINT or
+SIGTERM ends it; every thread is joined and every fd and mmap released
+before it returns. It prints only the guest console to `out` and trace
+lines to `trace`. Tests: tests/kvm/test_runtime.py.
 """
 
 from __future__ import annotations
@@ -39,6 +41,9 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
     from pathlib import Path
     from typing import Any, BinaryIO, TextIO
+
+    from hvconf.kvm.images import Loaded
+    from hvconf.kvm.spin_table import SpinTable
 
 KVM_API_VERSION = 12
 
@@ -90,6 +95,7 @@ def execute(
         except hvconf.abi.AbiError as err:
             raise PlanError(f"plan.launcher.x86.exit_hypercalls: {err}") from None
     tracer = Tracer(trace)
+    loaded = _with_host_cells(parsed, loaded, tracer)
     machine = Machine(_open_host(parsed, tracer), loaded)
     try:
         with kick_handler(), routed_signals():
@@ -122,7 +128,7 @@ def _run(
     ending = Ending(wake_main)
     threads: list[VcpuThread] = []
     shared = Shared(machine, Sequencer(), ending, tracer, devs.console, served, devs.hcalls,
-                    lambda: _kick_all(threads))
+                    lambda: _kick_all(threads), _spin_table(plan))
     threads += [VcpuThread(vcpu_id, steps, shared) for vcpu_id, steps in per_vcpu.items()]
     try:
         for thread in threads:
@@ -146,6 +152,24 @@ def _run(
     return status, reason, sum(t.loop.count for t in threads if t.loop is not None)
 
 
+def _with_host_cells(plan: Plan, loaded: list[Loaded], tracer: Tracer) -> list[Loaded]:
+    epapr = plan.launcher.get("epapr")
+    if not isinstance(epapr, dict) or "host_cells" not in epapr:  # e500 only: its cpu clocks are the host's
+        return loaded
+    from hvconf.kvm.host_cells import patch
+
+    return patch(plan, loaded, tracer.note)
+
+
+def _spin_table(plan: Plan) -> SpinTable | None:
+    epapr = plan.launcher.get("epapr")
+    if not isinstance(epapr, dict) or "spin_table" not in epapr:  # e500 only: load the module for its plans
+        return None
+    from hvconf.kvm.spin_table import from_plan
+
+    return from_plan(plan)
+
+
 def _kick_all(threads: list[VcpuThread]) -> None:
     for thread in threads:
         thread.kick()
@@ -162,6 +186,7 @@ def _still_running(threads: list[VcpuThread], ending: Ending, timeout: float) ->
     parts = [f"vcpu:{t.vcpu_id} had no exit for {now - t.loop.last_exit:.2f} s"
              for t in threads if t.loop is not None and t.vcpu_id not in ending.halted_vcpus]  # fmt: skip
     parts += [f"vcpu:{i} halted" for i in sorted(ending.halted_vcpus)]
+    parts += [f"vcpu:{t.vcpu_id} was never released from the spin table" for t in threads if t.spinning]
     detail = f" ({'; '.join(parts)})" if parts else ""
     return f"the guest was still running after {timeout:g} s{detail}"
 

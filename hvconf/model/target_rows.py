@@ -315,6 +315,20 @@ class HypervisorNode(_Row):
     flags: tuple[HypervisorFlag, ...] = ()
 
 
+class SwTlb(_Row):
+    """The shared software TLB: `cap` (its `mmu` arg names the MMU) and TLB1's size per MMU."""
+
+    cap: CapName
+    tlb1_entries: FrozenMap[int]  # `mmu` name -> entries of the fully associative TLB1 (1..64)
+
+    @model_validator(mode="after")
+    def _in_range(self) -> SwTlb:
+        bad = {k: v for k, v in self.tlb1_entries.items() if not 1 <= v <= 64}
+        if bad:
+            raise ValueError(f"TLB1 holds 1 to 64 entries (arch/powerpc/kvm/e500_mmu.c), not {bad}")
+        return self
+
+
 class Modes(_Row):
     modes: tuple[str, ...]
     default: str
@@ -355,6 +369,7 @@ class Features(_Row):
     tce: Tce | None = None
     rtas: Rtas | None = None
     hypervisor_node: HypervisorNode | None = None
+    sw_tlb: SwTlb | None = None
     irqchip: Irqchip | None = None
     pit: Pit | None = None
     guest_modes: Modes | None = None
