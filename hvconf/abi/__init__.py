@@ -189,7 +189,7 @@ def kvm_feature(name: str) -> KvmFeature:
 
 
 def proposed(overrides: Path | None = None) -> ProposedAbi:
-    """The unmerged ePAPR proposal (seed 002); numbers only from an `overrides` TOML file."""
+    """The unmerged ePAPR proposal (docs/kernel-facts.md#the-unmerged-epapr-proposal); numbers only from an `overrides` file."""
     from hvconf.abi import proposal
 
     return proposal.proposed(overrides)
