@@ -33,21 +33,10 @@ EXTERNAL = re.compile(
 # line). They go once those changes land; the second test below fails for an entry
 # that no longer matches, so the list only shrinks.
 PENDING: frozenset[tuple[str, str]] = frozenset({
-    ("hvconf/arch/ppc_e500.py", "QEMU's ppce500 order ("),
     ("hvconf/check/__init__.py", "hvconf.check: every rule of"),
     ("hvconf/check/host.py", "differ between arches ("),
     ("hvconf/check/host.py", "); only a patched kernel has numbers"),
-    ("hvconf/kvm/exits.py", "KVM_EXIT_EPAPR_HCALL (unmerged,"),
-    ("hvconf/kvm/hcall/epapr.py", "reach the launcher through the proposed KVM_EXIT_EPAPR_HCALL"),
-    ("hvconf/kvm/hcall/reply.py", "# The proposal ("),
-    ("tests/kvm/test_buffers_epapr.py", "was never merged)"),
-    ("tests/kvm/test_layouts.py", "the exit union at 32, on s390 at 48"),
     # `why` texts rendered into docs/diagnostics.md, which is regenerated with them.
-    ("hvconf/check/epapr.py", "kvm,has-reset/kvm,has-shutdown ("),
-    ("hvconf/check/epapr.py", "hvconf models them faithfully"),
-    ("hvconf/check/hcalls.py", "the proposed KVM_CAP_EXIT_EPAPR_HCALL forwards them"),
-    ("docs/diagnostics.md", "the proposed KVM_CAP_EXIT_EPAPR_HCALL forwards them"),
-    ("docs/diagnostics.md", "kvm,has-reset/kvm,has-shutdown ("),
     ("docs/diagnostics.md", "differ between arches ("),
     ("docs/diagnostics.md", "); only a patched kernel has numbers"),
 })
