@@ -176,6 +176,14 @@ def test_no_report_format_carries_a_byte_of_an_outside_file(tree: tuple[Path, Pa
         assert {("path-outside-project", f, n) for f, n in EXPECTED_OUTSIDE} <= found
 
 
+def test_a_refusal_cannot_be_suppressed_by_the_definition(tree: tuple[Path, Path]) -> None:
+    repo, outside = tree
+    (repo / "s.hv").write_text('include "../outside/base.hv"  # hvconf: ignore[path-outside-project]\n')
+    report = compiler.check([repo / "s.hv"]).report
+    assert [(d.code, d.span.line) for d in report] == [("path-outside-project", 1), ("unused-suppression", 1)]
+    assert "cannot be suppressed" in report.diagnostics[-1].message
+
+
 def test_fmt_does_not_read_a_symlink_out_of_the_project(tree: tuple[Path, Path]) -> None:
     repo, outside = tree
     os.symlink(outside / "base.hv", repo / "evil.hv")
