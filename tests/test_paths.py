@@ -218,6 +218,18 @@ def test_as_failing_on_an_outside_file_never_echoes_its_lines(tree: tuple[Path, 
     assert "g.S:7: Error: no such instruction: `movx %ax'" in done.stderr  # the project's own lines stay
 
 
+def test_names_make_must_quote_are_read_back_from_as(tmp_path: Path) -> None:
+    # `as --MD` writes make syntax: spaces escaped, `$` doubled. Parsed wrong, a file of the
+    # project would look like one outside and a good guest would be refused.
+    folder = tmp_path / "a b$c#d\\"
+    folder.mkdir()
+    (folder / "x y$#.bin").write_bytes(b"\x90\x90")
+    (folder / "g.S").write_text('.code16\n.incbin "x y$#.bin"\nhlt\n')
+    (folder / "g.hv").write_text(f'vm g {{\n{X86}    guest "g.S" mode real\n}}\n')
+    result = compiler.build([folder / "g.hv"])
+    assert result.report.diagnostics == [] and result.built[0].files["guest.bin"] == b"\x90\x90\xf4"
+
+
 def test_a_guest_name_that_is_no_plain_string_is_refused(tmp_path: Path) -> None:
     (tmp_path / "g.S").write_text('.code16\n.macro inc f\n.incbin "\\f"\n.endm\ninc "/etc/passwd"\nhlt\n')
     (tmp_path / "g.hv").write_text(f'vm g {{\n{X86}    guest "g.S" mode real\n}}\n')

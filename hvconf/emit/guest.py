@@ -77,7 +77,7 @@ def assemble(source: Path, *, arch: str = "x86_64", code16: bool, scope: Scope |
     build is assembled once (keyed by its content and what it includes, so an edit rebuilds)."""
     scope = scope if scope is not None else scope_for(source)
     try:
-        real, data = read_checked(source, scope, MAX_SOURCE_BYTES)
+        _, data = read_checked(source, scope, MAX_SOURCE_BYTES)
         if len(data) > MAX_SOURCE_BYTES:
             raise PathRefused(TOO_LARGE, f"it is more than {MAX_SOURCE_BYTES} bytes")
         text = data.decode("utf-8")
@@ -131,7 +131,7 @@ def _assemble(source: Path, text: str, *, arch: str, code16: bool, scope: Scope)
         # The checked text on stdin, not the path: what is assembled is what was scanned.
         assembler = [tools.assembler, *flags, "-I", str(folder_of(source)), "--MD", str(deps), "-o", str(obj)]
         _tool(assembler, source, cwd=cwd, scope=scope, text=text)
-        _check_reads(deps.read_text(encoding="utf-8", errors="surrogateescape"), str(obj), cwd, scope, source)
+        _check_reads(_depfile(deps, source), str(obj), cwd, scope, source)
         _check_object(obj.read_bytes(), source)
         _tool([tools.objcopy, "-O", "binary", "-j", ".text", str(obj), str(image)], source, cwd=cwd, scope=scope)
         # objcopy writes nothing for an empty .text
@@ -188,6 +188,14 @@ def _make_quoted(name: str) -> str:
             out.append("\\" * (len(name[:i]) - len(name[:i].rstrip("\\"))) + "\\")
         out.append("$$" if c == "$" else c)
     return "".join(out)
+
+
+def _depfile(deps: Path, source: Path) -> str:
+    try:
+        return deps.read_text(encoding="utf-8", errors="surrogateescape")
+    except OSError:  # an assembler without --MD: what it read is unknown, so its image is not used
+        raise GuestBuildError(f"{source}: the assembler did not list the files it read (--MD); "
+                              "hvconf needs GNU as") from None
 
 
 def _check_reads(depfile: str, target: str, cwd: Path, scope: Scope, source: Path) -> None:
