@@ -262,6 +262,7 @@ def workspace(folder: Path) -> Path:
     files the vocabulary names; returns the folder cases are written into."""
     cases = folder / "samples"
     shutil.copytree(SAMPLES, cases, dirs_exist_ok=True)
+    (folder / ".git").mkdir(exist_ok=True)  # a repository, so the samples' ../guests are inside their project
     (folder / "guests" / "x86").mkdir(parents=True, exist_ok=True)
     shutil.copy(HELLO_S, folder / "guests" / "x86" / "hello.S")
     shutil.copy(HELLO_S, cases / "g.S")

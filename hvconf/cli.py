@@ -97,12 +97,14 @@ def _status(report: "Report", werror: bool = False) -> int:
     return EXIT_FINDINGS if report.has_errors or (werror and report.warnings) else EXIT_OK
 
 
-def _compile(job: Callable[..., "Result"], paths: Sequence[str], **kwargs: Any) -> "Result | None":
-    """Run a compiler job; None (after one error line) when an input cannot be read."""
-    from hvconf.syntax.loader import InputError
+def _compile(job: Callable[..., "Result"], paths: Sequence[str], args: argparse.Namespace,
+             **kwargs: Any) -> "Result | None":
+    """Run a compiler job, reading within --root and --allow-path; None (after one error
+    line) when an input cannot be read."""
+    from hvconf.syntax.loader import InputError, Loader
 
     try:
-        return job([Path(p) for p in paths], **kwargs)
+        return job([Path(p) for p in paths], loader=Loader(args.root, args.allow_path or ()), **kwargs)
     except InputError as err:
         _fail(str(err))
         return None
@@ -115,7 +117,7 @@ def _build(args: argparse.Namespace, paths: Sequence[str]) -> "Result | None":
     overrides = Path(args.abi_overrides) if args.abi_overrides else None
     bar = bar_for(sys.stderr) if len(paths) > 1 else None  # `build` of several files, on a terminal
     try:
-        result = _compile(compiler.build, paths, proposed_overrides=overrides, progress=bar)
+        result = _compile(compiler.build, paths, args, proposed_overrides=overrides, progress=bar)
     finally:
         if bar is not None:
             bar.close()
@@ -168,7 +170,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         return _fail(str(err))
     except _host_facts_error() as err:  # evaluated only once something was raised
         return _fail(str(err))
-    result = lint(paths, jobs=args.jobs, **options)
+    result = lint(paths, jobs=args.jobs, root=args.root, allow=args.allow_path or (), **options)
     result.report = filtered(result.report, select=select, ignore=ignore)
     status = _status(result.report, args.werror)
     if args.quiet:  # only what fails the run
@@ -259,6 +261,23 @@ def _command(sub: Any, name: str, help: str, examples: str) -> argparse.Argument
     return parser
 
 
+def _folder(text: str) -> str:
+    """A folder named by --root or --allow-path: it must exist, so a typo is not a silent
+    narrowing (or, for --root, a project nothing is inside)."""
+    if not os.path.isdir(text):
+        raise argparse.ArgumentTypeError(f"'{text}' is not a folder")
+    return text
+
+
+def _path_options(p: argparse.ArgumentParser) -> None:
+    """--root and --allow-path: where a definition may make hvconf read (docs/robustness.md)."""
+    p.add_argument("--root", type=_folder, metavar="DIR",
+                   help="the project folder definitions may read from (default: the repository holding each "
+                        "file, or its folder)")
+    p.add_argument("--allow-path", type=_folder, action="append", metavar="DIR",
+                   help="also let definitions read files below DIR (repeatable)")
+
+
 def _jobs(text: str) -> int:
     try:
         value = int(text)
@@ -293,6 +312,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--color", choices=["auto", "always", "never"], default="auto",
                    help="colour the text format (default: auto: on a terminal, unless NO_COLOR is set)")
     import_module("hvconf.cli_host").add_host_options(p)  # --host / --host-facts, via _check_options()
+    _path_options(p)
     p.set_defaults(func=cmd_check)
 
     p = _command(sub, "build", "write DTS/DTB, plan.json, launch.py and manifest.json per VM", BUILD_EXAMPLES)
@@ -300,6 +320,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", default="out", metavar="DIR", help="output folder (default: out)")
     p.add_argument("--werror", action="store_true", help="treat warnings as errors (exit status 1)")
     p.add_argument("--abi-overrides", metavar="FILE", help="numbers for the unmerged ePAPR proposal (TOML)")
+    _path_options(p)
     p.set_defaults(func=cmd_build)
 
     for name, func, what in (("plan", cmd_plan, "print the ioctl plan"), ("dts", cmd_dts, "print the device tree"),
@@ -308,6 +329,7 @@ def parser() -> argparse.ArgumentParser:
         p.add_argument("file", metavar="FILE")
         p.add_argument("--vm", metavar="NAME", help="which VM, when the file defines several")
         p.add_argument("--abi-overrides", metavar="FILE", help="numbers for the unmerged ePAPR proposal (TOML)")
+        _path_options(p)
         if name == "plan":
             p.add_argument("--format", choices=["text", "json"], default="text", help="output format (default: text)")
         if name == "run":

@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -183,7 +184,8 @@ def test_cli_builds_are_reproducible_across_cwd_hash_seed_and_locale(
 
 def write_good(folder: Path, *, memory: str = "2M") -> Path:
     path = folder / "good.hv"
-    path.write_text(GOOD_X86.format(guest=HELLO_S).replace("2M", memory))
+    shutil.copy(HELLO_S, folder / "hello.S")  # a definition reads only files of its project (its folder here)
+    path.write_text(GOOD_X86.format(guest="hello.S").replace("2M", memory))
     return path
 
 

@@ -59,7 +59,8 @@ def _plan(ctx: CheckContext) -> Plan | None:
     root = Path(vm.span.file).parent if vm.span is not None else Path.cwd()
     # A scratch report: build-time findings (a guest that does not assemble, a missing
     # kernel) belong to `hvconf build`; here only the plan's shape matters.
-    build = BuildContext(vm, ctx.target, Report(), root, proposed_for(ctx.host), hcallset.resolve(vm, ctx.target))
+    build = BuildContext(vm, ctx.target, Report(), root, proposed_for(ctx.host), hcallset.resolve(vm, ctx.target),
+                         scope=ctx.scope)
     return arch_module(ctx.target.arch_module).plan(build)
 
 

@@ -16,12 +16,10 @@ from hvconf.check.common import did_you_mean, usable_caps
 from hvconf.check.registry import Check, CheckContext
 from hvconf.diagnostics import Note, Severity, Span
 from hvconf.model import ir
+from hvconf.model.inputs import GUEST_FORMATS  # by file suffix; whether the file is usable: model/inputs.py
 
 if TYPE_CHECKING:
     from hvconf.model.target import Target
-
-# Guest image formats by file suffix (hvconf.emit.guest assembles .S with GNU as).
-GUEST_FORMATS = {".S": "assembled with GNU as", ".bin": "a flat binary loaded as is"}
 
 
 def _size(n: int) -> str:
@@ -194,13 +192,6 @@ def pit_needs_irqchip(ctx: CheckContext) -> None:
              help=f"add `irqchip {pit.irqchip_modes[0]}`")
 
 
-def _guest_path(vm: ir.Vm) -> Path | None:
-    """The guest file, relative to the .hv file whose `guest` statement names it."""
-    if vm.guest is None or vm.guest.span is None:
-        return None
-    return Path(vm.guest.span.file).parent / vm.guest.path
-
-
 def guest_out_of_reach(ctx: CheckContext) -> None:
     vm, guest = ctx.vm, ctx.vm.guest
     if guest is None or guest.at is None or ctx.target.features.guest_modes is None:
@@ -211,16 +202,6 @@ def guest_out_of_reach(ctx: CheckContext) -> None:
     elif guest.mode == "real" and (reach := ctx.target.features.guest_modes.real_reach) and guest.at >= reach:
         ctx.emit(guest.span, f"a real-mode guest starts at CS:IP = 0:{guest.at:#x}, but IP has 16 bits",
                  help="load it below 0x10000 (the default is 0x7c00)")
-
-
-def guest_not_found(ctx: CheckContext) -> None:
-    path = _guest_path(ctx.vm)
-    if path is None or Path(ctx.vm.guest.path).suffix not in GUEST_FORMATS:  # type: ignore[union-attr]
-        return
-    if not path.is_file():
-        what = "is not a regular file" if path.exists() else "does not exist"
-        ctx.emit(ctx.vm.guest.span, f"guest image '{ctx.vm.guest.path}' {what} ({path})",  # type: ignore[union-attr]
-                 help="guest paths are relative to the file that defines the VM")
 
 
 def guest_and_kernel(ctx: CheckContext) -> None:
@@ -295,9 +276,6 @@ CHECKS: tuple[Check, ...] = (
           why="KVM_CREATE_PIT2 (api.rst §4.45) delivers the timer through the in-kernel PIC/IOAPIC, so it "
               "comes after KVM_CREATE_IRQCHIP; QEMU and Firecracker create it only with the full "
               "in-kernel irqchip."),
-    Check("guest-not-found", E, "the guest image file does not exist", guest_not_found,
-          why="The guest image is read (and .S assembled) at build time; paths are relative to the file "
-              "that defines the VM."),
     Check("guest-out-of-reach", E, "the guest's load address is outside memory or real mode's reach",
           guest_out_of_reach,
           why="The launcher copies the image to `at` inside the one memory slot, and starts a real-mode "

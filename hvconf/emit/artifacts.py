@@ -33,7 +33,7 @@ def artifacts(vm: ir.Vm, program: Program, report: Report, proposed_overrides: P
         report.error("abi-overrides-invalid", str(err), None)
         return None
     root_dir = program.root.path.parent
-    ctx = BuildContext(vm, target, report, root_dir, proposed, resolve(vm, target))
+    ctx = BuildContext(vm, target, report, root_dir, proposed, resolve(vm, target), scope=program.scope)
     module = arch_module(target.arch_module)
     files: dict[str, bytes] = {}
     tree = module.device_tree(ctx) if target.has_device_tree else None
