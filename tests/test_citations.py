@@ -29,18 +29,6 @@ EXTERNAL = re.compile(
     r"|share[d]/(?:reference|seeds)\b|\.\./share[d]\b|/work/share[d]\b"
 )
 
-# Citations in files other changes are rewriting right now: (path, text on the citing
-# line). They go once those changes land; the second test below fails for an entry
-# that no longer matches, so the list only shrinks.
-PENDING: frozenset[tuple[str, str]] = frozenset({
-    ("hvconf/check/__init__.py", "hvconf.check: every rule of"),
-    ("hvconf/check/host.py", "differ between arches ("),
-    ("hvconf/check/host.py", "); only a patched kernel has numbers"),
-    # `why` texts rendered into docs/diagnostics.md, which is regenerated with them.
-    ("docs/diagnostics.md", "differ between arches ("),
-    ("docs/diagnostics.md", "); only a patched kernel has numbers"),
-})
-
 # A page path with `.md#` and an anchor, in any file; a `](#` link inside a Markdown page.
 PAGE_ANCHOR = re.compile(r"((?:[\w.-]+/)*[\w.-]+\.md)#([\w-]+)")
 LOCAL_ANCHOR = re.compile(r"\]\(#([\w-]+)\)")
@@ -101,21 +89,10 @@ def external_citations() -> set[tuple[str, str]]:
             for line in text.splitlines() if EXTERNAL.search(line)}
 
 
-def is_pending(path: str, line: str) -> bool:
-    return any(path == p and needle in line for p, needle in PENDING)
-
-
 def test_nothing_cites_the_notes_outside_the_repository() -> None:
-    unexpected = sorted(f"{path}: {line}" for path, line in external_citations() if not is_pending(path, line))
+    unexpected = sorted(f"{path}: {line}" for path, line in external_citations())
     assert not unexpected, ("cite docs/kernel-facts.md#<anchor> or the public source instead of:\n  "
                             + "\n  ".join(unexpected))
-
-
-def test_every_pending_citation_is_still_there() -> None:
-    found = external_citations()
-    gone = sorted(f"{p}: {needle}" for p, needle in PENDING
-                  if not any(path == p and needle in line for path, line in found))
-    assert not gone, "fixed, so remove from PENDING:\n  " + "\n  ".join(gone)
 
 
 def cited_anchors() -> Iterator[tuple[str, str, str]]:

@@ -1,4 +1,4 @@
-"""hvconf.check: every rule of design.md §6 as a named Check, and the entry
+"""hvconf.check: every rule as a named Check (docs/diagnostics.md lists them), and the entry
 point the compiler calls for each VM.
 
 CHECKS lists the rules explicitly, topic by topic (no registration by import
