@@ -7,8 +7,10 @@ each vCPU's steps (KVM_CREATE_VCPU onwards) from a thread of its own,
 all in plan order. The vCPUs then run until the run ends (see
 vcpu_loop.py: every vCPU halted, power-off, shutdown, internal error) or
 the watchdog, SIGINT or SIGTERM ends it; every thread is joined and every
-fd and mmap released before it returns. It prints only the guest console
-to `out` and trace lines to `trace`. Tests: tests/kvm/test_runtime.py.
+fd and mmap released before it returns, whatever failed on the way (a vCPU
+thread left running would signal a process whose KICK_SIGNAL handler is
+gone). It prints only the guest console to `out` and trace lines to
+`trace`. Tests: tests/kvm/test_runtime.py.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from hvconf.kvm.steps import reserved, validate
 from hvconf.kvm.system import DEV_KVM, Kvm
 from hvconf.kvm.trace import Tracer
 from hvconf.kvm.vcpu_thread import Shared, VcpuThread, issue
-from hvconf.kvm.watchdog import KICK_SIGNAL, kick_handler, routed_signals, supervise
+from hvconf.kvm.watchdog import KICK_SIGNAL, kick_handler, routed_signals, stop_all, supervise
 from hvconf.record import Record
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
@@ -133,10 +135,13 @@ def _run(
     except BaseException as err:  # noqa: BLE001 - raised below, once the threads are gone
         ending.fail(err)
     finally:
-        supervise(ending, lambda: _kick_all(threads), shared.sequencer.abort, timeout,
-                  lambda: _still_running(threads, ending, timeout))  # fmt: skip
-        for thread in threads:
-            thread.join()  # supervise() returned: every started thread has returned or is about to
+        try:
+            supervise(ending, lambda: _kick_all(threads), shared.sequencer.abort, timeout,
+                      lambda: _still_running(threads, ending, timeout))  # fmt: skip
+        finally:  # even if the watch failed: no vCPU thread may outlive the run (nor signal after it)
+            stop_all(ending, lambda: _kick_all(threads), shared.sequencer.abort)
+            for thread in threads:
+                thread.join()  # every started thread has returned or is about to
     if ending.error is not None:
         raise ending.error
     status, reason = ending.result()

@@ -359,6 +359,37 @@ def test_sigint_and_sigterm_end_every_vcpu_cleanly(make_plan, sig, status, said)
     assert "Traceback" not in rest
 
 
+# The run's watch failing mid-run (as `--timeout inf` made it: sigtimedwait raised OverflowError) left
+# the vCPU threads running: one stayed alive after execute() returned, or its last wake (SIGUSR1)
+# arrived once the handler was gone and killed the process (status -10).
+WATCH_FAILS = """
+import io, json, sys, threading
+import hvconf.kvm.run as run
+
+def failing_watch(*args, **kwargs):
+    raise OverflowError("timestamp out of range for platform time_t")  # what sigtimedwait(..., inf) raised
+
+run.supervise = failing_watch
+plan, base = json.loads(sys.argv[1]), sys.argv[2]
+for _ in range(20):  # each vCPU thread halts at once: its last act is the wake that once killed us
+    try:
+        run.execute(plan, base, timeout=5, out=io.BytesIO())
+    except OverflowError:
+        pass
+    assert threading.active_count() == 1, threading.enumerate()
+print("survived")
+"""
+
+
+@pytest.mark.kvm
+def test_a_failed_watch_still_stops_every_vcpu_before_the_kick_handler_goes(make_plan):
+    plan, base = make_plan("smp", vcpus=2)
+    done = subprocess.run([sys.executable, "-c", WATCH_FAILS, json.dumps(plan), str(base)], capture_output=True,
+                          text=True, timeout=60, cwd=Path(__file__).resolve().parents[2])  # fmt: skip
+    assert done.returncode == 0, (done.returncode, done.stderr)  # -10 was SIGUSR1
+    assert done.stdout == "survived\n"
+
+
 def uart_io(direction: str, reg: int, value: int | None = None) -> Any:
     from hvconf.kvm.exits import Io
 
