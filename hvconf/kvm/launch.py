@@ -1,11 +1,15 @@
 """The entry point of a generated launch.py: options, then a dry run or a real run.
 
 `main(plan, argv, base_dir) -> int` parses --dry-run/--trace/--timeout/
---quiet, runs the plan (run.py) or prints its steps (dryrun.py), and maps
-every expected failure to one `launch: error: ...` line on stderr and a
-status from status.py (SIGINT 130 and SIGTERM 143 included), never a traceback. cffi is imported only for a real
-run, so --dry-run and --help start fast; argparse only for a command line beyond the plain flags
-(--help, --kernel, abbreviations, errors). Tests: tests/kvm/test_runtime.py.
+--quiet/--kernel/--guest, checks every value (options.py; a bad one, a value
+option given twice, or an image the plan does not have is a usage error: one
+line, status 2), runs the plan (run.py) or prints its steps (dryrun.py), and
+maps every expected failure to one `launch: error: ...` line on stderr and a
+status from status.py (SIGINT 130 and SIGTERM 143 included), never a
+traceback. cffi is
+imported only for a real run, so --dry-run and --help start fast; argparse
+only for a command line beyond the plain options (--help, abbreviations,
+errors). Tests: tests/kvm/test_runtime.py, tests/kvm/test_options.py.
 """
 
 from __future__ import annotations
@@ -14,73 +18,130 @@ import os
 import sys
 from collections.abc import Mapping
 
+from hvconf.kvm import options as values
 from hvconf.kvm.status import MEANING, Status
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:
     import argparse
-    from pathlib import Path
     from typing import Any, BinaryIO, NoReturn, TextIO
 
 PROG = "launch"
-DEFAULT_TIMEOUT = 5.0
+DEFAULT_TIMEOUT = values.DEFAULT_TIMEOUT
 FLAGS = {"--dry-run": "dry_run", "--trace": "trace", "--quiet": "quiet"}
+VALUE_OPTIONS = {"--timeout": "timeout", "--kernel": "kernel", "--guest": "guest"}
+CHECKS = {"timeout": values.seconds, "kernel": values.file_name, "guest": values.file_name}
+IMAGE_OPTIONS = ("kernel", "guest")  # options that name a plan image to replace or supply
+
+
+class UsageError(Exception):
+    """A bad command line; the message is one line."""
 
 
 class Options:
-    """The parsed command line: what argparse's Namespace holds, with the same defaults."""
+    """The checked command line: what argparse's Namespace holds, with the same defaults."""
 
     def __init__(self) -> None:
         self.dry_run = self.trace = self.quiet = False
         self.timeout = DEFAULT_TIMEOUT
-        self.kernel: Path | None = None
-        self.guest: Path | None = None
+        self.kernel: str | None = None
+        self.guest: str | None = None
+
+
+def checked(option: str, text: str) -> Any:
+    """The value of `option` (e.g. "--timeout") given as `text`, or UsageError."""
+    try:
+        return CHECKS[VALUE_OPTIONS[option]](text)
+    except ValueError as err:
+        raise UsageError(f"argument {option}: {err}") from None
 
 
 def plain_options(argv: list[str]) -> Options | None:
-    """The options of a command line made only of the flags and `--timeout SECONDS`, as argparse would
-    parse it; None for anything else (help, --kernel, abbreviations, a bad value), which argparse parses.
+    """The options of a command line made only of the flags and `--OPTION VALUE` / `--OPTION=VALUE`,
+    as argparse would parse them; None for anything else (help, abbreviations, a missing value, a value
+    that is an option), which argparse parses. UsageError for a bad value or one given twice.
 
     argparse and its imports (re, gettext) cost more than a guest's whole run."""
-    options, i = Options(), 0
+    options, given, i = Options(), set(), 0
     while i < len(argv):
         arg = argv[i]
-        if arg in FLAGS:
+        if arg in FLAGS:  # a flag given twice is the same request
             setattr(options, FLAGS[arg], True)
             i += 1
             continue
-        if arg == "--timeout" and i + 1 < len(argv):
-            value, i = argv[i + 1], i + 2
-        elif arg.startswith("--timeout="):
-            value, i = arg.removeprefix("--timeout="), i + 1
-        else:
+        option, eq, value = arg.partition("=")
+        if option not in VALUE_OPTIONS:
             return None
-        if value.startswith("-"):  # argparse's rules for values that look like options: its business
-            return None
-        try:
-            options.timeout = float(value)
-        except ValueError:
-            return None
+        if not eq:
+            if i + 1 == len(argv) or argv[i + 1].startswith("--") or argv[i + 1] == "-h":  # argparse's business
+                return None  # (`--timeout -1` is a value here: argparse would call it a missing one)
+            value = argv[i + 1]
+        i += 1 if eq else 2
+        if option in given:
+            raise UsageError(f"argument {option}: given twice")
+        given.add(option)
+        setattr(options, VALUE_OPTIONS[option], checked(option, value))
     return options
 
 
-def _parser(vm: str) -> argparse.ArgumentParser:
+def _parse(vm: str, argv: list[str], stdout: TextIO | None) -> Options | None:
+    """argparse's reading of `argv`: Options, or None once it printed the help. UsageError otherwise."""
     import argparse
-    from pathlib import Path
+    import contextlib
 
-    parser = argparse.ArgumentParser(prog=PROG, description=f"Run the {vm} guest on this host's KVM.")
+    class Parser(argparse.ArgumentParser):
+        def error(self, message: str) -> NoReturn:  # one line, no usage block
+            raise UsageError(message)
+
+    class Once(argparse.Action):
+        def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, value: Any,
+                     option: str | None = None) -> None:  # fmt: skip
+            if getattr(namespace, self.dest) is not None:
+                raise UsageError(f"argument {self.option_strings[0]}: given twice")
+            setattr(namespace, self.dest, checked(self.option_strings[0], value))
+
+    parser = Parser(prog=PROG, description=f"Run the {vm} guest on this host's KVM.")
     parser.add_argument("--dry-run", action="store_true", help="print the ioctl steps, one per line; open nothing")
     parser.add_argument("--trace", action="store_true", help="print each ioctl to stderr as it is issued")
-    parser.add_argument(
-        "--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="SECONDS",
-        help="end the guest after SECONDS (default 5)"
-    )
+    parser.add_argument("--timeout", action=Once, metavar="SECONDS",
+                        help=f"end the guest after SECONDS, more than 0 and at most {values.MAX_TIMEOUT:.0f} "
+                             f"(default {DEFAULT_TIMEOUT:g})")
     parser.add_argument("--quiet", action="store_true", help="no summary line on success")
-    parser.add_argument("--kernel", type=Path, metavar="FILE",
+    parser.add_argument("--kernel", action=Once, metavar="FILE",
                         help="load FILE as the kernel image (an ELF file: its segments at their physical addresses)")
-    parser.add_argument("--guest", type=Path, metavar="FILE",
+    parser.add_argument("--guest", action=Once, metavar="FILE",
                         help="load FILE as the guest image (an ELF file: its segments at their physical addresses)")
-    return parser
+    try:
+        with contextlib.redirect_stdout(stdout):
+            namespace = parser.parse_args(argv)
+    except SystemExit:  # --help was printed
+        return None
+    options = Options()
+    for dest, value in vars(namespace).items():
+        if value is not None:
+            setattr(options, dest, value)
+    return options
+
+
+def _say(stream: TextIO | None, text: str) -> None:
+    """One line on stderr; a stderr that cannot take it is not a second error."""
+    if stream is not None:
+        try:
+            print(text, file=stream, flush=True)
+        except (OSError, ValueError):
+            pass
+
+
+def _supplied(plan: Mapping[str, Any], vm: str, options: Options) -> dict[str, str]:
+    """The image files given on the command line; UsageError for one the plan has no image for."""
+    images = plan.get("images") if isinstance(plan, Mapping) else None
+    names = {i.get("name") for i in images if isinstance(i, Mapping)} if isinstance(images, list) else set()
+    supplied = {name: path for name in IMAGE_OPTIONS if (path := getattr(options, name))}
+    for name in supplied:
+        if name not in names:
+            have = ", ".join(sorted(str(n) for n in names)) or "none"
+            raise UsageError(f"argument --{name}: {vm} has no {name} image (its images: {have})")
+    return supplied
 
 
 def main(
@@ -99,20 +160,16 @@ def main(
     vm = str(plan.get("vm", "guest")) if isinstance(plan, Mapping) else "guest"
 
     def error(message: str, status: int) -> int:
-        print(f"{PROG}: error: {message}", file=stderr, flush=True)
+        _say(stderr, f"{PROG}: error: {message}")
         return int(status)
 
-    options: Options | argparse.Namespace | None = plain_options(argv)
-    if options is None:
-        import contextlib
-
-        try:
-            with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
-                options = _parser(vm).parse_args(argv)
-        except SystemExit as done:  # argparse printed help, or usage and `launch: error: ...`
-            return int(done.code or 0)
-    if not options.timeout > 0:
-        return error(f"--timeout must be a positive number of seconds, not {options.timeout:g}", Status.USAGE)
+    try:
+        options = plain_options(argv) or _parse(vm, argv, stdout)
+        if options is None:
+            return int(Status.HALTED)  # the help
+        supplied = _supplied(plan, vm, options)
+    except UsageError as err:
+        return error(str(err), Status.USAGE)
 
     from hvconf.kvm.plan import PlanError
 
@@ -126,15 +183,16 @@ def main(
         return int(Status.HALTED)
 
     from hvconf.kvm.errors import KvmError
+    from hvconf.kvm.images import ImageOptionError
     from hvconf.kvm.run import HostMismatch, execute
 
-    failures: dict[type[Exception], tuple[int, str]] = {
+    failures: dict[type[Exception], tuple[int, str]] = {  # the first that matches
+        ImageOptionError: (Status.USAGE, ""),
         PlanError: (Status.USAGE, "bad plan: "),
         HostMismatch: (Status.HOST, "host cannot run the target: "),
         KvmError: (Status.KVM_ERROR, ""),
     }
     try:
-        supplied = {name: path for name, path in (("kernel", options.kernel), ("guest", options.guest)) if path}
         result = execute(
             plan, base_dir, timeout=options.timeout, trace=stderr if options.trace else None, out=out,
             supplied=supplied,
@@ -147,7 +205,7 @@ def main(
     if result.status != Status.HALTED:
         return error(f"{vm}: {result.reason} (status {int(result.status)}: {MEANING[result.status]})", result.status)
     if not options.quiet:
-        print(f"{PROG}: {vm}: {result.reason} after {result.seconds:.3f} s, {result.exits} exits", file=stderr)
+        _say(stderr, f"{PROG}: {vm}: {result.reason} after {result.seconds:.3f} s, {result.exits} exits")
     return int(result.status)
 
 

@@ -26,6 +26,7 @@ from hvconf.kvm.ending import Ending
 from hvconf.kvm.fd import request
 from hvconf.kvm.ffi import ARCH
 from hvconf.kvm.machine import Machine
+from hvconf.kvm.options import MAX_TIMEOUT
 from hvconf.kvm.plan import Plan, PlanError, Step, parse
 from hvconf.kvm.sequence import Sequencer
 from hvconf.kvm.status import Status
@@ -66,16 +67,19 @@ def execute(
     timeout: float = 5.0,
     trace: TextIO | None = None,
     out: BinaryIO,
-    supplied: Mapping[str, Path] | None = None,
+    supplied: Mapping[str, str | Path] | None = None,
 ) -> RunResult:
     """Run `plan` (images relative to `base_dir`) on this host's KVM; guest console to `out`.
 
     `supplied` maps image names to files given on the command line (--kernel), which
     replace the build's copy or fill in an image the build did not have.
 
-    Raises PlanError (bad plan or image), HostMismatch (before any VM is
-    created) or KvmError (an ioctl failed; `source` names the step).
+    Raises ValueError (a timeout out of range), PlanError (bad plan or image),
+    HostMismatch (before any VM is created) or KvmError (an ioctl failed;
+    `source` names the step).
     """
+    if not 0 < timeout <= MAX_TIMEOUT:  # also NaN: sigtimedwait cannot wait for it
+        raise ValueError(f"timeout {timeout!r} is not within (0, {MAX_TIMEOUT}] seconds")
     started = time.monotonic()
     parsed = parse(plan)
     _check_runtime(parsed)  # host facts first: a foreign plan is refused as such, not as malformed

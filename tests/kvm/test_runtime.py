@@ -188,7 +188,8 @@ def test_bad_plans_are_usage_errors(make_plan, mutate, message):
 def test_bad_timeout_is_a_usage_error(make_plan):
     run = Launch(*make_plan("hello"), "--timeout", "0")
     assert run.status == Status.USAGE
-    assert run.stderr == "launch: error: --timeout must be a positive number of seconds, not 0\n"
+    assert run.stderr == ("launch: error: argument --timeout: expected a number of seconds above 0 and at most "
+                          "31536000 (a year), not '0'\n")
 
 
 def test_help_and_unknown_options_follow_argparse(make_plan):
