@@ -232,8 +232,9 @@ def cmd_dts(args: argparse.Namespace) -> int:
 
 def _launcher_command(launcher: Path, args: argparse.Namespace) -> list[str]:
     """The launch.py command line for `hvconf run`'s options (checked already, as the launcher checks them)."""
-    command = [sys.executable, str(launcher), "--timeout", repr(args.timeout)]
+    command = [sys.executable, str(launcher), "--timeout", repr(args.timeout), "--console", args.console]
     command += ["--trace"] if args.trace else []
+    command += ["--trace-file", args.trace_file] if args.trace_file else []  # the launcher runs in this cwd
     command += ["--dry-run"] if args.dry_run else []
     command += ["--kernel", str(Path(args.kernel).resolve())] if args.kernel else []
     return command
@@ -390,6 +391,11 @@ def parser() -> argparse.ArgumentParser:
             p.add_argument("--timeout", type=_checked("seconds"), default="5", action=_Once, metavar="SECONDS",
                            help="watchdog: above 0 and at most a year (default 5)")  # a str default goes through type
             p.add_argument("--trace", action="store_true", help="print each ioctl to stderr as it is issued")
+            p.add_argument("--trace-file", type=a_file, action=_Once, metavar="FILE",
+                           help="write the trace to FILE instead of stderr (implies --trace)")
+            p.add_argument("--console", type=_checked("console_mode"), default="auto", action=_Once,
+                           metavar="MODE", help="the guest console: raw, safe (control characters and CI log "
+                                                "commands rendered harmless) or auto (default: raw on a terminal)")
             p.add_argument("--dry-run", action="store_true", help="print the ioctls without opening /dev/kvm")
             p.add_argument("--kernel", metavar="FILE", type=a_file, action=_Once,
                            help="kernel image for a VM whose kernel was not built in")

@@ -13,6 +13,7 @@ DEFAULT_TIMEOUT = 5.0
 # A year. sigtimedwait takes at most a time_t of seconds (`--timeout 1e309` or `inf` raised
 # OverflowError inside the watch); a longer watchdog is no watchdog.
 MAX_TIMEOUT = 365 * 24 * 3600.0
+CONSOLE_MODES = ("auto", "safe", "raw")  # auto: raw on a terminal, safe anywhere else (output.py)
 
 
 def seconds(text: str) -> float:
@@ -25,6 +26,12 @@ def seconds(text: str) -> float:
         raise ValueError(f"expected a number of seconds above 0 and at most {MAX_TIMEOUT:.0f} (a year), "
                          f"not {text!r}")
     return value
+
+
+def console_mode(text: str) -> str:
+    if text not in CONSOLE_MODES:
+        raise ValueError(f"expected {', '.join(CONSOLE_MODES[:-1])} or {CONSOLE_MODES[-1]}, not {text!r}")
+    return text
 
 
 def file_name(text: str) -> str:

@@ -26,7 +26,7 @@ from hvconf.kvm import options
 from hvconf.kvm.launch import UsageError, _parse, plain_options
 from hvconf.kvm.run import execute
 
-from .conftest import REPO
+from .conftest import DEFINITIONS, REPO
 
 TIMEOUT = 60
 
@@ -46,11 +46,12 @@ def argparse_outcome(argv: list[str]) -> Any:
 
 PLAIN = [[], ["--dry-run"], ["--trace", "--quiet"], ["--timeout", "120"], ["--timeout=0.5", "--trace"],
          ["--timeout", "1e3"], ["--timeout", " 7 "], ["--dry-run", "--dry-run", "--trace", "--trace"],
-         ["--kernel", "vmlinux"], ["--guest=g.elf"], ["--timeout", str(options.MAX_TIMEOUT)]]  # fmt: skip
+         ["--console", "raw"], ["--console=safe", "--quiet"], ["--kernel", "vmlinux"], ["--guest=g.elf"],
+         ["--trace-file", "t.log"], ["--timeout", str(options.MAX_TIMEOUT)]]  # fmt: skip
 REFUSED = [["--timeout", "0"], ["--timeout", "nan"], ["--timeout", "inf"], ["--timeout", "1e309"], ["--timeout", "-1"],
            ["--timeout=-1"], ["--timeout", "x"], ["--timeout="], ["--timeout", str(options.MAX_TIMEOUT * 2)],
-           ["--timeout", "1", "--timeout", "2"], ["--kernel="], ["--guest", ""],
-           ["--kernel", "a", "--kernel", "a"]]  # fmt: skip
+           ["--timeout", "1", "--timeout", "2"], ["--console", "RAW"], ["--console="], ["--kernel="],
+           ["--guest", ""], ["--trace-file="], ["--console", "raw", "--console", "raw"]]  # fmt: skip
 ARGPARSE = [["--help"], ["-h"], ["--time", "3"], ["--dry"], ["--timeout"], ["--bogus"], ["--"], ["extra"],
             ["--timeout", "--trace"], ["--kernel", "-h"]]  # fmt: skip
 
@@ -77,6 +78,9 @@ def test_the_checks():
     for bad in ("0", "-0", "-1", "nan", "inf", "-inf", "1e309", "31536001", "", "x", "0x10"):
         with pytest.raises(ValueError, match="expected a number of seconds above 0 and at most 31536000"):
             options.seconds(bad)
+    assert [options.console_mode(m) for m in options.CONSOLE_MODES] == ["auto", "safe", "raw"]
+    with pytest.raises(ValueError, match="expected auto, safe or raw, not 'loud'"):
+        options.console_mode("loud")
     for check in (options.file_name, options.name):
         with pytest.raises(ValueError, match="not ''"):
             check("")
@@ -125,6 +129,30 @@ def one_line_usage_error(done: subprocess.CompletedProcess[str], prefix: str) ->
     return lines[0]
 
 
+def closed_pipe() -> int:
+    r, w = os.pipe()
+    os.close(r)
+    return w
+
+
+@pytest.mark.parametrize("argv", [["--dry-run"], ["--help"]], ids=" ".join)
+@pytest.mark.parametrize("buffered", [True, False], ids=["buffered", "PYTHONUNBUFFERED"])
+def test_a_dry_run_or_help_that_cannot_be_written_is_status_8(hello, argv, buffered):
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    if not buffered:
+        env["PYTHONUNBUFFERED"] = "1"  # argparse drops a failed write of the help: it must be seen anyway
+    what = "dry run" if argv == ["--dry-run"] else "help"
+    for stdout, said in ((open("/dev/full", "wb"), "No space left on device (ENOSPC)"),
+                         (closed_pipe(), "Broken pipe (EPIPE)"), (None, "Bad file descriptor (EBADF)")):  # fmt: skip
+        done = subprocess.run([sys.executable, str(hello), *argv], stdout=stdout, stderr=subprocess.PIPE, text=True,
+                              env=env, timeout=TIMEOUT, preexec_fn=(lambda: os.close(1)) if stdout is None else None)
+        if hasattr(stdout, "close"):
+            stdout.close()
+        elif stdout is not None:
+            os.close(stdout)
+        assert (done.returncode, done.stderr) == (8, f"launch: error: x86-hello: {what} output failed: {said}\n")
+
+
 BAD_TIMEOUTS = ["inf", "1e309", "-1", "nan", "0", "-0", "31536001", "abc", "", "-inf", "1e-400"]
 LAUNCHER_BAD = [
     *(([f"--timeout={v}"], "argument --timeout: expected a number of seconds") for v in BAD_TIMEOUTS),
@@ -133,6 +161,9 @@ LAUNCHER_BAD = [
     (["--timeout"], "argument --timeout: expected one argument"),
     (["--timeout", "1", "--timeout", "2"], "argument --timeout: given twice"),
     (["--time", "1", "--timeout", "2"], "argument --timeout: given twice"),
+    (["--console", "loud"], "argument --console: expected auto, safe or raw, not 'loud'"),
+    (["--console="], "argument --console: expected auto, safe or raw, not ''"),
+    (["--console", "raw", "--console", "safe"], "argument --console: given twice"),
     (["--kernel="], "argument --kernel: expected a file name, not ''"),
     (["--kernel", "vmlinux"], "argument --kernel: x86-hello has no kernel image (its images: guest)"),
     (["--guest="], "argument --guest: expected a file name, not ''"),
@@ -142,6 +173,10 @@ LAUNCHER_BAD = [
     (["--guest", "{specials}/huge.bin"], "argument --guest: cannot read {specials}/huge.bin: larger than"),
     (["--guest", "{specials}/missing"], "argument --guest: cannot read {specials}/missing: No such file"),
     (["--guest", "a", "--guest", "b"], "argument --guest: given twice"),
+    (["--trace-file="], "argument --trace-file: expected a file name, not ''"),
+    (["--trace-file", "/"], "argument --trace-file: cannot open /: Is a directory"),
+    (["--trace-file", "{specials}/no/such/folder"], "argument --trace-file: cannot open"),
+    (["--trace-file", "{specials}/fifo"], "argument --trace-file: cannot open {specials}/fifo: No such device"),
     (["--bogus"], "unrecognized arguments: --bogus"),
 ]  # fmt: skip
 
@@ -165,8 +200,11 @@ RUN_BAD = [
     *(([f"--timeout={v}"], "hvconf run: error: argument --timeout: expected a number of seconds")
       for v in BAD_TIMEOUTS),
     (["--timeout", "5", "--timeout", "5"], "hvconf run: error: argument --timeout: given twice"),
+    (["--console", "loud"], "hvconf run: error: argument --console: expected auto, safe or raw, not 'loud'"),
     (["--kernel="], "hvconf run: error: argument --kernel: expected a file name, not ''"),
     (["--kernel", "vmlinux"], "launch: error: argument --kernel: x86-hello has no kernel image"),
+    (["--trace-file="], "hvconf run: error: argument --trace-file: expected a file name, not ''"),
+    (["--trace-file", "/"], "launch: error: argument --trace-file: cannot open /: Is a directory"),
     (["--vm="], "hvconf run: error: argument --vm: expected a name, not ''"),
     (["--vm", "a", "--vm", "a"], "hvconf run: error: argument --vm: given twice"),
     (["--vm", "nope"], "hvconf: error: no VM named 'nope'"),
@@ -191,3 +229,14 @@ def test_hvconf_run_of_an_empty_file_name_is_a_usage_error():
                           timeout=TIMEOUT)  # fmt: skip
     assert one_line_usage_error(done, "hvconf run: error: ") == (
         "hvconf run: error: argument FILE: expected a file name, not ''")
+
+
+@pytest.mark.kvm
+def test_hvconf_run_passes_good_values_through(tmp_path):
+    trace = tmp_path / "trace.log"
+    done = subprocess.run([sys.executable, "-m", "hvconf", "run", str(DEFINITIONS / "x86-escapes.hv"),
+                           "--timeout", "20", "--console", "raw", "--trace-file", str(trace)],
+                          capture_output=True, timeout=TIMEOUT)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(b"\x1b]0;owned\x07title\n")  # raw, as asked
+    assert b"KVM_RUN" in trace.read_bytes() and b"trace:" not in done.stderr
