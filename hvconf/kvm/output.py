@@ -171,6 +171,7 @@ class Output:
         self.blocked_since: float | None = None  # monotonic time a write began waiting for the reader
         self._lock = threading.Lock()
         self._text = text
+        self._stream = stream  # held: a file object's fd lives as long as the object
         self._sink: Any = None
         self._fd: int | None = None
         self._poll: Any = None  # select.poll() for a descriptor that can block
@@ -234,6 +235,11 @@ class Output:
         if self._fd is None:
             self._to_sink(data)
             return
+        if self._poll is None and len(data) <= CHUNK:  # a regular file or /dev/null: one write, as a rule
+            sent = os.write(self._fd, data)
+            if sent == len(data):
+                return
+            data = data[sent:]
         view = memoryview(data)
         while view:
             # A blocking write could not be interrupted (Python retries it after each kick), so it waits

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import gc
 import io
 import os
 import socket
@@ -189,6 +190,13 @@ def test_a_nonblocking_socket_with_a_slow_reader_loses_no_byte():
         mine.close()
         theirs.close()
     assert bytes(got) == data
+
+
+def test_the_output_keeps_the_stream_it_writes_through(tmp_path):
+    out = Output(open(tmp_path / "console.log", "wb"), "console", "raw")  # noqa: SIM115 - nobody else holds it
+    gc.collect()  # the file object must not be closed under the Output (EBADF, or another file's fd)
+    out.write(b"kept\n")
+    assert (tmp_path / "console.log").read_bytes() == b"kept\n"
 
 
 def test_a_sink_without_a_descriptor_and_the_modes():
