@@ -112,6 +112,30 @@ def test_hvconf_run_passes_status_8_through(launchers, tmp_path):
     assert "console output failed: Broken pipe (EPIPE)" in one_error((tmp_path / "err").read_text(), 8)
 
 
+@pytest.mark.parametrize(("signum", "status", "said"), [
+    (signal.SIGINT, Status.INTERRUPTED, "interrupted by SIGINT"),  # Ctrl-C: the whole process group
+    (signal.SIGTERM, Status.TERMINATED, "terminated by SIGTERM"),  # to hvconf alone, passed on
+])  # fmt: skip
+def test_hvconf_run_lets_the_launcher_stop_its_guest_on_a_signal(tmp_path, signum, status, said):
+    log = tmp_path / "console"
+    with open(log, "wb") as console:
+        proc = subprocess.Popen([sys.executable, "-m", "hvconf", "run", str(DEFINITIONS / "x86-flood.hv"), "--timeout",
+                                 "30"], stdout=console, stderr=subprocess.PIPE, text=True, cwd=REPO,
+                                start_new_session=True)  # fmt: skip
+        deadline = time.monotonic() + 20
+        while log.stat().st_size == 0 and time.monotonic() < deadline:  # the guest runs
+            time.sleep(0.05)
+        if signum == signal.SIGINT:
+            os.killpg(proc.pid, signum)
+        else:
+            proc.send_signal(signum)
+        _, stderr = proc.communicate(timeout=20)
+    assert proc.returncode == status, stderr
+    assert "Traceback" not in stderr
+    [line] = [line for line in stderr.splitlines() if line.startswith("launch:")]
+    assert f"x86-flood: {said}; stopped vcpu:0" in line
+
+
 def small_pipe() -> tuple[int, int]:
     """A pipe of two pages, which a flood fills at once. poll(2) calls a pipe writable while a page
     is free: two pages are full for the launcher's writer once more than one page is queued."""
