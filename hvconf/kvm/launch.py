@@ -304,8 +304,13 @@ def run_as_process(plan: Mapping[str, Any], argv: list[str], base_dir: str) -> N
     a 25 ms launch). Standard output still buffered that cannot be written (the help
     into a closed pipe or onto a full disk) turns a success into status 8; stderr's
     failures change nothing (they could not be reported anyway). An exception from
-    main (a bug) is left to Python as usual."""
-    status = main(plan, argv, base_dir)
+    main (a bug) is left to Python as usual; a SIGINT outside the run (a second
+    Ctrl-C while the launcher says how the first one ended) is status 130."""
+    try:
+        status = main(plan, argv, base_dir)
+    except KeyboardInterrupt:
+        _say(sys.stderr, f"{PROG}: error: interrupted")
+        status = Status.INTERRUPTED
     try:
         if sys.stdout is not None:
             sys.stdout.flush()

@@ -391,6 +391,17 @@ def test_a_failed_watch_still_stops_every_vcpu_before_the_kick_handler_goes(make
     assert done.stdout == "survived\n"
 
 
+def test_a_sigint_outside_the_run_is_status_130_without_a_traceback():
+    # The run catches its own SIGINT; one that lands after it (a second Ctrl-C while the launcher
+    # reports the first) reached Python's top level as a KeyboardInterrupt traceback.
+    code = ("import hvconf.kvm.launch as l\n"
+            "def main(*args, **kwargs):\n    raise KeyboardInterrupt\n"
+            "l.main = main\nl.run_as_process({}, [], '.')\n")  # fmt: skip
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                          cwd=Path(__file__).resolve().parents[2])  # fmt: skip
+    assert (done.returncode, done.stderr) == (130, "launch: error: interrupted\n")
+
+
 def uart_io(direction: str, reg: int, value: int | None = None) -> Any:
     from hvconf.kvm.exits import Io
 
