@@ -1,7 +1,8 @@
 """The `hvconf` command: thin shells over hvconf.compiler, hvconf.lint and hvconf.kvm.
 
 Exit status: 0 clean, 1 findings (errors, or warnings with --werror), 2 usage
-or I/O errors; `run` passes the launcher's status through. Heavy imports
+or I/O errors (one line: argparse's errors too); `run` passes the launcher's
+status through (128 + N for a launcher ended by signal N). Heavy imports
 happen inside the commands that need them, so `hvconf check` starts fast.
 Other modules add commands through `register(subparsers)` (COMMAND_MODULES).
 Tested by tests/test_cli.py.
