@@ -7,6 +7,7 @@ every table entry from the headers themselves.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -404,6 +405,18 @@ def test_proposal_overrides(tmp_path: Path):
         assert str(bad) in str(err.value)
     with pytest.raises(AbiError, match="cannot read"):
         abi.proposed(tmp_path / "missing.toml")
+
+
+def test_overrides_that_are_no_small_regular_file_are_refused_without_reading_them(tmp_path):
+    # `--abi-overrides /dev/zero` read for ever; a FIFO blocked the build on its open.
+    os.mkfifo(tmp_path / "fifo")
+    (tmp_path / "big.toml").write_bytes(b"#" * ((1 << 20) + 1))
+    (tmp_path / "binary.toml").write_bytes(b"\xff\xfe")
+    for path, message in ((Path("/dev/zero"), "not a regular file"), (tmp_path / "fifo", "not a regular file"),
+                          (tmp_path, "not a regular file"), (tmp_path / "big.toml", "larger than 1048576 bytes"),
+                          (tmp_path / "binary.toml", "not UTF-8 text")):  # fmt: skip
+        with pytest.raises(AbiError, match=message):
+            abi.proposed(path)
 
 
 # --- helpers and import hygiene -----------------------------------------------------------

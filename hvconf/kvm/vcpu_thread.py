@@ -19,7 +19,7 @@ from hvconf.kvm import signals
 from hvconf.kvm.errors import KvmError
 from hvconf.kvm.steps import STEPS
 from hvconf.kvm.vcpu_loop import ExitLoop
-from hvconf.kvm.watchdog import KICK_SIGNAL
+from hvconf.kvm.watchdog import KICK_SIGNAL, VCPU_THREAD
 from hvconf.record import Record
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
@@ -78,7 +78,7 @@ class VcpuThread:
         self._ident: int | None = None  # set while the thread runs, None once it has returned
         self.loop: ExitLoop | None = None  # once the vCPU runs
         self.spinning = False  # waiting in the ePAPR spin table to be released
-        self.thread = threading.Thread(target=self._main, name=f"hvconf-vcpu{vcpu_id}", daemon=True)
+        self.thread = threading.Thread(target=self._main, name=f"{VCPU_THREAD}{vcpu_id}", daemon=True)
 
     def start(self) -> None:
         self.shared.ending.thread_starting()
