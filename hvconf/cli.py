@@ -211,7 +211,8 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    from hvconf.emit.plan import dumps, to_text
+    from hvconf.contract.plan import dumps
+    from hvconf.emit.plan import to_text
 
     built = _build_one(args)
     if isinstance(built, int):

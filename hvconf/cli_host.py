@@ -73,7 +73,7 @@ def probe_facts(proposed_overrides: Path | None = None, *, timestamp: bool = Fal
     from hvconf.model.host import HostFactsError, host_facts
 
     try:
-        from hvconf.kvm.errors import KvmError
+        from hvconf.kvm.ioctls.errors import KvmError
         from hvconf.kvm.probe import probe
     except ImportError as err:  # cffi missing: the compiler alone is installed
         raise HostFactsError(f"cannot probe this host: the KVM runtime is not usable here ({err})") from None

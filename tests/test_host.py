@@ -21,9 +21,11 @@ import pytest
 
 from hvconf import compiler
 from hvconf.check import CHECKS, HOST_CHECKS
-from hvconf.check.host import MACHINE_OF_ARCH, host_plan
-from hvconf.diagnostics import Diagnostic
+from hvconf.check.host import host_plan
+from hvconf.check.registry import CheckContext
+from hvconf.diagnostics import Diagnostic, Report
 from hvconf.model.host import HostFacts, HostFactsError, dumps, host_facts, load_host_facts, to_text
+from hvconf.model.target import load_target
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLES = REPO / "samples"
@@ -402,22 +404,22 @@ def test_every_host_code_is_exercised() -> None:
     assert exercised == HOST_CODES
 
 
-def test_arch_fallback_matches_the_plans() -> None:
-    # MACHINE_OF_ARCH stands in for a plan only for VMs with errors; it must say what plans say
-    from hvconf.check.registry import CheckContext
-    from hvconf.diagnostics import Report
-    from hvconf.model.target import load_target
+def test_the_arch_records_name_the_machines_real_hosts_report() -> None:
+    # host-wrong-arch and every plan's requires.host_arch take the machine from the arch's record
+    # (hvconf/contract/arches.py); the probe maps the machine back. Hosts probed for real must agree.
+    from hvconf.contract.arches import ARCH_OF_MACHINE, RECORDS, cap_arch_of_machine
 
-    facts = load_host_facts(X86)
+    probed = [load_host_facts(p) for p in sorted((REPO / "tests" / "data" / "hosts").glob("*.json"))
+              if not p.name.startswith("handmade-")]  # fmt: skip
+    assert {f.machine for f in probed} == {"x86_64", "ppc64le"}
+    for facts in probed:
+        assert RECORDS[facts.arch].machine == facts.machine
+        assert ARCH_OF_MACHINE[facts.machine] == cap_arch_of_machine(facts.machine) == facts.arch
     result = compiler.check(sorted(SAMPLES.glob("*.hv")))
-    seen = set()
-    for vm in result.vms:
-        if vm.abstract or vm.target is None:
-            continue
-        plan = host_plan(CheckContext(vm, load_target(vm.target), Report(), host=facts))
-        assert plan is not None and MACHINE_OF_ARCH[vm.arch or ""] == plan.host_arch, vm.name
-        seen.add(vm.arch)
-    assert seen == set(MACHINE_OF_ARCH) - {"ppc64"}
+    plans = {vm.arch: host_plan(CheckContext(vm, load_target(vm.target), Report(), host=load_host_facts(X86)))
+             for vm in result.vms if not vm.abstract and vm.target is not None}  # fmt: skip
+    assert {arch: plan.host_arch for arch, plan in plans.items() if plan is not None} == {
+        "x86_64": "x86_64", "s390x": "s390x", "ppc64le": "ppc64le", "ppc-e500": "ppc"}
 
 
 # ---- through `hvconf` itself, once hvconf/cli.py wires hvconf.cli_host in ---------

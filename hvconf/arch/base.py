@@ -1,6 +1,6 @@
 """What every target family's module provides, and the context it gets.
 
-An arch module exposes `plan(ctx) -> Plan` and `device_tree(ctx) -> Node | None`
+An arch module exposes `plan(ctx) -> PlanBuilder` and `device_tree(ctx) -> Node | None`
 (kvmtool keeps the same file names in every arch folder; hvconf keeps the
 same function names in every arch module). Tested through the golden tests.
 """
@@ -18,7 +18,7 @@ from hvconf.model.hcallset import HcallSet
 if TYPE_CHECKING:
     from hvconf.abi import ProposedAbi
     from hvconf.emit.fdt import Node
-    from hvconf.emit.plan import Plan
+    from hvconf.emit.plan import PlanBuilder
     from hvconf.model.target import Target
     from hvconf.syntax.paths import Scope
 
@@ -48,6 +48,6 @@ class BuildContext:
 
 
 class ArchModule(Protocol):
-    def plan(self, ctx: BuildContext) -> "Plan": ...
+    def plan(self, ctx: BuildContext) -> "PlanBuilder": ...
 
     def device_tree(self, ctx: BuildContext) -> "Node | None": ...

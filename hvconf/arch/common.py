@@ -14,9 +14,10 @@ from typing import Any, Iterable
 
 from hvconf.arch import e500_tlb
 from hvconf.arch.base import BuildContext
+from hvconf.contract.arches import RECORDS
 from hvconf.diagnostics import Diagnostic, Severity, Span
 from hvconf.emit.guest import GuestBuildError, assemble
-from hvconf.emit.plan import Plan, source_of
+from hvconf.emit.plan import PlanBuilder, source_of
 from hvconf.model import capargs, inputs, ir
 from hvconf.syntax.paths import MISSING, TOO_LARGE, PathRefused, read_checked
 
@@ -30,17 +31,19 @@ def vcpu_fd(index: int) -> str:
     return f"vcpu:{index}"
 
 
-def new_plan(ctx: BuildContext, host_arch: str) -> Plan:
-    return Plan(ctx.vm.name, ctx.target.name, ctx.vm.arch or "", host_arch)
+def new_plan(ctx: BuildContext) -> PlanBuilder:
+    """An empty plan for the VM; its host is the one the arch's record names (hvconf/contract/arches.py)."""
+    arch = ctx.vm.arch or ""
+    return PlanBuilder(ctx.vm.name, ctx.target.name, arch, RECORDS[arch].machine, ctx.root_dir)
 
 
-def create_vm(plan: Plan, ctx: BuildContext) -> None:
+def create_vm(plan: PlanBuilder, ctx: BuildContext) -> None:
     vm = ctx.vm
     vm_type = ctx.target.vm_type.get(vm.flavour or "", 0)
     plan.add("system", "KVM_CREATE_VM", {"type": vm_type}, vm.spans.get("flavour") or vm.span_of("arch"))
 
 
-def enable_cap(plan: Plan, ctx: BuildContext, fd: str, cap: str, args: Iterable[int], span: Span | None,
+def enable_cap(plan: PlanBuilder, ctx: BuildContext, fd: str, cap: str, args: Iterable[int], span: Span | None,
                **extra: Any) -> None:
     """One KVM_ENABLE_CAP step, with the host caps it needs recorded in `requires`."""
     row = ctx.target.name2cap.get(cap)
@@ -61,7 +64,7 @@ def _scope(use: ir.CapUse, ctx: BuildContext) -> str | None:
     return row.scope if row is not None else None
 
 
-def user_caps(plan: Plan, ctx: BuildContext, *, vcpu: int | None) -> None:
+def user_caps(plan: PlanBuilder, ctx: BuildContext, *, vcpu: int | None) -> None:
     """The `cap` statements for the VM fd (vcpu=None) or for one vCPU, in source order."""
     for use in ctx.vm.caps:
         row = ctx.target.name2cap.get(use.name)
@@ -86,7 +89,7 @@ def user_caps(plan: Plan, ctx: BuildContext, *, vcpu: int | None) -> None:
         enable_cap(plan, ctx, fd, use.name, encoded.args, use.span, **extra)
 
 
-def memory(plan: Plan, ctx: BuildContext) -> None:
+def memory(plan: PlanBuilder, ctx: BuildContext) -> None:
     vm = ctx.vm
     plan.add("vm", "KVM_SET_USER_MEMORY_REGION",
              {"slot": 0, "flags": 0, "guest_phys_addr": 0, "memory_size": vm.memory, "userspace_addr": "memory:0"},
@@ -94,16 +97,16 @@ def memory(plan: Plan, ctx: BuildContext) -> None:
     plan.require("KVM_CAP_USER_MEMORY", vm.span_of("memory"))
 
 
-def create_vcpu(plan: Plan, ctx: BuildContext, index: int) -> None:
+def create_vcpu(plan: PlanBuilder, ctx: BuildContext, index: int) -> None:
     plan.add("vm", "KVM_CREATE_VCPU", {"vcpu_id": index}, ctx.vm.span_of("vcpus"))
 
 
-def run_all(plan: Plan, ctx: BuildContext) -> None:
+def run_all(plan: PlanBuilder, ctx: BuildContext) -> None:
     for index in range(ctx.vm.vcpus):
         plan.add(vcpu_fd(index), "KVM_RUN", {}, ctx.vm.span_of("vcpus"))
 
 
-def add_image(plan: Plan, ctx: BuildContext, name: str, file_name: str, data: bytes, gpa: int,
+def add_image(plan: PlanBuilder, ctx: BuildContext, name: str, file_name: str, data: bytes, gpa: int,
               span: Span | None, **extra: Any) -> None:
     """An image the launcher copies into guest memory; its bytes become an output file."""
     ctx.images[file_name] = data
@@ -130,7 +133,7 @@ def read_input(ctx: BuildContext, path: Path) -> bytes:
     return data
 
 
-def kernel_image(plan: Plan, ctx: BuildContext, *, load: int) -> None:
+def kernel_image(plan: PlanBuilder, ctx: BuildContext, *, load: int) -> None:
     """`kernel "FILE"`: copied into the outputs when it exists; otherwise the
     launcher must be given `--kernel FILE` (a build machine rarely has the kernel).
     A kernel outside the project, or not a readable regular file, is an error."""

@@ -62,7 +62,7 @@ BYTE_CHANNEL_HANDLE = 0
 
 # QEMU ppce500 (hw/ppc/e500.c, hw/ppc/e500plat.c e500plat_machine_class_init).
 PLATFORM_CLOCK_HZ = 400_000_000  # PLATFORM_CLK_FREQ_HZ: cpu clock-frequency and timebase-frequency
-# cpu properties QEMU copies from the host under KVM: the launcher does the same (hvconf/kvm/host_cells.py)
+# cpu properties QEMU copies from the host under KVM: the launcher does the same (hvconf/kvm/powerpc/host_cells.py)
 HOST_CELLS = ("clock-frequency", "timebase-frequency")
 CCSR_BASE = 0xF_E000_0000  # pmc->ccsrbar_base
 CCSR_SIZE = 0x10_0000  # MPC8544_CCSRBAR_SIZE

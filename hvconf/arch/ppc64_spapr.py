@@ -15,7 +15,7 @@ from hvconf.abi.tables import raw
 from hvconf.arch import common
 from hvconf.arch.base import BuildContext
 from hvconf.arch.spapr_tree import device_tree
-from hvconf.emit.plan import Plan
+from hvconf.emit.plan import PlanBuilder
 
 __all__ = ["plan", "device_tree", "htab_order", "fdt_address"]
 
@@ -44,7 +44,7 @@ def htab_order(ctx: BuildContext) -> int | None:
 SMT_CAP = "KVM_CAP_PPC_SMT"
 
 
-def _smt(plan: Plan, ctx: BuildContext) -> None:
+def _smt(plan: PlanBuilder, ctx: BuildContext) -> None:
     """`threads N` on a flavour with KVM_CAP_PPC_SMT: the virtual SMT mode N, before any vCPU,
     as QEMU's spapr_set_vsmt_mode sets it. KVM-HV otherwise emulates SMT1 (book3s_hv.c
     kvmppc_core_init_vm_hv: emul_smt_mode = 1) and drops a guest's doorbells to the sibling
@@ -58,13 +58,13 @@ def _smt(plan: Plan, ctx: BuildContext) -> None:
     common.enable_cap(plan, ctx, "vm", SMT_CAP, [vm.threads, 0, 0, 0], vm.spans.get("threads") or vm.span_of("vcpus"))
 
 
-def _hcall_toggles(plan: Plan, ctx: BuildContext) -> None:
+def _hcall_toggles(plan: PlanBuilder, ctx: BuildContext) -> None:
     for name, on, span in ctx.hcalls.toggles():
         common.enable_cap(plan, ctx, "vm", "KVM_CAP_PPC_ENABLE_HCALL", [abi.papr_hcall(name).opcode, int(on), 0, 0],
                           span, hcall=name, enable=on)
 
 
-def _tces(plan: Plan, ctx: BuildContext) -> None:
+def _tces(plan: PlanBuilder, ctx: BuildContext) -> None:
     limits = ctx.target.features.tce
     for tce in ctx.vm.tces:
         shift = tce.page.bit_length() - 1
@@ -81,7 +81,7 @@ def _tces(plan: Plan, ctx: BuildContext) -> None:
             plan.require("KVM_CAP_SPAPR_TCE_64", tce.span)
 
 
-def _rtas(plan: Plan, ctx: BuildContext) -> dict[str, int]:
+def _rtas(plan: PlanBuilder, ctx: BuildContext) -> dict[str, int]:
     """Define in-kernel RTAS tokens; return the ones the launcher serves."""
     rtas = ctx.target.features.rtas
     launcher: dict[str, int] = {}
@@ -94,7 +94,7 @@ def _rtas(plan: Plan, ctx: BuildContext) -> dict[str, int]:
     return launcher
 
 
-def _mmu(plan: Plan, ctx: BuildContext) -> None:
+def _mmu(plan: PlanBuilder, ctx: BuildContext) -> None:
     """`mmu radix`: KVM_PPC_CONFIGURE_V3_MMU (radix, global TLB shootdown), as QEMU sets a radix guest up
     before its first H_REGISTER_PROC_TBL; the process table itself is the guest's business."""
     vm = ctx.vm
@@ -108,7 +108,7 @@ def _mmu(plan: Plan, ctx: BuildContext) -> None:
     plan.require("KVM_CAP_PPC_MMU_RADIX", span)
 
 
-def _guest(plan: Plan, ctx: BuildContext, fdt: int, fdt_size: int) -> int:
+def _guest(plan: PlanBuilder, ctx: BuildContext, fdt: int, fdt_size: int) -> int:
     """A `guest` image instead of a kernel: built, placed, and its start address returned (0 without one)."""
     vm, guest = ctx.vm, ctx.vm.guest
     if guest is None:
@@ -129,9 +129,9 @@ def _guest(plan: Plan, ctx: BuildContext, fdt: int, fdt_size: int) -> int:
     return load
 
 
-def plan(ctx: BuildContext) -> Plan:
+def plan(ctx: BuildContext) -> PlanBuilder:
     vm = ctx.vm
-    p = common.new_plan(ctx, host_arch=vm.arch or "ppc64le")
+    p = common.new_plan(ctx)
     common.create_vm(p, ctx)
     common.user_caps(p, ctx, vcpu=None)
     _smt(p, ctx)

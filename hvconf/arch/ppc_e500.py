@@ -16,7 +16,8 @@ from __future__ import annotations
 from hvconf.arch import common, e500_spin, e500_tlb
 from hvconf.arch.base import BuildContext
 from hvconf.arch.e500_tree import HOST_CELLS, device_tree, hcall_instructions
-from hvconf.emit.plan import Plan, Step
+from hvconf.contract.plan import Step
+from hvconf.emit.plan import PlanBuilder
 
 __all__ = ["plan", "device_tree"]
 
@@ -27,9 +28,9 @@ STACK_TOP = 0x0100_0000 - 8  # r1: QEMU ppce500_cpu_reset
 BOOT_ESEL = 0  # the TLB1 entry of the boot vCPU's IMA (QEMU mmubooke_create_initial_mapping)
 
 
-def plan(ctx: BuildContext) -> Plan:
+def plan(ctx: BuildContext) -> PlanBuilder:
     vm = ctx.vm
-    p = common.new_plan(ctx, host_arch="ppc")
+    p = common.new_plan(ctx)
     common.create_vm(p, ctx)
     common.user_caps(p, ctx, vcpu=None)
     if vm.hypervisor is not None:
@@ -55,7 +56,7 @@ def plan(ctx: BuildContext) -> Plan:
     proposed = {item.name for item in ctx.proposed.items}
     p.unmerged += [name for name in exits if name in proposed and ctx.proposed.number(name) is None]
     p.launcher = {"epapr": {"exits": exits, "unknown": ctx.target.launcher.unknown}}
-    if ctx.dtb is not None:  # where the launcher puts the host's cpu clocks (hvconf/kvm/host_cells.py)
+    if ctx.dtb is not None:  # where the launcher puts the host's cpu clocks (hvconf/kvm/powerpc/host_cells.py)
         from hvconf.emit.dtb import value_offsets  # pyfdt: only for builds, as emit/artifacts.py does
 
         cells = {name: [at for path, at in value_offsets(ctx.dtb, name) if path.startswith("/cpus/")]
@@ -69,15 +70,15 @@ def plan(ctx: BuildContext) -> Plan:
     return p
 
 
-def _sw_tlb_step(p: Plan, fd: str) -> Step | None:
+def _sw_tlb_step(p: PlanBuilder, fd: str) -> Step | None:
     return next((s for s in p.steps if s.fd == fd and s.ioctl == "KVM_ENABLE_CAP" and "config" in s.args), None)
 
 
-def _initial_mapping(p: Plan, fd: str) -> None:
+def _initial_mapping(p: PlanBuilder, fd: str) -> None:
     """ePAPR 1.1 §5.4.1: the client starts with its initial mapped area (r7 bytes from 0) in the TLB.
     Through the shared TLB that is an entry the launcher writes, then KVM_DIRTY_TLB (api.rst §4.60)."""
     sw_tlb = _sw_tlb_step(p, fd)
     if sw_tlb is None:  # cap-required reported the missing KVM_CAP_SW_TLB
         return
     ima = e500_tlb.mapping(BOOT_ESEL, 0, 0, INITIAL_MAP)
-    p.add(fd, "KVM_DIRTY_TLB", {"entries": [ima]}, sw_tlb.span)
+    p.add(fd, "KVM_DIRTY_TLB", {"entries": [ima]}, p.spans[sw_tlb.index])

@@ -21,7 +21,7 @@ from __future__ import annotations
 from hvconf.abi.tables import raw
 from hvconf.arch import common
 from hvconf.arch.base import BuildContext
-from hvconf.emit.plan import Plan
+from hvconf.emit.plan import PlanBuilder
 
 PSW_MASK_64 = 0x0000_0001_8000_0000  # EA + BA: 64-bit addressing
 IPL_ENTRY = 0x1_0000  # where a Linux image expects to start after IPL
@@ -32,16 +32,16 @@ def device_tree(ctx: BuildContext) -> None:
     return None
 
 
-def _mp_state(plan: Plan, ctx: BuildContext, index: int, state: str) -> None:
+def _mp_state(plan: PlanBuilder, ctx: BuildContext, index: int, state: str) -> None:
     span = ctx.vm.span_of("vcpus")
     plan.add(common.vcpu_fd(index), "KVM_SET_MP_STATE", {"mp_state": raw("s390")["mp_state"][state], "state": state},
              span)
     plan.require("KVM_CAP_MP_STATE", span)
 
 
-def plan(ctx: BuildContext) -> Plan:
+def plan(ctx: BuildContext) -> PlanBuilder:
     vm = ctx.vm
-    p = common.new_plan(ctx, host_arch="s390x")
+    p = common.new_plan(ctx)
     common.create_vm(p, ctx)
     common.user_caps(p, ctx, vcpu=None)
     common.memory(p, ctx)

@@ -14,7 +14,7 @@ from __future__ import annotations
 from hvconf import abi
 from hvconf.arch import common
 from hvconf.arch.base import BuildContext
-from hvconf.emit.plan import Plan
+from hvconf.emit.plan import PlanBuilder
 
 # KVM_SET_TSS_ADDR: three pages just below the 4 GiB BIOS area, where kvmtool and
 # QEMU put it; Intel VMX needs it to emulate real mode without unrestricted guest.
@@ -22,7 +22,7 @@ TSS_ADDR = 0xFFFB_D000
 # Where a guest image is loaded when its `guest` statement has no `at` (per start mode).
 DEFAULT_LOAD = {"real": 0x7C00, "prot32": 0x10_0000, "long64": 0x10_0000}
 RFLAGS_RESERVED = 0x2  # bit 1 of RFLAGS is always 1
-# The launcher's GDT/IDT/TSS/page tables for prot32 and long64 (hvconf.kvm.x86_modes
+# The launcher's GDT/IDT/TSS/page tables for prot32 and long64 (hvconf.kvm.x86.modes
 # lays them out): one page, plus one PML4, one PDPT and 4 PDs (4 GiB in 2 MiB pages).
 TABLES_AT = 0x1000
 TABLES_SIZE = {"real": 0, "prot32": 0x1000, "long64": 0x7000}
@@ -43,7 +43,7 @@ def _pv_features(ctx: BuildContext) -> tuple[int, list[str]]:
     return mask, names
 
 
-def _irqchip_and_pit(plan: Plan, ctx: BuildContext) -> None:
+def _irqchip_and_pit(plan: PlanBuilder, ctx: BuildContext) -> None:
     vm, features = ctx.vm, ctx.target.features
     if features.irqchip is None:
         return
@@ -62,7 +62,7 @@ def _irqchip_and_pit(plan: Plan, ctx: BuildContext) -> None:
             plan.require(cap, vm.span_of("pit"))
 
 
-def _exit_hypercalls(plan: Plan, ctx: BuildContext) -> None:
+def _exit_hypercalls(plan: PlanBuilder, ctx: BuildContext) -> None:
     """`hcalls { exit KVM_HC_X }` -> one KVM_CAP_EXIT_HYPERCALL with the OR of their bits."""
     mask, names, span = 0, [], None
     for ref in ctx.hcalls.refs:
@@ -74,7 +74,7 @@ def _exit_hypercalls(plan: Plan, ctx: BuildContext) -> None:
         common.enable_cap(plan, ctx, "vm", "KVM_CAP_EXIT_HYPERCALL", [mask, 0, 0, 0], span, hypercalls=names)
 
 
-def _guest_image(plan: Plan, ctx: BuildContext) -> int | None:
+def _guest_image(plan: PlanBuilder, ctx: BuildContext) -> int | None:
     guest = ctx.vm.guest
     if guest is None:
         return None
@@ -109,9 +109,9 @@ def _check_layout(ctx: BuildContext, load: int, size: int) -> None:
                               f"{guest.mode} is {DEFAULT_LOAD[guest.mode]:#x})")
 
 
-def plan(ctx: BuildContext) -> Plan:
+def plan(ctx: BuildContext) -> PlanBuilder:
     vm = ctx.vm
-    p = common.new_plan(ctx, host_arch="x86_64")
+    p = common.new_plan(ctx)
     common.create_vm(p, ctx)
     p.add("vm", "KVM_SET_TSS_ADDR", {"addr": TSS_ADDR}, vm.span_of("arch"))
     p.require("KVM_CAP_SET_TSS_ADDR", vm.span_of("arch"))

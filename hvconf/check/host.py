@@ -15,19 +15,13 @@ from typing import TYPE_CHECKING
 
 from hvconf import abi
 from hvconf.check.registry import Check, CheckContext
+from hvconf.contract.arches import RECORDS
 from hvconf.diagnostics import Note, Report, Severity, Span
 from hvconf.model import hcallset
 
 if TYPE_CHECKING:
-    from hvconf.emit.plan import Plan
+    from hvconf.emit.plan import PlanBuilder
     from hvconf.model.host import HostFacts
-
-# The machine (uname -m) a VM of each hvconf arch needs: what its plan's
-# requires.host_arch says; used only when a VM with errors has no plan.
-# tests/test_host.py keeps it equal to the plans' host_arch.
-MACHINE_OF_ARCH: dict[str, str] = {
-    "x86_64": "x86_64", "s390x": "s390x", "ppc64": "ppc64", "ppc64le": "ppc64le", "ppc-e500": "ppc",
-}  # fmt: skip
 
 FACTS_HELP = "probe the host with `hvconf host --format json` and pass it with `--host-facts FILE`"
 
@@ -39,17 +33,17 @@ def proposed_for(facts: HostFacts) -> abi.ProposedAbi:
     return base._replace(items=items, overrides="host facts" if facts.proposed else None)
 
 
-def host_plan(ctx: CheckContext) -> Plan | None:
+def host_plan(ctx: CheckContext) -> PlanBuilder | None:
     """The plan the VM would get, numbered with the host's proposal numbers; None for a
     VM with errors (arch modules expect a checked VM) or without host facts. Computed once
     per VM: several host rules read it, and it may assemble the guest."""
     if "host_plan" not in ctx.memo:
         ctx.memo["host_plan"] = _plan(ctx)
-    plan: Plan | None = ctx.memo["host_plan"]
+    plan: PlanBuilder | None = ctx.memo["host_plan"]
     return plan
 
 
-def _plan(ctx: CheckContext) -> Plan | None:
+def _plan(ctx: CheckContext) -> PlanBuilder | None:
     if ctx.host is None or any(d.severity is Severity.ERROR and not d.code.startswith("host-") for d in ctx.report):
         return None
     from hvconf.arch import arch_module
@@ -64,7 +58,7 @@ def _plan(ctx: CheckContext) -> Plan | None:
     return arch_module(ctx.target.arch_module).plan(build)
 
 
-def vm_type_of(plan: Plan) -> int:
+def vm_type_of(plan: PlanBuilder) -> int:
     return next((int(s.args["type"]) for s in plan.steps if s.ioctl == "KVM_CREATE_VM"), 0)
 
 
@@ -79,9 +73,11 @@ def _flavour_span(ctx: CheckContext) -> Span | None:
 
 
 def host_wrong_arch(ctx: CheckContext) -> None:
-    facts, plan = ctx.host, host_plan(ctx)
+    facts = ctx.host
     assert facts is not None
-    need = plan.host_arch if plan is not None else MACHINE_OF_ARCH.get(ctx.vm.arch or "")
+    # what its plan's requires.host_arch says, also for a VM with errors (no plan): hvconf/contract/arches.py
+    record = RECORDS.get(ctx.vm.arch or "")
+    need = record.machine if record is not None else None
     if need is not None and need != facts.machine:
         ctx.emit(ctx.vm.span_of("arch"), f"VM '{ctx.vm.name}' runs on {need} hosts only; the host facts are "
                  f"for {facts.machine} (Linux {facts.kernel_release})",

@@ -17,7 +17,8 @@ from hvconf.arch.base import BuildContext
 from hvconf.compiler import Built
 from hvconf.diagnostics import Report
 from hvconf.emit import launcher, manifest
-from hvconf.emit.plan import dumps, to_json
+from hvconf.contract.plan import dumps
+from hvconf.emit.plan import to_json
 from hvconf.model import ir
 from hvconf.model.hcallset import resolve
 from hvconf.syntax.loader import Program
@@ -47,7 +48,7 @@ def artifacts(vm: ir.Vm, program: Program, report: Report, proposed_overrides: P
     plan = module.plan(ctx)
     if report.has_errors:
         return None
-    plan_json = to_json(plan, root_dir, proposed)
+    plan_json = to_json(plan, proposed)
     files["plan.json"] = dumps(plan_json).encode()
     files["launch.py"] = launcher.render(plan_json).encode()
     files.update(ctx.images)

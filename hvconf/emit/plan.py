@@ -1,9 +1,11 @@
-"""The ioctl plan: ordered steps, serialised as plan.json and as text.
+"""The ioctl plan as the compiler builds it, then written as plan.json (hvconf/contract/plan.py) or as text.
 
-Arch modules produce `Step`s (ioctl name, typed args, the span that caused
-them); this module adds the request number for the target's ABI, turns
-spans into `file:line:col` relative to the root file's folder (so outputs do
-not depend on the working directory), and writes JSON or a table.
+Arch modules add steps to a `PlanBuilder` (ioctl name, typed args, the span
+that caused them); each becomes a contract `Step` at once, with the request
+number for the target's ABI and its span as `file:line:col` relative to the
+root file's folder (so outputs do not depend on the working directory).
+`to_json` numbers the caps (the unmerged proposal's from the overrides) and
+writes the contract's object; `to_text` is the table `hvconf plan` prints.
 Tested by tests/test_plan.py and the golden tests.
 """
 
@@ -16,34 +18,29 @@ from pathlib import Path
 from typing import Any
 
 from hvconf import abi
+from hvconf.contract.plan import CapRequirement, Step, write
 from hvconf.diagnostics import Span
-
-PLAN_FORMAT = 1
-
-
-@dataclass(frozen=True)
-class Step:
-    fd: str  # "system" | "vm" | "vcpu:N"
-    ioctl: str
-    args: dict[str, Any]
-    span: Span | None
 
 
 @dataclass
-class Plan:
+class PlanBuilder:
     vm: str
     target: str
     arch: str
     host_arch: str
+    root_dir: Path  # the root .hv file's folder: sources are relative to it
     steps: list[Step] = field(default_factory=list)
+    spans: list[Span | None] = field(default_factory=list)  # spans[i]: what asked for steps[i]
     requires: list[tuple[str, Span | None]] = field(default_factory=list)  # caps the host must report
     images: list[dict[str, Any]] = field(default_factory=list)
     console: dict[str, Any] | None = None
-    launcher: dict[str, Any] = field(default_factory=dict)  # data for userspace exit handlers
+    launcher: dict[str, Any] = field(default_factory=dict)  # data for the runtime's devices (hvconf/kvm/*/devices.py)
     unmerged: list[str] = field(default_factory=list)  # proposed-ABI names whose numbers are missing
 
     def add(self, fd: str, ioctl: str, args: dict[str, Any] | None = None, span: Span | None = None) -> None:
-        self.steps.append(Step(fd, ioctl, dict(args or {}), span))
+        request = abi.request(ioctl, self.arch)
+        self.steps.append(Step(len(self.steps), fd, ioctl, request, dict(args or {}), source_of(span, self.root_dir)))
+        self.spans.append(span)
 
     def require(self, cap: str, span: Span | None) -> None:
         if all(cap != c for c, _ in self.requires):
@@ -65,35 +62,19 @@ def cap_number(name: str, proposed: "abi.ProposedAbi") -> int | None:
     return abi.cap(name).number
 
 
-def to_json(plan: Plan, root_dir: Path, proposed: "abi.ProposedAbi") -> dict[str, Any]:
-    steps = []
-    for step in plan.steps:
-        args = dict(step.args)
-        if "cap" in args and "cap_nr" not in args:
-            args = {"cap": args.pop("cap"), "cap_nr": cap_number(step.args["cap"], proposed), **args}
-        steps.append({"fd": step.fd, "ioctl": step.ioctl, "request": abi.request(step.ioctl, plan.arch),
-                      "args": args, "source": source_of(step.span, root_dir)})
-    return {
-        "format": PLAN_FORMAT,
-        "vm": plan.vm,
-        "target": plan.target,
-        "arch": plan.arch,
-        "abi": abi.ABI_OF_ARCH[plan.arch],
-        "requires": {
-            "host_arch": plan.host_arch,
-            "caps": [{"cap": cap, "cap_nr": cap_number(cap, proposed), "source": source_of(span, root_dir)}
-                     for cap, span in plan.requires],
-            "unmerged": list(plan.unmerged),
-        },
-        "images": plan.images,
-        "console": plan.console,
-        "launcher": plan.launcher,
-        "steps": steps,
-    }
+def _numbered(step: Step, proposed: "abi.ProposedAbi") -> Step:
+    """A KVM_ENABLE_CAP step with its cap's number beside its name (`cap_nr`, what the runtime passes)."""
+    if "cap" not in step.args or "cap_nr" in step.args:
+        return step
+    args = dict(step.args)
+    return step._replace(args={"cap": args.pop("cap"), "cap_nr": cap_number(step.args["cap"], proposed), **args})
 
 
-def dumps(data: dict[str, Any]) -> str:
-    return json.dumps(data, indent=2) + "\n"
+def to_json(plan: PlanBuilder, proposed: "abi.ProposedAbi") -> dict[str, Any]:
+    caps = [CapRequirement(cap, cap_number(cap, proposed), source_of(span, plan.root_dir)) for cap, span in plan.requires]
+    return write(vm=plan.vm, target=plan.target, arch=plan.arch, host_arch=plan.host_arch, caps=caps,
+                 unmerged=plan.unmerged, images=plan.images, console=plan.console, launcher=plan.launcher,
+                 steps=[_numbered(step, proposed) for step in plan.steps])  # fmt: skip
 
 
 def _arg_text(args: dict[str, Any]) -> str:

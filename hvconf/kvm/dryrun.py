@@ -13,14 +13,14 @@ from collections.abc import Mapping
 from typing import Any
 
 
-def line(fd: str, ioctl: str, request: int, args: Mapping[str, Any], source: str) -> str:
+def line(fd: str, ioctl: str, request: int, args: Mapping[str, Any], source: str | None) -> str:
     """One step as text."""
     encoded = json.dumps(args, sort_keys=True, separators=(",", ":"))
     return f"{fd}  {ioctl}  0x{request:08x}  {encoded}  # {source}"
 
 
 def lines(plan: Mapping[str, Any]) -> list[str]:
-    """One line per plan step, in order. Expects a plan that hvconf.kvm.plan.parse accepts."""
-    from hvconf.kvm.plan import parse
+    """One line per plan step, in order; PlanError for a plan hvconf.contract.plan.read refuses."""
+    from hvconf.contract.plan import read
 
-    return [line(s.fd, s.ioctl, s.request, s.args, s.source) for s in parse(plan).steps]
+    return [line(s.fd, s.ioctl, s.request, s.args, s.source) for s in read(plan).steps]

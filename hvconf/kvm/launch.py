@@ -241,7 +241,7 @@ def main(
     except HelpNotWritten as err:
         return error(f"{vm}: {err}", Status.OUTPUT)
 
-    from hvconf.kvm.plan import PlanError
+    from hvconf.contract.plan import PlanError
 
     if options.dry_run:
         from hvconf.kvm import dryrun
@@ -258,7 +258,7 @@ def main(
             return error(f"{vm}: {OutputError.of('dry run', printed.error)}", Status.OUTPUT)
         return int(Status.HALTED)
 
-    from hvconf.kvm.errors import KvmError
+    from hvconf.kvm.ioctls.errors import KvmError
     from hvconf.kvm.images import ImageOptionError
     from hvconf.kvm.output import OutputError
     from hvconf.kvm.run import HostMismatch, execute

@@ -1,10 +1,13 @@
 """Machine: everything a plan has opened so far, shared by the main and the vCPU threads.
 
 Holds the system, VM and vCPU fds, the guest memory slots and the loaded
-images; reads and writes guest-physical memory by address; caches the
-host's supported CPUID (asked once per run, not once per vCPU); `close()`
-releases everything, newest first, and is idempotent. It issues only the
-ioctls its callers ask for. Tests: tests/kvm/test_runtime.py.
+images; reads and writes guest-physical memory by address; keeps what the
+arch family's steps keep for later (`family_state`, under `lock`), the fds
+its steps create beside the VM (`vm_fds`: sPAPR TCE tables) and the memory
+KVM keeps using after the ioctl that handed it over (`pinned`: e500 shared
+TLBs). `close()` releases everything, newest first, each in the order KVM
+needs, and is idempotent. It issues only the ioctls its callers ask for.
+Tests: tests/kvm/test_runtime.py.
 """
 
 from __future__ import annotations
@@ -15,15 +18,15 @@ from hvconf.record import Record
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:
-    from hvconf.kvm.fd import KvmFd
+    from typing import Any
+
+    from hvconf.contract.plan import Step
     from hvconf.kvm.images import Loaded
-    from hvconf.kvm.memory import GuestMemory
-    from hvconf.kvm.plan import Step
-    from hvconf.kvm.sw_tlb import SharedTlb
-    from hvconf.kvm.system import Kvm
-    from hvconf.kvm.vcpu import Vcpu
-    from hvconf.kvm.vm import Vm
-    from hvconf.kvm.x86 import CpuidEntry
+    from hvconf.kvm.ioctls.fd import KvmFd
+    from hvconf.kvm.ioctls.memory import GuestMemory
+    from hvconf.kvm.ioctls.system import Kvm
+    from hvconf.kvm.ioctls.vcpu import Vcpu
+    from hvconf.kvm.ioctls.vm import Vm
 
 
 class Slot(Record):
@@ -41,11 +44,10 @@ class Machine:
         self.vcpus: dict[int, Vcpu] = {}
         self.memory: dict[int, GuestMemory] = {}  # "memory:N" -> its mmap
         self.slots: list[Slot] = []
-        self.modes: dict[int, tuple[str, int]] = {}  # vcpu id -> (start mode, tables address)
-        self.tce_tables: dict[int, KvmFd] = {}  # LIOBN -> its KVM_CREATE_SPAPR_TCE(_64) fd
-        self.tlbs: dict[int, SharedTlb] = {}  # vcpu id -> the e500 TLB it shares with KVM (KVM_CAP_SW_TLB)
-        self._cpuid: list[CpuidEntry] | None = None
-        self._lock = threading.Lock()
+        self.vm_fds: dict[str, KvmFd] = {}  # label -> an fd a VM step created (closing it would undo the step)
+        self.pinned: dict[str, Any] = {}  # what KVM reads and writes until its vCPUs are gone ("tlb:N")
+        self.family_state: dict[str, Any] = {}  # what the family's steps keep for later steps and exits
+        self.lock = threading.Lock()  # for family_state: vCPU threads issue their steps concurrently
 
     @property
     def entry(self) -> int | None:
@@ -59,12 +61,6 @@ class Machine:
             assert self.vm is not None  # validate() guarantees the order
             return self.vm
         return self.vcpus[step.vcpu_id or 0]
-
-    def supported_cpuid(self) -> list[CpuidEntry]:
-        with self._lock:
-            if self._cpuid is None:
-                self._cpuid = self.kvm.supported_cpuid()
-            return list(self._cpuid)
 
     def _slot(self, gpa: int, length: int) -> Slot | None:
         for slot in self.slots:
@@ -90,11 +86,11 @@ class Machine:
     def close(self) -> None:
         for vcpu in self.vcpus.values():
             vcpu.close()
-        for table in self.tce_tables.values():
-            table.close()
+        for fd in self.vm_fds.values():
+            fd.close()
         if self.vm is not None:
             self.vm.close()
-        self.tlbs.clear()  # after the VM: KVM keeps the arrays' pages pinned until its vCPUs are gone
+        self.pinned.clear()  # after the VM: KVM keeps the arrays' pages pinned until its vCPUs are gone
         for region in self.memory.values():
             region.close()  # after the VM, so no slot points at unmapped memory
         self.kvm.close()

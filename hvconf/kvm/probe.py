@@ -1,13 +1,14 @@
-"""The host probe: what this host's KVM offers, as host-facts data (format 1).
+"""The host probe: what this host's KVM offers, as host-facts data (hvconf/contract/host_facts.py).
 
 `probe()` opens the system fd and asks KVM_GET_API_VERSION,
 KVM_GET_VCPU_MMAP_SIZE, KVM_CHECK_EXTENSION of every hvconf.abi cap of the
 host's arch on the system fd and on one fresh VM fd per VM type of the arch
-(the answers can differ), on x86 KVM_GET_SUPPORTED_CPUID's PV leaf, and on
-Book3S whether hash-MMU guests work (a scratch VM tries KVM_PPC_ALLOCATE_HTAB). It
-returns plain data in the documented key order; validating and printing it
-is hvconf/model/host.py's job (the runtime stays free of pydantic). It runs
-no guest. Tests: tests/test_host.py.
+(its record's vm_types, hvconf/contract/arches.py: the answers can differ),
+then what the arch family adds (its host.py `facts`: on x86
+KVM_GET_SUPPORTED_CPUID's PV leaf, on Book3S whether hash-MMU guests work).
+It returns plain data in the documented key order; validating and printing
+it is hvconf/model/host.py's job (the runtime stays free of pydantic). It
+runs no guest. Tests: tests/test_host.py.
 """
 
 from __future__ import annotations
@@ -19,38 +20,12 @@ from pathlib import Path
 from typing import Any
 
 import hvconf.abi
-from hvconf.kvm.errors import KvmError
-from hvconf.kvm.system import DEV_KVM, Kvm
-from hvconf.kvm.vm import Vm
-
-HOST_FACTS_FORMAT = 1
-KVM_CPUID_SIGNATURE = 0x40000000
-KVM_CPUID_FEATURES = 0x40000001
-KVM_SIGNATURE = (0x4B4D564B, 0x564B4D56, 0x0000004D)  # "KVMKVMKVM\0\0\0" in ebx, ecx, edx
-
-# uname machine -> the arch name hvconf.abi's cap rows use for it. 32-bit
-# "ppc" hosts that run KVM are BookE (e500); Book3S-64 hosts say ppc64/ppc64le.
-CAP_ARCH_OF_MACHINE: dict[str, str] = {
-    "x86_64": "x86_64",
-    "s390x": "s390x",
-    "ppc64": "ppc64",
-    "ppc64le": "ppc64le",
-    "ppc": "ppc-e500",
-    "aarch64": "arm64",
-    "riscv64": "riscv",
-    "loongarch64": "loongarch",
-    "mips64": "mips",
-}
-
-# KVM_CREATE_VM types worth a VM fd each (uapi names). Book3S hosts may have
-# kvm_hv, kvm_pr or both loaded; asking for each type says which.
-_BOOK3S = ((1, "KVM_VM_PPC_HV"), (2, "KVM_VM_PPC_PR"))
-VM_TYPES_OF_MACHINE: dict[str, tuple[tuple[int, str], ...]] = {
-    "x86_64": ((0, "KVM_X86_DEFAULT_VM"),),
-    "ppc64": _BOOK3S,
-    "ppc64le": _BOOK3S,
-}
-DEFAULT_VM_TYPES: tuple[tuple[int, str], ...] = ((0, "default"),)
+from hvconf.contract import host_facts
+from hvconf.contract.arches import ARCH_OF_MACHINE, DEFAULT_VM_TYPES, RECORDS, cap_arch_of_machine
+from hvconf.kvm import families
+from hvconf.kvm.ioctls.errors import KvmError
+from hvconf.kvm.ioctls.system import DEV_KVM, Kvm
+from hvconf.kvm.ioctls.vm import Vm
 
 
 def probe(
@@ -63,7 +38,7 @@ def probe(
     proposal; its caps are then probed too and the numbers recorded.
     """
     uname = os.uname()
-    cap_arch = CAP_ARCH_OF_MACHINE.get(uname.machine)
+    cap_arch = cap_arch_of_machine(uname.machine)
     proposed = _proposed_numbers(proposed_overrides)
     caps = _cap_rows(cap_arch, proposed)
     kvm = Kvm(dev)
@@ -73,7 +48,7 @@ def probe(
         vm_checks = bool(kvm.check_extension(hvconf.abi.cap("KVM_CAP_CHECK_EXTENSION_VM").number))
         vm_types, on_vm = _probe_vm_types(kvm, uname.machine, caps, vm_checks)
         facts: dict[str, Any] = {
-            "format": HOST_FACTS_FORMAT,
+            "format": host_facts.FORMAT,
             "machine": uname.machine,
             "arch": cap_arch,
             "kernel_release": uname.release,
@@ -87,9 +62,10 @@ def probe(
                 for name, number in caps
             ],
             "proposed": proposed,
-            "pv_features": _pv_features(kvm) if uname.machine == "x86_64" else None,
-            "ppc_mmu": _ppc_mmu(kvm, system) if uname.machine in ("ppc64", "ppc64le") else None,
+            **dict.fromkeys(host_facts.FAMILY_KEYS),
         }  # fmt: skip
+        if uname.machine in ARCH_OF_MACHINE:  # its family fills in what it probes
+            facts.update(families.part(ARCH_OF_MACHINE[uname.machine], "host").facts(kvm, system))
     finally:
         kvm.close()
     if timestamp:
@@ -119,7 +95,8 @@ def _probe_vm_types(
     """One VM per type of the machine: whether it could be created, and its caps."""
     types: list[dict[str, Any]] = []
     values: dict[int, dict[str, int]] = {}
-    for vm_type, name in VM_TYPES_OF_MACHINE.get(machine, DEFAULT_VM_TYPES):
+    record = RECORDS.get(ARCH_OF_MACHINE.get(machine, ""))
+    for vm_type, name in record.vm_types if record is not None else DEFAULT_VM_TYPES:
         try:
             vm: Vm = kvm.create_vm(vm_type)
         except KvmError as err:
@@ -133,45 +110,6 @@ def _probe_vm_types(
             vm.close()
         types.append({"type": vm_type, "name": name, "created": True, "error": None})
     return types, values
-
-
-KVM_VM_PPC_HV = 1
-HTAB_PROBE_ORDER = 18  # PPC_MIN_HPT_ORDER: the smallest table, 256 KiB
-
-
-def hash_guests(kvm: Kvm) -> tuple[bool, str]:
-    """Whether this Book3S HV host runs hash-MMU (HPT) guests, and what showed it.
-
-    KVM_CAP_PPC_ALLOC_HTAB reads 1 even where KVM_PPC_ALLOCATE_HTAB fails (a
-    nested KVM-HV, which runs radix guests only, answers EOPNOTSUPP), so the
-    only way to know is to ask: a scratch VM allocates the smallest HPT."""
-    try:
-        vm = kvm.create_vm(KVM_VM_PPC_HV)
-    except KvmError as err:
-        return False, f"KVM_CREATE_VM(KVM_VM_PPC_HV) failed: {err.errno_name}"
-    try:
-        vm.ppc_allocate_htab(HTAB_PROBE_ORDER)
-    except KvmError as err:
-        return False, f"KVM_PPC_ALLOCATE_HTAB({HTAB_PROBE_ORDER}) on a scratch VM failed: {err.errno_name}"
-    finally:
-        vm.close()
-    return True, f"KVM_PPC_ALLOCATE_HTAB({HTAB_PROBE_ORDER}) on a scratch VM succeeded"
-
-
-def _ppc_mmu(kvm: Kvm, system: Mapping[str, int]) -> dict[str, Any]:
-    hash_ok, how = hash_guests(kvm)
-    return {"radix": bool(system.get("KVM_CAP_PPC_MMU_RADIX")), "hash": hash_ok, "hash_probe": how}
-
-
-def _pv_features(kvm: Kvm) -> dict[str, int] | None:
-    """CPUID 0x40000001 EAX/EDX as KVM_GET_SUPPORTED_CPUID reports them (the facts
-    model adds the names); None when KVM does not offer its signature leaf."""
-    leaves = {e.function: e for e in kvm.supported_cpuid() if e.index == 0}
-    signature = leaves.get(KVM_CPUID_SIGNATURE)
-    features = leaves.get(KVM_CPUID_FEATURES)
-    if signature is None or features is None or (signature.ebx, signature.ecx, signature.edx) != KVM_SIGNATURE:
-        return None
-    return {"eax": features.eax, "edx": features.edx}
 
 
 def main() -> int:

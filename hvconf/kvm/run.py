@@ -1,11 +1,13 @@
 """The plan executor: host checks, then the steps in plan order across threads, then the vCPUs.
 
-`execute(plan, base_dir, *, timeout, trace, out)` refuses a plan the host
-cannot run (HostMismatch) before any VM exists, loads the images (flat or
-ELF; an e500 DTB gets the host's cpu clocks: host_cells.py), then issues
-the steps: system and VM steps from the calling thread, each vCPU's steps
-(KVM_CREATE_VCPU onwards) from a thread of its own, all in plan order
-(an e500 secondary first waits in the ePAPR spin table: spin_table.py).
+`execute(plan, base_dir, *, timeout, trace, out)` reads the plan
+(hvconf/contract/plan.py), refuses one the host cannot run (HostMismatch)
+before any VM exists, loads the images (flat or ELF, as the plan's board
+needs them: devices.prepare_images), then issues the steps: system and VM
+steps from the calling thread, each vCPU's steps (KVM_CREATE_VCPU onwards)
+from a thread of its own, all in plan order (a vCPU the devices hold first
+waits for the guest to release it). What is arch-specific comes from the
+plan's family (families.py): its steps, devices, exit hook and host checks.
 The vCPUs then run until the run ends (see vcpu_loop.py: every vCPU
 halted, power-off, shutdown, internal error) or the watchdog, SIGINT or
 SIGTERM ends it; every thread is joined and every fd and mmap released
@@ -22,20 +24,20 @@ import os
 import threading
 import time
 
-from hvconf.kvm import facts, signals
+from hvconf.contract.plan import PlanError, read
+from hvconf.kvm import devices, families, signals
 from hvconf.kvm import images as image_files
-from hvconf.kvm.devices import devices
 from hvconf.kvm.ending import Ending
-from hvconf.kvm.fd import request
-from hvconf.kvm.ffi import ARCH
+from hvconf.kvm.ioctls import numbers
+from hvconf.kvm.ioctls.fd import request
+from hvconf.kvm.ioctls.ffi import ARCH
+from hvconf.kvm.ioctls.system import DEV_KVM, Kvm
 from hvconf.kvm.machine import Machine
 from hvconf.kvm.options import CONSOLE_MODES, MAX_TIMEOUT
 from hvconf.kvm.output import Output, OutputError
-from hvconf.kvm.plan import Plan, PlanError, Step, parse
 from hvconf.kvm.sequence import Sequencer
 from hvconf.kvm.status import Status
-from hvconf.kvm.steps import reserved, validate
-from hvconf.kvm.system import DEV_KVM, Kvm
+from hvconf.kvm.steps import reserved, table, validate
 from hvconf.kvm.trace import Tracer
 from hvconf.kvm.vcpu_thread import Shared, VcpuThread, issue
 from hvconf.kvm.watchdog import KICK_SIGNAL, kick_handler, routed_signals, stop_all, supervise
@@ -47,8 +49,7 @@ if TYPE_CHECKING:
     from pathlib import Path
     from typing import Any, BinaryIO, TextIO
 
-    from hvconf.kvm.images import Loaded
-    from hvconf.kvm.spin_table import SpinTable
+    from hvconf.contract.plan import Plan, Step
 
 KVM_API_VERSION = 12
 
@@ -92,26 +93,17 @@ def execute(
     if console not in CONSOLE_MODES:
         raise ValueError(f"console mode {console!r} is not one of {', '.join(CONSOLE_MODES)}")
     started = time.monotonic()
-    parsed = parse(plan)
+    parsed = read(plan)
     _check_runtime(parsed)  # host facts first: a foreign plan is refused as such, not as malformed
     validate(parsed)
     loaded = image_files.load(parsed, base_dir, supplied or {})
     image_files.check_placement(parsed, loaded, reserved(parsed))
-    served: frozenset[int] = frozenset()
-    if parsed.exit_hypercalls:  # hvconf.abi (its TOML tables) loads only for a plan that needs them
-        import hvconf.abi
-        from hvconf.kvm.x86_hypercall import served_numbers
-
-        try:
-            served = served_numbers(parsed.exit_hypercalls)
-        except hvconf.abi.AbiError as err:
-            raise PlanError(f"plan.launcher.x86.exit_hypercalls: {err}") from None
     tracer = Tracer(trace)
-    loaded = _with_host_cells(parsed, loaded, tracer)
+    loaded = devices.prepare_images(parsed, loaded, tracer.note)
     machine = Machine(_open_host(parsed, tracer), loaded)
     try:
         with kick_handler(), routed_signals():
-            status, reason, count = _run(parsed, machine, tracer, Output(out, "console", console), served, timeout)
+            status, reason, count = _run(parsed, machine, tracer, Output(out, "console", console), timeout)
     finally:
         machine.close()
     return RunResult(status, reason, count, time.monotonic() - started)
@@ -131,19 +123,17 @@ def _owners(plan: Plan) -> tuple[list[Step], dict[int, list[Step]]]:
     return main, per_vcpu
 
 
-def _run(
-    plan: Plan, machine: Machine, tracer: Tracer, out: Output, served: frozenset[int], timeout: float
-) -> tuple[int, str, int]:
+def _run(plan: Plan, machine: Machine, tracer: Tracer, out: Output, timeout: float) -> tuple[int, str, int]:
     main_steps, per_vcpu = _owners(plan)
     wake_main = _waker()
     ending = Ending(wake_main)
     for output in (out, tracer.output):
         if output is not None:
             output.stopping = lambda: ending.stopping  # a stalled reader holds a vCPU only until the end
-    devs = devices(plan, machine, out)
+    devs = devices.devices(plan, machine, out)
     threads: list[VcpuThread] = []
-    shared = Shared(machine, Sequencer(), ending, tracer, devs.console, served, devs.hcalls,
-                    lambda: _kick_all(threads), _spin_table(plan))
+    shared = Shared(machine, Sequencer(), ending, tracer, devs, plan.arch, table(plan.arch),
+                    lambda: _kick_all(threads))  # fmt: skip
     threads += [VcpuThread(vcpu_id, steps, shared) for vcpu_id, steps in per_vcpu.items()]
     try:
         for thread in threads:
@@ -156,7 +146,7 @@ def _run(
     finally:
         try:
             supervise(ending, lambda: _kick_all(threads), shared.sequencer.abort, timeout,
-                      lambda: _still_running(threads, ending, timeout, out))  # fmt: skip
+                      lambda: _still_running(threads, ending, timeout, out, devs))  # fmt: skip
         finally:  # even if the watch failed: no vCPU thread may outlive the run (nor signal after it)
             stop_all(ending, lambda: _kick_all(threads), shared.sequencer.abort)
             for thread in threads:
@@ -175,24 +165,6 @@ def _run(
     return status, reason, sum(t.loop.count for t in threads if t.loop is not None)
 
 
-def _with_host_cells(plan: Plan, loaded: list[Loaded], tracer: Tracer) -> list[Loaded]:
-    epapr = plan.launcher.get("epapr")
-    if not isinstance(epapr, dict) or "host_cells" not in epapr:  # e500 only: its cpu clocks are the host's
-        return loaded
-    from hvconf.kvm.host_cells import patch
-
-    return patch(plan, loaded, tracer.note)
-
-
-def _spin_table(plan: Plan) -> SpinTable | None:
-    epapr = plan.launcher.get("epapr")
-    if not isinstance(epapr, dict) or "spin_table" not in epapr:  # e500 only: load the module for its plans
-        return None
-    from hvconf.kvm.spin_table import from_plan
-
-    return from_plan(plan)
-
-
 def _kick_all(threads: list[VcpuThread]) -> None:
     for thread in threads:
         thread.kick()
@@ -203,13 +175,15 @@ def _waker() -> Callable[[], None]:
     return lambda: signals.pthread_kill(ident, KICK_SIGNAL)
 
 
-def _still_running(threads: list[VcpuThread], ending: Ending, timeout: float, out: Output) -> str:
+def _still_running(threads: list[VcpuThread], ending: Ending, timeout: float, out: Output,
+                   devs: devices.Devices) -> str:  # fmt: skip
     """The watchdog's reason: which vCPUs were still in the guest, and for how long without an exit."""
     now = time.monotonic()
     parts = [f"vcpu:{t.vcpu_id} had no exit for {now - t.loop.last_exit:.2f} s"
              for t in threads if t.loop is not None and t.vcpu_id not in ending.halted_vcpus]  # fmt: skip
     parts += [f"vcpu:{i} halted" for i in sorted(ending.halted_vcpus)]
-    parts += [f"vcpu:{t.vcpu_id} was never released from the spin table" for t in threads if t.spinning]
+    if devs.held is not None:
+        parts += [f"vcpu:{t.vcpu_id} was never released from {devs.held.what}" for t in threads if t.held]
     blocked = out.blocked_since
     if blocked is not None:  # "no exit" above is then a vCPU waiting to write its console
         parts.append(f"the console had waited {now - blocked:.2f} s for its reader")
@@ -227,10 +201,10 @@ def _check_runtime(plan: Plan) -> None:
         raise HostMismatch(f"{plan.vm} uses the unmerged ePAPR proposal ({', '.join(plan.unmerged)}), which has "
                            "no numbers in Linux; rebuild with --abi-overrides FILE for a patched kernel")
     for step in plan.steps:
-        if step.ioctl not in facts.IOCTLS:
+        if step.ioctl not in numbers.IOCTLS:
             raise PlanError(f"plan step {step.index} ({step.source}): this runtime does not issue {step.ioctl}")
         try:
-            want = request(step.ioctl, host)  # facts.py; hvconf.abi only for what it lacks
+            want = request(step.ioctl, ARCH)  # numbers.py; hvconf.abi only for what it lacks
         except LookupError as err:  # hvconf.abi.AbiError
             raise HostMismatch(f"plan step {step.index} ({step.source}): {err}") from None
         if step.request != want:
@@ -269,15 +243,7 @@ def _open_host(plan: Plan, tracer: Tracer) -> Kvm:
         for cap in plan.caps:
             if cap.cap_nr is None or kvm.check_extension(cap.cap_nr) == 0:
                 raise HostMismatch(f"this host's KVM lacks {cap.cap} (cap {cap.cap_nr}), required at {cap.source}")
-        htab = next((s for s in plan.steps if s.ioctl == "KVM_PPC_ALLOCATE_HTAB"), None)
-        if htab is not None:
-            from hvconf.kvm.probe import hash_guests
-
-            works, how = hash_guests(kvm)
-            if not works:
-                raise HostMismatch(f"this host cannot run hash-MMU guests ({how}; a nested KVM-HV runs radix "
-                                   f"guests only), and {plan.vm} allocates a hash page table at {htab.source}; "
-                                   "build it with `mmu radix`")
+        families.part(plan.arch, "host").check_host(kvm, plan)
     except BaseException:
         kvm.close()
         raise

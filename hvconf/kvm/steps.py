@@ -1,39 +1,63 @@
-"""What each plan step does: one handler per ioctl name, with its fd kinds and args.
+"""What each plan step does: one StepKind per ioctl name, with its fd kinds and args.
 
-`validate(plan)` checks every step before anything is opened (known ioctl,
-allowed fd kind, fd created by an earlier step, args present and typed,
-KVM_RUN steps last and one per vCPU); `STEPS[ioctl].apply(machine, step)`
-then issues it, from whichever thread run.py gives it to. KVM_RUN is
-validated here but driven by vcpu_thread.py. Host checks are not made
-here. Tests: tests/kvm/test_runtime.py, tests/kvm/test_modes.py.
+`table(arch)` is the steps every arch has (KVM_CREATE_VM, KVM_ENABLE_CAP,
+KVM_SET_USER_MEMORY_REGION, KVM_CREATE_VCPU, KVM_RUN) with the arch family's
+own (hvconf/kvm/<family>/steps.py: STEPS, which may also replace one of
+these) laid over them. `validate(plan)` checks every step before anything is
+opened (known ioctl, allowed fd kind, fd created by an earlier step, args
+present and typed, KVM_RUN steps last and one per vCPU, then the family's
+plan-wide checks); `table[ioctl].apply(machine, step)` then issues it, from
+whichever thread run.py gives it to. KVM_RUN is validated here but driven by
+vcpu_thread.py. `regs_step` builds a family's KVM_SET_REGS from its register
+names. Host checks are not made here. Tests: tests/kvm/test_runtime.py,
+tests/kvm/test_modes.py.
 """
 
 from __future__ import annotations
 
+import functools
 import mmap
 
-from hvconf.kvm import devices
-from hvconf.kvm.ffi import ffi
-from hvconf.kvm.machine import Machine, Slot
-from hvconf.kvm.memory import GuestMemory
-from hvconf.kvm.plan import Plan, PlanError, Step, decimal
-from hvconf.kvm import steps_e500
-from hvconf.kvm.step_kind import StepKind, vm_of, where
-from hvconf.kvm.steps_e500 import E500_STEPS
-from hvconf.kvm.steps_ppc import PPC_STEPS
-from hvconf.kvm.vcpu import Vcpu
-from hvconf.kvm.vm import Vm
-from hvconf.kvm.x86 import with_kvm_leaves
-from hvconf.kvm.x86_modes import MODES
+from hvconf.contract.plan import PlanError, decimal
+from hvconf.kvm import devices, families
+from hvconf.kvm.ioctls.cdefs import load as declarations
+from hvconf.kvm.ioctls.memory import GuestMemory
+from hvconf.kvm.ioctls.vcpu import Vcpu
+from hvconf.kvm.ioctls.vm import Vm
+from hvconf.kvm.machine import Slot
+from hvconf.record import Record
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
     from typing import Any
-REGS_FIELDS = frozenset(name for name, _ in ffi.typeof("struct kvm_regs").fields)
-# The register an ELF image's entry point goes to when the plan names none (x86 rip, PowerPC pc).
-ENTRY_REGISTER = "rip" if "rip" in REGS_FIELDS else "pc"
-GPRS = 32 if "gpr" in REGS_FIELDS else 0  # PowerPC: args may name general registers as {"gpr": {"3": value}}
-CPUID_BASES = ("supported",)
+
+    from hvconf.contract.plan import Plan, Step
+    from hvconf.kvm.machine import Machine
+
+
+def _no_check(step: Step) -> None:
+    pass
+
+
+class StepKind(Record):
+    """How one ioctl appears in a plan: allowed fd kinds, required typed args, the action."""
+
+    __slots__ = ("fds", "args", "apply", "check")
+    _defaults = {"check": _no_check}
+    fds: tuple[str, ...]  # "system", "vm", "vcpu"
+    args: Mapping[str, type]
+    apply: Callable[[Machine, Step], object]  # the result (an ioctl's return value) is ignored
+    check: Callable[[Step], None]  # extra static checks (default: none)
+
+
+def where(step: Step) -> str:
+    return f"plan step {step.index} {step.ioctl} ({step.source})"
+
+
+def vm_of(m: Machine) -> Vm:
+    assert m.vm is not None  # validate() put KVM_CREATE_VM first
+    return m.vm
 
 
 def _create_vm(m: Machine, step: Step) -> None:
@@ -71,103 +95,24 @@ def _check_user_memory(step: Step) -> None:
         raise PlanError(f"{where(step)}: memory_size {size:#x} is not a positive multiple of {mmap.PAGESIZE:#x}")
 
 
-def _enable_cap(m: Machine, step: Step) -> None:
+def enable_cap(m: Machine, step: Step, args: list[int] | None = None) -> None:
+    """KVM_ENABLE_CAP on the step's vm or vcpu fd; `args` replaces the plan's (a family that builds args[0])."""
     fd = m.fd(step)
-    assert isinstance(fd, (Vm, Vcpu))
-    args = step.args["args"]
-    if "config" in step.args:  # args[0] points at structs built here (e500 KVM_CAP_SW_TLB)
-        args = steps_e500.sw_tlb_args(m, step, fd)
-    fd.enable_cap(step.args["cap_nr"], args, step.args["flags"])
+    assert isinstance(fd, (Vm, Vcpu))  # the step's fds say so
+    fd.enable_cap(step.args["cap_nr"], step.args["args"] if args is None else args, step.args["flags"])
 
 
-def _check_enable_cap(step: Step) -> None:
+def check_enable_cap(step: Step) -> None:
+    """The args of any KVM_ENABLE_CAP; a family whose caps take a `config` adds its own checks."""
     args = step.args["args"]
     if len(args) > 4 or not all(isinstance(x, int) and not isinstance(x, bool) for x in args):
         raise PlanError(f"{where(step)}: args should be at most 4 integers, got {args!r}")
-    steps_e500.check_config(step)
 
 
-def _set_cpuid2(m: Machine, step: Step) -> None:
-    entries = with_kvm_leaves(m.supported_cpuid(), step.args["signature"], step.args["features"])
-    m.vcpus[step.vcpu_id or 0].set_cpuid2(entries)
-
-
-def _check_cpuid2(step: Step) -> None:
-    if step.args["base"] not in CPUID_BASES:
-        raise PlanError(f"{where(step)}: CPUID base {step.args['base']!r} is not one of {', '.join(CPUID_BASES)}")
-    sig = step.args["signature"]
-    if not sig.isascii() or len(sig) > 12:
-        raise PlanError(f"{where(step)}: CPUID signature {sig!r} is not at most 12 ASCII characters")
-
-
-def _set_sregs(m: Machine, step: Step) -> None:
-    vcpu_id = step.vcpu_id or 0
-    mode, tables = MODES[step.args["mode"]], step.args.get("tables", 0)
-    if mode.size:
-        # Every vCPU of a mode gets the same bytes; writing them again is harmless.
-        try:
-            m.write(tables, mode.image(tables))
-        except ValueError as err:  # placement was checked against the plan's slots, not their order
-            raise PlanError(f"{where(step)}: the {mode.name} tables: {err} (yet)") from None
-    vcpu = m.vcpus[vcpu_id]
-    sregs = vcpu.sregs
-    mode.apply(sregs, tables)
-    vcpu.set_sregs(sregs)
-    m.modes[vcpu_id] = (mode.name, tables)
-
-
-def _check_sregs(step: Step) -> None:
-    mode = MODES.get(step.args["mode"])
-    if mode is None:
-        raise PlanError(f"{where(step)}: sregs mode {step.args['mode']!r} is not one of {', '.join(MODES)}")
-    tables = step.args.get("tables")
-    if mode.size and (not isinstance(tables, int) or isinstance(tables, bool) or tables < 0 or tables % 4096):
-        raise PlanError(f"{where(step)}: mode {mode.name} needs 'tables', the page-aligned guest address of "
-                        f"the {mode.size:#x} bytes of GDT, IDT and page tables the runtime writes; got {tables!r}")
-
-
-def reserved(plan: Plan) -> list[tuple[int, int, str]]:
-    """(address, size, what) of the guest memory the x86 start modes write."""
-    areas = set()
-    for s in plan.steps:
-        if s.ioctl == "KVM_SET_SREGS" and s.args.get("mode") in MODES and MODES[s.args["mode"]].size:
-            mode = MODES[s.args["mode"]]
-            areas.add((s.args["tables"], mode.size, f"the {mode.name} tables of the runtime"))
-    return sorted(areas)
-
-
-def _set_regs(m: Machine, step: Step) -> None:
-    # Registers the plan does not name are 0: the plan is the whole truth,
-    # except a missing entry register, which is an ELF image's entry point when there is one.
-    regs: dict[str, Any] = {k: v for k, v in step.args.items() if k != "gpr"}
-    if ENTRY_REGISTER not in regs and m.entry is not None:
-        regs[ENTRY_REGISTER] = m.entry
-    if "gpr" in step.args:
-        gpr = [0] * GPRS
-        for index, value in step.args["gpr"].items():
-            gpr[int(index)] = value
-        regs["gpr"] = gpr
-    m.vcpus[step.vcpu_id or 0].set_regs(ffi.new("struct kvm_regs *", regs))
-
-
-def _check_regs(step: Step) -> None:
-    for name, value in step.args.items():
-        if name == "gpr" and GPRS:
-            if not isinstance(value, dict) or not all(isinstance(k, str) and k.isdigit() and int(k) < GPRS
-                                                      for k in value):  # fmt: skip
-                raise PlanError(f"{where(step)}: gpr should map register numbers 0..{GPRS - 1} to values, "
-                                f"got {value!r}")
-            for index, reg in value.items():
-                _check_register(step, f"gpr[{index}]", reg)
-            continue
-        if name not in REGS_FIELDS or name == "gpr":
-            raise PlanError(f"{where(step)}: {name!r} is not a field of struct kvm_regs")
-        _check_register(step, name, value)
-
-
-def _check_register(step: Step, name: str, value: Any) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < 1 << 64:
-        raise PlanError(f"{where(step)}: register {name} = {value!r} is not a 64-bit unsigned integer")
+def _check_enable_cap(step: Step) -> None:
+    check_enable_cap(step)
+    if "config" in step.args:  # hvconf/kvm/powerpc/steps.py replaces this step for the caps that take one
+        raise PlanError(f"{where(step)}: no cap of this arch takes a 'config', {step.args.get('cap')!r} neither")
 
 
 def _create_vcpu(m: Machine, step: Step) -> None:
@@ -179,12 +124,10 @@ def _not_here(m: Machine, step: Step) -> None:
     raise AssertionError("KVM_RUN steps are driven by hvconf.kvm.vcpu_thread")
 
 
-STEPS: dict[str, StepKind] = {
+ENABLE_CAP_ARGS = {"cap_nr": int, "flags": int, "args": list}
+GENERIC: dict[str, StepKind] = {
     "KVM_CREATE_VM": StepKind(("system",), {"type": int}, _create_vm),
-    "KVM_SET_TSS_ADDR": StepKind(("vm",), {"addr": int}, lambda m, s: vm_of(m).set_tss_addr(s.args["addr"])),
-    "KVM_ENABLE_CAP": StepKind(("vm", "vcpu"), {"cap_nr": int, "flags": int, "args": list}, _enable_cap, _check_enable_cap),
-    "KVM_CREATE_IRQCHIP": StepKind(("vm",), {}, lambda m, s: vm_of(m).create_irqchip()),
-    "KVM_CREATE_PIT2": StepKind(("vm",), {"flags": int}, lambda m, s: vm_of(m).create_pit2(s.args["flags"])),
+    "KVM_ENABLE_CAP": StepKind(("vm", "vcpu"), ENABLE_CAP_ARGS, enable_cap, _check_enable_cap),
     "KVM_SET_USER_MEMORY_REGION": StepKind(
         ("vm",),
         {"slot": int, "flags": int, "guest_phys_addr": int, "memory_size": int, "userspace_addr": str},
@@ -192,23 +135,84 @@ STEPS: dict[str, StepKind] = {
         _check_user_memory,
     ),
     "KVM_CREATE_VCPU": StepKind(("vm",), {"vcpu_id": int}, _create_vcpu),
-    "KVM_SET_CPUID2": StepKind(("vcpu",), {"base": str, "signature": str, "features": int}, _set_cpuid2, _check_cpuid2),
-    "KVM_SET_SREGS": StepKind(("vcpu",), {"mode": str}, _set_sregs, _check_sregs),
-    "KVM_SET_REGS": StepKind(("vcpu",), {}, _set_regs, _check_regs),
     "KVM_RUN": StepKind(("vcpu",), {}, _not_here),
-    **PPC_STEPS,
-    **E500_STEPS,
 }
+
+
+# -- KVM_SET_REGS: generic mechanics, the family's register names --
+
+
+@functools.cache
+def _regs_fields(layout: str) -> dict[str, int]:
+    """struct kvm_regs's fields in `layout`: name -> array length (0: a scalar)."""
+    fields = declarations(layout).typeof("struct kvm_regs").fields
+    return {name: (field.type.length or 0) if field.type.kind == "array" else 0 for name, field in fields}
+
+
+def regs_step(layout: str, entry: str, gprs: str | None = None) -> StepKind:
+    """KVM_SET_REGS for a family whose struct kvm_regs is `layout`'s. Registers the plan does not name
+    are 0: the plan is the whole truth, except a missing `entry` register, which is an ELF image's
+    entry point when there is one. `gprs` names the array the plan may fill as {"gpr": {"3": value}}."""
+
+    def apply(m: Machine, step: Step) -> None:
+        regs: dict[str, Any] = {k: v for k, v in step.args.items() if k != gprs}
+        if entry not in regs and m.entry is not None:
+            regs[entry] = m.entry
+        if gprs is not None and gprs in step.args:
+            values = [0] * _regs_fields(layout)[gprs]
+            for index, value in step.args[gprs].items():
+                values[int(index)] = value
+            regs[gprs] = values
+        vcpu = m.vcpus[step.vcpu_id or 0]
+        vcpu.set_regs(vcpu.new("struct kvm_regs *", regs))
+
+    def check(step: Step) -> None:
+        fields = _regs_fields(layout)
+        for name, value in step.args.items():
+            if name == gprs:
+                count = fields[gprs]
+                if not isinstance(value, dict) or not all(isinstance(k, str) and k.isdigit() and int(k) < count
+                                                          for k in value):  # fmt: skip
+                    raise PlanError(f"{where(step)}: {gprs} should map register numbers 0..{count - 1} to values, "
+                                    f"got {value!r}")
+                for index, reg in value.items():
+                    _check_register(step, f"{gprs}[{index}]", reg)
+                continue
+            if name not in fields or fields[name]:
+                raise PlanError(f"{where(step)}: {name!r} is not a field of struct kvm_regs")
+            _check_register(step, name, value)
+
+    return StepKind(("vcpu",), {}, apply, check)
+
+
+def _check_register(step: Step, name: str, value: Any) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < 1 << 64:
+        raise PlanError(f"{where(step)}: register {name} = {value!r} is not a 64-bit unsigned integer")
+
+
+# -- the table of a plan's arch, and validation --
+
+
+@functools.cache
+def table(arch: str) -> Mapping[str, StepKind]:
+    """Every step `arch`'s plans may hold: the generic ones with the family's laid over them."""
+    return {**GENERIC, **families.part(arch, "steps").STEPS}
+
+
+def reserved(plan: Plan) -> list[tuple[int, int, str]]:
+    """(address, size, what) of the guest memory the runtime writes itself (x86: the start modes' tables)."""
+    return families.part(plan.arch, "steps").reserved(plan)
 
 
 def validate(plan: Plan) -> None:
     """Raise PlanError for the first step this runtime could not issue as written."""
     devices.check(plan)
+    steps = table(plan.arch)
     have_vm, vcpus = False, set()
     for step in plan.steps:
-        kind = STEPS.get(step.ioctl)
+        kind = steps.get(step.ioctl)
         if kind is None:
-            raise PlanError(f"{where(step)}: this runtime does not issue {step.ioctl} (it knows {', '.join(STEPS)})")
+            raise PlanError(f"{where(step)}: this runtime does not issue {step.ioctl} (it knows {', '.join(steps)})")
         fd_kind = step.fd.split(":")[0]
         if fd_kind not in kind.fds:
             raise PlanError(f"{where(step)}: {step.ioctl} goes to a {' or '.join(kind.fds)} fd, not {step.fd}")
@@ -224,7 +228,7 @@ def validate(plan: Plan) -> None:
         have_vm |= step.ioctl == "KVM_CREATE_VM"
         if step.ioctl == "KVM_CREATE_VCPU":
             vcpus.add(step.args["vcpu_id"])
-    steps_e500.check_plan(plan)
+    families.part(plan.arch, "steps").check_plan(plan)
     _check_runs(plan)
 
 

@@ -6,9 +6,9 @@ thread, each when the Sequencer gives it the turn. The thread unblocks
 only KICK_SIGNAL (the caller blocked it, SIGINT and SIGTERM before
 starting it), so process signals go to the main thread and a kick
 interrupts KVM_RUN. `kick()` is safe from any thread and never signals a
-thread that has returned. A vCPU the plan's ePAPR spin table holds (e500
-secondaries) waits for the guest to release it before its first KVM_RUN
-(hvconf.kvm.spin_table). Tests: tests/kvm/test_runtime.py, test_guests.py.
+thread that has returned. A vCPU the plan's devices hold (Devices.held: the
+e500 secondaries in the ePAPR spin table) waits for the guest to release it
+before its first KVM_RUN. Tests: tests/kvm/test_runtime.py, test_guests.py.
 """
 
 from __future__ import annotations
@@ -16,23 +16,21 @@ from __future__ import annotations
 import threading
 
 from hvconf.kvm import signals
-from hvconf.kvm.errors import KvmError
-from hvconf.kvm.steps import STEPS
+from hvconf.kvm.ioctls.errors import KvmError
 from hvconf.kvm.vcpu_loop import ExitLoop
 from hvconf.kvm.watchdog import KICK_SIGNAL, VCPU_THREAD
 from hvconf.record import Record
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:
-    from collections.abc import Callable
-    from typing import Any
+    from collections.abc import Callable, Mapping
 
-    from hvconf.kvm.console import Console
+    from hvconf.contract.plan import Step
+    from hvconf.kvm.devices import Devices
     from hvconf.kvm.ending import Ending
     from hvconf.kvm.machine import Machine
-    from hvconf.kvm.plan import Step
     from hvconf.kvm.sequence import Sequencer
-    from hvconf.kvm.spin_table import SpinTable
+    from hvconf.kvm.steps import StepKind
     from hvconf.kvm.trace import Tracer
 
 
@@ -43,17 +41,16 @@ def _nothing() -> None:
 class Shared(Record):
     """What every thread of one run shares."""
 
-    __slots__ = ("machine", "sequencer", "ending", "tracer", "console", "served", "hcalls", "kick_all", "spin")
-    _defaults = {"hcalls": None, "kick_all": _nothing, "spin": None}
+    __slots__ = ("machine", "sequencer", "ending", "tracer", "devices", "arch", "steps", "kick_all")
+    _defaults = {"kick_all": _nothing}
     machine: Machine
     sequencer: Sequencer
     ending: Ending
     tracer: Tracer
-    console: Console | None
-    served: frozenset[int]
-    hcalls: Any | None  # hvconf.kvm.hcall handlers (sPAPR, ePAPR) for hypercall exits
+    devices: Devices  # the plan's consoles, port writes, hypercall handlers and held vCPUs
+    arch: str  # the plan's: its family answers the exits the generic loop leaves
+    steps: Mapping[str, StepKind]  # steps.table(arch)
     kick_all: Callable[[], None]  # every vCPU thread's kick()
-    spin: SpinTable | None  # the ePAPR spin table secondary e500 vCPUs wait in before their first KVM_RUN
 
 
 def issue(step: Step, shared: Shared) -> bool:
@@ -62,7 +59,7 @@ def issue(step: Step, shared: Shared) -> bool:
         return False
     shared.tracer.step(step)
     try:
-        STEPS[step.ioctl].apply(shared.machine, step)
+        shared.steps[step.ioctl].apply(shared.machine, step)
     except KvmError as err:
         raise err.at(step.source) from None
     shared.sequencer.done(step.index)
@@ -77,7 +74,7 @@ class VcpuThread:
         self._lock = threading.Lock()
         self._ident: int | None = None  # set while the thread runs, None once it has returned
         self.loop: ExitLoop | None = None  # once the vCPU runs
-        self.spinning = False  # waiting in the ePAPR spin table to be released
+        self.held = False  # waiting outside KVM_RUN for the guest to release it (Devices.held)
         self.thread = threading.Thread(target=self._main, name=f"{VCPU_THREAD}{vcpu_id}", daemon=True)
 
     def start(self) -> None:
@@ -103,16 +100,14 @@ class VcpuThread:
             signals.pthread_kill(self._ident, KICK_SIGNAL)
 
     def _released(self) -> bool:
-        """True at once for a vCPU that does not wait in the spin table, else once the guest released it
-        (False: the run ended first)."""
-        shared = self.shared
-        if shared.spin is None or self.vcpu_id not in shared.spin.vcpus:
+        """True at once for a vCPU its devices do not hold, else once the guest released it (False: the
+        run ended first)."""
+        shared, held = self.shared, self.shared.devices.held
+        if held is None or self.vcpu_id not in held.vcpus:
             return True
-        from hvconf.kvm.spin_table import run_when_released
-
-        self.spinning = True
-        released = run_when_released(shared.spin, shared.machine, self.vcpu_id, shared.ending, shared.tracer.note)
-        self.spinning = False
+        self.held = True
+        released = held.hold(shared.machine, self.vcpu_id, shared.ending, shared.tracer.note)
+        self.held = False
         return released
 
     def _main(self) -> None:
@@ -130,15 +125,14 @@ class VcpuThread:
                     if not self._released():
                         return
                     shared.ending.running(self.vcpu_id)
-                    self.loop = ExitLoop(shared.machine.vcpus[self.vcpu_id], shared.machine, shared.console,
-                                         shared.tracer, shared.ending, shared.served, shared.hcalls,
-                                         shared.kick_all)  # fmt: skip
+                    self.loop = ExitLoop(shared.machine.vcpus[self.vcpu_id], shared.machine, shared.devices,
+                                         shared.tracer, shared.ending, shared.arch, shared.kick_all)  # fmt: skip
                     self.loop.run(step)
                     return
                 if not issue(step, shared):
                     return
         except BaseException as err:  # noqa: BLE001 - handed to the main thread, which re-raises it
-            self.spinning = False
+            self.held = False
             shared.ending.fail(err)
             shared.sequencer.abort()
         finally:

@@ -19,8 +19,8 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, Valida
 from pydantic import model_validator
 
 from hvconf import abi
+from hvconf.contract.host_facts import FORMAT as HOST_FACTS_FORMAT
 
-HOST_FACTS_FORMAT = 1
 # api.rst §4.4 (KVM_CREATE_VCPU): without KVM_CAP_NR_VCPUS, assume 4 vCPUs at most.
 FALLBACK_MAX_VCPUS = 4
 # Keys written only when they have a value, so a probe file stays byte-identical run to run.

@@ -6,7 +6,7 @@ runtime's own KVM_SET_USER_MEMORY_REGION step, which copies the plan's images (s
 DTB) in. The guest's side is played as Linux's smp_85xx_start_cpu
 (arch/powerpc/platforms/85xx/smp.c) plays it: cpu-release-addr from the DTB the launcher loaded,
 wait for entry_addr == 1, write r3, then entry_addr; the release goes through
-hvconf.kvm.spin_table with the crafted ioctl decoding KVM_SET_REGS and KVM_DIRTY_TLB from raw
+hvconf/kvm/powerpc/spin_table.py with the crafted ioctl decoding KVM_SET_REGS and KVM_DIRTY_TLB from raw
 memory. Later tests run vCPU 1's thread as run.py starts it, and put the host's cpu clocks
 (from a crafted /proc/device-tree) into the DTB.
 """
@@ -26,22 +26,24 @@ import pytest
 import hvconf.abi
 from hvconf import compiler
 from hvconf.emit.output import write_tree
-from hvconf.kvm import fd as fd_module
-from hvconf.kvm import host_cells, spin_table
+from hvconf.kvm.ioctls import fd as fd_module
+from hvconf.kvm.powerpc import host_cells, spin_table
 from hvconf.kvm import images as image_files
+from hvconf.kvm.devices import Devices
 from hvconf.kvm.ending import Ending
-from hvconf.kvm.errors import KvmError
+from hvconf.kvm.ioctls.errors import KvmError
 from hvconf.kvm.machine import Machine
-from hvconf.kvm.plan import PlanError, parse
+from hvconf.contract.plan import PlanError
+from hvconf.contract.plan import read as read_plan
 from hvconf.kvm.sequence import Sequencer
 from hvconf.kvm.status import Status
-from hvconf.kvm.steps import STEPS
-from hvconf.kvm.sw_tlb import address
-from hvconf.kvm.system import Kvm
+from hvconf.kvm.steps import table
+from hvconf.kvm.powerpc.sw_tlb import address, shared_tlb
+from hvconf.kvm.ioctls.system import Kvm
 from hvconf.kvm.trace import Tracer
-from hvconf.kvm.vcpu import Vcpu
+from hvconf.kvm.ioctls.vcpu import Vcpu
 from hvconf.kvm.vcpu_thread import Shared, VcpuThread
-from hvconf.kvm.vm import Vm
+from hvconf.kvm.ioctls.vm import Vm
 
 from .test_buffers_e500_tlb import ARCH, ENTRY, MSR, REPO, RUN_SIZE, CraftedKernel, read
 
@@ -58,7 +60,7 @@ def outputs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, Path]:
     (base / "abi.toml").write_text(OVERRIDES)
     [built] = compiler.build([REPO / "samples" / "e500.hv"], proposed_overrides=base / "abi.toml").built
     [folder] = write_tree(base / "out", {built.vm.name: built.files})
-    return parse(built.plan), folder
+    return read_plan(built.plan), folder
 
 
 def vcpu(vcpu_id: int) -> Vcpu:
@@ -84,10 +86,10 @@ def machine(outputs: tuple[Any, Path], kernel: CraftedKernel) -> Any:
     loaded = image_files.load(plan, folder, {})
     m = Machine(Kvm.from_fd(-1, None, ARCH), loaded, Vm(-1, Kvm.from_fd(-1, None, ARCH)))
     [memory] = [s for s in plan.steps if s.ioctl == "KVM_SET_USER_MEMORY_REGION"]
-    STEPS[memory.ioctl].apply(m, memory)
+    table(ARCH)[memory.ioctl].apply(m, memory)
     m.vcpus[1] = vcpu(1)
     [tlb] = [s for s in plan.steps if s.fd == "vcpu:1" and s.args.get("cap") == "KVM_CAP_SW_TLB"]
-    STEPS[tlb.ioctl].apply(m, tlb)
+    table(ARCH)[tlb.ioctl].apply(m, tlb)
     kernel.calls.clear()
     yield m
     for v in m.vcpus.values():
@@ -151,7 +153,7 @@ def test_a_released_secondary_gets_qemus_spin_kick_state(outputs, machine, kerne
     assert [regs["gpr"][i] for i in range(3, 10)] == [1, 0, 0, 0, 64 * MIB, 0, 0]
     assert regs["msr"] == MSR  # the rest is the vCPU's own (KVM_GET_REGS), as QEMU's cpu_synchronize_state
     assert be(machine, at + 20, 4) == 1  # pir: the vCPU's PIR, which KVM sets to its id
-    tlb = machine.tlbs[1]
+    tlb = shared_tlb(machine, 1)
     index = tlb.index(1, 1)
     written = read(address(tlb.entries) + index * ENTRY, "kvm_book3e_206_tlb_entry")
     assert written == {"mas8": 0, "mas1": 0x8000_0000 | 16 << 7, "mas2": 0x4, "mas7_3": 0x0400_0000 | 0x3F}
@@ -210,14 +212,14 @@ def _plan_with(outputs: Any, **changes: Any) -> Any:
      "TLB1 entry 99 is not in the shared array"),
 ])
 def test_a_spin_table_the_runtime_cannot_serve_is_refused_before_anything_opens(outputs, changes, message):
-    from hvconf.kvm.steps_e500 import check_plan
+    from hvconf.kvm.powerpc.steps import check_plan
 
     with pytest.raises(PlanError, match=message.replace("{", r"\{")):
         check_plan(_plan_with(outputs, **changes))
 
 
 def test_a_waiting_vcpu_needs_a_shared_tlb(outputs):
-    from hvconf.kvm.steps_e500 import check_plan
+    from hvconf.kvm.powerpc.steps import check_plan
 
     plan, _ = outputs
     steps = tuple(s for s in plan.steps if not (s.fd == "vcpu:1" and s.args.get("cap") == "KVM_CAP_SW_TLB"))
@@ -237,8 +239,7 @@ def _thread(outputs: Any, machine: Machine, ending: Ending, trace: io.StringIO) 
     """vCPU 1's thread as run.py makes it, with its KVM_RUN step as the only (first) step."""
     plan, _ = outputs
     [run] = [s for s in plan.steps if s.ioctl == "KVM_RUN" and s.fd == "vcpu:1"]
-    shared = Shared(machine, Sequencer(), ending, Tracer(trace), None, frozenset(), None, lambda: None,
-                    table_of(plan))  # fmt: skip
+    shared = Shared(machine, Sequencer(), ending, Tracer(trace), Devices(held=table_of(plan)), ARCH, table(ARCH))
     return VcpuThread(1, [run._replace(index=0)], shared)
 
 
@@ -252,14 +253,14 @@ def test_the_vcpu_thread_releases_before_its_first_kvm_run(outputs, machine, ker
     ending, trace = Ending(lambda: None), io.StringIO()
     thread = _thread(outputs, machine, ending, trace)
     thread.start()
-    _until(lambda: thread.spinning or ending.finished)
-    assert thread.spinning and ending.ran == []  # waiting, not running, not counted as a running vCPU
+    _until(lambda: thread.held or ending.finished)
+    assert thread.held and ending.ran == []  # waiting, not running, not counted as a running vCPU
     kick_cpu(machine, release_addr(machine, 1), 0x3000, 1)
     thread.join()
     assert [name for name, _ in kernel.calls] == ["KVM_GET_REGS", "KVM_SET_REGS", "KVM_DIRTY_TLB"]
     # then KVM_RUN itself, on this vCPU's (closed) fd: the real ioctl, refused with EBADF
     assert isinstance(ending.error, KvmError) and (ending.error.ioctl, ending.error.errno) == ("KVM_RUN", errno.EBADF)
-    assert ending.ran == [1] and not thread.spinning
+    assert ending.ran == [1] and not thread.held
     assert "trace: vcpu:1: released from the spin table: entry 0x3000, pc 0x3000, r3 0x1\n" in trace.getvalue()
 
 
@@ -267,13 +268,13 @@ def test_a_vcpu_thread_still_spinning_when_the_run_ends_never_runs(outputs, mach
     ending = Ending(lambda: None)
     thread = _thread(outputs, machine, ending, io.StringIO())
     thread.start()
-    _until(lambda: thread.spinning or ending.finished)
+    _until(lambda: thread.held or ending.finished)
     ending.end(Status.HALTED, "guest powered off")
     thread.join()
     assert kernel.calls == [] and ending.ran == [] and ending.error is None and ending.finished
 
 
-# ---- the host's cpu clocks (hvconf/kvm/host_cells.py), from a CRAFTED /proc/device-tree ----------
+# ---- the host's cpu clocks (hvconf/kvm/powerpc/host_cells.py), from a CRAFTED /proc/device-tree ----------
 
 
 def host_tree(base: Path, **values: bytes) -> Path:

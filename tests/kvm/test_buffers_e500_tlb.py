@@ -2,7 +2,7 @@
 against a CRAFTED kernel: no e500 host exists here.
 
 The plan is the compiler's, for samples/e500.hv; the steps go through
-hvconf.kvm.steps as the launcher issues them, on a vCPU of arch ppc-e500. Only
+hvconf.kvm.steps (with hvconf/kvm/powerpc/steps.py) as the launcher issues them, on a vCPU of arch ppc-e500. Only
 the system call is replaced: `CraftedKernel` stands where libc's ioctl was and
 does what the kernel does with the argument (kvm_vcpu_ioctl_enable_cap ->
 kvm_vcpu_ioctl_config_tlb copy_from_user()s the kvm_config_tlb at args[0],
@@ -26,15 +26,17 @@ import pytest
 import hvconf.abi
 from hvconf import compiler
 from hvconf.abi import hcalls
-from hvconf.kvm import fd as fd_module
-from hvconf.kvm import steps_e500, sw_tlb
-from hvconf.kvm.ffi import ffi
+from hvconf.kvm.ioctls import fd as fd_module
+from hvconf.kvm.powerpc import steps as powerpc_steps, sw_tlb
+from hvconf.kvm.ioctls.ffi import ffi
 from hvconf.kvm.machine import Machine
-from hvconf.kvm.plan import PlanError, parse
-from hvconf.kvm.steps import STEPS, validate
-from hvconf.kvm.vcpu import Vcpu
+from hvconf.contract.plan import PlanError
+from hvconf.contract.plan import read as read_plan
+from hvconf.kvm.steps import table, validate
+from hvconf.kvm.ioctls.vcpu import Vcpu
 
 ARCH = "ppc-e500"
+STEPS = table(ARCH)
 REPO = Path(__file__).resolve().parents[2]
 RUN_SIZE = 3 * 4096
 ENTRY = hvconf.abi.struct_size("kvm_book3e_206_tlb_entry", ARCH)
@@ -108,7 +110,7 @@ def plan(tmp_path_factory: pytest.TempPathFactory) -> Any:
     overrides.write_text("[numbers]\nKVM_EXIT_EPAPR_HCALL = 50\nKVM_HC_VM_RESET = 13\nKVM_HC_VM_SHUTDOWN = 14\n"
                          "KVM_CAP_EXIT_EPAPR_HCALL = 250\n")  # fmt: skip
     [built] = compiler.build([REPO / "samples" / "e500.hv"], proposed_overrides=overrides).built
-    return parse(built.plan)
+    return read_plan(built.plan)
 
 
 @pytest.fixture
@@ -145,7 +147,7 @@ def test_sw_tlb_enable_cap_argument_decoded_from_a_crafted_kernel(plan, machine,
     assert seen["cap"]["flags"] == 0 and seen["cap"]["args"][1:] == [0, 0, 0] and not any(seen["cap"]["pad"])
     # samples/e500.hv: mmu e500v2 sets 128 ways 4 -> TLB0 512 entries 4-way, TLB1 16 fully associative
     assert seen["params"] == {"tlb_sizes": [512, 16, 0, 0], "tlb_ways": [4, 16, 0, 0], "reserved": [0] * 8}
-    tlb = machine.tlbs[0]
+    tlb = sw_tlb.shared_tlb(machine, 0)
     config = seen["config"]
     assert config["mmu_type"] == hcalls.epapr_data()["sw_tlb"]["KVM_MMU_FSL_BOOKE_NOHV"] == 0
     assert config["array_len"] == (512 + 16) * ENTRY == 528 * 24
@@ -162,7 +164,7 @@ def test_the_array_pointer_is_the_live_array_both_ways(plan, machine, kernel):
     [step] = [s for s in steps_of(plan, "KVM_ENABLE_CAP") if s.args["cap"] == "KVM_CAP_SW_TLB"]
     STEPS[step.ioctl].apply(machine, step)
     array = kernel.calls[0][1]["config"]["array"]
-    tlb = machine.tlbs[0]
+    tlb = sw_tlb.shared_tlb(machine, 0)
     # KVM writes a guest tlbwe into the shared array: the runtime's entries see it.
     at = array + tlb.index(1, 3) * ENTRY
     raw = (0x11).to_bytes(4, os.sys.byteorder) + (0x80000500).to_bytes(4, os.sys.byteorder)
@@ -190,7 +192,7 @@ def test_dirty_tlb_writes_the_initial_mapping_and_names_only_it(plan, machine, k
     bits = ctypes.string_at(seen["dirty"]["bitmap"], (count + 63) // 64 * 8)
     assert len(bits) == 72  # one bit per entry, rounded up to a multiple of 64 bits (api.rst §4.60)
     set_bits = [i for i in range(len(bits) * 8) if bits[i // 8] >> (i % 8) & 1]
-    assert set_bits == [512] == [machine.tlbs[0].index(1, 0)]  # TLB1 entry 0 follows TLB0's 512
+    assert set_bits == [512] == [sw_tlb.shared_tlb(machine, 0).index(1, 0)]  # TLB1 entry 0 follows TLB0's 512
     assert seen["dirty"]["num_dirty"] == 1
     written = read(enabled["config"]["array"] + 512 * ENTRY, "kvm_book3e_206_tlb_entry")
     assert written == {k: want[k] for k in ("mas8", "mas1", "mas2", "mas7_3")}
@@ -229,7 +231,7 @@ def test_a_config_kvm_would_refuse_is_refused_before_anything_opens(plan, change
     raw = _with(plan, index, config={**plan.steps[index].args["config"], **change})
     with pytest.raises(PlanError, match=message.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[")
                        .replace("]", r"\]")):  # fmt: skip
-        validate(parse(raw))
+        validate(read_plan(raw))
 
 
 def test_sw_tlb_without_config_and_config_elsewhere_are_refused(plan):
@@ -237,12 +239,12 @@ def test_sw_tlb_without_config_and_config_elsewhere_are_refused(plan):
     raw = _with(plan, index)
     del raw["steps"][index]["args"]["config"]
     with pytest.raises(PlanError, match="KVM_CAP_SW_TLB needs 'config'"):
-        validate(parse(raw))
+        validate(read_plan(raw))
     first_cap = next(s.index for s in plan.steps if s.ioctl == "KVM_ENABLE_CAP")
     raw = _with(plan, first_cap, config=plan.steps[index].args["config"])
     if first_cap != index:
         with pytest.raises(PlanError, match="'config' is for KVM_CAP_SW_TLB"):
-            validate(parse(raw))
+            validate(read_plan(raw))
 
 
 def test_dirty_tlb_needs_an_earlier_shared_tlb_and_entries_inside_it(plan):
@@ -250,20 +252,20 @@ def test_dirty_tlb_needs_an_earlier_shared_tlb_and_entries_inside_it(plan):
     # already stops at the first KVM_SET_REGS (the host's struct kvm_regs has no `pc`).
     [dirty] = steps_of(plan, "KVM_DIRTY_TLB")
     entry = dict(dirty.args["entries"][0])
-    steps_e500.check_plan(plan)
+    powerpc_steps.check_plan(plan)
     raw = _with(plan, dirty.index, entries=[{**entry, "esel": 16}])  # TLB1 has 16 entries: 0..15
     with pytest.raises(PlanError, match="TLB1 entry 16 is not in the shared array"):
-        steps_e500.check_plan(parse(raw))
+        powerpc_steps.check_plan(read_plan(raw))
     raw = _with(plan, dirty.index, entries=[{**entry, "mas2": 1 << 64}])
     with pytest.raises(PlanError, match="mas2 out of range"):
-        steps_e500.check_plan(parse(raw))
+        powerpc_steps.check_plan(read_plan(raw))
     raw = _with(plan, dirty.index, entries=[{k: v for k, v in entry.items() if k != "mas8"}])
     with pytest.raises(PlanError, match="a TLB entry is"):
-        steps_e500.check_plan(parse(raw))
+        powerpc_steps.check_plan(read_plan(raw))
     raw = _with(plan, _sw_tlb_index(plan))
     raw["steps"] = [s for i, s in enumerate(raw["steps"]) if i != _sw_tlb_index(plan)]
     with pytest.raises(PlanError, match="no earlier KVM_CAP_SW_TLB step gives vcpu 0 a shared TLB"):
-        steps_e500.check_plan(parse(raw))
+        powerpc_steps.check_plan(read_plan(raw))
 
 
 @pytest.mark.parametrize(("mmu", "sets", "ways", "tlb1"), [("e500v2", 128, 4, 16), ("e500mc", 64, 4, 64),
@@ -283,9 +285,9 @@ def test_every_compiled_config_passes_the_kernels_checks(tmp_path, mmu, sets, wa
 
 @pytest.mark.parametrize("host", ["pr_e500v2", "booke_hv"])
 def test_pvinfo_step_refuses_a_host_whose_hcall_words_differ_from_the_tree(plan, monkeypatch, host):
-    from hvconf.kvm.errors import UnexpectedResult
-    from hvconf.kvm.system import Kvm
-    from hvconf.kvm.vm import Vm
+    from hvconf.kvm.ioctls.errors import UnexpectedResult
+    from hvconf.kvm.ioctls.system import Kvm
+    from hvconf.kvm.ioctls.vm import Vm
 
     words = tuple(hcalls.epapr_data()["pvinfo"][host])
     monkeypatch.setattr(fd_module, "lib", CraftedKernel(words))
@@ -307,6 +309,6 @@ def test_a_suppressed_bad_sw_tlb_builds_and_the_launcher_refuses_its_config(tmp_
     source.write_text("format 1\n# hvconf: ignore[cap-bad-args]\nvm e {\n  arch ppc-e500  memory 64M  vcpus 1\n"
                       "  cap KVM_CAP_SW_TLB on vcpus { sets 128 }\n}\n")  # fmt: skip
     [built] = compiler.build([source]).built
-    [step] = [s for s in parse(built.plan).steps if s.args.get("cap") == "KVM_CAP_SW_TLB"]
+    [step] = [s for s in read_plan(built.plan).steps if s.args.get("cap") == "KVM_CAP_SW_TLB"]
     with pytest.raises(PlanError, match="KVM would refuse this KVM_CAP_SW_TLB config: config should be"):
         STEPS[step.ioctl].check(step)

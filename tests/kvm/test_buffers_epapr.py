@@ -16,9 +16,10 @@ import pytest
 
 import hvconf.abi
 from hvconf.abi.tables import raw
-from hvconf.kvm import exits
-from hvconf.kvm.console_hv import ByteChannel, hv_console
-from hvconf.kvm.hcall import EpaprHandlers, Outcome, Reply, complete, handlers_for
+from hvconf.kvm.ioctls import kvm_run
+from hvconf.kvm.powerpc.consoles import ByteChannel, hv_console
+from hvconf.kvm.powerpc.hypercalls import EpaprHandlers, complete, handlers_for
+from hvconf.kvm.reply import Outcome, Reply
 
 ARCH = "ppc-e500"
 MMAP = 3 * 4096
@@ -69,9 +70,9 @@ class Frame:
 
 def serve(frame: Frame, handlers: EpaprHandlers, proposed):
     before = bytes(frame.buf)
-    run = exits.KvmRun(frame.buf, ARCH, proposed)
+    run = kvm_run.KvmRun(frame.buf, ARCH, proposed)
     ex = run.decode()
-    assert isinstance(ex, exits.EpaprHcall)
+    assert isinstance(ex, kvm_run.EpaprHcall)
     reply = handlers.handle(ex)
     complete(run, ex, reply)
     return reply, {i for i in range(MMAP) if before[i] != frame.buf[i]}
@@ -94,9 +95,9 @@ def epapr(out, proposed):
 
 def test_without_a_number_the_exit_is_unknown(proposed):
     frame = Frame().hcall(SEND, 0, 1)
-    assert exits.decode(frame.buf, ARCH) == exits.Unknown(EPAPR_EXIT)
-    ex = exits.decode(frame.buf, ARCH, proposed)
-    assert ex == exits.EpaprHcall(SEND, (0, 1, 0, 0, 0, 0, 0, 0))
+    assert kvm_run.decode(frame.buf, ARCH) == kvm_run.Unknown(EPAPR_EXIT)
+    ex = kvm_run.decode(frame.buf, ARCH, proposed)
+    assert ex == kvm_run.EpaprHcall(SEND, (0, 1, 0, 0, 0, 0, 0, 0))
 
 
 def test_send_writes_the_bytes_and_returns_the_count_in_r4(out, epapr, proposed):
@@ -170,7 +171,7 @@ def test_byte_channel_without_a_console_is_einval(proposed):
 
 
 def test_outputs_beyond_r10_are_refused(proposed):
-    run = exits.KvmRun(Frame().hcall(SEND).buf, ARCH, proposed)
+    run = kvm_run.KvmRun(Frame().hcall(SEND).buf, ARCH, proposed)
     ex = run.decode()
     with pytest.raises(ValueError, match="r4..r10"):
         complete(run, ex, Reply(0, {11: 1}))
@@ -193,5 +194,5 @@ def test_malformed_e500_buffers_raise_bad_exit(reason, member, value, width, pro
     frame = Frame()
     frame._put(frame.reason_at, reason, 4)
     frame._put(hvconf.abi.struct_fields("kvm_run", ARCH)[member].offset, value, width)
-    with pytest.raises(exits.BadExit):
-        exits.decode(frame.buf, ARCH, proposed)
+    with pytest.raises(kvm_run.BadExit):
+        kvm_run.decode(frame.buf, ARCH, proposed)

@@ -16,10 +16,12 @@ from pathlib import Path
 import pytest
 
 import hvconf.abi
-from hvconf.kvm import exits
-from hvconf.kvm.console_hv import HvTerm, hv_console
-from hvconf.kvm.hcall import FlatMemory, Outcome, PaprHandlers, Slots, complete, handlers_for
-from hvconf.kvm.hcall.memory import GuestAccessError
+from hvconf.kvm.ioctls import kvm_run
+from hvconf.kvm.powerpc.consoles import HvTerm, hv_console
+from hvconf.kvm.guest_phys import FlatMemory, Slots
+from hvconf.kvm.powerpc.hypercalls import PaprHandlers, complete, handlers_for
+from hvconf.kvm.reply import Outcome
+from hvconf.kvm.guest_phys import GuestAccessError
 
 MMAP = 3 * 4096
 ORDER = {"ppc64le": "little", "ppc64": "big"}
@@ -67,9 +69,9 @@ def opcode(name: str) -> int:
 def serve(frame: Frame, handlers: PaprHandlers):
     """decode + handle + complete, as the executor does; returns (reply, bytes that changed)."""
     before = bytes(frame.buf)
-    run = exits.KvmRun(frame.buf, frame.arch)
+    run = kvm_run.KvmRun(frame.buf, frame.arch)
     ex = run.decode()
-    assert isinstance(ex, exits.PaprHcall)
+    assert isinstance(ex, kvm_run.PaprHcall)
     reply = handlers.handle(ex)
     complete(run, ex, reply)
     changed = {i for i in range(len(before)) if before[i] != frame.buf[i]}
@@ -317,26 +319,26 @@ def test_osi_exit_round_trips_all_gprs():
     frame.put("exit_reason", hvconf.abi.exit_reason("KVM_EXIT_OSI").number, width=4)
     for i in range(32):
         frame.put("osi.gprs", 0x100 + i, i)
-    run = exits.KvmRun(frame.buf, "ppc64le")
+    run = kvm_run.KvmRun(frame.buf, "ppc64le")
     ex = run.decode()
-    assert isinstance(ex, exits.Osi) and ex.gprs == tuple(range(0x100, 0x120))
+    assert isinstance(ex, kvm_run.Osi) and ex.gprs == tuple(range(0x100, 0x120))
     run.complete_osi({3: 0, 4: 0xFFFF})
     assert (frame.get("osi.gprs", 3), frame.get("osi.gprs", 4), frame.get("osi.gprs", 5)) == (0, 0xFFFF, 0x105)
 
 
 @pytest.mark.parametrize(("setup", "expect"), [
-    (lambda f: f.put("exit_reason", 4242, width=4), exits.Unknown(4242)),
-    (lambda f: (f.put("exit_reason", 6, width=4), f.put("mmio.len", 9, width=4)), exits.BadExit),
+    (lambda f: f.put("exit_reason", 4242, width=4), kvm_run.Unknown(4242)),
+    (lambda f: (f.put("exit_reason", 6, width=4), f.put("mmio.len", 9, width=4)), kvm_run.BadExit),
     (lambda f: (f.put("exit_reason", 2, width=4), f.put("io.size", 1, width=1), f.put("io.count", 1, width=4),
-                f.put("io.direction", 1, width=1), f.put("io.data_offset", MMAP)), exits.BadExit),
-    (lambda f: (f.put("exit_reason", 24, width=4), f.put("system_event.ndata", 17, width=4)), exits.BadExit),
-    (lambda f: (f.put("exit_reason", 17, width=4), f.put("internal.ndata", 1 << 31, width=4)), exits.BadExit),
+                f.put("io.direction", 1, width=1), f.put("io.data_offset", MMAP)), kvm_run.BadExit),
+    (lambda f: (f.put("exit_reason", 24, width=4), f.put("system_event.ndata", 17, width=4)), kvm_run.BadExit),
+    (lambda f: (f.put("exit_reason", 17, width=4), f.put("internal.ndata", 1 << 31, width=4)), kvm_run.BadExit),
 ])  # fmt: skip
 def test_malformed_ppc_buffers_have_defined_outcomes(setup, expect):
     frame = Frame()
     setup(frame)
     if isinstance(expect, type):
         with pytest.raises(expect):
-            exits.decode(frame.buf, "ppc64le")
+            kvm_run.decode(frame.buf, "ppc64le")
     else:
-        assert exits.decode(frame.buf, "ppc64le") == expect
+        assert kvm_run.decode(frame.buf, "ppc64le") == expect

@@ -1,4 +1,4 @@
-"""The errno boundary (hvconf.kvm.errors) and ioctls on fds that are not KVM.
+"""The errno boundary (hvconf.kvm.ioctls.errors) and ioctls on fds that are not KVM.
 
 These need no /dev/kvm: a closed fd gives EBADF and /dev/null gives ENOTTY
 on any Linux host, which is exactly the path every real failure takes.
@@ -11,9 +11,9 @@ import os
 
 import pytest
 
-from hvconf.kvm.errors import KvmError, check
-from hvconf.kvm.fd import KvmFd
-from hvconf.kvm.ffi import ffi, lib
+from hvconf.kvm.ioctls.errors import KvmError, check
+from hvconf.kvm.ioctls.fd import KvmFd
+from hvconf.kvm.ioctls.ffi import ffi, lib
 
 
 def closed_fd() -> int:

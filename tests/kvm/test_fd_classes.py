@@ -20,14 +20,13 @@ from typing import Any
 import pytest
 
 import hvconf.abi
-from hvconf.kvm import cdefs, exits
-from hvconf.kvm.errors import KvmError
-from hvconf.kvm.ffi import ffi_for
-from hvconf.kvm.memory import GuestMemory
-from hvconf.kvm.system import Kvm
-from hvconf.kvm.vcpu import Vcpu, one_reg_size
-from hvconf.kvm.vm import PvInfo, Vm
-from hvconf.kvm.x86 import CpuidEntry
+from hvconf.kvm.ioctls import cdefs, kvm_run
+from hvconf.kvm.ioctls.errors import KvmError
+from hvconf.kvm.ioctls.ffi import ffi_for
+from hvconf.kvm.ioctls.memory import GuestMemory
+from hvconf.kvm.ioctls.system import CpuidEntry, Kvm
+from hvconf.kvm.ioctls.vcpu import Vcpu, one_reg_size
+from hvconf.kvm.ioctls.vm import PvInfo, Vm
 
 RUN_SIZE = 3 * 4096
 LPCR = 0x603000000000007E  # KVM_REG_PPC_LPCR_64: KVM_REG_PPC | KVM_REG_SIZE_U64 | 0xb5
@@ -206,7 +205,7 @@ def test_system_fd_answers(kvm):
     assert {0, 1, 0x40000000, 0x40000001} <= leaves
 
 
-def _bounded_run(vcpu: Vcpu, seconds: float = 5.0) -> exits.Exit:
+def _bounded_run(vcpu: Vcpu, seconds: float = 5.0) -> kvm_run.Exit:
     # A real KVM_RUN may never return (vmcall on this host): a timer kicks it out with immediate_exit + a signal.
     main = threading.get_ident()
 
@@ -243,8 +242,8 @@ def test_a_vm_and_vcpu_run_a_real_mode_guest(kvm):
                 regs.rip, regs.rflags = 0x7C00, 2
                 vcpu.set_regs(regs)
                 assert (vcpu.regs.rip, vcpu.sregs.cs.base) == (0x7C00, 0)
-                assert _bounded_run(vcpu) == exits.Io("out", 1, 0x3F8, 1, b"K", 4096)
-                assert _bounded_run(vcpu) == exits.Hlt()
+                assert _bounded_run(vcpu) == kvm_run.Io("out", 1, 0x3F8, 1, b"K", 4096)
+                assert _bounded_run(vcpu) == kvm_run.Hlt()
                 assert vcpu.regs.rip == 0x7C00 + len(OUT_K_HLT)
     finally:
         memory.close()

@@ -21,11 +21,13 @@ import hvconf.abi
 from hvconf import compiler
 from hvconf.arch import x86_64 as arch_x86
 from hvconf.emit.guest import assemble
-from hvconf.kvm import elf, exits, x86_hypercall
+from hvconf.contract.plan import PlanError, read
+from hvconf.kvm import elf
 from hvconf.kvm.images import Loaded, check_placement
-from hvconf.kvm.plan import PlanError, parse
+from hvconf.kvm.ioctls import kvm_run
 from hvconf.kvm.status import Status
-from hvconf.kvm.x86_modes import (CODE_SELECTOR, DATA_SELECTOR, EXCEPTION_PORT, IDT, MODES, PD, PDPT, PML4,
+from hvconf.kvm.x86.hypercalls import X86Hypercalls, complete
+from hvconf.kvm.x86.modes import (CODE_SELECTOR, DATA_SELECTOR, EXCEPTION_PORT, IDT, MODES, PD, PDPT, PML4,
                                   STUB_SIZE, STUBS, TSS, fault)  # fmt: skip
 
 from .conftest import GUESTS, TABLES
@@ -225,7 +227,7 @@ def test_elf_parser_reads_segments_and_refuses_what_it_cannot_place():
 
 
 def test_placement_finds_overlaps_between_images(make_plan):
-    plan = parse(make_plan("hello")[0])
+    plan = read(make_plan("hello")[0])
     check_placement(plan, [Loaded("a", ((0x7C00, b"x" * 16),)), Loaded("b", ((0x7C10, b"y"),))], [])
     with pytest.raises(PlanError, match=r"image 'a' \[0x7c00, 0x7c10\) overlaps image 'b' \[0x7c0f, 0x7c10\)"):
         check_placement(plan, [Loaded("a", ((0x7C00, b"x" * 16),)), Loaded("b", ((0x7C0F, b"y"),))], [])
@@ -280,11 +282,11 @@ def test_map_gpa_range_is_answered_in_the_kvm_run_buffer(nr, args, served, ret):
     buf = bytearray(4096)
     struct.pack_into("<I", buf, 8, hvconf.abi.exit_reason("KVM_EXIT_HYPERCALL").number)
     struct.pack_into("<Q6QQI", buf, 32, nr, *args, 0, 0, 0, 0, 1)
-    run = exits.KvmRun(buf, "x86_64")
+    run = kvm_run.KvmRun(buf, "x86_64")
     ex = run.decode()
-    assert ex == exits.Hypercall(nr, (*args, 0, 0, 0), 1)
-    numbers = x86_hypercall.served_numbers(["KVM_HC_MAP_GPA_RANGE"] if served else [])
+    assert ex == kvm_run.Hypercall(nr, (*args, 0, 0, 0), 1)
+    table = X86Hypercalls({"exit_hypercalls": ["KVM_HC_MAP_GPA_RANGE"] if served else []}, lambda: [(0, 4 << 20)])
     before = bytes(buf)
-    run.complete_hypercall(x86_hypercall.answer(ex.nr, ex.args, numbers, [(0, 4 << 20)]))
+    complete(run, ex, table.handle(ex))
     assert struct.unpack_from("<q", buf, 88)[0] == ret
     assert buf[:88] + buf[96:] == before[:88] + before[96:]  # only ret was written

@@ -24,10 +24,11 @@ import time
 
 import pytest
 
-from hvconf.kvm.console import Serial16550
-from hvconf.kvm.console_hv import ByteChannel, HvTerm
-from hvconf.kvm.exits import Io
-from hvconf.kvm.hcall import EpaprHandlers, FlatMemory, PaprHandlers
+from hvconf.kvm.x86.serial import Serial16550
+from hvconf.kvm.powerpc.consoles import ByteChannel, HvTerm
+from hvconf.kvm.ioctls.kvm_run import Io
+from hvconf.kvm.guest_phys import FlatMemory
+from hvconf.kvm.powerpc.hypercalls import EpaprHandlers, PaprHandlers
 from hvconf.kvm.output import Output, OutputError, SafeText
 
 from . import test_buffers_epapr as epapr_buffers

@@ -12,21 +12,21 @@ import pickle
 
 import pytest
 
-from hvconf.kvm import exits
-from hvconf.kvm.plan import Image, is_fd
-from hvconf.kvm.x86 import CpuidEntry
+from hvconf.kvm.ioctls import kvm_run
+from hvconf.contract.plan import Image, is_fd
+from hvconf.kvm.ioctls.system import CpuidEntry
 
 
 def test_equality_is_by_type_and_values():
-    assert exits.Io("out", 1, 0x3F8, 1, b"a", 4096) == exits.Io("out", 1, 0x3F8, 1, b"a", 4096)
-    assert exits.Io("out", 1, 0x3F8, 1, b"a", 4096) != exits.Io("out", 1, 0x3F9, 1, b"a", 4096)
-    assert exits.Hlt() == exits.Hlt() and exits.Hlt() != exits.Shutdown() and exits.Hlt() != ()
-    assert exits.PaprHcall(1, (2,)) != exits.EpaprHcall(1, (2,))  # same fields, another kind
-    assert len({exits.Unknown(7), exits.Unknown(7), exits.Unknown(8)}) == 2
+    assert kvm_run.Io("out", 1, 0x3F8, 1, b"a", 4096) == kvm_run.Io("out", 1, 0x3F8, 1, b"a", 4096)
+    assert kvm_run.Io("out", 1, 0x3F8, 1, b"a", 4096) != kvm_run.Io("out", 1, 0x3F9, 1, b"a", 4096)
+    assert kvm_run.Hlt() == kvm_run.Hlt() and kvm_run.Hlt() != kvm_run.Shutdown() and kvm_run.Hlt() != ()
+    assert kvm_run.PaprHcall(1, (2,)) != kvm_run.EpaprHcall(1, (2,))  # same fields, another kind
+    assert len({kvm_run.Unknown(7), kvm_run.Unknown(7), kvm_run.Unknown(8)}) == 2
 
 
 def test_records_are_immutable():
-    io = exits.Io("in", 2, 0x60, 1, b"", 4096)
+    io = kvm_run.Io("in", 2, 0x60, 1, b"", 4096)
     with pytest.raises(AttributeError, match="immutable Io"):
         io.port = 0x61  # type: ignore[misc]
     with pytest.raises(AttributeError):
@@ -50,7 +50,7 @@ def test_defaults_keywords_and_bad_arguments():
 
 
 def test_repr_and_pickle():
-    event = exits.SystemEvent(1, (5,))
+    event = kvm_run.SystemEvent(1, (5,))
     assert repr(event) == "SystemEvent(type=1, data=(5,))" and event.ndata == 1
     assert pickle.loads(pickle.dumps(event)) == event
 

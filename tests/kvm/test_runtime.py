@@ -208,11 +208,24 @@ def test_unknown_console_kind_is_a_bad_plan(make_plan):
     assert run.status == Status.USAGE and "console kind 'virtio' is not one of serial, hvterm" in run.stderr
 
 
-def test_a_hypercall_console_without_its_handlers_is_a_bad_plan(make_plan):
+def test_a_console_of_another_family_is_a_bad_plan(make_plan):
     plan, base = make_plan("hello")
     plan["console"] = {"kind": "hvterm", "reg": 0x30000000}
     run = Launch(plan, base)
-    assert run.status == Status.USAGE and "no papr or epapr section to serve them" in run.stderr
+    assert run.status == Status.USAGE and "console kind 'hvterm' is not an x86 console (serial)" in run.stderr
+
+
+def test_a_hypercall_console_without_its_handlers_is_a_bad_plan():
+    # a PowerPC plan (checked here, as the launcher of a POWER host checks it before opening anything)
+    from hvconf.contract.plan import PlanError, read
+    from hvconf.kvm.steps import validate
+
+    golden = Path(__file__).resolve().parents[1] / "golden" / "pseries-hello" / "pseries-hello" / "plan.json"
+    plan = json.loads(golden.read_text())
+    validate(read(plan))
+    del plan["launcher"]["papr"]
+    with pytest.raises(PlanError, match="no papr or epapr section to serve them"):
+        validate(read(plan))
 
 
 class ThreadedStream(io.StringIO):
@@ -403,14 +416,14 @@ def test_a_sigint_outside_the_run_is_status_130_without_a_traceback():
 
 
 def uart_io(direction: str, reg: int, value: int | None = None) -> Any:
-    from hvconf.kvm.exits import Io
+    from hvconf.kvm.ioctls.kvm_run import Io
 
     data = b"" if value is None else bytes([value])
     return Io(direction, 1, 0x3F8 + reg, 1, data, 4096)  # type: ignore[arg-type]
 
 
 def test_serial_registers_behave_as_linux_probes_them():
-    from hvconf.kvm.console import Serial16550
+    from hvconf.kvm.x86.serial import Serial16550
 
     out = io.BytesIO()
     uart = Serial16550(0x3F8, out)
@@ -444,8 +457,8 @@ def test_serial_registers_behave_as_linux_probes_them():
 
 
 def test_serial_keeps_whole_writes_from_several_threads():
-    from hvconf.kvm.console import Serial16550
-    from hvconf.kvm.exits import Io
+    from hvconf.kvm.x86.serial import Serial16550
+    from hvconf.kvm.ioctls.kvm_run import Io
 
     out = io.BytesIO()
     uart = Serial16550(0x3F8, out)

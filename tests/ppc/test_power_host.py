@@ -251,7 +251,7 @@ def test_qemu_command_lines(tmp_path: Path) -> None:
 # --- one real boot -------------------------------------------------------------------------------
 
 PYTHON_CASE = """#!/usr/bin/python3
-import hvconf.kvm.system as system
+import hvconf.kvm.ioctls.system as system
 kvm = system.Kvm()
 vm = kvm.create_vm()
 print(f"api={kvm.api_version} vm_fd={vm.fd}")
