@@ -211,13 +211,13 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    from hvconf.contract.plan import dumps
+    from hvconf.contract import dumps_plan
     from hvconf.emit.plan import to_text
 
     built = _build_one(args)
     if isinstance(built, int):
         return built
-    sys.stdout.write(dumps(built.plan) if args.format == "json" else to_text(built.plan))
+    sys.stdout.write(dumps_plan(built.plan) if args.format == "json" else to_text(built.plan))
     return EXIT_OK
 
 

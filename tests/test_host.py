@@ -406,14 +406,14 @@ def test_every_host_code_is_exercised() -> None:
 
 def test_the_arch_records_name_the_machines_real_hosts_report() -> None:
     # host-wrong-arch and every plan's requires.host_arch take the machine from the arch's record
-    # (hvconf/contract/arches.py); the probe maps the machine back. Hosts probed for real must agree.
-    from hvconf.contract.arches import ARCH_OF_MACHINE, RECORDS, cap_arch_of_machine
+    # (hvconf/contract.py); the probe maps the machine back. Hosts probed for real must agree.
+    from hvconf.contract import ARCHES, ARCH_OF_MACHINE, cap_arch_of_machine
 
     probed = [load_host_facts(p) for p in sorted((REPO / "tests" / "data" / "hosts").glob("*.json"))
               if not p.name.startswith("handmade-")]  # fmt: skip
     assert {f.machine for f in probed} == {"x86_64", "ppc64le"}
     for facts in probed:
-        assert RECORDS[facts.arch].machine == facts.machine
+        assert ARCHES[facts.arch].machine == facts.machine
         assert ARCH_OF_MACHINE[facts.machine] == cap_arch_of_machine(facts.machine) == facts.arch
     result = compiler.check(sorted(SAMPLES.glob("*.hv")))
     plans = {vm.arch: host_plan(CheckContext(vm, load_target(vm.target), Report(), host=load_host_facts(X86)))

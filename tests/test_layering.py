@@ -2,7 +2,7 @@
 
 The compiler never imports the KVM runtime or cffi (nor opens /dev/kvm), and
 the runtime needs none of the compiler's libraries, so it can run alone on a
-ppc64le host with cffi only; what both read (hvconf/contract) is stdlib only.
+ppc64le host with cffi only; what both read (hvconf/contract.py) is stdlib only.
 Inside the runtime: the bottom layer (hvconf/kvm/ioctls) imports nothing
 above it; the generic layer (hvconf/kvm/*.py) imports no arch family, and
 knows no architecture's names, reaching a family only through the registry
@@ -94,7 +94,7 @@ def test_runtime_imports_only_itself_abi_contract_cffi_and_the_stdlib() -> None:
 
 def test_the_contract_is_stdlib_only() -> None:
     # it ships with the runtime to a host that has cffi only, and the compiler reads it without the runtime
-    for path in modules("contract"):
+    for path in modules("contract.py"):
         found = {i for i in imports(path) if i.startswith("hvconf") or i.split(".")[0] in COMPILER_LIBRARIES | {"cffi"}}
         assert {i for i in found if not under(i, "hvconf.contract", "hvconf.record")} == set(), path
 
@@ -131,8 +131,9 @@ def _words(path: Path) -> set[str]:
             names.add(node.name)
         elif isinstance(node, ast.arg):
             names.add(node.arg)
-        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value.replace(".", "_").isidentifier():
-            names.add(node.value)
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+            if node.value.replace(".", "_").isidentifier():
+                names.add(node.value)
     return {w.lower() for name in names for w in re.split(r"[_.]|(?<=[a-z])(?=[A-Z])", name) if w}
 
 

@@ -14,7 +14,7 @@ from typing import Any, Iterable
 
 from hvconf.arch import e500_tlb
 from hvconf.arch.base import BuildContext
-from hvconf.contract.arches import RECORDS
+from hvconf.contract import ARCHES
 from hvconf.diagnostics import Diagnostic, Severity, Span
 from hvconf.emit.guest import GuestBuildError, assemble
 from hvconf.emit.plan import PlanBuilder, source_of
@@ -32,9 +32,9 @@ def vcpu_fd(index: int) -> str:
 
 
 def new_plan(ctx: BuildContext) -> PlanBuilder:
-    """An empty plan for the VM; its host is the one the arch's record names (hvconf/contract/arches.py)."""
+    """An empty plan for the VM; its host is the one the arch's record names (hvconf/contract.py)."""
     arch = ctx.vm.arch or ""
-    return PlanBuilder(ctx.vm.name, ctx.target.name, arch, RECORDS[arch].machine, ctx.root_dir)
+    return PlanBuilder(ctx.vm.name, ctx.target.name, arch, ARCHES[arch].machine, ctx.root_dir)
 
 
 def create_vm(plan: PlanBuilder, ctx: BuildContext) -> None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 from hvconf.arch import common, e500_spin, e500_tlb
 from hvconf.arch.base import BuildContext
 from hvconf.arch.e500_tree import HOST_CELLS, device_tree, hcall_instructions
-from hvconf.contract.plan import Step
+from hvconf.contract import Step
 from hvconf.emit.plan import PlanBuilder
 
 __all__ = ["plan", "device_tree"]

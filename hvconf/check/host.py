@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from hvconf import abi
 from hvconf.check.registry import Check, CheckContext
-from hvconf.contract.arches import RECORDS
+from hvconf.contract import ARCHES
 from hvconf.diagnostics import Note, Report, Severity, Span
 from hvconf.model import hcallset
 
@@ -75,8 +75,8 @@ def _flavour_span(ctx: CheckContext) -> Span | None:
 def host_wrong_arch(ctx: CheckContext) -> None:
     facts = ctx.host
     assert facts is not None
-    # what its plan's requires.host_arch says, also for a VM with errors (no plan): hvconf/contract/arches.py
-    record = RECORDS.get(ctx.vm.arch or "")
+    # what its plan's requires.host_arch says, also for a VM with errors (no plan): hvconf/contract.py
+    record = ARCHES.get(ctx.vm.arch or "")
     need = record.machine if record is not None else None
     if need is not None and need != facts.machine:
         ctx.emit(ctx.vm.span_of("arch"), f"VM '{ctx.vm.name}' runs on {need} hosts only; the host facts are "

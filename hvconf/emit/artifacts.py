@@ -17,7 +17,7 @@ from hvconf.arch.base import BuildContext
 from hvconf.compiler import Built
 from hvconf.diagnostics import Report
 from hvconf.emit import launcher, manifest
-from hvconf.contract.plan import dumps
+from hvconf.contract import dumps_plan
 from hvconf.emit.plan import to_json
 from hvconf.model import ir
 from hvconf.model.hcallset import resolve
@@ -49,7 +49,7 @@ def artifacts(vm: ir.Vm, program: Program, report: Report, proposed_overrides: P
     if report.has_errors:
         return None
     plan_json = to_json(plan, proposed)
-    files["plan.json"] = dumps(plan_json).encode()
+    files["plan.json"] = dumps_plan(plan_json).encode()
     files["launch.py"] = launcher.render(plan_json).encode()
     files.update(ctx.images)
     inputs = {Path(os.path.relpath(f.path, root_dir)).as_posix(): f.sha256 for f in program.files}

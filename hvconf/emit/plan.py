@@ -1,4 +1,4 @@
-"""The ioctl plan as the compiler builds it, then written as plan.json (hvconf/contract/plan.py) or as text.
+"""The ioctl plan as the compiler builds it, then written as plan.json (hvconf/contract.py) or as text.
 
 Arch modules add steps to a `PlanBuilder` (ioctl name, typed args, the span
 that caused them); each becomes a contract `Step` at once, with the request
@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from hvconf import abi
-from hvconf.contract.plan import CapRequirement, Step, write
+from hvconf.contract import CapRequirement, Step, write_plan
 from hvconf.diagnostics import Span
 
 
@@ -71,8 +71,9 @@ def _numbered(step: Step, proposed: "abi.ProposedAbi") -> Step:
 
 
 def to_json(plan: PlanBuilder, proposed: "abi.ProposedAbi") -> dict[str, Any]:
-    caps = [CapRequirement(cap, cap_number(cap, proposed), source_of(span, plan.root_dir)) for cap, span in plan.requires]
-    return write(vm=plan.vm, target=plan.target, arch=plan.arch, host_arch=plan.host_arch, caps=caps,
+    caps = [CapRequirement(cap, cap_number(cap, proposed), source_of(span, plan.root_dir))
+            for cap, span in plan.requires]  # fmt: skip
+    return write_plan(vm=plan.vm, target=plan.target, arch=plan.arch, host_arch=plan.host_arch, caps=caps,
                  unmerged=plan.unmerged, images=plan.images, console=plan.console, launcher=plan.launcher,
                  steps=[_numbered(step, proposed) for step in plan.steps])  # fmt: skip
 

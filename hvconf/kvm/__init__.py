@@ -16,7 +16,7 @@
   hypercalls.py, host.py. A family imports the layers below it, never
   another family.
 
-The plan itself is hvconf/contract/plan.py, which the compiler writes with.
+The plan itself is hvconf/contract.py, which the compiler writes with.
 The only package that imports cffi or opens /dev/kvm; the compiler never
 imports it (tests/test_layering.py enforces all of this). Importing the
 package itself is cheap: cffi loads only when a module that needs it is

@@ -8,7 +8,7 @@ hypercalls.py, reached from its exits.py); `held`, vCPUs that wait outside
 KVM_RUN until the guest releases them (e500: the ePAPR spin table). Every
 console writes to the run's output.Output (raw or safe, errors as OutputError).
 `check(plan)` refuses, before anything is opened, a console kind plan.json
-does not have (hvconf/contract/plan.py) or one the plan's family has no
+does not have (hvconf/contract.py) or one the plan's family has no
 device for; `devices(plan, machine, out)` and `prepare_images` are the
 family's (hvconf/kvm/<family>/devices.py). Tests: tests/kvm/test_runtime.py, tests/ppc/.
 """
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from types import MappingProxyType
 
-from hvconf.contract.plan import CONSOLE_KINDS, PlanError
+from hvconf.contract import CONSOLE_KINDS, PlanError
 from hvconf.kvm import families
 from hvconf.record import Record
 
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
     from typing import Any, Protocol
 
-    from hvconf.contract.plan import Plan
+    from hvconf.contract import Plan
     from hvconf.kvm.ending import Ending
     from hvconf.kvm.images import Loaded
     from hvconf.kvm.ioctls.kvm_run import Io

@@ -20,7 +20,7 @@ def line(fd: str, ioctl: str, request: int, args: Mapping[str, Any], source: str
 
 
 def lines(plan: Mapping[str, Any]) -> list[str]:
-    """One line per plan step, in order; PlanError for a plan hvconf.contract.plan.read refuses."""
-    from hvconf.contract.plan import read
+    """One line per plan step, in order; PlanError for a plan hvconf.contract.read_plan refuses."""
+    from hvconf.contract import read_plan
 
-    return [line(s.fd, s.ioctl, s.request, s.args, s.source) for s in read(plan).steps]
+    return [line(s.fd, s.ioctl, s.request, s.args, s.source) for s in read_plan(plan).steps]

@@ -1,6 +1,6 @@
 """The registry of arch families: which folder serves an arch's exits, steps, devices and host.
 
-Each hvconf arch's record (hvconf/contract/arches.py) names its family;
+Each hvconf arch's record (hvconf/contract.py) names its family;
 FAMILIES maps a family to its package below hvconf/kvm/, whose modules have
 the same names in every family (PARTS), as kvmtool's x86/ and powerpc/
 define the same functions (kvm_cpu__handle_exit, ...) for its generic code
@@ -14,8 +14,7 @@ from __future__ import annotations
 
 import sys
 
-from hvconf.contract.arches import RECORDS
-from hvconf.contract.plan import PlanError
+from hvconf.contract import ARCHES, PlanError
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:
@@ -29,9 +28,9 @@ PARTS = ("exits", "steps", "devices", "hypercalls", "host")
 
 def family(arch: str) -> str:
     """The family serving hvconf arch `arch`; PlanError for an arch this runtime does not serve."""
-    record = RECORDS.get(arch)
+    record = ARCHES.get(arch)
     if record is None or record.family not in FAMILIES:
-        raise PlanError(f"this runtime serves no arch {arch!r} (it knows {', '.join(RECORDS)})")
+        raise PlanError(f"this runtime serves no arch {arch!r} (it knows {', '.join(ARCHES)})")
     return record.family
 
 

@@ -18,7 +18,7 @@ import errno
 import os
 import stat
 
-from hvconf.contract.plan import PlanError
+from hvconf.contract import PlanError
 from hvconf.record import Record
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
     from pathlib import Path
 
-    from hvconf.contract.plan import Plan
+    from hvconf.contract import Plan
 
 try:  # CPython's own SHA-256: hashlib would load OpenSSL's libcrypto first (about 3 ms) to check one image
     from _sha256 import sha256  # type: ignore[import-not-found]  # CPython 3.11

@@ -241,7 +241,7 @@ def main(
     except HelpNotWritten as err:
         return error(f"{vm}: {err}", Status.OUTPUT)
 
-    from hvconf.contract.plan import PlanError
+    from hvconf.contract import PlanError
 
     if options.dry_run:
         from hvconf.kvm import dryrun

@@ -20,7 +20,7 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:
     from typing import Any
 
-    from hvconf.contract.plan import Step
+    from hvconf.contract import Step
     from hvconf.kvm.images import Loaded
     from hvconf.kvm.ioctls.fd import KvmFd
     from hvconf.kvm.ioctls.memory import GuestMemory

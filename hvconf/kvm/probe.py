@@ -1,9 +1,9 @@
-"""The host probe: what this host's KVM offers, as host-facts data (hvconf/contract/host_facts.py).
+"""The host probe: what this host's KVM offers, as host-facts data (docs/host.md, hvconf/contract.py).
 
 `probe()` opens the system fd and asks KVM_GET_API_VERSION,
 KVM_GET_VCPU_MMAP_SIZE, KVM_CHECK_EXTENSION of every hvconf.abi cap of the
 host's arch on the system fd and on one fresh VM fd per VM type of the arch
-(its record's vm_types, hvconf/contract/arches.py: the answers can differ),
+(its record's vm_types, hvconf/contract.py: the answers can differ),
 then what the arch family adds (its host.py `facts`: on x86
 KVM_GET_SUPPORTED_CPUID's PV leaf, on Book3S whether hash-MMU guests work).
 It returns plain data in the documented key order; validating and printing
@@ -20,8 +20,9 @@ from pathlib import Path
 from typing import Any
 
 import hvconf.abi
-from hvconf.contract import host_facts
-from hvconf.contract.arches import ARCH_OF_MACHINE, DEFAULT_VM_TYPES, RECORDS, cap_arch_of_machine
+from hvconf.contract import (
+    ARCH_OF_MACHINE, ARCHES, DEFAULT_VM_TYPES, HOST_FACTS_FAMILY_KEYS, HOST_FACTS_FORMAT, cap_arch_of_machine,
+)  # fmt: skip
 from hvconf.kvm import families
 from hvconf.kvm.ioctls.errors import KvmError
 from hvconf.kvm.ioctls.system import DEV_KVM, Kvm
@@ -48,7 +49,7 @@ def probe(
         vm_checks = bool(kvm.check_extension(hvconf.abi.cap("KVM_CAP_CHECK_EXTENSION_VM").number))
         vm_types, on_vm = _probe_vm_types(kvm, uname.machine, caps, vm_checks)
         facts: dict[str, Any] = {
-            "format": host_facts.FORMAT,
+            "format": HOST_FACTS_FORMAT,
             "machine": uname.machine,
             "arch": cap_arch,
             "kernel_release": uname.release,
@@ -62,7 +63,7 @@ def probe(
                 for name, number in caps
             ],
             "proposed": proposed,
-            **dict.fromkeys(host_facts.FAMILY_KEYS),
+            **dict.fromkeys(HOST_FACTS_FAMILY_KEYS),
         }  # fmt: skip
         if uname.machine in ARCH_OF_MACHINE:  # its family fills in what it probes
             facts.update(families.part(ARCH_OF_MACHINE[uname.machine], "host").facts(kvm, system))
@@ -95,7 +96,7 @@ def _probe_vm_types(
     """One VM per type of the machine: whether it could be created, and its caps."""
     types: list[dict[str, Any]] = []
     values: dict[int, dict[str, int]] = {}
-    record = RECORDS.get(ARCH_OF_MACHINE.get(machine, ""))
+    record = ARCHES.get(ARCH_OF_MACHINE.get(machine, ""))
     for vm_type, name in record.vm_types if record is not None else DEFAULT_VM_TYPES:
         try:
             vm: Vm = kvm.create_vm(vm_type)

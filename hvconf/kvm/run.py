@@ -1,7 +1,7 @@
 """The plan executor: host checks, then the steps in plan order across threads, then the vCPUs.
 
 `execute(plan, base_dir, *, timeout, trace, out)` reads the plan
-(hvconf/contract/plan.py), refuses one the host cannot run (HostMismatch)
+(hvconf/contract.py), refuses one the host cannot run (HostMismatch)
 before any VM exists, loads the images (flat or ELF, as the plan's board
 needs them: devices.prepare_images), then issues the steps: system and VM
 steps from the calling thread, each vCPU's steps (KVM_CREATE_VCPU onwards)
@@ -24,7 +24,7 @@ import os
 import threading
 import time
 
-from hvconf.contract.plan import PlanError, read
+from hvconf.contract import PlanError, read_plan
 from hvconf.kvm import devices, families, signals
 from hvconf.kvm import images as image_files
 from hvconf.kvm.ending import Ending
@@ -49,7 +49,7 @@ if TYPE_CHECKING:
     from pathlib import Path
     from typing import Any, BinaryIO, TextIO
 
-    from hvconf.contract.plan import Plan, Step
+    from hvconf.contract import Plan, Step
 
 KVM_API_VERSION = 12
 
@@ -93,7 +93,7 @@ def execute(
     if console not in CONSOLE_MODES:
         raise ValueError(f"console mode {console!r} is not one of {', '.join(CONSOLE_MODES)}")
     started = time.monotonic()
-    parsed = read(plan)
+    parsed = read_plan(plan)
     _check_runtime(parsed)  # host facts first: a foreign plan is refused as such, not as malformed
     validate(parsed)
     loaded = image_files.load(parsed, base_dir, supplied or {})

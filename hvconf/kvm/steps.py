@@ -18,7 +18,7 @@ from __future__ import annotations
 import functools
 import mmap
 
-from hvconf.contract.plan import PlanError, decimal
+from hvconf.contract import PlanError, decimal
 from hvconf.kvm import devices, families
 from hvconf.kvm.ioctls.cdefs import load as declarations
 from hvconf.kvm.ioctls.memory import GuestMemory
@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
     from typing import Any
 
-    from hvconf.contract.plan import Plan, Step
+    from hvconf.contract import Plan, Step
     from hvconf.kvm.machine import Machine
 
 

@@ -20,7 +20,7 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:
     from typing import BinaryIO, TextIO
 
-    from hvconf.contract.plan import Step
+    from hvconf.contract import Step
 
 
 class Tracer:

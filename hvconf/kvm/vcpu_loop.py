@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
 
-    from hvconf.contract.plan import Step
+    from hvconf.contract import Step
     from hvconf.kvm.devices import Devices
     from hvconf.kvm.ending import Ending
     from hvconf.kvm.ioctls.vcpu import Vcpu

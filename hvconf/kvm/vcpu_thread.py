@@ -25,7 +25,7 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
-    from hvconf.contract.plan import Step
+    from hvconf.contract import Step
     from hvconf.kvm.devices import Devices
     from hvconf.kvm.ending import Ending
     from hvconf.kvm.machine import Machine

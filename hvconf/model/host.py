@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, Valida
 from pydantic import model_validator
 
 from hvconf import abi
-from hvconf.contract.host_facts import FORMAT as HOST_FACTS_FORMAT
+from hvconf.contract import HOST_FACTS_FORMAT
 
 # api.rst §4.4 (KVM_CREATE_VCPU): without KVM_CAP_NR_VCPUS, assume 4 vCPUs at most.
 FALLBACK_MAX_VCPUS = 4

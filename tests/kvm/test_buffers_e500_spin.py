@@ -33,8 +33,7 @@ from hvconf.kvm.devices import Devices
 from hvconf.kvm.ending import Ending
 from hvconf.kvm.ioctls.errors import KvmError
 from hvconf.kvm.machine import Machine
-from hvconf.contract.plan import PlanError
-from hvconf.contract.plan import read as read_plan
+from hvconf.contract import PlanError, read_plan
 from hvconf.kvm.sequence import Sequencer
 from hvconf.kvm.status import Status
 from hvconf.kvm.steps import table
@@ -338,3 +337,21 @@ def test_host_cells_the_runtime_cannot_place_are_refused(outputs, tmp_path, cell
     with pytest.raises(PlanError, match=message):
         host_cells.patch(plan._replace(launcher={"epapr": epapr}), image_files.load(plan, folder, {}),
                          lambda text: None, str(host_tree(tmp_path, timebase_frequency=bytes(4))))
+
+
+# ---- the launcher's host check on an e500 host (CRAFTED: its uname, as no e500 host exists here) ----------
+
+
+def test_an_e500_host_checks_the_plan_against_its_arch_not_its_machine_name(outputs, monkeypatch):
+    # `uname -m` says "ppc" on an e500; request numbers are the ppc-e500 arch's (hvconf/contract.py). The check
+    # once asked for "ppc"'s numbers and refused every e500 plan as "unknown arch".
+    from hvconf.kvm import run
+
+    plan, _ = outputs
+    assert plan.host_arch == "ppc" and not plan.unmerged
+    monkeypatch.setattr(run, "ARCH", ARCH)
+    monkeypatch.setattr(run.os, "uname", lambda: os.uname_result(("Linux", "e500", "6.1", "#1", "ppc")))
+    run._check_runtime(plan)  # no HostMismatch
+    wrong = plan._replace(steps=tuple(s._replace(request=s.request ^ 1) if s.index == 0 else s for s in plan.steps))
+    with pytest.raises(run.HostMismatch, match="is not this host's 0x2000ae01 \\(ppc\\)"):
+        run._check_runtime(wrong)

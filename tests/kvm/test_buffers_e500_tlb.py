@@ -30,8 +30,7 @@ from hvconf.kvm.ioctls import fd as fd_module
 from hvconf.kvm.powerpc import steps as powerpc_steps, sw_tlb
 from hvconf.kvm.ioctls.ffi import ffi
 from hvconf.kvm.machine import Machine
-from hvconf.contract.plan import PlanError
-from hvconf.contract.plan import read as read_plan
+from hvconf.contract import PlanError, read_plan
 from hvconf.kvm.steps import table, validate
 from hvconf.kvm.ioctls.vcpu import Vcpu
 

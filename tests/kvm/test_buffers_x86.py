@@ -16,7 +16,7 @@ import pytest
 import hvconf.abi
 from hvconf.kvm.ioctls import kvm_run
 from hvconf.kvm.reply import Outcome, Reply
-from hvconf.contract.plan import read
+from hvconf.contract import read_plan
 from hvconf.kvm.x86 import devices as x86_devices
 from hvconf.kvm.x86.hypercalls import X86Hypercalls, complete
 
@@ -79,7 +79,7 @@ def test_the_compilers_x86_plan_routes_map_gpa_range():
     plan = json.loads(GOLDEN.read_text())
     table = X86Hypercalls(plan["launcher"]["x86"])
     assert table.served == {MAP_GPA_RANGE: "KVM_HC_MAP_GPA_RANGE"}
-    x86_devices.check(read(plan))  # the launcher builds the same table from it before anything opens
+    x86_devices.check(read_plan(plan))  # the launcher builds the same table from it before anything opens
 
 
 def test_unserved_routes_and_register_outputs_are_refused():

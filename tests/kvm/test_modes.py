@@ -21,7 +21,7 @@ import hvconf.abi
 from hvconf import compiler
 from hvconf.arch import x86_64 as arch_x86
 from hvconf.emit.guest import assemble
-from hvconf.contract.plan import PlanError, read
+from hvconf.contract import PlanError, read_plan
 from hvconf.kvm import elf
 from hvconf.kvm.images import Loaded, check_placement
 from hvconf.kvm.ioctls import kvm_run
@@ -227,7 +227,7 @@ def test_elf_parser_reads_segments_and_refuses_what_it_cannot_place():
 
 
 def test_placement_finds_overlaps_between_images(make_plan):
-    plan = read(make_plan("hello")[0])
+    plan = read_plan(make_plan("hello")[0])
     check_placement(plan, [Loaded("a", ((0x7C00, b"x" * 16),)), Loaded("b", ((0x7C10, b"y"),))], [])
     with pytest.raises(PlanError, match=r"image 'a' \[0x7c00, 0x7c10\) overlaps image 'b' \[0x7c0f, 0x7c10\)"):
         check_placement(plan, [Loaded("a", ((0x7C00, b"x" * 16),)), Loaded("b", ((0x7C0F, b"y"),))], [])

@@ -19,7 +19,7 @@ import pytest
 
 import hvconf.abi
 from hvconf.abi import tables
-from hvconf.contract.arches import LAYOUTS, RECORDS
+from hvconf.contract import ARCHES, LAYOUTS
 from hvconf.kvm import elf, images
 from hvconf.kvm.ioctls import cdefs, fd, kvm_run, numbers, numbers_build
 
@@ -35,7 +35,7 @@ def test_committed_numbers_are_current():
 @pytest.mark.parametrize("arch", hvconf.abi.ARCHES)
 def test_every_request_number_is_what_the_abi_computes(arch):
     defined = {name for name, info in hvconf.abi.ioctls().items() if arch in info.arches}
-    table = numbers.REQUESTS[RECORDS[arch].layout]
+    table = numbers.REQUESTS[ARCHES[arch].layout]
     assert set(table) - set(numbers.NOT_ON_ARCH.get(arch, ())) == defined and defined
     for name in defined:
         assert fd.request(name, arch) == table[name] == hvconf.abi.request(name, arch), (arch, name)
@@ -48,7 +48,7 @@ def test_each_distinct_table_is_stored_once():
     assert all(a != b for i, a in enumerate(tables_) for b in tables_[i + 1 :])
     # what an arch lacks of its column's table is refused as hvconf.abi refuses it
     for arch, names in numbers.NOT_ON_ARCH.items():
-        assert names and set(names) <= set(numbers.REQUESTS[RECORDS[arch].layout])
+        assert names and set(names) <= set(numbers.REQUESTS[ARCHES[arch].layout])
         for name in names:
             with pytest.raises(hvconf.abi.AbiError, match="not defined for arch"):
                 fd.request(name, arch)

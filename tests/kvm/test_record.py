@@ -13,7 +13,7 @@ import pickle
 import pytest
 
 from hvconf.kvm.ioctls import kvm_run
-from hvconf.contract.plan import Image, is_fd
+from hvconf.contract import Image, is_fd
 from hvconf.kvm.ioctls.system import CpuidEntry
 
 

@@ -217,15 +217,15 @@ def test_a_console_of_another_family_is_a_bad_plan(make_plan):
 
 def test_a_hypercall_console_without_its_handlers_is_a_bad_plan():
     # a PowerPC plan (checked here, as the launcher of a POWER host checks it before opening anything)
-    from hvconf.contract.plan import PlanError, read
+    from hvconf.contract import PlanError, read_plan
     from hvconf.kvm.steps import validate
 
     golden = Path(__file__).resolve().parents[1] / "golden" / "pseries-hello" / "pseries-hello" / "plan.json"
     plan = json.loads(golden.read_text())
-    validate(read(plan))
+    validate(read_plan(plan))
     del plan["launcher"]["papr"]
     with pytest.raises(PlanError, match="no papr or epapr section to serve them"):
-        validate(read(plan))
+        validate(read_plan(plan))
 
 
 class ThreadedStream(io.StringIO):
@@ -428,32 +428,32 @@ def test_serial_registers_behave_as_linux_probes_them():
     out = io.BytesIO()
     uart = Serial16550(0x3F8, out)
 
-    def read(reg: int) -> int:
+    def read_plan(reg: int) -> int:
         return uart.handle(uart_io("in", reg))[0]  # type: ignore[index]
 
     def write(reg: int, value: int) -> None:
         assert uart.handle(uart_io("out", reg, value)) == b""
 
     write(7, 0xA5)  # scratch register
-    assert read(7) == 0xA5
+    assert read_plan(7) == 0xA5
     write(1, 0xFF)  # IER keeps its 4 defined bits
-    assert read(1) == 0x0F
-    assert read(2) == 0x01  # IIR: no interrupt pending
+    assert read_plan(1) == 0x0F
+    assert read_plan(2) == 0x01  # IIR: no interrupt pending
     write(2, 0x07)  # FCR: FIFOs on (and reset)
-    assert read(2) == 0xC1
+    assert read_plan(2) == 0xC1
     write(3, 0x83)  # DLAB on: offsets 0/1 are the divisor
     write(0, 0x01), write(1, 0x00)
-    assert (read(0), read(1), read(3)) == (0x01, 0x00, 0x83)
+    assert (read_plan(0), read_plan(1), read_plan(3)) == (0x01, 0x00, 0x83)
     write(3, 0x03)
-    assert read(1) == 0x0F  # IER again, untouched by the divisor write
-    assert (read(5), read(6)) == (0x60, 0xB0)  # LSR: transmitter empty; MSR: DCD, DSR, CTS
+    assert read_plan(1) == 0x0F  # IER again, untouched by the divisor write
+    assert (read_plan(5), read_plan(6)) == (0x60, 0xB0)  # LSR: transmitter empty; MSR: DCD, DSR, CTS
     write(4, 0x1A)  # MCR: loopback with RTS and OUT2
-    assert read(6) == 0x90  # CTS <- RTS, DCD <- OUT2
+    assert read_plan(6) == 0x90  # CTS <- RTS, DCD <- OUT2
     write(0, ord("x"))  # looped back, never on the wire
     write(4, 0x03)
     write(5, 0x00)  # LSR is read-only
     write(0, ord("k"))
-    assert out.getvalue() == b"k" and read(5) == 0x60 and read(0) == 0
+    assert out.getvalue() == b"k" and read_plan(5) == 0x60 and read_plan(0) == 0
 
 
 def test_serial_keeps_whole_writes_from_several_threads():

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 
-from hvconf.contract.arches import RECORDS
+from hvconf.contract import ARCHES
 from hvconf.kvm.ioctls import numbers
 from hvconf.kvm.ioctls.errors import check
 from hvconf.kvm.ioctls.ffi import ARCH, ffi, ffi_for, lib
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 def request(name: str, arch: str = ARCH) -> int:
     """The request number of ioctl `name` on `arch` (default: this host's)."""
-    record = RECORDS.get(arch)
+    record = ARCHES.get(arch)
     if record is not None and name not in numbers.NOT_ON_ARCH.get(arch, ()):
         number = numbers.REQUESTS[record.layout].get(name)
         if number is not None:
@@ -65,7 +65,8 @@ class KvmFd:
         try:
             return self.ffi.new(ctype, init)
         except self.ffi.error:
-            raise TypeError(f"{ctype.rstrip(' *[]')} is not declared for {self.arch} (hvconf/kvm/ioctls/cdefs)") from None
+            what = ctype.rstrip(" *[]")
+            raise TypeError(f"{what} is not declared for {self.arch} (hvconf/kvm/ioctls/cdefs)") from None
 
     def close(self) -> None:
         if self.fd >= 0:

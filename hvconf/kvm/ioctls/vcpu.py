@@ -13,7 +13,7 @@ from __future__ import annotations
 import errno
 import mmap
 
-from hvconf.contract.arches import RECORDS
+from hvconf.contract import ARCHES
 from hvconf.kvm.ioctls.kvm_run import Intr, KvmRun
 from hvconf.kvm.ioctls.errors import KvmError, check
 from hvconf.kvm.ioctls.fd import KvmFd, request
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     import hvconf.abi
-    from hvconf.contract.arches import ByteOrder
+    from hvconf.contract import ByteOrder
     from hvconf.kvm.ioctls.fd import Tracer
     from hvconf.kvm.ioctls.kvm_run import Exit, Io
     from hvconf.kvm.ioctls.system import CpuidEntry
@@ -77,7 +77,7 @@ class Vcpu(KvmFd):
     @property
     def _byteorder(self) -> ByteOrder:
         """How this vCPU's kernel stores a ONE_REG value (the arch's record; an unknown arch's: little)."""
-        record = RECORDS.get(self.arch)
+        record = ARCHES.get(self.arch)
         return record.byteorder if record is not None else "little"
 
     @property

@@ -14,14 +14,14 @@ Tests: tests/kvm/test_runtime.py, tests/kvm/test_buffers_*.py, tests/ppc/.
 
 from __future__ import annotations
 
-from hvconf.contract.plan import PlanError
+from hvconf.contract import PlanError
 from hvconf.kvm.devices import Devices
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from hvconf.contract.plan import Plan
+    from hvconf.contract import Plan
     from hvconf.kvm.images import Loaded
     from hvconf.kvm.machine import Machine
     from hvconf.kvm.output import Output

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
     from typing import Any
 
-    from hvconf.contract.plan import Plan
+    from hvconf.contract import Plan
     from hvconf.kvm.ioctls.system import Kvm
 
 KVM_VM_PPC_HV = 1

@@ -16,14 +16,14 @@ from __future__ import annotations
 
 import os
 
-from hvconf.contract.plan import PlanError
+from hvconf.contract import PlanError
 from hvconf.kvm.images import Loaded
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from hvconf.contract.plan import Plan
+    from hvconf.contract import Plan
 
 HOST_CPUS = "/proc/device-tree/cpus"
 WHERE = "plan.launcher.epapr.host_cells"

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import time
 
-from hvconf.contract.plan import PlanError
+from hvconf.contract import PlanError
 from hvconf.kvm.powerpc.sw_tlb import entry_problem, shared_tlb
 from hvconf.record import Record
 
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
     from typing import Any
 
-    from hvconf.contract.plan import Plan
+    from hvconf.contract import Plan
     from hvconf.kvm.ending import Ending
     from hvconf.kvm.machine import Machine
 

@@ -28,7 +28,7 @@ tests/ppc/ (for real, on the POWER host).
 
 from __future__ import annotations
 
-from hvconf.contract.plan import PlanError
+from hvconf.contract import PlanError
 from hvconf.kvm.ioctls.errors import UnexpectedResult
 from hvconf.kvm.steps import ENABLE_CAP_ARGS, StepKind, check_enable_cap, enable_cap, regs_step, vm_of, where
 
@@ -36,7 +36,7 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:
     from typing import Any
 
-    from hvconf.contract.plan import Plan, Step
+    from hvconf.contract import Plan, Step
     from hvconf.kvm.machine import Machine
 
 U32 = 1 << 32

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:
-    from hvconf.contract.plan import Plan
+    from hvconf.contract import Plan
     from hvconf.kvm.steps import StepKind
 
 STEPS: dict[str, StepKind] = {}

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from hvconf.contract.plan import PlanError, typed
+from hvconf.contract import PlanError, typed
 from hvconf.kvm.devices import Devices
 from hvconf.kvm.status import Status
 from hvconf.kvm.x86.modes import EXCEPTION_PORT, MODES, fault, stub_vector
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
 
-    from hvconf.contract.plan import Plan
+    from hvconf.contract import Plan
     from hvconf.kvm.images import Loaded
     from hvconf.kvm.ioctls.kvm_run import Io
     from hvconf.kvm.machine import Machine
@@ -109,7 +109,10 @@ def devices(plan: Plan, machine: Machine, out: Output) -> Devices:
         if plan.console.port is None:
             raise PlanError(f"plan.console: a {plan.console.kind} console needs its 'port'")
         console = Serial16550(plan.console.port, out)
-    return Devices(PORT_WRITES, console, _hypercalls(plan, machine))
+    # hypercalls.py (and hvconf.abi) load for a plan that routes hypercalls here; exits.py answers the
+    # others without a table
+    hcalls = _hypercalls(plan, machine) if _section(plan).get("exit_hypercalls") else None
+    return Devices(PORT_WRITES, console, hcalls)
 
 
 def prepare_images(plan: Plan, loaded: list[Loaded], note: Callable[[str], None]) -> list[Loaded]:

@@ -12,7 +12,7 @@ defaulting to an ELF image's entry. Laid over the generic steps
 
 from __future__ import annotations
 
-from hvconf.contract.plan import PlanError
+from hvconf.contract import PlanError
 from hvconf.kvm.ioctls.system import CpuidEntry
 from hvconf.kvm.steps import StepKind, regs_step, vm_of, where
 from hvconf.kvm.x86.modes import MODES
@@ -21,7 +21,7 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-    from hvconf.contract.plan import Plan, Step
+    from hvconf.contract import Plan, Step
     from hvconf.kvm.machine import Machine
 
 KVM_CPUID_SIGNATURE = 0x40000000

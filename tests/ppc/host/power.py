@@ -53,7 +53,7 @@ LAYOUT = 1  # bump when the base's recipe changes in a way the cache key cannot 
 DEVICES = (cpio.device("dev/console", "c", 5, 1), cpio.device("dev/null", "c", 1, 3))
 EMPTY_DIRS = ("proc", "sys", "dev", "tmp")
 PY311_MAGIC = (3495).to_bytes(2, "little") + b"\r\n"  # every CPython 3.11 release; Debian 12's python3.11
-RUNTIME = ("__init__.py", "record.py", "contract", "abi", "kvm")  # what a ppc64le host runs (cffi only)
+RUNTIME = ("__init__.py", "record.py", "contract.py", "abi", "kvm")  # what a ppc64le host runs (cffi only)
 
 QEMU = "qemu-system-ppc64"
 FIRMWARE_DIRS = (Path("/usr/share/qemu"), Path("/usr/local/share/qemu"))

@@ -1,6 +1,6 @@
 """Per-layout cffi declarations of the KVM uapi, committed as pure-Python modules.
 
-One declaration text per layout column of hvconf/contract/arches.py (x86_64.py,
+One declaration text per layout column of hvconf/contract.py (x86_64.py,
 powerpc64.py, s390x.py, sharing common.py) and, generated from each by
 build.py, an out-of-line ABI-mode module _ffi_<column>.py that loads in about
 a millisecond without pycparser or a C compiler. `ffi_for(arch)` loads the
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import sys
 
-from hvconf.contract.arches import LAYOUTS, RECORDS
+from hvconf.contract import ARCHES, LAYOUTS
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:
@@ -24,8 +24,8 @@ COLUMNS = LAYOUTS
 
 def column(arch: str) -> str:
     """The layout column (and declaration module) of hvconf arch `arch`."""
-    if arch in RECORDS:
-        return RECORDS[arch].layout
+    if arch in ARCHES:
+        return ARCHES[arch].layout
     import hvconf.abi
 
     return hvconf.abi.layout_column(arch)  # raises AbiError, with a "did you mean"

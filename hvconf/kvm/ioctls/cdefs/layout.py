@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 
-from hvconf.contract.arches import RECORDS
+from hvconf.contract import ARCHES
 from hvconf.kvm.ioctls import cdefs
 from hvconf.record import Record
 
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
     from typing import Any
 
-    from hvconf.contract.arches import ByteOrder
+    from hvconf.contract import ByteOrder
 
 
 class Field(Record):
@@ -68,4 +68,4 @@ class RunLayout(Record):
 @functools.cache
 def run_layout(arch: str) -> RunLayout:
     ffi = cdefs.ffi_for(arch)
-    return RunLayout(arch, ffi.sizeof("struct kvm_run"), RECORDS[arch].byteorder, fields(ffi, "kvm_run"))
+    return RunLayout(arch, ffi.sizeof("struct kvm_run"), ARCHES[arch].byteorder, fields(ffi, "kvm_run"))

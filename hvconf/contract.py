@@ -1,13 +1,31 @@
-"""plan.json, the one contract between the compiler and the runtime: format, records, reader, writer.
+"""What the compiler and the runtime agree on, written once: the architectures, plan.json, host facts.
 
-The compiler (hvconf/emit/plan.py) builds `Step`s and `write`s the JSON object;
-the runtime (hvconf/kvm) `read`s it back into immutable records, checking the
-shape it relies on (keys, types, fd names) and naming the first bad field in a
-PlanError. `args` stay the plan's own mapping, so a dry run prints exactly what
-the plan says. Whether a host can run the plan is the runtime's question, not
-this module's. The format is documented in README.md#outputs and docs/runtime.md.
-Standard library only (json loads only to `dumps`). Tests: tests/kvm/test_runtime.py,
-tests/test_plan.py, tests/test_contract.py.
+- One record per architecture (`Arch`, ARCHES): for each value of the
+  language's `arch` keyword, its `family` (the runtime folder that serves it,
+  hvconf/kvm/<family>/: docs/runtime.md); `ioc`, the `_IOC` encoding of its
+  asm/ioctl.h, "generic" or "powerpc" (docs/kernel-facts.md: PowerPC has 3
+  direction bits and a 13-bit size); `layout`, the structs.toml column its
+  struct sizes and offsets come from, which is also the cffi declaration
+  module hvconf/kvm/ioctls/cdefs/ loads for it; `byteorder`, how its kernel
+  lays out kvm_run and every struct it exchanges; `machine`, the `uname -m`
+  of the hosts that run its guests (a plan's requires.host_arch); `vm_types`,
+  the KVM_CREATE_VM types the host probe asks for. Everything else about an
+  arch is derived from ARCHES: hvconf.abi's ARCHES, ABI_OF_ARCH and
+  LAYOUT_OF_ARCH, the runtime's host arch, the probe's cap arch.
+- plan.json, the compiler's output and the runtime's input: PLAN_FORMAT, the
+  `Step` record (the compiler's builder, hvconf/emit/plan.py, makes them too),
+  `write_plan` (the JSON object, keys in the documented order) and
+  `read_plan`, which checks the shape the runtime relies on (keys, types, fd
+  names) and names the first bad field in a PlanError. `args` stay the plan's
+  own mapping, so a dry run prints exactly what the plan says. Whether a host
+  can run the plan is the runtime's question, not this module's.
+- Host facts (docs/host.md): HOST_FACTS_FORMAT and the keys a family's probe
+  fills in; hvconf/kvm/probe.py writes them, hvconf/model/host.py reads them.
+
+Standard library and hvconf/record.py only, one module, cheap to import (json
+loads only to write plan.json): every launch reads it, and it ships with the
+runtime to hosts that have nothing but cffi (tests/test_layering.py).
+Tests: tests/test_contract.py, tests/test_plan.py, tests/kvm/test_runtime.py.
 """
 
 from __future__ import annotations
@@ -15,15 +33,77 @@ from __future__ import annotations
 from collections.abc import Mapping
 from types import MappingProxyType
 
-from hvconf.contract.arches import RECORDS
 from hvconf.record import Record
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:
     from collections.abc import Iterable
-    from typing import Any
+    from typing import Any, Literal
 
-FORMAT = 1
+    ByteOrder = Literal["little", "big"]
+
+
+# -- the architectures --
+
+
+class Arch(Record):
+    """One hvconf arch (see the module docstring for each field)."""
+
+    __slots__ = ("name", "family", "ioc", "layout", "byteorder", "machine", "vm_types")
+    name: str
+    family: str
+    ioc: str
+    layout: str
+    byteorder: ByteOrder
+    machine: str
+    vm_types: tuple[tuple[int, str], ...]
+
+
+DEFAULT_VM_TYPES = ((0, "default"),)
+# Book3S hosts may have kvm_hv, kvm_pr or both loaded; asking for each type says which.
+BOOK3S_VM_TYPES = ((1, "KVM_VM_PPC_HV"), (2, "KVM_VM_PPC_PR"))
+
+# ppc64 and ppc64le share the powerpc64 layout: byte order changes no size or offset.
+# ppc-e500 shares it too, although an e500v2 userspace is 32-bit: every struct KVM
+# exchanges on powerpc is built from fixed-width __u8/__u16/__u32/__u64 fields (no
+# long, no pointers), and the 32-bit PowerPC SysV ABI aligns __u64 to 8 bytes (unlike
+# i386, which aligns it to 4), so the padding is the same as on ppc64.
+# tests/test_abi_headers.py proves it by compiling every table entry with
+# `powerpc64le-linux-gnu-gcc -m32 -mbig-endian`. The two ioctls whose argument is an
+# `unsigned long` (KVM_S390_STORE_STATUS, KVM_S390_VCPU_FAULT, s390-only in practice)
+# do differ, and ioctls.toml leaves ppc-e500 out of their arches. A 32-bit PowerPC
+# host ("ppc") is taken to be an e500: the only 32-bit PowerPC target hvconf has.
+ARCHES: dict[str, Arch] = {
+    arch.name: arch
+    for arch in (
+        Arch("x86_64", "x86", "generic", "x86_64", "little", "x86_64", ((0, "KVM_X86_DEFAULT_VM"),)),
+        Arch("s390x", "s390", "generic", "s390x", "big", "s390x", DEFAULT_VM_TYPES),
+        Arch("ppc64", "powerpc", "powerpc", "powerpc64", "big", "ppc64", BOOK3S_VM_TYPES),
+        Arch("ppc64le", "powerpc", "powerpc", "powerpc64", "little", "ppc64le", BOOK3S_VM_TYPES),
+        Arch("ppc-e500", "powerpc", "powerpc", "powerpc64", "big", "ppc", DEFAULT_VM_TYPES),
+    )
+}
+
+# The layout columns, each one struct table and one cffi declaration module.
+LAYOUTS: tuple[str, ...] = tuple(dict.fromkeys(arch.layout for arch in ARCHES.values()))
+# uname -m -> the hvconf arch a host of that machine runs.
+ARCH_OF_MACHINE: dict[str, str] = {arch.machine: arch.name for arch in ARCHES.values()}
+
+# Machines hvconf targets none of, whose KVM caps caps.toml still lists (under these arch
+# names): `hvconf host` on such a host reports them.
+CAP_ARCH_OF_OTHER_MACHINE: dict[str, str] = {
+    "aarch64": "arm64", "riscv64": "riscv", "loongarch64": "loongarch", "mips64": "mips",
+}  # fmt: skip
+
+
+def cap_arch_of_machine(machine: str) -> str | None:
+    """The arch name caps.toml rows use for a host of `machine` (uname -m), or None."""
+    return ARCH_OF_MACHINE.get(machine) or CAP_ARCH_OF_OTHER_MACHINE.get(machine)
+
+
+# -- plan.json --
+
+PLAN_FORMAT = 1
 HEX = frozenset("0123456789abcdef")
 IMAGE_FORMATS = ("flat", "dtb", "elf")  # dtb: a device tree blob, copied as it is like a flat image
 CONSOLE_KINDS = ("serial", "hvterm", "byte_channel")  # the families' consoles (hvconf/kvm/*/devices.py)
@@ -101,12 +181,12 @@ class Plan(Record):
     launcher: Mapping[str, Any]  # {"papr": ...} etc.: what the arch family's devices serve (default: none)
 
 
-def read(raw: Mapping[str, Any]) -> Plan:
+def read_plan(raw: Mapping[str, Any]) -> Plan:
     """The plan.json object `raw` as records; raises PlanError naming the first bad field."""
     if not isinstance(raw, Mapping):
         raise PlanError("plan: not a JSON object")
-    if typed(raw, "format", int, "plan") != FORMAT:
-        raise PlanError(f"plan: format {raw['format']} is not supported (this runtime reads format {FORMAT})")
+    if typed(raw, "format", int, "plan") != PLAN_FORMAT:
+        raise PlanError(f"plan: format {raw['format']} is not supported (this runtime reads format {PLAN_FORMAT})")
     requires = typed(raw, "requires", Mapping, "plan")
     console = raw.get("console")
     return Plan(
@@ -171,19 +251,19 @@ def typed(raw: Any, key: str, kind: type, where: str, *, optional: bool = False)
 _KIND_NAMES = {int: "an integer", str: "a string", list: "a list", Mapping: "an object"}
 
 
-def write(
+def write_plan(
     *, vm: str, target: str, arch: str, host_arch: str, caps: Iterable[CapRequirement], unmerged: Iterable[str],
     images: list[dict[str, Any]], console: Mapping[str, Any] | None, launcher: Mapping[str, Any],
     steps: Iterable[Step],
 ) -> dict[str, Any]:  # fmt: skip
     """The plan.json object, keys in the documented order (README.md#outputs); `abi` is the arch's `_IOC`
-    encoding (hvconf/contract/arches.py)."""
+    encoding (ARCHES)."""
     return {
-        "format": FORMAT,
+        "format": PLAN_FORMAT,
         "vm": vm,
         "target": target,
         "arch": arch,
-        "abi": RECORDS[arch].ioc,
+        "abi": ARCHES[arch].ioc,
         "requires": {
             "host_arch": host_arch,
             "caps": [{"cap": c.cap, "cap_nr": c.cap_nr, "source": c.source} for c in caps],
@@ -197,8 +277,14 @@ def write(
     }  # fmt: skip
 
 
-def dumps(data: Mapping[str, Any]) -> str:
-    """plan.json's text: the object `write` returns, indented, with a final newline."""
+def dumps_plan(data: Mapping[str, Any]) -> str:
+    """plan.json's text: the object `write_plan` returns, indented, with a final newline."""
     import json  # here only: a launch reads its plan as a Python literal (launch.py), without json
 
     return json.dumps(data, indent=2) + "\n"
+
+
+# -- host facts --
+
+HOST_FACTS_FORMAT = 1
+HOST_FACTS_FAMILY_KEYS = ("pv_features", "ppc_mmu")  # what a family's probe fills in (null elsewhere), after "proposed"
