@@ -35,17 +35,22 @@ def test_committed_numbers_are_current():
 @pytest.mark.parametrize("arch", hvconf.abi.ARCHES)
 def test_every_request_number_is_what_the_abi_computes(arch):
     defined = {name for name, info in hvconf.abi.ioctls().items() if arch in info.arches}
-    table = numbers.REQUESTS[ARCHES[arch].layout]
+    record = ARCHES[arch]
+    table = {**numbers.SHARED.get(record.ioc, {}), **numbers.REQUESTS[record.layout]}
     assert set(table) - set(numbers.NOT_ON_ARCH.get(arch, ())) == defined and defined
     for name in defined:
         assert fd.request(name, arch) == table[name] == hvconf.abi.request(name, arch), (arch, name)
 
 
-def test_each_distinct_table_is_stored_once():
-    # one table per layout column (an encoding and a struct layout); no two stored tables are equal
+def test_each_number_is_stored_once():
+    # one table per layout column (an encoding and a struct layout), without the numbers all the columns of
+    # its encoding share, which are stored once for them: no (ioctl, number) pair is stored twice
     assert tuple(numbers.REQUESTS) == LAYOUTS
-    tables_ = list(numbers.REQUESTS.values())
-    assert all(a != b for i, a in enumerate(tables_) for b in tables_[i + 1 :])
+    stored = [(ioc, pair) for ioc, table in numbers.SHARED.items() for pair in table.items()]
+    stored += [(ARCHES[next(a for a in ARCHES if ARCHES[a].layout == column)].ioc, pair)
+               for column, table in numbers.REQUESTS.items() for pair in table.items()]  # fmt: skip
+    assert len(stored) == len(set(stored))
+    assert set(numbers.SHARED) == {"generic"} and len(numbers.SHARED["generic"]) > 50  # x86_64 and s390x
     # what an arch lacks of its column's table is refused as hvconf.abi refuses it
     for arch, names in numbers.NOT_ON_ARCH.items():
         assert names and set(names) <= set(numbers.REQUESTS[ARCHES[arch].layout])
@@ -64,7 +69,8 @@ def test_names_and_exits_are_the_abis():
 
 def test_what_the_numbers_lack_still_fails_as_the_abi_does():
     # an ioctl no arch defines, an arch hvconf does not know: hvconf.abi's own errors and hints
-    orphan = sorted(numbers.IOCTLS - {n for names in numbers.REQUESTS.values() for n in names})
+    stored = {n for names in [*numbers.REQUESTS.values(), *numbers.SHARED.values()] for n in names}
+    orphan = sorted(numbers.IOCTLS - stored)
     for name in orphan[:1]:
         with pytest.raises(hvconf.abi.AbiError, match="not defined for arch"):
             fd.request(name, "x86_64")

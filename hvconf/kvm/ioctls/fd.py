@@ -32,7 +32,7 @@ def request(name: str, arch: str = ARCH) -> int:
     """The request number of ioctl `name` on `arch` (default: this host's)."""
     record = ARCHES.get(arch)
     if record is not None and name not in numbers.NOT_ON_ARCH.get(arch, ()):
-        number = numbers.REQUESTS[record.layout].get(name)
+        number = numbers.REQUESTS[record.layout].get(name) or numbers.SHARED.get(record.ioc, {}).get(name)
         if number is not None:
             return number
     import hvconf.abi  # a name or arch the numbers lack: hvconf.abi raises AbiError, with a "did you mean"

@@ -4,9 +4,11 @@
 returns its text, which tests/kvm/test_numbers.py compares with the committed
 copy. A request number depends on the ioctl, the `_IOC` encoding and the
 struct layout; every arch of one layout column has the same encoding
-(hvconf/contract.py), so each column's table is stored once and an
-arch that lacks some of its column's ioctls lists them (ppc-e500 has no
-`unsigned long` ioctls). The runtime reads numbers.py instead of parsing
+(hvconf/contract.py), so each column's table is stored once, the numbers
+the columns of one encoding have in common once for all of them (x86_64 and
+s390x share most: only the argument sizes differ), and an arch that lacks
+some of its column's ioctls lists them (ppc-e500 has no `unsigned long`
+ioctls). The runtime reads numbers.py instead of parsing
 hvconf/abi/data/*.toml on every launch; it never imports this module.
 """
 
@@ -32,7 +34,8 @@ hvconf.abi. Lookups that miss go to hvconf.abi, which raises its AbiError.
 '''
 NOTES = {
     "IOCTLS": "# every ioctl name in ioctls.toml, also those no hvconf arch defines",
-    "REQUESTS": "# layout column -> ioctl -> request number, for every ioctl an arch of that column defines",
+    "SHARED": "# _IOC encoding -> ioctl -> the request number every layout column of that encoding has",
+    "REQUESTS": "# layout column -> ioctl -> request number, for the ioctls of its arches not in SHARED",
     "NOT_ON_ARCH": "# hvconf arch -> ioctls its column's table has that the arch does not define",
     "EXITS": "# KVM_EXIT_* name -> kvm_run.exit_reason (hvconf.abi.exit_reason)",
 }
@@ -45,7 +48,7 @@ def _defined(arch: str) -> dict[str, int]:
 
 
 def requests() -> tuple[dict[str, dict[str, int]], dict[str, list[str]]]:
-    """(each layout column's table, each arch's names missing from its column's table)."""
+    """(each layout column's whole table, each arch's names missing from its column's table)."""
     per_arch = {arch: _defined(arch) for arch in ARCHES}
     columns: dict[str, dict[str, int]] = {}
     for column in LAYOUTS:
@@ -59,12 +62,31 @@ def requests() -> tuple[dict[str, dict[str, int]], dict[str, list[str]]]:
     return columns, {arch: names for arch, names in missing.items() if names}
 
 
+def shared(columns: dict[str, dict[str, int]]) -> tuple[dict[str, dict[str, int]], dict[str, dict[str, int]]]:
+    """(per encoding of several columns, the numbers all its columns have; each column's table without them)."""
+    common: dict[str, dict[str, int]] = {}
+    for ioc in dict.fromkeys(arch.ioc for arch in ARCHES.values()):
+        layouts = list(dict.fromkeys(arch.layout for arch in ARCHES.values() if arch.ioc == ioc))
+        if len(layouts) > 1:
+            common[ioc] = dict(sorted(set.intersection(*(set(columns[c].items()) for c in layouts))))
+    own = {column: {name: number for name, number in table.items()
+                    if common.get(_ioc(column), {}).get(name) != number}
+           for column, table in columns.items()}  # fmt: skip
+    return common, own
+
+
+def _ioc(column: str) -> str:
+    return next(arch.ioc for arch in ARCHES.values() if arch.layout == column)
+
+
 def generate() -> str:
     """The text of numbers.py for the current tables."""
     columns, missing = requests()
+    common, own = shared(columns)
     parts = {
         "IOCTLS": sorted(hvconf.abi.ioctls()),
-        "REQUESTS": columns,
+        "SHARED": common,
+        "REQUESTS": own,
         "NOT_ON_ARCH": {arch: tuple(names) for arch, names in missing.items()},
         "EXITS": {name: row.number for name, row in tables.exits().items()},  # table order: exit_name takes the first
     }
