@@ -220,8 +220,9 @@ def test_cache_is_atomic_reused_and_locked(tmp_path: Path) -> None:
 def test_runtime_tree_copies_only_the_runtime(tmp_path: Path) -> None:
     pkg = power.runtime_tree(tmp_path / "lib")
     assert pkg == tmp_path / "lib" / "hvconf"
-    assert sorted(p.name for p in pkg.iterdir() if p.name != "__pycache__") == ["__init__.py", "abi", "kvm", "record.py"]
-    assert (pkg / "kvm" / "cdefs" / "_ffi_powerpc64.py").is_file()
+    names = sorted(p.name for p in pkg.iterdir() if p.name != "__pycache__")
+    assert names == ["__init__.py", "abi", "contract.py", "kvm", "record.py"]
+    assert (pkg / "kvm" / "ioctls" / "cdefs" / "_ffi_powerpc64.py").is_file()
     assert sorted(p.name for p in (pkg / "abi" / "data").iterdir()) == sorted(
         p.name for p in (power.REPO / "hvconf" / "abi" / "data").iterdir())
     sources = {p.relative_to(pkg) for p in pkg.rglob("*.py")}
