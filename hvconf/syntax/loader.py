@@ -14,7 +14,7 @@ import hashlib
 import os
 import stat
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 from hvconf.diagnostics import Note, Report, Span
 from hvconf.syntax import ast
@@ -24,6 +24,7 @@ FORMAT_VERSION = 1
 # A VM definition is a few KiB. lark parses ~50k tokens/s and keeps ~450 bytes per token,
 # so this bounds one file's parse to seconds and ~100 MiB even when every byte is a token.
 MAX_FILE_BYTES = 256 << 10
+CYCLE_NOTES = 16  # at most this many notes on an include-cycle: the first and the last files
 
 
 class InputError(Exception):
@@ -180,6 +181,9 @@ class Loader:
         repo = self._repo_root(root.path)
         seen: set[Path] = set()
         frames: list[tuple[LoadedFile, Iterator[ast.FormatDecl | ast.Include | ast.VmDecl]]] = []
+        # The files on the stack, by path, with their place in it: the cycle test of an include is
+        # one lookup, not a scan of the stack (which made a chain of N includes cost N^2).
+        stack: dict[Path, int] = {}
 
         def enter(file: LoadedFile) -> None:
             if file.path in seen:
@@ -187,6 +191,7 @@ class Loader:
             seen.add(file.path)
             program.files.append(file)
             if file.tree is not None:
+                stack[file.path] = len(frames)
                 frames.append((file, iter(file.tree.items)))
 
         enter(root)
@@ -195,27 +200,26 @@ class Loader:
             item = next(items, None)
             if item is None:
                 frames.pop()
+                del stack[file.path]
             elif isinstance(item, ast.FormatDecl):
                 if item.version.value != FORMAT_VERSION:
                     report.error("unsupported-format", f"format {item.version.value} is not supported",
                                  item.version.span, help=f"this hvconf reads format {FORMAT_VERSION}")
             elif isinstance(item, ast.Include):
-                included = self._include(item, file, report, [f for f, _ in frames], repo)
+                included = self._include(item, file, report, frames, stack, repo)
                 if included is not None:
                     enter(included)
             else:
                 self._declare(item, program, report)
 
-    def _include(self, item: ast.Include, file: LoadedFile, report: Report, chain: list[LoadedFile],
-                 repo: Path) -> LoadedFile | None:
+    def _include(self, item: ast.Include, file: LoadedFile, report: Report, frames: list[tuple[LoadedFile, Any]],
+                 stack: dict[Path, int], repo: Path) -> LoadedFile | None:
         if "\0" in item.path.value or not item.path.value:
             report.error("include-not-found", "include path is empty or contains a NUL byte", item.path.span)
             return None
         target = Path(os.path.normpath(file.path.parent / item.path.value))
-        if any(f.path == target for f in chain):
-            start = next(i for i, f in enumerate(chain) if f.path == target)
-            notes = [Note(f"'{f.display}' is included by '{chain[i - 1].display}'" if i else f"'{f.display}' starts the cycle")
-                     for i, f in enumerate(chain[start:], start)]
+        if target in stack:
+            notes = _cycle_notes(frames, stack[target])
             report.error("include-cycle", f"including '{display_path(target)}' here closes a cycle", item.span,
                          notes=notes, help="move the shared definitions into a file that neither includes")
             return None
@@ -238,3 +242,19 @@ class Loader:
                              notes=[Note("first defined here", previous.name.span)])
             return
         program.vms[vm.name.value] = vm
+
+
+def _cycle_notes(frames: list[tuple[LoadedFile, Any]], start: int) -> list[Note]:
+    """Who includes whom around the cycle of the stack's files from `start` up; of a long cycle,
+    its two ends. Every include of a file up a chain of N files closes a cycle of up to N: all
+    of them as notes (or a copy of the stack each) would make the run quadratic in the input."""
+    def note(i: int) -> Note:
+        f = frames[i][0]
+        return Note(f"'{f.display}' is included by '{frames[i - 1][0].display}'" if i > start
+                    else f"'{f.display}' starts the cycle")
+
+    half, end = CYCLE_NOTES // 2, len(frames)
+    if end - start <= CYCLE_NOTES:
+        return [note(i) for i in range(start, end)]
+    return ([note(i) for i in range(start, start + half)] + [Note(f"... {end - start - 2 * half} more files ...")]
+            + [note(i) for i in range(end - half, end)])
