@@ -13,12 +13,17 @@ from __future__ import annotations
 
 import cProfile
 import pstats
+import random
 import sys
 from pathlib import Path
 from types import FrameType
 from typing import Callable
 
+import pytest
+
 from hvconf import compiler
+from hvconf.diagnostics import Diagnostic, Severity, Span
+from hvconf.suppress import Suppression, _hidden
 
 LINEAR = 4.4  # the most calls at 4n over calls at n that still counts as linear (4, plus noise)
 BASE = "format 1\nabstract vm b {\n    arch x86_64\n    memory 16M\n    console serial\n    vcpus 1\n}\n"
@@ -106,3 +111,97 @@ def test_includes_closing_a_long_cycle_cost_linear_work_and_bounded_notes(tmp_pa
             assert d.notes[-1].message.endswith(f"c{n - 1}.hv' is included by '{d.notes[-2].message[1:].split(chr(39))[0]}'")
 
     assert growth(job, 100) < LINEAR
+
+
+# ---- lowering and checking -------------------------------------------------------------
+
+
+def test_vms_that_each_draw_a_finding_are_checked_in_linear_work(tmp_path: Path) -> None:
+    # run_checks rebuilt the set of every finding so far for each VM, to report a base's
+    # finding once: N VMs with a warning each made N^2 set insertions.
+    def job(n: int) -> None:
+        report = compiler.check([vm_file(tmp_path / "warn", n, "hcalls { enable KVM_HC_KICK_CPU }")]).report
+        assert [d.code for d in report].count("kick-cpu-single-vcpu") == n
+
+    assert growth(job, 100) < LINEAR
+
+
+def test_a_base_finding_is_still_reported_once_for_all_its_vms(tmp_path: Path) -> None:
+    path = tmp_path / "base.hv"
+    path.write_text(BASE.replace("vcpus 1", "vcpus 1\n    hcalls { enable KVM_HC_KICK_CPU }")
+                    + "".join(f"vm v{i} extends b {{ }}\n" for i in range(50)))
+    report = compiler.check([path]).report
+    assert [(d.code, d.span.line if d.span else 0) for d in report if d.code == "kick-cpu-single-vcpu"] == \
+           [("kick-cpu-single-vcpu", 7)]
+
+
+def test_vms_extending_unknown_names_are_lowered_in_linear_work(tmp_path: Path) -> None:
+    # Each unknown base was compared with every VM name for a did-you-mean (difflib): N VMs
+    # that each extend a different unknown name took N^2 comparisons (4,000 took 26 s).
+    def job(n: int) -> None:
+        report = compiler.check([vm_file(tmp_path / "unknown", n, base="nope{i}")]).report
+        assert [d.code for d in report].count("unknown-base") == n
+
+    assert growth(job, 300) < LINEAR
+
+
+def test_unknown_bases_still_get_a_suggestion(tmp_path: Path) -> None:
+    path = tmp_path / "typo.hv"
+    path.write_text(BASE + "vm x extends bb { }\nvm y extends bb { }\n")
+    report = compiler.check([path]).report
+    assert [(d.code, d.help) for d in report] == [("unknown-base", "did you mean 'b'?")] * 2
+
+
+def test_a_vm_with_many_caps_is_lowered_in_linear_work(tmp_path: Path) -> None:
+    # A derived VM's cap replaces its bases' uses of the same cap: the list of caps so far was
+    # rebuilt for every cap, so one VM with N caps cost N^2.
+    def job(n: int) -> None:
+        path = tmp_path / f"caps-{n}.hv"
+        caps = "".join(f"    cap KVM_CAP_HALT_POLL {{ max_ns {i} }}\n" for i in range(n))
+        path.write_text(BASE + f"vm x extends b {{\n{caps}}}\n")
+        assert compiler.check([path]).report.codes() == ["cap-duplicate"] * (n - 1)
+
+    assert growth(job, 400, lines) < LINEAR
+
+
+def test_a_derived_cap_still_replaces_the_base_use_of_its_slot(tmp_path: Path) -> None:
+    path = tmp_path / "caps.hv"
+    path.write_text(BASE.replace("vcpus 1", "vcpus 2\n    cap KVM_CAP_HALT_POLL { max_ns 1 }\n"
+                                 "    cap KVM_CAP_HALT_POLL on vcpu 1 { max_ns 2 }")
+                    + "vm x extends b {\n    cap KVM_CAP_HALT_POLL { max_ns 3 }\n    cap KVM_CAP_HALT_POLL { max_ns 4 }\n}\n")
+    result = compiler.check([path])
+    [x] = [vm for vm in result.vms if vm.name == "x"]
+    assert [(c.vcpu, c.args[0].value) for c in x.caps] == [(1, 2), (None, 3), (None, 4)]
+
+
+def test_suppressed_findings_of_many_vms_cost_linear_work(tmp_path: Path) -> None:
+    # Every finding was held against every suppression of the run: N VMs, each with its
+    # finding and its `# hvconf: ignore`, made N^2 comparisons (2,000 took 15 s).
+    def job(n: int) -> None:
+        path = vm_file(tmp_path / "suppressed", n, "hcalls { enable KVM_HC_KICK_CPU }",
+                       "# hvconf: ignore[kick-cpu-single-vcpu]")
+        report = compiler.check([path]).report
+        assert "kick-cpu-single-vcpu" not in report.codes() and "unused-suppression" not in report.codes()
+
+    assert growth(job, 100) < LINEAR
+
+
+def test_the_suppression_sweep_hides_exactly_what_each_comment_covers() -> None:
+    # Against the definition (Suppression.covers), on random nested and overlapping regions.
+    rng = random.Random(12)
+    for _ in range(300):
+        pool = []
+        for _ in range(rng.randrange(8)):
+            line = rng.randrange(1, 12)
+            start = (line, rng.randrange(1, 4))
+            end = (line + rng.randrange(0, 4), rng.randrange(1, 4))
+            pool.append(Suppression(rng.choice("ab"), Span(rng.choice("fg"), line, 1, line, 2), start, end,
+                                    trailing=False))
+        diags = [Diagnostic(rng.choice("ab"), Severity.WARNING, "m",
+                            Span(rng.choice("fg"), rng.randrange(1, 14), rng.randrange(1, 4), 1, 1)
+                            if rng.random() < 0.9 else None)
+                 for _ in range(rng.randrange(12))]
+        expected = [any(s.covers(d) for s in pool) for d in diags]
+        used = [any(s.covers(d) for d in diags) for s in pool]
+        assert _hidden(diags, pool) == expected
+        assert [s.used for s in pool] == used

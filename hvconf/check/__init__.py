@@ -54,12 +54,8 @@ def run_checks(vm: ir.Vm, target: "Target", report: Report, host: "HostFacts | N
     checks += HOST_CHECKS if host is not None and not vm.abstract else ()
     local = Report()
     run(checks, CheckContext(vm, target, local, host=host))
-    seen = {(d.code, d.span, d.message) for d in report.diagnostics}
     for diagnostic in local.diagnostics:
-        key = (diagnostic.code, diagnostic.span, diagnostic.message)
-        if key not in seen:
-            seen.add(key)
-            report.add(diagnostic)
+        report.add_new(diagnostic)
 
 
 def docs_markdown() -> str:
