@@ -12,6 +12,7 @@ How fast is bench/'s question (bench/suites/scaling.py: chains and files of 10,0
 from __future__ import annotations
 
 import cProfile
+import os
 import pstats
 import random
 import sys
@@ -23,6 +24,7 @@ import pytest
 
 from hvconf import compiler
 from hvconf.diagnostics import Diagnostic, Severity, Span
+from hvconf.emit import output
 from hvconf.suppress import Suppression, _hidden
 
 LINEAR = 4.4  # the most calls at 4n over calls at n that still counts as linear (4, plus noise)
@@ -205,3 +207,34 @@ def test_the_suppression_sweep_hides_exactly_what_each_comment_covers() -> None:
         used = [any(s.covers(d) for d in diags) for s in pool]
         assert _hidden(diags, pool) == expected
         assert [s.used for s in pool] == used
+
+
+# ---- building ---------------------------------------------------------------------------
+
+
+def test_a_file_of_many_vms_builds_in_linear_work(tmp_path: Path) -> None:
+    # Each VM asked whether the whole report so far had an error, and its manifest made the
+    # program's input paths relative again.
+    def job(n: int) -> None:
+        result = compiler.build([vm_file(tmp_path / "build", n, "hcalls { enable KVM_HC_KICK_CPU }")])
+        assert len(result.built) == n and not result.report.has_errors
+
+    assert growth(job, 50) < LINEAR
+
+
+def test_rewriting_many_vm_folders_lists_the_output_folder_once(tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    # Before writing, each VM's leftovers were looked for by listing the whole output folder:
+    # rebuilding N VMs into a folder of N listed N^2 entries.
+    files = {f"vm{i}": {"plan.json": b"{}"} for i in range(60)}
+    output.write_tree(tmp_path, files)
+    listed: list[str] = []
+    real = os.listdir
+
+    def listdir(path: str | os.PathLike[str] = ".") -> list[str]:
+        listed.append(os.fspath(path))
+        return real(path)
+
+    monkeypatch.setattr(os, "listdir", listdir)
+    output.write_tree(tmp_path, files)
+    assert listed.count(os.fspath(tmp_path)) == 1

@@ -50,12 +50,16 @@ class Plan:
             self.requires.append((cap, span))
 
 
+def relative_file(file: str, root_dir: Path) -> str:
+    """A span's file relative to the root .hv file's folder, with `/` separators."""
+    return Path(os.path.relpath(os.path.abspath(file), root_dir)).as_posix()
+
+
 def source_of(span: Span | None, root_dir: Path) -> str | None:
     """`file:line:col` with the file relative to the root .hv file's folder."""
     if span is None:
         return None
-    rel = os.path.relpath(os.path.abspath(span.file), root_dir)
-    return f"{Path(rel).as_posix()}:{span.line}:{span.col}"
+    return f"{relative_file(span.file, root_dir)}:{span.line}:{span.col}"
 
 
 def cap_number(name: str, proposed: "abi.ProposedAbi") -> int | None:
@@ -65,14 +69,35 @@ def cap_number(name: str, proposed: "abi.ProposedAbi") -> int | None:
     return abi.cap(name).number
 
 
+def _request(ioctl: str, arch: str) -> int:
+    """abi.request, computed once per (ioctl, arch) in the process: a build of thousands of VMs
+    asks for the same few dozen numbers once per step of each."""
+    key = (ioctl, arch)
+    if key not in _REQUESTS:
+        _REQUESTS[key] = abi.request(ioctl, arch)
+    return _REQUESTS[key]
+
+
+_REQUESTS: dict[tuple[str, str], int] = {}
+
+
 def to_json(plan: Plan, root_dir: Path, proposed: "abi.ProposedAbi") -> dict[str, Any]:
+    files: dict[str, str] = {}  # span file -> relative_file: the steps come from a few files
+
+    def source(span: Span | None) -> str | None:
+        if span is None:
+            return None
+        if span.file not in files:
+            files[span.file] = relative_file(span.file, root_dir)
+        return f"{files[span.file]}:{span.line}:{span.col}"
+
     steps = []
     for step in plan.steps:
         args = dict(step.args)
         if "cap" in args and "cap_nr" not in args:
             args = {"cap": args.pop("cap"), "cap_nr": cap_number(step.args["cap"], proposed), **args}
-        steps.append({"fd": step.fd, "ioctl": step.ioctl, "request": abi.request(step.ioctl, plan.arch),
-                      "args": args, "source": source_of(step.span, root_dir)})
+        steps.append({"fd": step.fd, "ioctl": step.ioctl, "request": _request(step.ioctl, plan.arch),
+                      "args": args, "source": source(step.span)})
     return {
         "format": PLAN_FORMAT,
         "vm": plan.vm,
@@ -81,7 +106,7 @@ def to_json(plan: Plan, root_dir: Path, proposed: "abi.ProposedAbi") -> dict[str
         "abi": abi.ABI_OF_ARCH[plan.arch],
         "requires": {
             "host_arch": plan.host_arch,
-            "caps": [{"cap": cap, "cap_nr": cap_number(cap, proposed), "source": source_of(span, root_dir)}
+            "caps": [{"cap": cap, "cap_nr": cap_number(cap, proposed), "source": source(span)}
                      for cap, span in plan.requires],
             "unmerged": list(plan.unmerged),
         },
