@@ -23,8 +23,9 @@ from typing import Callable
 import pytest
 
 from hvconf import compiler
-from hvconf.diagnostics import Diagnostic, Severity, Span
+from hvconf.diagnostics import Diagnostic, Report, Severity, Span
 from hvconf.emit import output
+from hvconf.lint import LintResult
 from hvconf.suppress import Suppression, _hidden
 
 LINEAR = 4.4  # the most calls at 4n over calls at n that still counts as linear (4, plus noise)
@@ -238,3 +239,52 @@ def test_rewriting_many_vm_folders_lists_the_output_folder_once(tmp_path: Path,
     monkeypatch.setattr(os, "listdir", listdir)
     output.write_tree(tmp_path, files)
     assert listed.count(os.fspath(tmp_path)) == 1
+
+
+# ---- rendering ------------------------------------------------------------------------
+
+
+class CountingText(str):
+    """Source text that counts the characters read out of it: sliced, split or searched."""
+
+    read = 0
+
+    def __getitem__(self, key: int | slice) -> str:  # type: ignore[override]
+        part = super().__getitem__(key)
+        CountingText.read += len(part)
+        return part
+
+    def splitlines(self, keepends: bool = False) -> list[str]:
+        CountingText.read += len(self)
+        return super().splitlines(keepends)
+
+    def find(self, sub: str, start: int | None = None, end: int | None = None) -> int:  # type: ignore[override]
+        at = super().find(sub, start, end)
+        CountingText.read += (at if at >= 0 else len(self)) - (start or 0)
+        return at
+
+
+def one_long_line(n: int) -> Report:
+    """n findings on one line of about 10n characters."""
+    line = "vm a { " + " ".join(f"cap C{i:06d}" for i in range(n)) + " }"
+    report = Report(sources={"long.hv": CountingText("format 1\n" + line + "\n")})
+    for i in range(n):
+        col = line.index(f"C{i:06d}") + 1
+        report.error("unknown-cap", f"unknown capability 'C{i:06d}'", Span("long.hv", 2, col, 2, col + 7))
+    return report
+
+
+@pytest.mark.parametrize("fmt", ["text", "json", "sarif", "github"])
+def test_many_findings_on_one_long_line_render_in_linear_work(fmt: str) -> None:
+    # The text format split the whole file for every finding and printed the whole line;
+    # SARIF still split it for every finding's fingerprint.
+    from hvconf.formats import render
+
+    def job(n: int) -> None:
+        CountingText.read = 0
+        out = render(fmt, LintResult(one_long_line(n), 1))
+        assert out.count("C000000") >= 1 and len(out) < 2000 * n + 500_000
+        # The file is indexed once; each finding reads a window of its line, not the line.
+        assert CountingText.read < 200 * n + 20_000, CountingText.read
+
+    assert growth(job, 250) < LINEAR
