@@ -6,12 +6,14 @@ but never opens a device; writing outputs is the caller's job
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
-from hvconf.diagnostics import Report
+from hvconf.diagnostics import Note, Report
 from hvconf.model import ir
 from hvconf.model.lower import lower_program
+from hvconf.syntax import ast
 from hvconf.syntax.loader import Loader, Program
 
 if TYPE_CHECKING:
@@ -63,6 +65,7 @@ def check(paths: Sequence[Path], *, loader: Loader | None = None, progress: Prog
 
     loader = loader or Loader()
     result = Result()
+    paths = distinct_files(paths)
     for done, path in enumerate(paths, 1):
         if progress is not None:
             progress(f"checking {path}", done, len(paths))
@@ -86,6 +89,7 @@ def build(paths: Sequence[Path], *, proposed_overrides: Path | None = None, load
     from hvconf.emit.artifacts import artifacts
 
     result = check(paths, loader=loader, progress=progress)
+    one_vm_per_name(result)
     if result.report.has_errors:
         return result
     todo = [(checked, vm) for checked in result.checked for vm in checked.vms if not vm.abstract]
@@ -98,3 +102,40 @@ def build(paths: Sequence[Path], *, proposed_overrides: Path | None = None, load
     if result.report.has_errors:
         result.built.clear()
     return result
+
+
+def distinct_files(paths: Sequence[Path]) -> list[Path]:
+    """`paths` without repeats of one file (`a.hv a.hv`, `a.hv ./a.hv`, a link to it): a file
+    is one set of VMs, checked and built once. Same file: same device and inode, or, for a
+    path that cannot be stat'ed (the loader reports it), the same absolute path."""
+    seen: set[object] = set()
+    out = []
+    for path in paths:
+        try:
+            st = os.stat(path)
+            key: object = (st.st_dev, st.st_ino)
+        except (OSError, ValueError):  # missing, a NUL in the name, ...
+            key = os.path.abspath(path)
+        if key not in seen:
+            seen.add(key)
+            out.append(path)
+    return out
+
+
+def one_vm_per_name(result: Result) -> None:
+    """Every concrete VM of a build writes `out/NAME/`: two root files that define the same
+    name would silently overwrite one with the other. `duplicate-vm` at the later file's VM
+    (in command-line order), with a note at the first. Not part of `check`, which takes each
+    file alone: files of one repository may share a name when they are built apart."""
+    first: dict[str, ast.VmDecl] = {}
+    for checked in result.checked:
+        for decl in checked.program.own_vms:
+            name = decl.name.value
+            if decl.abstract or checked.program.vms.get(name) is not decl:
+                continue  # a name this file's program defines twice is the loader's duplicate-vm
+            other = first.setdefault(name, decl)
+            if other is not decl:
+                result.report.error("duplicate-vm", f"VM '{name}' is also defined in '{other.name.span.file}', built "
+                                    f"in the same run: both would write {name}/ in the output folder", decl.name.span,
+                                    notes=[Note("first defined here", other.name.span)],
+                                    help="rename one of them, or build the two files into different folders")
