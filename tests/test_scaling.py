@@ -110,7 +110,7 @@ def test_includes_closing_a_long_cycle_cost_linear_work_and_bounded_notes(tmp_pa
         assert len(cycles) == n
         for d in cycles:  # a long cycle's first 8 and last 8 files, and how many are left out
             assert len(d.notes) == min(n, 17) and (n <= 16 or d.notes[8].message == f"... {n - 16} more files ...")
-            assert d.notes[0].message.endswith("c0.hv' starts the cycle")
+            assert d.notes[0].message.endswith("c0.hv' is included by '" + str(tmp_path / f"cycle{n}" / "top.hv") + "'")
             assert d.notes[-1].message.endswith(f"c{n - 1}.hv' is included by '{d.notes[-2].message[1:].split(chr(39))[0]}'")
 
     assert growth(job, 100) < LINEAR

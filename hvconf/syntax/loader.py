@@ -250,7 +250,7 @@ def _cycle_notes(frames: list[tuple[LoadedFile, Any]], start: int) -> list[Note]
     of them as notes (or a copy of the stack each) would make the run quadratic in the input."""
     def note(i: int) -> Note:
         f = frames[i][0]
-        return Note(f"'{f.display}' is included by '{frames[i - 1][0].display}'" if i > start
+        return Note(f"'{f.display}' is included by '{frames[i - 1][0].display}'" if i
                     else f"'{f.display}' starts the cycle")
 
     half, end = CYCLE_NOTES // 2, len(frames)
