@@ -119,7 +119,7 @@ def write_repo(root: Path, count: int, seed: int = 1) -> list[RepoFile]:
     """`count` definitions in root/vms/, all four targets in turn, each including vms/base/TARGET.hv.
 
     The bases sit inside vms/: without a .git above it, hvconf takes a file's own folder
-    as its repository and warns about includes from outside (include-outside-repo)."""
+    as its project and refuses includes from outside it (path-outside-project)."""
     rng = random.Random(seed)
     (root / "vms" / "base").mkdir(parents=True, exist_ok=True)
     for target, text in BASES.items():

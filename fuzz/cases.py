@@ -37,6 +37,20 @@ STRINGS = ('"vmlinux"', '"console=hvc0"', '"g.S"', '"g.bin"', '"missing.S"', '"b
            '"\\0"', '"a\\x00b"', '"\\xff\\xfe"', '"\\n\\t\\r\\\\\\""', '"{{ 7*7 }}"', '"{% raw %}"',
            '"*/ / { ; }"', '"%s %d %(x)s {0}"', '"\\"); import os; os.system(\\"touch SENTINEL\\")#"',
            '"\'\'\'"', '"\\"\\"\\""', '"\\q"', '"' + "x" * 300 + '"')
+# In every file outside the fuzz workspace's project: no diagnostic, output or build
+# artifact may ever show it (docs/robustness.md, "Paths are diagnostics").
+SECRET = "HVCONF-FUZZ-SECRET-5e1f"
+# Paths a definition may name: symlink fan-outs, loops and dangling links inside the project,
+# links and `..` out of it, host files, special files, and names too long for the kernel.
+PATHS = ('"l1/fan.hv"', '"l2/fan.hv"', '"l1/l2/l1/other.hv"', '"loop/x.hv"', '"loop"', '"dangling.hv"',
+         '"out/secret.hv"', '"out/secret.txt"', '"out/vmlinux"', '"secret.hv"', '"secret-guest.S"',
+         '"../../outside/secret.hv"', '"../../outside/vmlinux"', '"l1/../../outside/secret.hv"',
+         '"g-incbin.S"', '"g-include.S"', '"g-macro.S"', '"/proc/self/environ"', '"/proc/self/status"',
+         '"/etc/passwd"', '"/etc/shadow"', '"/sys/kernel/mm/transparent_hugepage/enabled"', '"/dev/stdin"',
+         '"/dev/zero"', '"/dev/null"', '"dir/"', '"fifo.hv"', '"notes.txt"', '"' + "a" * 300 + '.hv"',
+         '"' + "d/" * 3000 + 'x.hv"', '"other.hv/x.hv"')
+PATH_STATEMENTS = ("kernel", "guest")
+
 MODES = ("real", "prot32", "long64", "kernel", "split", "on", "off", "speaker_dummy", "radix", "hash", "none",
          "auto", "true", "false", "idle", "reset", "shutdown", "compatible", "hcall_instructions", "liobn",
          "window", "page", "offset", "vio0", "pci0", "order", "vm", "vcpus", "vcpu", "memory")
@@ -147,6 +161,7 @@ class Mutator:
             "utf8": self.invalid_utf8, "huge-number": self.huge_number, "long-name": self.long_name,
             "nesting": self.nesting, "splice": self.splice, "repeat-vm": self.repeat_vm,
             "empty": lambda toks: "", "binary": self.binary, "stack": self.stack,
+            "path": self.path,
         }
 
     def next(self) -> tuple[str, bytes]:
@@ -240,6 +255,23 @@ class Mutator:
             return text * n
         return text + "".join(text[m.start():].replace(m.group(1), f"{m.group(1)}_{k}", 1) for k in range(n))
 
+    def path(self, toks: list[str]) -> str:
+        """A path from PATHS where a string stood, in a new `include`, or as a VM's image."""
+        chosen = self.rng.choice(PATHS)
+        where = self.rng.random()
+        if where < 0.4:
+            i = self._pick(toks, ("string",))
+            if i is not None:
+                toks[i] = chosen
+                return "".join(toks)
+        text = "".join(toks)
+        if where < 0.7:
+            return f"include {chosen}\n{text}"
+        body = text.find("{", text.find("vm "))
+        if body < 0:
+            return f"{text}\nvm p {{ {self.rng.choice(PATH_STATEMENTS)} {chosen} }}\n"
+        return f"{text[:body + 1]} {self.rng.choice(PATH_STATEMENTS)} {chosen}\n{text[body + 1:]}"
+
     def binary(self, toks: list[str]) -> bytes:
         return bytes(self.rng.randrange(256) for _ in range(self.rng.randint(1, 512)))
 
@@ -258,21 +290,39 @@ def seed_texts() -> list[str]:
 
 
 def workspace(folder: Path) -> Path:
-    """A folder laid out like samples/ (includes and guests resolve) plus odd
-    files the vocabulary names; returns the folder cases are written into."""
-    cases = folder / "samples"
+    """A project laid out like samples/ (includes and guests resolve), odd files the vocabulary
+    names, the symlinks and guest sources PATHS names, and beside the project a folder of host
+    files holding SECRET; returns the folder cases are written into."""
+    import os
+
+    project, outside = folder / "project", folder / "outside"
+    outside.mkdir(parents=True, exist_ok=True)
+    for name in ("secret.hv", "secret.txt", "vmlinux", "secret.S", "secret.bin"):
+        (outside / name).write_text(f"abstract vm base {{ {SECRET} }}\n{SECRET} nop\n")
+    cases = project / "samples"
     shutil.copytree(SAMPLES, cases, dirs_exist_ok=True)
-    (folder / "guests" / "x86").mkdir(parents=True, exist_ok=True)
-    shutil.copy(HELLO_S, folder / "guests" / "x86" / "hello.S")
+    (project / ".git").mkdir(exist_ok=True)  # a repository, so the samples' ../guests are inside their project
+    (project / "guests" / "x86").mkdir(parents=True, exist_ok=True)
+    shutil.copy(HELLO_S, project / "guests" / "x86" / "hello.S")
+    links = {"l1": ".", "l2": ".", "loop": "loop", "dangling.hv": "nowhere.hv", "out": "../../outside",
+             "secret.hv": "../../outside/secret.hv", "secret-guest.S": "../../outside/secret.S"}
+    for name, target in links.items():
+        if not os.path.lexists(cases / name):
+            os.symlink(target, cases / name)
+    # The issue's fan-out: every level includes itself through both links (2^depth paths by name).
+    (cases / "fan.hv").write_text('format 1\ninclude "l1/fan.hv"\ninclude "l2/fan.hv"\n')
+    (cases / "notes.txt").write_text("project notes, not a definition\n")
+    hello = HELLO_S.read_text()
+    (cases / "g-incbin.S").write_text(hello + '\n.incbin "../../outside/secret.bin"\n')
+    (cases / "g-include.S").write_text('.include "out/secret.S"\n' + hello)
+    (cases / "g-macro.S").write_text('.macro inc f\n.incbin "\\f"\n.endm\ninc "../../outside/secret.bin"\n' + hello)
     shutil.copy(HELLO_S, cases / "g.S")
     (cases / "g.bin").write_bytes(b"\xf4" * 16)  # hlt
     (cases / "vmlinux").write_bytes(b"\0" * 64)
     (cases / "other.hv").write_text("format 1\nabstract vm other {\n    arch x86_64\n}\n")
-    (folder / "outside.hv").write_text("format 1\n")
+    (project / "outside.hv").write_text("format 1\n")
     (cases / "dir").mkdir(exist_ok=True)
     fifo = cases / "fifo.hv"
     if not fifo.exists():
-        import os
-
         os.mkfifo(fifo)
     return cases

@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
+from fuzz.cases import SECRET
+
 CASE_SECONDS = 20.0  # far above the slowest legitimate case (a 4 MiB file), far below a hang
 CLI_ADDRESS_SPACE = 2 << 30  # RLIMIT_AS of a CLI subprocess
 
@@ -55,10 +57,13 @@ def deadline(seconds: float) -> Iterator[None]:
 
 def _judge(result: object, built: bool) -> str | None:
     """What is wrong with a compiler Result, or None."""
+    from hvconf.formats.json import diagnostic
     from hvconf.render import render_report
 
     report = result.report  # type: ignore[attr-defined]
-    render_report(report)  # must not raise either
+    shown = render_report(report) + "".join(json.dumps(diagnostic(d)) for d in report.diagnostics)
+    if SECRET in shown:
+        return "a diagnostic shows the contents of a file outside the project"
     for d in report.errors:
         if not d.code or d.span is None or d.span.line < 1 or d.span.col < 1:
             return f"error without a code or place: {d}"
@@ -67,6 +72,9 @@ def _judge(result: object, built: bool) -> str | None:
     if report.has_errors and result.built:  # type: ignore[attr-defined]
         return "a build with errors returned artifacts"
     for b in result.built:  # type: ignore[attr-defined]
+        leaked = [name for name, data in b.files.items() if SECRET.encode() in data]
+        if leaked:
+            return f"{b.vm.name}: {', '.join(leaked)} hold bytes of a file outside the project"
         launcher = b.files["launch.py"].decode()
         compile(launcher, "launch.py", "exec")
         tree = ast.parse(launcher)
@@ -118,7 +126,14 @@ def cli(args: list[str], cwd: Path, timeout: float = 120) -> subprocess.Complete
 def cli_finding(done: subprocess.CompletedProcess[str]) -> Finding | None:
     if "Traceback" in done.stderr or "Traceback" in done.stdout or done.returncode not in (0, 1, 2):
         return Finding("cli", f"status {done.returncode}: {done.stderr[-3000:]}")
+    if SECRET in done.stdout + done.stderr:
+        return Finding("cli", f"the output shows a file outside the project: {done.args}")
     return None
+
+
+def leaked_outputs(out: Path) -> list[str]:
+    """Files below a build's output folder holding bytes of a file outside the project."""
+    return sorted(str(p) for p in out.rglob("*") if p.is_file() and SECRET.encode() in p.read_bytes())
 
 
 def cli_batch(paths: list[Path], cwd: Path, out: Path) -> list[Finding]:
@@ -134,4 +149,6 @@ def cli_batch(paths: list[Path], cwd: Path, out: Path) -> list[Finding]:
         finding = cli_finding(cli(["build", path, "-o", str(out)], cwd))
         if finding:
             findings.append(finding)
+    if out.exists() and (leaked := leaked_outputs(out)):
+        findings.append(Finding("cli", f"build outputs hold bytes of a file outside the project: {leaked}"))
     return findings

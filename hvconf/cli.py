@@ -1,7 +1,8 @@
 """The `hvconf` command: thin shells over hvconf.compiler, hvconf.lint and hvconf.kvm.
 
 Exit status: 0 clean, 1 findings (errors, or warnings with --werror), 2 usage
-or I/O errors; `run` passes the launcher's status through. Heavy imports
+or I/O errors (one line: argparse's errors too); `run` passes the launcher's
+status through (128 + N for a launcher ended by signal N). Heavy imports
 happen inside the commands that need them, so `hvconf check` starts fast.
 Other modules add commands through `register(subparsers)` (COMMAND_MODULES).
 Tested by tests/test_cli.py.
@@ -57,8 +58,11 @@ A progress bar is drawn on stderr when it is a terminal.
 VM_EXAMPLES = {
     "plan": "examples:\n  hvconf plan samples/pseries.hv\n  hvconf plan --format json samples/pseries.hv > plan.json\n",
     "dts": "examples:\n  hvconf dts samples/pseries.hv\n  hvconf dts samples/pseries.hv | dtc -I dts -O dtb -o pseries.dtb\n",
-    "run": ("examples:\n  hvconf run samples/x86-hello.hv\n  hvconf run --dry-run --trace samples/x86-pvspinlock.hv\n"
-            "  hvconf run --timeout 10 --kernel bzImage vms/x86.hv\n"),
+    # Every line runs as written from the repository root (tests/test_cli.py runs them).
+    "run": ("examples:\n"
+            "  hvconf run samples/x86-hello.hv                         build, run on /dev/kvm, exit with the launcher's status\n"
+            "  hvconf run --timeout 10 samples/x86-pvspinlock.hv       the watchdog ends a KVM_RUN after 10 s\n"
+            "  hvconf run --dry-run --trace samples/x86-pvspinlock.hv  the ioctl steps, without opening /dev/kvm\n"),
 }
 
 COMPLETION_EXAMPLES = """examples:
@@ -94,12 +98,14 @@ def _status(report: "Report", werror: bool = False) -> int:
     return EXIT_FINDINGS if report.has_errors or (werror and report.warnings) else EXIT_OK
 
 
-def _compile(job: Callable[..., "Result"], paths: Sequence[str], **kwargs: Any) -> "Result | None":
-    """Run a compiler job; None (after one error line) when an input cannot be read."""
-    from hvconf.syntax.loader import InputError
+def _compile(job: Callable[..., "Result"], paths: Sequence[str], args: argparse.Namespace,
+             **kwargs: Any) -> "Result | None":
+    """Run a compiler job, reading within --root and --allow-path; None (after one error
+    line) when an input cannot be read."""
+    from hvconf.syntax.loader import InputError, Loader
 
     try:
-        return job([Path(p) for p in paths], **kwargs)
+        return job([Path(p) for p in paths], loader=Loader(args.root, args.allow_path or ()), **kwargs)
     except InputError as err:
         _fail(str(err))
         return None
@@ -112,7 +118,7 @@ def _build(args: argparse.Namespace, paths: Sequence[str]) -> "Result | None":
     overrides = Path(args.abi_overrides) if args.abi_overrides else None
     bar = bar_for(sys.stderr) if len(paths) > 1 else None  # `build` of several files, on a terminal
     try:
-        result = _compile(compiler.build, paths, proposed_overrides=overrides, progress=bar)
+        result = _compile(compiler.build, paths, args, proposed_overrides=overrides, progress=bar)
     finally:
         if bar is not None:
             bar.close()
@@ -165,7 +171,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         return _fail(str(err))
     except _host_facts_error() as err:  # evaluated only once something was raised
         return _fail(str(err))
-    result = lint(paths, jobs=args.jobs, **options)
+    result = lint(paths, jobs=args.jobs, root=args.root, allow=args.allow_path or (), **options)
     result.report = filtered(result.report, select=select, ignore=ignore)
     status = _status(result.report, args.werror)
     if args.quiet:  # only what fails the run
@@ -230,8 +236,39 @@ def cmd_dts(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_run(args: argparse.Namespace) -> int:
+def _launcher_command(launcher: Path, args: argparse.Namespace) -> list[str]:
+    """The launch.py command line for `hvconf run`'s options (checked already, as the launcher checks them)."""
+    command = [sys.executable, str(launcher), "--timeout", repr(args.timeout), "--console", args.console]
+    command += ["--trace"] if args.trace else []
+    command += ["--trace-file", args.trace_file] if args.trace_file else []  # the launcher runs in this cwd
+    command += ["--dry-run"] if args.dry_run else []
+    command += ["--kernel", str(Path(args.kernel).resolve())] if args.kernel else []
+    return command
+
+
+def _wait_for(command: list[str]) -> int:
+    """Run the launcher and pass its status through. Ctrl-C reaches the launcher too (one process
+    group), which stops its guest and exits 130: wait for that instead of killing it mid-run
+    (subprocess.call would). A SIGTERM sent to hvconf alone is passed on. A launcher ended by a
+    signal gives 128 + its number, as shells say."""
+    import signal
     import subprocess
+
+    child = subprocess.Popen(command)
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: child.send_signal(signal.SIGTERM))
+    try:
+        while True:
+            try:
+                status = child.wait()
+                break
+            except KeyboardInterrupt:
+                continue
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    return 128 - status if status < 0 else status
+
+
+def cmd_run(args: argparse.Namespace) -> int:
     import tempfile
 
     from hvconf.emit.output import write_tree
@@ -241,12 +278,57 @@ def cmd_run(args: argparse.Namespace) -> int:
         return built
     with tempfile.TemporaryDirectory(prefix="hvconf-run-") as tmp:
         folder = write_tree(Path(tmp), {built.vm.name: built.files})[0]
-        command = [sys.executable, str(folder / "launch.py"), "--timeout", str(args.timeout)]
-        command += ["--trace"] if args.trace else []
-        command += ["--dry-run"] if args.dry_run else []
-        command += ["--kernel", str(Path(args.kernel).resolve())] if args.kernel else []
         sys.stdout.flush()
-        return subprocess.call(command)
+        return _wait_for(_launcher_command(folder / "launch.py", args))
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: `hvconf run: error: argument --timeout: ...`, status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+class _Once(argparse.Action):
+    """A value option that may be given once: `--timeout 1 --timeout 2` is a usage error."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:  # fmt: skip
+        given = namespace.__dict__.setdefault("_given_once", set())
+        if self.dest in given:
+            parser.error(f"argument {'/'.join(self.option_strings)}: given twice")
+        given.add(self.dest)
+        setattr(namespace, self.dest, values)
+
+
+def _checked(check: str) -> Callable[[str], Any]:
+    """An argparse type from the hvconf.kvm.options check named `check`: the launcher's own words, not
+    "invalid value". The module loads when a value is checked: `hvconf check` never loads it."""
+
+    def convert(text: str) -> Any:
+        from hvconf.kvm import options
+
+        try:
+            return getattr(options, check)(text)
+        except ValueError as err:
+            raise argparse.ArgumentTypeError(str(err)) from None
+
+    convert.__name__ = check
+    return convert
+
+
+def _regular_file(text: str) -> str:
+    """A file option read whole later (--abi-overrides): a FIFO, device or folder is a usage error
+    here, and the reader itself refuses one swapped in after this stat (hvconf/abi/proposal.py)."""
+    import stat
+
+    try:
+        mode = os.stat(text).st_mode if text and "\0" not in text else None
+    except OSError as err:
+        raise argparse.ArgumentTypeError(f"cannot read {text}: {err.strerror}") from None
+    if mode is None or not stat.S_ISREG(mode):
+        raise argparse.ArgumentTypeError(f"expected a regular file, not {text!r}")
+    return text
 
 
 def _command(sub: Any, name: str, help: str, examples: str) -> argparse.ArgumentParser:
@@ -254,6 +336,23 @@ def _command(sub: Any, name: str, help: str, examples: str) -> argparse.Argument
         name, help=help, description=help[:1].upper() + help[1:] + ".", epilog=examples,
         formatter_class=argparse.RawDescriptionHelpFormatter)
     return parser
+
+
+def _folder(text: str) -> str:
+    """A folder named by --root or --allow-path: it must exist, so a typo is not a silent
+    narrowing (or, for --root, a project nothing is inside)."""
+    if not os.path.isdir(text):
+        raise argparse.ArgumentTypeError(f"'{text}' is not a folder")
+    return text
+
+
+def _path_options(p: argparse.ArgumentParser) -> None:
+    """--root and --allow-path: where a definition may make hvconf read (docs/robustness.md)."""
+    p.add_argument("--root", type=_folder, metavar="DIR",
+                   help="the project folder definitions may read from (default: the repository holding each "
+                        "file, or its folder)")
+    p.add_argument("--allow-path", type=_folder, action="append", metavar="DIR",
+                   help="also let definitions read files below DIR (repeatable)")
 
 
 def _jobs(text: str) -> int:
@@ -270,7 +369,7 @@ def parser() -> argparse.ArgumentParser:
     from hvconf import __version__
     from hvconf.formats import FORMATS
 
-    top = argparse.ArgumentParser(prog="hvconf", description="Compile .hv VM definitions for KVM.",
+    top = _Parser(prog="hvconf", description="Compile .hv VM definitions for KVM.",
                                   epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     top.add_argument("--version", action="version", version=f"hvconf {__version__}")
     sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -290,28 +389,42 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--color", choices=["auto", "always", "never"], default="auto",
                    help="colour the text format (default: auto: on a terminal, unless NO_COLOR is set)")
     import_module("hvconf.cli_host").add_host_options(p)  # --host / --host-facts, via _check_options()
+    _path_options(p)
     p.set_defaults(func=cmd_check)
 
     p = _command(sub, "build", "write DTS/DTB, plan.json, launch.py and manifest.json per VM", BUILD_EXAMPLES)
     p.add_argument("files", nargs="+", metavar="FILE")
     p.add_argument("-o", "--output", default="out", metavar="DIR", help="output folder (default: out)")
     p.add_argument("--werror", action="store_true", help="treat warnings as errors (exit status 1)")
-    p.add_argument("--abi-overrides", metavar="FILE", help="numbers for the unmerged ePAPR proposal (TOML)")
+    p.add_argument("--abi-overrides", metavar="FILE", type=_regular_file, action=_Once,
+                   help="numbers for the unmerged ePAPR proposal (TOML)")
+    _path_options(p)
     p.set_defaults(func=cmd_build)
 
     for name, func, what in (("plan", cmd_plan, "print the ioctl plan"), ("dts", cmd_dts, "print the device tree"),
                              ("run", cmd_run, "build into a temporary folder and run the launcher")):
         p = _command(sub, name, what, VM_EXAMPLES[name])
-        p.add_argument("file", metavar="FILE")
-        p.add_argument("--vm", metavar="NAME", help="which VM, when the file defines several")
-        p.add_argument("--abi-overrides", metavar="FILE", help="numbers for the unmerged ePAPR proposal (TOML)")
+        a_file, a_name = _checked("file_name"), _checked("name")
+        p.add_argument("file", metavar="FILE", type=a_file)
+        p.add_argument("--vm", metavar="NAME", type=a_name, action=_Once,
+                       help="which VM, when the file defines several")
+        p.add_argument("--abi-overrides", metavar="FILE", type=_regular_file, action=_Once,
+                       help="numbers for the unmerged ePAPR proposal (TOML)")
+        _path_options(p)
         if name == "plan":
             p.add_argument("--format", choices=["text", "json"], default="text", help="output format (default: text)")
-        if name == "run":
-            p.add_argument("--timeout", type=float, default=5.0, metavar="SECONDS", help="watchdog (default 5)")
-            p.add_argument("--trace", action="store_true", help="print each ioctl as it is issued")
+        if name == "run":  # the launcher's options, checked here as launch.py checks them (hvconf.kvm.options)
+            p.add_argument("--timeout", type=_checked("seconds"), default="5", action=_Once, metavar="SECONDS",
+                           help="watchdog: above 0 and at most a year (default 5)")  # a str default goes through type
+            p.add_argument("--trace", action="store_true", help="print each ioctl to stderr as it is issued")
+            p.add_argument("--trace-file", type=a_file, action=_Once, metavar="FILE",
+                           help="write the trace to FILE instead of stderr (implies --trace)")
+            p.add_argument("--console", type=_checked("console_mode"), default="auto", action=_Once,
+                           metavar="MODE", help="the guest console: raw, safe (control characters and CI log "
+                                                "commands rendered harmless) or auto (default: raw on a terminal)")
             p.add_argument("--dry-run", action="store_true", help="print the ioctls without opening /dev/kvm")
-            p.add_argument("--kernel", metavar="FILE", help="kernel image for a VM whose kernel was not built in")
+            p.add_argument("--kernel", metavar="FILE", type=a_file, action=_Once,
+                           help="kernel image for a VM whose `kernel` file was missing at build time (kernel-missing)")
         p.set_defaults(func=func)
 
     # --- Commands of other modules (hvconf/cli_host.py, cli_fmt.py, cli_docs.py): listed in

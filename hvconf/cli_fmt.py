@@ -103,17 +103,18 @@ class _Run:
             sys.stdout.write(new)
 
     def file(self, path: Path) -> None:
-        from hvconf.syntax.loader import MAX_FILE_BYTES, display_path
+        from hvconf.syntax.loader import MAX_FILE_BYTES, SUFFIX, display_path, root_problem
+        from hvconf.syntax.paths import NOT_A_FILE, TOO_LARGE, PathRefused, read_checked, scope_for
 
         display = display_path(path)
-        try:
-            if not path.is_file():
-                raise OSError(0, "not a regular file")
-            if path.stat().st_size > MAX_FILE_BYTES:
-                raise OSError(0, f"larger than {MAX_FILE_BYTES} bytes")
-            data = path.read_bytes()
-        except OSError as err:
-            self.fail(EXIT_USAGE, f"{display}: {err.strerror}")
+        try:  # as `check` reads a root file (hvconf/syntax/loader.py): a symlink only to a .hv file of the project
+            real, data = read_checked(path, scope_for(path), MAX_FILE_BYTES)
+            if os.path.islink(path) and not real.endswith(SUFFIX):
+                raise PathRefused(NOT_A_FILE, f"it is a symbolic link to a file not named *{SUFFIX}")
+            if len(data) > MAX_FILE_BYTES:
+                raise PathRefused(TOO_LARGE, f"it is larger than {MAX_FILE_BYTES} bytes")
+        except PathRefused as err:
+            self.fail(EXIT_USAGE, root_problem(display, err))
             return
         new = self.formatted(data, display)
         if new is None or new.encode() == data:

@@ -61,10 +61,12 @@ def check(paths: Sequence[Path], *, loader: Loader | None = None, progress: Prog
     apply (hvconf/suppress.py), unless `suppress` is False (a caller merging several
     runs applies them once, to the merged report)."""
     from hvconf.check import run_checks
+    from hvconf.model.inputs import check_files
     from hvconf.model.target import load_target
 
     loader = loader or Loader()
     result = Result()
+    files_checked: set[tuple[object, ...]] = set()
     paths = distinct_files(paths)
     for done, path in enumerate(paths, 1):
         if progress is not None:
@@ -72,8 +74,9 @@ def check(paths: Sequence[Path], *, loader: Loader | None = None, progress: Prog
         program = loader.load(path, result.report)
         vms = lower_program(program, result.report)
         for vm in vms:
+            check_files(vm, program.scope, result.report, files_checked)
             if vm.target is not None:
-                run_checks(vm, load_target(vm.target), result.report, host)
+                run_checks(vm, load_target(vm.target), result.report, host, program.scope)
         result.checked.append(Checked(program, vms))
     if suppress:
         from hvconf.suppress import apply_to_programs

@@ -28,6 +28,8 @@ TABLE = Path(__file__).with_name("explain.toml")
 STAGES: dict[str, str] = {
     "parse": "reading the text (hvconf/syntax)",
     "load": "following includes (hvconf/syntax/loader.py)",
+    "paths": "where the files a definition names may be read from: includes, `guest`, `kernel` and what a guest "
+             "source includes (hvconf/syntax/paths.py, hvconf/model/inputs.py)",
     "lower": "resolving `extends` and typing values (hvconf/model)",
     "check": "the KVM rules (hvconf/check)",
     "host": "holding a VM against one host's facts (hvconf/check/host.py); reported only with check --host "

@@ -103,13 +103,15 @@ class _Chunk:
         self.trees: dict[str, ast.SourceFile] = {}
 
 
-def _check_chunk(paths: Sequence[str | Path], options: dict[str, Any]) -> _Chunk:
-    """Check `paths` with one Loader; a root that cannot be read is noted, not fatal.
-    Suppressions are left to the caller: they apply once, to the merged report."""
+def _check_chunk(paths: Sequence[str | Path], options: dict[str, Any], root: str | None = None,
+                 allow: tuple[str, ...] = ()) -> _Chunk:
+    """Check `paths` with one Loader (reading within `root` and `allow`, see Loader); a root
+    that cannot be read is noted, not fatal. Suppressions are left to the caller: they apply
+    once, to the merged report."""
     from hvconf import compiler
     from hvconf.syntax.loader import InputError, Loader
 
-    loader, chunk = Loader(), _Chunk(Report())
+    loader, chunk = Loader(root, allow), _Chunk(Report())
     for path in paths:
         try:
             result = compiler.check([Path(path)], loader=loader, suppress=False, **options)
@@ -200,17 +202,19 @@ def _context() -> "BaseContext | None":
     return multiprocessing.get_context("fork")
 
 
-def lint(paths: Sequence[str | Path], *, jobs: int = 1, **options: Any) -> LintResult:
-    """Check every path; `options` go to compiler.check. jobs <= 0 means one per CPU."""
+def lint(paths: Sequence[str | Path], *, jobs: int = 1, root: str | None = None, allow: Sequence[str] = (),
+         **options: Any) -> LintResult:
+    """Check every path; `options` go to compiler.check. jobs <= 0 means one per CPU. `root`
+    (--root) and `allow` (--allow-path) say where definitions may read (hvconf/syntax/paths.py)."""
     jobs = jobs if jobs > 0 else (os.cpu_count() or 1)
     jobs = min(jobs, len(paths)) or 1
     if jobs == 1:
-        parts = [_check_chunk(paths, options)]
+        parts = [_check_chunk(paths, options, root, tuple(allow))]
     else:
         from concurrent.futures import ProcessPoolExecutor
 
         with ProcessPoolExecutor(max_workers=jobs, mp_context=_context()) as pool:
-            futures = [pool.submit(_check_chunk, chunk, options) for chunk in _chunks(paths, jobs)]
+            futures = [pool.submit(_check_chunk, chunk, options, root, tuple(allow)) for chunk in _chunks(paths, jobs)]
             parts = [f.result() for f in futures]  # in submission order, not completion order
     return LintResult(_merged(parts), sum(p.checked for p in parts), [u for p in parts for u in p.unreadable])
 

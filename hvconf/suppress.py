@@ -30,6 +30,11 @@ UNSUPPRESSIBLE = {
     "unknown-keyword": "a file with an unknown keyword is not parsed, so its comments are never read",
     "invalid-utf8": "a file that is not UTF-8 is not read, so its comments are never seen",
 }
+# Refusals a definition under review must not hide from its reviewer (docs/robustness.md).
+REFUSALS = {
+    "path-outside-project": "a definition must not hide that it names a file outside its project (the file is "
+                            "not read either way); allow its folder with --allow-path DIR instead",
+}
 
 Position = tuple[int, int]  # (line, col), as in spans
 
@@ -132,8 +137,8 @@ def _unused(s: Suppression) -> Diagnostic:
     def warn(message: str, help: str) -> Diagnostic:
         return Diagnostic(CODE, Severity.WARNING, message, s.span, help=help)
 
-    if s.code in UNSUPPRESSIBLE:
-        return warn(f"'{s.code}' cannot be suppressed", UNSUPPRESSIBLE[s.code])
+    if s.code in UNSUPPRESSIBLE or s.code in REFUSALS:
+        return warn(f"'{s.code}' cannot be suppressed", {**UNSUPPRESSIBLE, **REFUSALS}[s.code])
     if s.code not in known_codes():
         guess = closest_code(s.code)
         return warn(f"unknown code '{s.code}' in suppression",
@@ -167,9 +172,9 @@ def apply(report: Report, sources: Mapping[str, str],
     if not found and not new:
         return report
 
-    ordinary = [s for s in found if s.code != CODE]
+    ordinary = [s for s in found if s.code != CODE and s.code not in REFUSALS]
     kept = [d for d, hide in zip(report.diagnostics, _hidden(report.diagnostics, ordinary)) if not hide]
-    new += [_unused(s) for s in ordinary if not s.used]
+    new += [_unused(s) for s in ordinary if not s.used] + [_unused(s) for s in found if s.code in REFUSALS]
     # `ignore[unused-suppression]` may hide the warnings above, and is itself checked.
     meta = [s for s in found if s.code == CODE]
     new = [d for d, hide in zip(new, _hidden(new, meta)) if not hide] + [_unused(s) for s in meta if not s.used]

@@ -1,12 +1,13 @@
 """hvconf.abi: _IOC encodings, request numbers, and the hypercall/cap tables.
 
-Vectors are the literal numbers of /work/shared/reference/kvm-abi-facts.md
-(compiled from the 6.1 uapi headers); tests/test_abi_headers.py re-derives
+Vectors are literal numbers compiled once from the 6.1 uapi headers
+(docs/kernel-facts.md#ioctl-encoding); tests/test_abi_headers.py re-derives
 every table entry from the headers themselves.
 """
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -79,7 +80,7 @@ def test_decode_rejects_impossible_powerpc_direction():
 
 # --- request() per arch --------------------------------------------------------------------
 
-# (ioctl, x86_64, ppc64le) from kvm-abi-facts.md Table 2; None = macro does not compile there.
+# (ioctl, x86_64, ppc64le) as gcc computes them from the 6.1 headers; None = macro does not compile there.
 TABLE2 = [
     ("KVM_GET_API_VERSION", 0x0000AE00, 0x2000AE00),
     ("KVM_CREATE_VM", 0x0000AE01, 0x2000AE01),
@@ -404,6 +405,18 @@ def test_proposal_overrides(tmp_path: Path):
         assert str(bad) in str(err.value)
     with pytest.raises(AbiError, match="cannot read"):
         abi.proposed(tmp_path / "missing.toml")
+
+
+def test_overrides_that_are_no_small_regular_file_are_refused_without_reading_them(tmp_path):
+    # `--abi-overrides /dev/zero` read for ever; a FIFO blocked the build on its open.
+    os.mkfifo(tmp_path / "fifo")
+    (tmp_path / "big.toml").write_bytes(b"#" * ((1 << 20) + 1))
+    (tmp_path / "binary.toml").write_bytes(b"\xff\xfe")
+    for path, message in ((Path("/dev/zero"), "not a regular file"), (tmp_path / "fifo", "not a regular file"),
+                          (tmp_path, "not a regular file"), (tmp_path / "big.toml", "larger than 1048576 bytes"),
+                          (tmp_path / "binary.toml", "not UTF-8 text")):  # fmt: skip
+        with pytest.raises(AbiError, match=message):
+            abi.proposed(path)
 
 
 # --- helpers and import hygiene -----------------------------------------------------------

@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -33,7 +34,7 @@ TIMEOUT = 60
 DT = ("{vm}.dts", "{vm}.dtb")
 COMMON = ("plan.json", "launch.py", "manifest.json")
 EXPECTED_FILES: dict[str, tuple[str, ...]] = {
-    "e500": DT + COMMON,
+    "e500": DT + COMMON + ("spin-table.bin",),  # 2 vCPUs: the ePAPR spin table image
     "pseries": DT + COMMON,
     "pseries-hello": DT + COMMON + ("guest.bin",),
     "pseries-pr": DT + COMMON,
@@ -183,7 +184,8 @@ def test_cli_builds_are_reproducible_across_cwd_hash_seed_and_locale(
 
 def write_good(folder: Path, *, memory: str = "2M") -> Path:
     path = folder / "good.hv"
-    path.write_text(GOOD_X86.format(guest=HELLO_S).replace("2M", memory))
+    shutil.copy(HELLO_S, folder / "hello.S")  # a definition reads only files of its project (its folder here)
+    path.write_text(GOOD_X86.format(guest="hello.S").replace("2M", memory))
     return path
 
 

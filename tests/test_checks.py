@@ -118,6 +118,8 @@ def _spot(name: str, code: str) -> list[tuple[int, int]]:
     ("memory-granularity.hv", "memory-granularity", [(5, 5)]),  # the `memory` setting
     ("hypervisor-flag-unserved.hv", "hypervisor-flag-unserved", [(6, 18)]),  # `reset` in the block
     ("tce-liobn-duplicate.hv", "tce-liobn-duplicate", [(9, 5)]),  # the second table
+    ("tce-phb-shared.hv", "tce-phb-shared", [(9, 5)]),  # the second table of PHB 0
+    ("tce-window-overlap.hv", "tce-window-overlap", [(9, 5)]),  # the second window over the first
     ("cap-required.hv", "cap-required", [(4, 5)]),  # `kvm book3s_hv`
     ("hcall-set-unhandled.hv", "hcall-set-unhandled", [(8, 22)]),  # `disable H_PUT_TCE`
 ])
@@ -221,6 +223,104 @@ def test_shipped_samples_have_no_errors() -> None:
         pytest.skip("no samples/ in this checkout")
     report = check(samples).report
     assert [f"{d.span} {d.code}: {d.message}" for d in report.errors] == []
+
+
+# ---- TCE windows on a PHB's bus -------------------------------------------------------------
+
+def _pseries(tmp_path: Path, tces: str) -> Path:
+    path = tmp_path / "tce.hv"
+    path.write_text("vm t {\n    arch ppc64le  kvm book3s_hv  memory 1G  cap KVM_CAP_PPC_PAPR on vcpus\n"
+                    f"{tces}}}\n")
+    return path
+
+
+def _tce_codes(path: Path) -> list[str]:
+    return [d.code for d in check([path]).report if d.code.startswith("tce-")]
+
+
+def test_vio_windows_may_share_bus_addresses(tmp_path: Path) -> None:
+    # Every VIO device has its own LIOBN and address space; QEMU starts them all at 0.
+    path = _pseries(tmp_path, "tce vio0 { liobn 0x71000000  window 1G }\ntce vio1 { liobn 0x71000001  window 1G }\n")
+    assert _tce_codes(path) == []
+
+
+def test_a_phb_window_may_sit_just_below_the_mmio_window_or_above_4g(tmp_path: Path) -> None:
+    path = _pseries(tmp_path, "tce a { liobn 0x80000000  window 2G }\n"
+                              "tce b { liobn 0x80000100  window 4G  offset 4G }\n")
+    assert _tce_codes(path) == []
+    path = _pseries(tmp_path, "tce a { liobn 0x80000000  window 2G  offset 64K  page 64K }\n")
+    assert _tce_codes(path) == ["tce-window-overlap"]
+
+
+def test_the_suggested_liobn_gives_the_table_a_phb_of_its_own(tmp_path: Path) -> None:
+    source = (INVALID / "tce-phb-shared.hv").read_text()
+    (finding,) = [d for d in check([INVALID / "tce-phb-shared.hv"]).report if d.code == "tce-phb-shared"]
+    liobn = re.search(r"`liobn (0x[0-9a-f]+)`", finding.help or "").group(1)  # type: ignore[union-attr]
+    fixed = tmp_path / "fixed.hv"
+    fixed.write_text(source.replace("liobn 0x80000001", f"liobn {liobn}"))
+    assert _tce_codes(fixed) == []
+
+
+def test_the_checks_see_the_phbs_and_mmio_window_the_tree_writes(tmp_path: Path) -> None:
+    """tce-phb-shared and tce-window-overlap read the PHB index and the 32-bit MMIO window from
+    target data; the device tree places them with its own constants. They must agree."""
+    from hvconf.arch import spapr_tree
+    from hvconf.compiler import build
+
+    tce_data = load_target("ppc64-spapr").features.tce
+    assert tce_data is not None
+    path = _pseries(tmp_path, "tce a { liobn 0x80000000  window 1G }\ntce b { liobn 0x80000300  window 1G }\n")
+    [built] = build([path]).built
+    dts = built.files["t.dts"].decode()
+    for liobn in (0x80000000, 0x80000300):
+        node = dts.split(f"pci@{liobn:x} {{", 1)[1].split("};", 1)[0]
+        cells = [int(c, 0) for c in re.search(r"ranges = <([^>]*)>", node).group(1).split()]  # type: ignore[union-attr]
+        bus, cpu, size = cells[1] << 32 | cells[2], cells[3] << 32 | cells[4], cells[5] << 32 | cells[6]
+        assert (bus, bus + size) == (tce_data.pci_mem32_bus, 1 << 32)
+        phb = tce_data.phb(liobn)
+        assert phb is not None and cpu == spapr_tree.PCI_BASE + (phb + 1) * spapr_tree.PCI_MEM32_SIZE
+
+
+# ---- VM-wide caps issued on a vCPU fd ----------------------------------------------------------
+
+@pytest.mark.parametrize("statements, codes", [
+    ("cap KVM_CAP_PPC_FWNMI", []),
+    ("cap KVM_CAP_PPC_FWNMI on vcpu 0", ["cap-vm-wide"]),
+    ("cap KVM_CAP_PPC_FWNMI on vcpus", ["cap-vm-wide"]),
+    ("cap KVM_CAP_PPC_FWNMI\n    cap KVM_CAP_PPC_FWNMI on vcpu 0", ["cap-duplicate", "cap-vm-wide"]),  # both vCPU 0
+    ("cap KVM_CAP_PPC_FWNMI on vm", ["cap-wrong-fd"]),
+])
+def test_fwnmi_is_written_once_for_the_vm(tmp_path: Path, statements: str, codes: list[str]) -> None:
+    path = tmp_path / "fwnmi.hv"
+    path.write_text("vm t {\n    arch ppc64le  kvm book3s_hv  memory 1G  vcpus 4  cap KVM_CAP_PPC_PAPR on vcpus\n"
+                    f"    {statements}\n}}\n")
+    found = [d for d in check([path]).report if d.code.startswith("cap-")]
+    assert sorted(d.code for d in found) == codes
+    for d in found:
+        assert "VM-wide" in d.message and "without `on`" in (d.help or "") or d.code == "cap-duplicate", d
+
+
+# ---- HTAB size against memory ----------------------------------------------------------------
+
+@pytest.mark.parametrize("memory, order, codes", [
+    ("1G", 23, []), ("1G", 27, []), ("1G", 28, ["htab-too-large"]), ("1G", 46, ["htab-too-large"]),
+    ("256M", 25, []), ("256M", 26, ["htab-too-large"]), ("1T", 37, []), ("1T", 38, ["htab-too-large"]),
+    ("1G", 47, ["htab-order-range"]),  # out of range: said once, by the range rule
+])
+def test_htab_far_above_auto_warns(tmp_path: Path, memory: str, order: int, codes: list[str]) -> None:
+    # auto = log2(pow2ceil(RAM)) - 7: 23 for 1G, 21 for 256M, 33 for 1T; the warning starts 5 above it
+    path = tmp_path / "htab.hv"
+    path.write_text(f"vm t {{\n    arch ppc64le  kvm book3s_hv  memory {memory}  cap KVM_CAP_PPC_PAPR on vcpus\n"
+                    f"    htab order {order}\n}}\n")
+    assert [d.code for d in check([path]).report if d.code.startswith("htab-")] == codes
+
+
+def test_htab_too_large_is_not_said_where_the_htab_itself_is_wrong(tmp_path: Path) -> None:
+    for flavour_or_mmu in ("kvm book3s_pr", "kvm book3s_hv  mmu radix"):
+        path = tmp_path / "htab.hv"
+        path.write_text(f"vm t {{\n    arch ppc64le  {flavour_or_mmu}  memory 1G  cap KVM_CAP_PPC_PAPR on vcpus\n"
+                        "    htab order 46\n}\n")
+        assert "htab-too-large" not in {d.code for d in check([path]).report}, flavour_or_mmu
 
 
 # ---- abstract VMs and deduplication ----------------------------------------------------

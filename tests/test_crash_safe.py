@@ -100,6 +100,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     root = tmp_path_factory.mktemp("crash")
     shutil.copytree(REPO / "samples", root / "old" / "samples")
     shutil.copytree(REPO / "guests", root / "old" / "guests")
+    (root / "old" / ".git").mkdir()  # a repository: the samples may read ../guests
     shutil.copytree(root / "old", root / "new")
     for name, (before, after) in EDITS.items():
         path = root / "new" / "samples" / f"{name}.hv"

@@ -18,7 +18,7 @@ import pytest
 
 from hvconf import abi
 from hvconf.abi import hcalls as abi_hcalls
-from hvconf.arch import e500_tree, spapr_tree
+from hvconf.arch import e500_spin, e500_tree, spapr_tree
 from hvconf.arch.base import BuildContext
 from hvconf.diagnostics import Report
 from hvconf.emit.dtb import to_dtb
@@ -155,7 +155,7 @@ def build(folder: Path, text: str, *, file: str = "vm.hv") -> Built:
     ctx = BuildContext(vm, target, report, folder, abi.proposed(), hcallset.resolve(vm, target))
     module = spapr_tree if target.arch_module == "ppc64_spapr" else e500_tree
     root = module.device_tree(ctx)
-    return Built(ctx, root, to_dts(root), to_dtb(root), hv)
+    return Built(ctx, root, to_dts(root, reserve=ctx.reserve), to_dtb(root, reserve=ctx.reserve), hv)
 
 
 @pytest.fixture(scope="module")
@@ -468,3 +468,202 @@ def test_byte_channel_console_is_the_stdout_path(built: dict[str, Built]) -> Non
     assert subnodes(fdt, "/cpus") == [f"PowerPC,e500@{i}" for i in range(4)]
     line = line_of(E500_CONSOLE, "console byte_channel")
     assert f'stdout-path = "{BYTE_CHANNEL}"; /* vm.hv:{line}:5 */' in b.dts
+
+
+# ---- e500: what Linux's qemu_e500 platform and ePAPR need, compared with QEMU's ppce500 ------------
+
+MHZ_400 = (400_000_000).to_bytes(4, "big")
+
+
+def cell(*values: int) -> bytes:
+    return b"".join(v.to_bytes(4, "big") for v in values)
+
+
+def text(*values: str) -> bytes:
+    return b"".join(v.encode() + b"\0" for v in values)
+
+
+SAME = "same"  # our tree has QEMU's value
+
+
+@dataclass(frozen=True)
+class QemuProp:
+    """One property hw/ppc/e500.c ppce500_load_device_tree (and e500plat_fixup_devtree) sets, for QEMU's
+    ppce500 machine with 2 CPUs, 256 MiB and a kernel command line; `ours` is where our tree has it
+    (None: not written), `value` QEMU's bytes (None: host- or run-dependent), `ours_value` ours when
+    it differs, `why` the reason for any difference."""
+
+    qemu_node: str
+    name: str
+    value: bytes | None
+    ours: str | None
+    ours_value: bytes | str | None = SAME
+    why: str = ""
+
+
+CPU1_QEMU, CPU1 = "/cpus/PowerPC,8544@1", "/cpus/PowerPC,e500@1"
+SOC, PIC = "/soc@fe0000000", "/soc@fe0000000/pic@40000"
+NO_DEVICE = "hvconf models no such device, so it writes no node for one"
+QEMU_PROPERTIES = [
+    QemuProp("/", "#address-cells", cell(2), "/"),
+    QemuProp("/", "#size-cells", cell(2), "/"),
+    QemuProp("/", "model", text("QEMU ppce500"), "/", text("hvconf ppce500"), "names who built the tree; no kernel "
+             "matches on it"),
+    QemuProp("/", "compatible", text("fsl,qemu-e500"), "/"),
+    QemuProp("/memory", "device_type", text("memory"), "/memory@0"),
+    QemuProp("/memory", "reg", cell(0, 0, 0, 256 << 20), "/memory@0"),
+    QemuProp("/chosen", "bootargs", text("console=ttyS0"), "/chosen"),
+    QemuProp("/chosen", "linux,initrd-start", None, None, None, "only with -initrd; hvconf loads no initrd"),
+    QemuProp("/chosen", "linux,initrd-end", None, None, None, "only with -initrd; hvconf loads no initrd"),
+    QemuProp("/chosen", "qemu,boot-kernel", None, None, None, "tells QEMU's u-boot where -kernel is; hvconf "
+             "boots the kernel directly, with no firmware"),
+    QemuProp("/chosen", "rng-seed", None, None, None, "32 random bytes per boot; hvconf's builds are "
+             "reproducible byte for byte"),
+    QemuProp("/chosen", "linux,stdout-path", None, None, None, "QEMU points it at its ns16550; hvconf at the "
+             "`console byte_channel` node, when there is one (test_byte_channel_console_is_the_stdout_path)"),
+    QemuProp("/chosen", "stdout-path", None, None, None, "as linux,stdout-path"),
+    QemuProp("/hypervisor", "compatible", text("linux,kvm"), "/hypervisor"),
+    QemuProp("/hypervisor", "hcall-instructions", None, "/hypervisor", cell(*PVINFO["pr_e500v2"]),
+             "QEMU asks KVM_PPC_GET_PVINFO; hvconf writes the sequence of the KVM_CAP_SW_TLB mmu and the plan's "
+             "KVM_PPC_GET_PVINFO step refuses a host that answers otherwise"),
+    QemuProp("/hypervisor", "has-idle", b"", "/hypervisor", SAME, "QEMU: when PVINFO has EV_IDLE (every "
+             "kernel); hvconf: when the definition says `idle`"),
+    QemuProp("/cpus", "#address-cells", cell(1), "/cpus"),
+    QemuProp("/cpus", "#size-cells", cell(0), "/cpus"),
+    QemuProp(CPU1_QEMU, "clock-frequency", MHZ_400, CPU1, SAME, "QEMU's PLATFORM_CLK_FREQ_HZ, which it "
+             "writes without KVM; under KVM it copies the host's"),
+    QemuProp(CPU1_QEMU, "timebase-frequency", MHZ_400, CPU1, SAME, "as clock-frequency"),
+    QemuProp(CPU1_QEMU, "device_type", text("cpu"), CPU1),
+    QemuProp(CPU1_QEMU, "reg", cell(1), CPU1),
+    QemuProp(CPU1_QEMU, "d-cache-line-size", cell(32), CPU1),
+    QemuProp(CPU1_QEMU, "i-cache-line-size", cell(32), CPU1),
+    QemuProp(CPU1_QEMU, "d-cache-size", cell(0x8000), CPU1),
+    QemuProp(CPU1_QEMU, "i-cache-size", cell(0x8000), CPU1),
+    QemuProp(CPU1_QEMU, "bus-frequency", cell(0), CPU1),
+    QemuProp(CPU1_QEMU, "status", text("disabled"), CPU1),
+    QemuProp(CPU1_QEMU, "enable-method", text("spin-table"), CPU1),
+    QemuProp(CPU1_QEMU, "cpu-release-addr", cell(0xF, 0xEF00_0020), CPU1, cell(0, 0xEFF040),
+             "QEMU's table is an MMIO device above RAM; hvconf's is RAM the launcher watches (reserved)"),
+    QemuProp("/cpus/PowerPC,8544@0", "status", text("okay"), "/cpus/PowerPC,e500@0"),
+    QemuProp("/aliases", "serial0", None, None, None, NO_DEVICE),
+    QemuProp("/aliases", "pci0", None, None, None, NO_DEVICE),
+    QemuProp(SOC, "device_type", text("soc"), SOC),
+    QemuProp(SOC, "compatible", text("fsl,mpc8544-immr", "simple-bus"), SOC),
+    QemuProp(SOC, "#address-cells", cell(1), SOC),
+    QemuProp(SOC, "#size-cells", cell(1), SOC),
+    QemuProp(SOC, "ranges", cell(0, 0xF, 0xE000_0000, 0x10_0000), SOC),
+    QemuProp(SOC, "bus-frequency", cell(0), SOC),
+    QemuProp(PIC, "device_type", text("open-pic"), PIC),
+    QemuProp(PIC, "compatible", text("fsl,mpic"), PIC),
+    QemuProp(PIC, "reg", cell(0x40000, 0x40000), PIC),
+    QemuProp(PIC, "#address-cells", cell(0), PIC),
+    QemuProp(PIC, "#interrupt-cells", cell(2), PIC),
+    QemuProp(PIC, "phandle", cell(1), PIC),
+    QemuProp(PIC, "linux,phandle", cell(1), PIC),
+    QemuProp(PIC, "interrupt-controller", b"", PIC),
+    QemuProp(f"{SOC}/serial@4500", "compatible", text("ns16550"), None, None, NO_DEVICE),
+    QemuProp(f"{SOC}/i2c@3000", "compatible", text("fsl-i2c"), None, None, NO_DEVICE),
+    QemuProp(f"{SOC}/global-utilities@e0000", "compatible", text("fsl,mpc8544-guts"), None, None,
+             NO_DEVICE + "; a reboot goes through KVM_HC_VM_RESET (the proposal) instead of its RSTCR"),
+    QemuProp(f"{SOC}/msi@41600", "compatible", text("fsl,mpic-msi"), None, None, NO_DEVICE + " (no PCI)"),
+    QemuProp(f"{SOC}/gpio@ff000", "compatible", text("fsl,qoriq-gpio"), None, None,
+             NO_DEVICE + "; power-off goes through KVM_HC_VM_SHUTDOWN (the proposal)"),
+    QemuProp("/pci@fe0008000", "compatible", text("fsl,mpc8540-pci"), None, None, NO_DEVICE),
+    QemuProp("/platform@f00000000", "compatible", text("qemu,platform", "simple-bus"), None, None,
+             "QEMU's bus for -device etsec/pflash; hvconf has neither"),
+]
+
+
+@pytest.fixture(scope="module")
+def qemu_like(tmp_path_factory: pytest.TempPathFactory) -> Built:
+    return build(tmp_path_factory.mktemp("qemu"), """\
+vm q {
+    arch ppc-e500  kvm booke  memory 256M  vcpus 2
+    cap KVM_CAP_SW_TLB on vcpus { mmu e500v2 }
+    hypervisor { idle }
+    cmdline "console=ttyS0"
+}
+""")
+
+
+@pytest.mark.parametrize("row", QEMU_PROPERTIES, ids=[f"{r.qemu_node}:{r.name}" for r in QEMU_PROPERTIES])
+def test_e500_tree_against_qemu_ppce500_property_by_property(qemu_like: Built, row: QemuProp) -> None:
+    if row.ours is None:
+        assert row.why, "a property QEMU sets and hvconf does not must say why"
+        node = qemu_like.fdt.path_offset(row.qemu_node.replace("PowerPC,8544", "PowerPC,e500"),
+                                         quiet=(libfdt.NOTFOUND,))
+        assert node < 0 or raw(qemu_like.fdt, row.qemu_node, row.name) is None
+        return
+    want = row.value if row.ours_value == SAME else row.ours_value
+    assert (row.ours_value == SAME) == (row.why == "" or row.value is not None and want == row.value)
+    assert raw(qemu_like.fdt, row.ours, row.name) == want
+
+
+def test_the_qemu_table_covers_every_property_of_our_platform_nodes(qemu_like: Built) -> None:
+    # Every property of our cpus, /soc and MPIC nodes is one QEMU sets too (a row above).
+    covered = {(r.ours, r.name) for r in QEMU_PROPERTIES if r.ours is not None}
+    fdt = qemu_like.fdt
+    for path in ("/cpus", CPU1, SOC, PIC):
+        offset, names = fdt.first_property_offset(fdt.path_offset(path)), []
+        while offset >= 0:
+            names.append(fdt.get_property_by_offset(offset).name)
+            offset = fdt.next_property_offset(offset, quiet=(libfdt.NOTFOUND,))
+        assert [n for n in names if (path, n) not in covered] == [], path
+
+
+def test_e500_secondaries_wait_in_a_reserved_spin_table(built: dict[str, Built]) -> None:
+    b = built["e500_console"]  # 4 vCPUs
+    fdt = b.fdt
+    for index in range(1, 4):
+        cpu = f"/cpus/PowerPC,e500@{index}"
+        assert strs(fdt, cpu, "enable-method") == ("spin-table",)
+        assert u32s(fdt, cpu, "cpu-release-addr") == (0, e500_spin.ADDRESS + 64 * index)
+        assert strs(fdt, cpu, "status") == ("disabled",)
+    assert raw(fdt, "/cpus/PowerPC,e500@0", "cpu-release-addr") is None
+    assert raw(fdt, "/cpus/PowerPC,e500@0", "enable-method") is None
+    assert [tuple(fdt.get_mem_rsv(i))[-2:] for i in range(fdt.num_mem_rsv())] == [(e500_spin.ADDRESS, 0x1000)]
+    assert "/memreserve/ 0xeff000 0x1000;" in b.dts
+    one = built["e500mc"].fdt  # 1 vCPU: nothing spins, nothing is reserved
+    assert one.num_mem_rsv() == 0 and raw(one, "/cpus/PowerPC,e500@0", "enable-method") is None
+
+
+@pytest.mark.parametrize(("name", "line"), [("e500v2", 32), ("e500mc", 64), ("e500_no_tlb", 32)])
+def test_e500_cpu_nodes_carry_clocks_and_the_mmus_cache_geometry(built: dict[str, Built], name: str,
+                                                                  line: int) -> None:
+    fdt = built[name].fdt
+    cpu = "/cpus/PowerPC,e500@0"
+    assert u32s(fdt, cpu, "timebase-frequency") == u32s(fdt, cpu, "clock-frequency") == (400_000_000,)
+    assert u32s(fdt, cpu, "d-cache-line-size") == u32s(fdt, cpu, "i-cache-line-size") == (line,)
+
+
+@pytest.mark.parametrize("name", [n for n in CASES if n.startswith("e500")])
+def test_every_e500_tree_has_the_mpic_linuxs_qemu_e500_platform_allocates(built: dict[str, Built],
+                                                                           name: str) -> None:
+    # qemu_e500_pic_init: mpic_alloc(NULL, 0, ...) finds the first device_type "open-pic" node, maps its
+    # reg through /soc's ranges, and the platform BUG()s when that fails.
+    fdt = built[name].fdt
+    paths, todo = [], ["/"]
+    while todo:
+        path = todo.pop()
+        paths.append(path)
+        todo += [f"{path.rstrip('/')}/{child}" for child in subnodes(fdt, path)]
+    assert [p for p in paths if raw(fdt, p, "device_type") == b"open-pic\0"] == [PIC]
+    mpic = load_target("ppc-e500").name2device["mpic"]  # the target data describes the same node
+    assert (mpic.node, mpic.device_type, mpic.compatible) == (PIC, "open-pic", strs(fdt, PIC, "compatible"))
+    assert raw(fdt, PIC, "interrupt-controller") == b""
+    assert strs(fdt, SOC, "compatible") == ("fsl,mpc8544-immr", "simple-bus")
+
+
+@needs_dtc
+def test_dtc_reads_the_e500_platform_back_from_the_dtb(built: dict[str, Built], tmp_path: Path) -> None:
+    dtb = tmp_path / "e500.dtb"
+    dtb.write_bytes(built["e500_console"].dtb)
+    shown = subprocess.run([DTC, "-I", "dtb", "-O", "dts", str(dtb)], capture_output=True, text=True)
+    assert (shown.returncode, shown.stderr) == (0, "")
+    lines = [line.strip() for line in shown.stdout.splitlines()]
+    assert ["/memreserve/", "0x0000000000eff000", "0x0000000000001000;"] in [line.split() for line in lines]
+    assert 'enable-method = "spin-table";' in lines
+    assert "cpu-release-addr = <0x00 0xeff0c0>;" in lines
+    assert "timebase-frequency = <0x17d78400>;" in lines
+    assert "ranges = <0x00 0x0f 0xe0000000 0x100000>;" in lines
+    assert 'compatible = "fsl,mpic";' in lines and "interrupt-controller;" in lines

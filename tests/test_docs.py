@@ -1,6 +1,8 @@
 """Keeps docs/language.md true: every ```hv example parses, lowers, passes
 hvconf.check with no unexpected warning and builds; every keyword of
-grammar/hvconf.lark is documented and used in an example. Never edits the page.
+grammar/hvconf.lark is documented and used in an example; the "Construct →
+targets" table says `error` exactly where `setting-unsupported` refuses a
+construct. Never edits the page.
 
 Leading comment lines of an example say how to compile it:
   # fragment: TARGET   statements of one VM of TARGET (a targets/ folder name)
@@ -220,3 +222,58 @@ def test_directives_are_read_from_leading_comments_only() -> None:
     assert first.warns == ("w-1", "w-2")
     assert (second.line, second.fragment, second.file, second.needs, second.warns) == (9, None, "base.hv", (), ())
     assert second.text == "# file: base.hv\nvm b { }\n"
+
+
+# ---- the "Construct → targets" table against the checker ---------------------------------
+
+# A statement of each table row that `setting-unsupported` decides, written as a fragment.
+CONSTRUCT_STATEMENTS = {
+    "`threads`": ["vcpus 2  threads 2"],
+    "`htab`": ["htab auto"],
+    "`rma`": ["rma none"],
+    "`mmu`": ["mmu hash"],
+    "`hcalls` `enforce`": ["hcalls { enforce }"],
+    "`rtas`": ['rtas { token "power-off" 0x2003 }'],
+    "`tce`": ["tce vio0 { liobn 0x71000000  window 256M }"],
+    "`hypervisor`": ["hypervisor { idle }"],
+    "`pv_features`": ["pv_features { pv_eoi }"],
+    "`irqchip`, `pit`": ["irqchip kernel", "pit on"],
+    "`kernel`": ['kernel "vmlinux"'],
+    "`cmdline`": ['cmdline "console=hvc0"'],
+    "`guest`": ['guest "guest.bin"'],
+}
+
+
+def construct_table() -> dict[str, dict[str, str]]:
+    """construct cell -> {target: cell} of the page's "Construct → targets" table."""
+    text = DOC.read_text(encoding="utf-8").split("## Construct → targets", 1)[1]
+    rows = [line for line in text.splitlines() if line.startswith("|")]
+    split = [[cell.strip() for cell in row.strip("|").split("|")] for row in rows]
+    header, body = split[0], split[2:]
+    return {row[0]: dict(zip(header[1:], row[1:])) for row in body}
+
+
+def _unsupported(target: str, statement: str, tmp_path: Path) -> bool:
+    from hvconf.compiler import check
+
+    path = tmp_path / f"{target}.hv"
+    path.write_text(f"vm doc_example {{\n{BASES[target]}\n{statement}\n}}\n", encoding="utf-8")
+    return any(d.code == "setting-unsupported" for d in check([path]).report)
+
+
+def test_construct_table_lists_the_rows_it_is_checked_by() -> None:
+    table = construct_table()
+    assert set(table[next(iter(table))]) == set(BASES), "the table's columns are no longer the targets"
+    missing = sorted(set(CONSTRUCT_STATEMENTS) - set(table))
+    assert not missing, f"rows gone from the table (or renamed): {missing}"
+
+
+@pytest.mark.parametrize("construct", sorted(CONSTRUCT_STATEMENTS))
+def test_construct_table_says_error_exactly_where_the_checker_refuses(construct: str, tmp_path: Path) -> None:
+    """"error" in a cell means `setting-unsupported`; any other word (yes, ignored, ...) means accepted."""
+    for target, cell in construct_table()[construct].items():
+        for statement in CONSTRUCT_STATEMENTS[construct]:
+            refused = _unsupported(target, statement, tmp_path)
+            assert refused == cell.startswith("error"), \
+                f"docs/language.md says {construct} on {target} is {cell!r}, but `{statement}` is " \
+                f"{'refused' if refused else 'accepted'}"

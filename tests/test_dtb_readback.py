@@ -256,3 +256,22 @@ def test_builds_do_not_depend_on_the_hash_seed() -> None:
         for b, boot, res in TREES.values()
     )
     assert digests == {expected}
+
+
+@pytest.mark.parametrize("name", list(TREES))
+def test_value_offsets_point_at_each_propertys_bytes_in_our_dtb(tmp_path: Path, name: str) -> None:
+    # What a launcher overwrites at run time (the e500 cpu clocks) must be where the value really is:
+    # the offsets, read back by libfdt from the same bytes, for every property of every node.
+    from hvconf.emit.dtb import value_offsets
+
+    libfdt = pytest.importorskip("libfdt", reason="pylibfdt is not installed")
+    root, _, dtb, _, _ = _write(tmp_path, name)
+    blob = dtb.read_bytes()
+    fdt = libfdt.Fdt(blob)
+    for prop_name in {p.name for node in root.walk() for p in node.props}:
+        found = value_offsets(blob, prop_name)
+        assert [path for path, _ in found] == [n.path for n in root.walk() if any(p.name == prop_name
+                                                                                   for p in n.props)]
+        for path, at in found:
+            value = bytes(fdt.getprop(fdt.path_offset(path), prop_name))
+            assert blob[at : at + len(value)] == value, (path, prop_name)

@@ -6,7 +6,11 @@ table, kept complete against the codes the stages' sources emit.
 from __future__ import annotations
 
 import json
+import os
 import re
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
@@ -46,6 +50,7 @@ BARE = Diagnostic("abi-overrides-invalid", Severity.WARNING, "no place", None)
 @pytest.fixture(autouse=True)
 def _in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)  # SARIF's %SRCROOT% is the working directory
+    monkeypatch.delenv("GITHUB_WORKSPACE", raising=False)  # set when the suite itself runs in Actions
 
 
 # --- json ---------------------------------------------------------------------------------------
@@ -176,6 +181,55 @@ def test_github_escapes_properties_and_data_as_the_toolkit_does() -> None:
     odd = Diagnostic("syntax-error", Severity.NOTE, "two\nlines", Span("dir,x/a:b.hv", 1, 2, 1, 3))
     assert command(odd) == ("::notice file=dir%2Cx/a%3Ab.hv,line=1,col=2,endLine=1,endColumn=3,"
                             "title=hvconf (syntax-error)::two%0Alines")
+
+
+def _github_files(tmp_path: Path, cwd: Path, *args: str, workspace: Path | None = None) -> list[str]:
+    """The `file=` of each annotation of a real `hvconf check --format github ARGS` run in `cwd`."""
+    env = {k: v for k, v in os.environ.items() if k != "GITHUB_WORKSPACE"}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    if workspace is not None:
+        env["GITHUB_WORKSPACE"] = str(workspace)
+    done = subprocess.run([sys.executable, "-m", "hvconf", "check", "--format", "github", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    return re.findall(r"^::error file=([^,]*),", done.stdout, re.MULTILINE)
+
+
+@pytest.fixture
+def repository(tmp_path: Path) -> Path:
+    """A git repository with a bad definition two folders down and an empty folder beside it."""
+    if shutil.which("git") is None:
+        pytest.skip("needs git")
+    repo = tmp_path / "repo"
+    (repo / "vms" / "pseries").mkdir(parents=True)
+    (repo / "docs").mkdir()
+    subprocess.run(["git", "init", "-q", str(repo)], check=True, timeout=60)
+    (repo / "vms" / "pseries" / "bad.hv").write_text(SOURCE)
+    return repo
+
+
+@pytest.mark.parametrize("cwd, arg", [
+    ("vms/pseries", "bad.hv"), ("docs", "../vms/pseries/bad.hv"), ("vms", "."), ("docs", "{repo}/vms/pseries/bad.hv"),
+])
+def test_github_paths_are_relative_to_the_repository_root_from_any_folder(repository: Path, tmp_path: Path,
+                                                                          cwd: str, arg: str) -> None:
+    assert _github_files(tmp_path, repository / cwd, arg.format(repo=repository)) == ["vms/pseries/bad.hv"]
+
+
+def test_github_paths_start_at_the_actions_workspace_when_it_is_set(repository: Path, tmp_path: Path) -> None:
+    # A checkout into a subfolder (actions/checkout `path:`): GITHUB_WORKSPACE is above the git top level.
+    assert _github_files(tmp_path, repository / "docs", "../vms/pseries/bad.hv", workspace=tmp_path) == \
+        ["repo/vms/pseries/bad.hv"]
+    # Through a symlinked working copy the real paths still nest.
+    link = tmp_path / "link"
+    link.symlink_to(repository, target_is_directory=True)
+    assert _github_files(tmp_path, link / "vms", "pseries/bad.hv", workspace=repository) == ["vms/pseries/bad.hv"]
+
+
+def test_github_paths_outside_any_repository_stay_as_given(tmp_path: Path) -> None:
+    (tmp_path / "loose").mkdir()
+    (tmp_path / "loose" / "bad.hv").write_text(SOURCE)
+    assert _github_files(tmp_path, tmp_path, "loose/bad.hv") == ["loose/bad.hv"]
 
 
 # --- text ---------------------------------------------------------------------------------------

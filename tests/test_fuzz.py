@@ -26,7 +26,8 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:  # the fuzz package lives beside hvconf, not inside it
     sys.path.insert(0, str(REPO))
 
-from fuzz.cases import CORPUS, Mutator, grammar_text, seed_texts, tokens, workspace  # noqa: E402
+from fuzz.cases import (CORPUS, PATH_STATEMENTS, PATHS, SECRET, Mutator, grammar_text, seed_texts,  # noqa: E402
+                        tokens, workspace)
 from fuzz.oracle import Finding, cli_batch, run_case  # noqa: E402
 
 GRAMMAR_CASES = 300
@@ -137,6 +138,34 @@ def test_cli_rlimit_really_limits(ws: Path) -> None:
     done = subprocess.run([sys.executable, "-c", f"bytearray({CLI_ADDRESS_SPACE})"], capture_output=True,
                           text=True, timeout=30, preexec_fn=_limit_address_space, check=False)
     assert done.returncode != 0 and "MemoryError" in done.stderr
+
+
+@pytest.mark.parametrize("path", PATHS, ids=lambda p: p.strip('"')[:40])
+def test_every_hostile_path_through_every_construct_ends_in_diagnostics(ws: Path, path: str) -> None:
+    # Symlink fan-outs and loops, links and `..` out of the project, host and special files and
+    # over-long names, as an include, a kernel and a guest: located errors, never SECRET, no hang.
+    base = (REPO / "samples" / "x86-hello.hv").read_text()
+    for text in (f"include {path}\n{base}",
+                 *(base.replace("{", f"{{\n    {kind} {path}", 1) for kind in PATH_STATEMENTS)):
+        finding = run_case(text.encode(), ws, seconds=CASE_SECONDS)
+        assert finding is None, f"{text[:200]!r}\n{finding}"
+
+
+def test_the_fuzz_workspace_really_has_the_hostile_tree(ws: Path) -> None:
+    # The cases above prove little if the links do not resolve as intended.
+    assert (ws / "l1" / "l2" / "fan.hv").resolve() == (ws / "fan.hv").resolve()
+    assert SECRET in (ws / "out" / "secret.hv").read_text()
+    assert (ws / "loop").is_symlink() and not (ws / "dangling.hv").exists()
+    assert not (ws / "out").resolve().is_relative_to(ws.parent.resolve())
+
+
+def test_the_oracle_reports_leaks_of_outside_files(ws: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import hvconf.render
+
+    good = (REPO / "samples" / "x86-hello.hv").read_bytes()
+    monkeypatch.setattr(hvconf.render, "render_report", lambda report, **kw: f"oops {SECRET}")
+    finding = run_case(good, ws)
+    assert finding is not None and "outside the project" in finding.detail
 
 
 def test_the_oracle_reports_crashes_hangs_and_bad_results(ws: Path, monkeypatch: pytest.MonkeyPatch) -> None:

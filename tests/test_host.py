@@ -104,7 +104,7 @@ def test_saved_probe_is_this_machine() -> None:
 
 def test_saved_probe_shows_the_sys_fd_vm_fd_difference() -> None:
     facts = load_host_facts(X86)
-    # kvm-abi-facts §8: bit 2 of X2APIC_API is masked on a VM without split irqchip
+    # bit 2 of X2APIC_API is masked on a VM without split irqchip (docs/kernel-facts.md#x86-host-probe)
     assert facts.name2cap["KVM_CAP_X2APIC_API"].system == 15
     assert facts.cap_value("KVM_CAP_X2APIC_API", 0) == (11, "a VM fd of type 0 (KVM_X86_DEFAULT_VM)")
     assert facts.max_vcpus(0) == (1024, "KVM_CAP_MAX_VCPUS")
@@ -257,6 +257,26 @@ def test_wrong_arch(tmp_path: Path) -> None:
     # a VM with errors has no plan: the arch still decides, and nothing else is held against the host
     bad = write_hv(tmp_path, "vm p {\n arch ppc64le\n memory 256M\n vcpus 3000\n}\n")
     assert [d.code for d in host_findings([bad], load_host_facts(X86))] == ["host-wrong-arch"]
+
+
+def _wrong_arch_help(*options: str) -> str:
+    done = subprocess.run([sys.executable, "-m", "hvconf", "check", "--format", "json", *options,
+                           str(SAMPLES / "pseries.hv")], capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    [finding] = [d for d in json.loads(done.stdout) if d["code"] == "host-wrong-arch"]
+    return str(finding["help"])
+
+
+def test_wrong_arch_help_fits_saved_facts() -> None:
+    """It used to say "drop `--host`" to someone who had passed --host-facts."""
+    help_ = _wrong_arch_help("--host-facts", str(X86))
+    assert "a ppc64le host" in help_ and "without `--host` or `--host-facts`" in help_, help_
+
+
+@pytest.mark.kvm
+def test_wrong_arch_help_fits_a_probe() -> None:
+    help_ = _wrong_arch_help("--host")
+    assert "a ppc64le host" in help_ and "without `--host` or `--host-facts`" in help_, help_
 
 
 def test_too_many_vcpus(tmp_path: Path) -> None:

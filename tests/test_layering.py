@@ -1,4 +1,4 @@
-"""The dependency rule of design.md §3: the compiler never imports the KVM
+"""The dependency rule of README.md#how-it-is-built: the compiler never imports the KVM
 runtime or cffi (nor opens /dev/kvm), and the runtime needs none of the
 compiler's libraries, so it can run alone on a ppc64le host with cffi only."""
 

@@ -3,6 +3,7 @@ names beside numbers, checked on the bundled samples."""
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -70,7 +71,9 @@ def test_order_is_the_order_kvm_needs(sample: str) -> None:
             assert step["fd"] in created, step
     runs = [i for i, (_, n) in enumerate(names) if n == "KVM_RUN"]
     assert runs == list(range(len(names) - len(runs), len(names)))
-    assert len(runs) == len(created)
+    # every vCPU runs, except those the guest starts itself (s390: SIGP START/RESTART)
+    stopped = {f"vcpu:{i}" for i in plan["launcher"].get("s390", {}).get("stopped_until_sigp", ())}
+    assert {plan["steps"][i]["fd"] for i in runs} == created - stopped and len(runs) == len(created - stopped)
 
 
 @pytest.mark.parametrize("sample", ["x86-hello.hv", "x86-pvspinlock.hv"])
@@ -143,3 +146,68 @@ def test_unmerged_numbers_from_an_overrides_file(tmp_path: Path) -> None:
     assert built.plan["requires"]["unmerged"] == []
     cap = next(s for s in built.plan["steps"] if s["ioctl"] == "KVM_ENABLE_CAP" and s["fd"] == "vm")
     assert cap["args"]["cap_nr"] == 300
+
+
+def _plan_of_text(tmp_path: Path, body: str) -> dict[str, Any]:
+    path = tmp_path / "vm.hv"
+    path.write_text(f"vm smt {{\n    arch ppc64le  memory 1G  cap KVM_CAP_PPC_PAPR on vcpus\n{body}}}\n")
+    result = compiler.build([path])
+    assert not result.report.has_errors, [d.message for d in result.report]
+    [built] = result.built
+    plan: dict[str, Any] = built.plan
+    plan["dts"] = built.files["smt.dts"].decode()
+    return plan
+
+
+def _smt_steps(plan: dict[str, Any]) -> list[dict[str, Any]]:
+    return [s for s in plan["steps"] if s["ioctl"] == "KVM_ENABLE_CAP" and s["args"]["cap"] == "KVM_CAP_PPC_SMT"]
+
+
+def test_threads_set_kvms_virtual_smt_mode_before_the_vcpus(tmp_path: Path) -> None:
+    """KVM-HV starts in SMT1; without KVM_CAP_PPC_SMT the tree's SMT4 cores are not KVM's."""
+    plan = _plan_of_text(tmp_path, "    kvm book3s_hv  vcpus 8\n    threads 4\n")
+    [smt] = _smt_steps(plan)
+    assert (smt["fd"], smt["args"]["args"], smt["source"]) == ("vm", [4, 0, 0, 0], "vm.hv:4:5")
+    first_vcpu = next(i for i, s in enumerate(plan["steps"]) if s["ioctl"] == "KVM_CREATE_VCPU")
+    assert plan["steps"].index(smt) < first_vcpu
+    assert "KVM_CAP_PPC_SMT" in {c["cap"] for c in plan["requires"]["caps"]}
+    # the tree's cores have as many threads as the mode KVM is given
+    servers = [len(m.split()) for m in re.findall(r"ibm,ppc-interrupt-server#s = <([^>]*)>", plan["dts"])]
+    assert servers == [smt["args"]["args"][0]] * 2
+
+
+def test_a_hand_written_smt_mode_is_the_only_one(tmp_path: Path) -> None:
+    plan = _plan_of_text(tmp_path, "    kvm book3s_hv  vcpus 8  threads 4\n    cap KVM_CAP_PPC_SMT { vsmt_mode 8 }\n")
+    assert [s["args"]["args"] for s in _smt_steps(plan)] == [[8, 0, 0, 0]]
+
+
+@pytest.mark.parametrize("body", ["    kvm book3s_hv  vcpus 8\n", "    kvm book3s_pr  vcpus 2\n"])
+def test_one_thread_per_core_leaves_the_smt_mode_alone(tmp_path: Path, body: str) -> None:
+    assert _smt_steps(_plan_of_text(tmp_path, body)) == []
+
+
+def _fwnmi_fds(plan: dict[str, Any]) -> list[str]:
+    return [s["fd"] for s in plan["steps"] if s["ioctl"] == "KVM_ENABLE_CAP" and s["args"]["cap"] == "KVM_CAP_PPC_FWNMI"]
+
+
+def test_a_vm_wide_vcpu_cap_is_enabled_once_on_vcpu_0(tmp_path: Path) -> None:
+    """KVM_CAP_PPC_FWNMI goes to a vCPU fd but sets kvm->arch.fwnmi_enabled: once is the whole VM."""
+    assert _fwnmi_fds(_plan_of_text(tmp_path, "    kvm book3s_hv  vcpus 4\n    cap KVM_CAP_PPC_FWNMI\n")) == ["vcpu:0"]
+    assert _fwnmi_fds(plan_of("pseries.hv")) == ["vcpu:0"]
+    # written for one vCPU it goes there (cap-vm-wide warns that it is still VM-wide)
+    on_two = _plan_of_text(tmp_path, "    kvm book3s_hv  vcpus 4\n    cap KVM_CAP_PPC_FWNMI on vcpu 2\n")
+    assert _fwnmi_fds(on_two) == ["vcpu:2"]
+
+
+def test_s390_starts_the_ipl_vcpu_only_and_leaves_the_others_stopped() -> None:
+    """Only vCPU 0 gets the IPL PSW and runs; the others wait stopped for the guest's SIGP."""
+    mp = {s["fd"]: s["args"] for s in steps("s390x.hv", "KVM_SET_MP_STATE")}
+    assert mp == {"vcpu:0": {"mp_state": 7, "state": "KVM_MP_STATE_OPERATING"},
+                  "vcpu:1": {"mp_state": 5, "state": "KVM_MP_STATE_STOPPED"}}
+    assert [s["fd"] for s in steps("s390x.hv", "KVM_S390_SET_INITIAL_PSW")] == ["vcpu:0"]
+    vcpu0 = [s["ioctl"] for s in steps("s390x.hv", fd="vcpu:0")]
+    # KVM_S390_SET_INITIAL_PSW answers EBUSY once the vCPU is operating
+    assert vcpu0 == ["KVM_S390_SET_INITIAL_PSW", "KVM_SET_MP_STATE", "KVM_RUN"]
+    assert [s["fd"] for s in steps("s390x.hv", "KVM_RUN")] == ["vcpu:0"]
+    assert plan_of("s390x.hv")["launcher"] == {"s390": {"stopped_until_sigp": [1]}}
+    assert "KVM_CAP_MP_STATE" in {c["cap"] for c in plan_of("s390x.hv")["requires"]["caps"]}

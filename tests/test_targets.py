@@ -34,7 +34,8 @@ HCALL_TABLE: dict[str, Callable[[str], Any]] = {
     "s390x": lambda name: abi_hcalls.s390_diag500()[name],
 }
 
-# ppc-anchors §2.3: the ibm,hypertas-functions strings QEMU advertises (minus watchdog).
+# The ibm,hypertas-functions strings QEMU spapr_dt_rtas advertises, minus watchdog
+# (docs/kernel-facts.md#hypertas-function-sets).
 HYPERTAS = {
     "hcall-pft", "hcall-term", "hcall-dabr", "hcall-interrupt", "hcall-tce", "hcall-vio",
     "hcall-splpar", "hcall-join", "hcall-bulk", "hcall-set-mode", "hcall-sprg0", "hcall-copy",

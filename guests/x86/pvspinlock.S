@@ -14,7 +14,7 @@
  *
  * The lock spins with `pause`; a PV spinlock would halt and be woken with
  * KVM_HC_KICK_CPU, but a vmcall never returns on the nested development
- * host (design.md section 8). Load it page-aligned below 1 MiB (the sample
+ * host (docs/kernel-facts.md#the-x86_64-host). Load it page-aligned below 1 MiB (the sample
  * uses `at 0x10000`): the STARTUP vector is a page number below 1 MiB.
  * Not linked: addresses are symbol differences added to the load address.
  * Tests: tests/kvm/test_guests.py.

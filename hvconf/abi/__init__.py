@@ -189,7 +189,10 @@ def kvm_feature(name: str) -> KvmFeature:
 
 
 def proposed(overrides: Path | None = None) -> ProposedAbi:
-    """The unmerged ePAPR proposal (seed 002); numbers only from an `overrides` TOML file."""
+    """The unmerged ePAPR proposal; numbers only from an `overrides` TOML file.
+
+    Why it has none: docs/kernel-facts.md#the-unmerged-epapr-proposal.
+    """
     from hvconf.abi import proposal
 
     return proposal.proposed(overrides)

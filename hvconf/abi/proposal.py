@@ -1,4 +1,6 @@
-"""The unmerged ePAPR proposal (seed 002) as data: names without numbers, plus user overrides.
+"""The unmerged ePAPR proposal as data: names without numbers, plus user overrides.
+
+The proposal and why it has no numbers: docs/kernel-facts.md#the-unmerged-epapr-proposal.
 
 proposed.toml lists the proposed names and assigns no numbers (upstream never
 did). A user with a patched kernel supplies numbers in their own TOML file
@@ -8,6 +10,9 @@ invents numbers. Tests: tests/test_abi.py.
 
 from __future__ import annotations
 
+import errno
+import os
+import stat
 import tomllib
 from collections.abc import Callable, Mapping
 from functools import lru_cache
@@ -18,17 +23,36 @@ from hvconf.abi.rows import CapInfo, ExitInfo, ProposedAbi, ProposedItem, X86Hyp
 from hvconf.abi.tables import raw
 
 NUMBERED_KINDS = ("cap", "exit", "hcall")
+MAX_OVERRIDES_BYTES = 1 << 20  # a table of a few dozen numbers; `--abi-overrides /dev/zero` never ended
 
 
 def proposed_names() -> tuple[str, ...]:
     return tuple(raw("proposed")["items"])
 
 
+def _read_regular(path: Path, limit: int) -> bytes:
+    """At most `limit` + 1 bytes of the regular file `path`: O_NONBLOCK and the fstat refuse a FIFO
+    or device instead of blocking on it or reading it forever."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file")
+        with open(fd, "rb", closefd=False) as file:
+            return file.read(limit + 1)
+    finally:
+        os.close(fd)
+
+
 def _read_overrides(path: Path, items: dict[str, ProposedItem]) -> dict[str, int]:
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        raw_bytes = _read_regular(path, MAX_OVERRIDES_BYTES)
+        if len(raw_bytes) > MAX_OVERRIDES_BYTES:
+            raise OSError(errno.EFBIG, f"larger than {MAX_OVERRIDES_BYTES} bytes")
+        data = tomllib.loads(raw_bytes.decode("utf-8"))
     except OSError as err:
         raise AbiError(f"{path}: cannot read proposed-ABI overrides: {err.strerror}") from err
+    except UnicodeDecodeError as err:
+        raise AbiError(f"{path}: not UTF-8 text (byte {err.start})") from err
     except tomllib.TOMLDecodeError as err:
         raise AbiError(f"{path}: not valid TOML: {err}") from err
     extra = set(data) - {"numbers"}

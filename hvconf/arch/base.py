@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from hvconf.emit.fdt import Node
     from hvconf.emit.plan import Plan
     from hvconf.model.target import Target
+    from hvconf.syntax.paths import Scope
 
 
 @dataclass
@@ -32,7 +33,18 @@ class BuildContext:
     hcalls: HcallSet
     images: dict[str, bytes] = field(default_factory=dict)  # output file name -> bytes loaded into the guest
     dtb: bytes | None = None  # the device tree blob, built before the plan that loads it
+    reserve: list[tuple[int, int]] = field(default_factory=list)  # (address, size): the DTB's /memreserve/ entries
     inputs: dict[str, str] = field(default_factory=dict)  # extra input files (guest sources): path -> sha256
+    # Where guest sources, kernels and what a guest source includes may be read from; None:
+    # the project of root_dir (hvconf/syntax/paths.py), without folders allowed on the command line.
+    scope: "Scope | None" = None
+
+    def input_scope(self) -> "Scope":
+        from hvconf.syntax.paths import scope_for
+
+        if self.scope is None:
+            self.scope = scope_for(self.root_dir / "-")  # a file of root_dir: its project
+        return self.scope
 
 
 class ArchModule(Protocol):

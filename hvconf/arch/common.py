@@ -7,18 +7,23 @@ in between. Tested through tests/test_plan.py and the golden tests.
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import os
 from pathlib import Path
 from typing import Any, Iterable
 
+from hvconf.arch import e500_tlb
 from hvconf.arch.base import BuildContext
-from hvconf.diagnostics import Span
+from hvconf.diagnostics import Diagnostic, Severity, Span
 from hvconf.emit.guest import GuestBuildError, assemble
 from hvconf.emit.plan import Plan, source_of
-from hvconf.model import capargs, ir
-from hvconf.syntax.loader import read_regular
+from hvconf.model import capargs, inputs, ir
+from hvconf.syntax.paths import MISSING, TOO_LARGE, PathRefused, read_checked
+
+
+# caps.toml `encoder` -> the function turning a cap's typed arguments into the `config`
+# the runtime builds args[0]'s struct from.
+ENCODERS = {"sw_tlb": e500_tlb.config}
 
 
 def vcpu_fd(index: int) -> str:
@@ -70,11 +75,14 @@ def user_caps(plan: Plan, ctx: BuildContext, *, vcpu: int | None) -> None:
         else:
             if scope != "vcpu" or (use.scope == "vcpu" and use.vcpu != vcpu):
                 continue
+            if row.vm_wide and use.scope is None and vcpu != 0:  # one KVM_ENABLE_CAP sets it for the VM
+                continue
             fd = vcpu_fd(vcpu)
         encoded = capargs.encode(row, use)
         extra: dict[str, Any] = dict(encoded.names)
         if encoded.struct:
-            extra = {"config": encoded.struct, **extra}
+            config = ENCODERS[row.encoder](ctx, encoded) if row.encoder else encoded.struct
+            extra = {"config": config, **extra}
         enable_cap(plan, ctx, fd, use.name, encoded.args, use.span, **extra)
 
 
@@ -105,39 +113,41 @@ def add_image(plan: Plan, ctx: BuildContext, name: str, file_name: str, data: by
 
 def source_file(ctx: BuildContext, path: str, span: Span | None) -> Path:
     """A file named in a definition: relative to the .hv file that names it."""
-    base = Path(os.path.abspath(span.file)).parent if span is not None else ctx.root_dir
-    return base / path
+    return inputs.source_path(path, span, ctx.root_dir)
 
 
 MAX_IMAGE_BYTES = 1 << 30  # no guest image hvconf copies is near this; /proc files never end
 
 
 def read_input(ctx: BuildContext, path: Path) -> bytes:
-    """A guest or kernel image: a regular file that fits in the guest's memory. Raises
-    OSError (with a readable strerror) for anything else, without blocking or slurping."""
+    """A guest or kernel image: a regular file of the project that fits in the guest's memory.
+    Raises PathRefused (hvconf/syntax/paths.py) for anything else, without blocking or slurping."""
     limit = min(ctx.vm.memory or MAX_IMAGE_BYTES, MAX_IMAGE_BYTES)
-    data = read_regular(path, limit)
+    _, data = read_checked(path, ctx.input_scope(), limit)
     if len(data) > limit:
-        raise OSError(errno.EFBIG, f"larger than the guest's {limit:#x} bytes of memory")
+        raise PathRefused(TOO_LARGE, f"it is larger than the guest's {limit:#x} bytes of memory")
     ctx.inputs[Path(os.path.relpath(path, ctx.root_dir)).as_posix()] = hashlib.sha256(data).hexdigest()
     return data
 
 
 def kernel_image(plan: Plan, ctx: BuildContext, *, load: int) -> None:
     """`kernel "FILE"`: copied into the outputs when it exists; otherwise the
-    launcher must be given `--kernel FILE` (a build machine rarely has the kernel)."""
+    launcher must be given `--kernel FILE` (a build machine rarely has the kernel).
+    A kernel outside the project, or not a readable regular file, is an error."""
     vm = ctx.vm
     if vm.kernel is None:
         return
     span = vm.span_of("kernel")
-    path = source_file(ctx, vm.kernel, span)
-    why = "does not exist (yet)"
-    if path.is_file():
-        try:
-            add_image(plan, ctx, "kernel", "kernel.img", read_input(ctx, path), load, span, format="flat")
+    try:
+        add_image(plan, ctx, "kernel", "kernel.img", read_input(ctx, source_file(ctx, vm.kernel, span)), load, span,
+                  format="flat")
+        return
+    except PathRefused as err:
+        refused = inputs.refusal("kernel", vm.kernel, err, span)  # None: missing or too large, a warning
+        if refused is not None:
+            ctx.report.add(refused)
             return
-        except OSError as err:  # a /proc file, a FIFO swapped in, an image larger than memory
-            why = f"cannot be used ({err.strerror})"
+        why = "does not exist (yet)" if err.kind == MISSING else f"cannot be used ({err.reason})"
     ctx.report.warning("kernel-missing", f"kernel '{vm.kernel}' {why}; the launcher needs "
                        "--kernel FILE to run this VM", span)
     plan.images.append({"name": "kernel", "path": None, "guest_phys_addr": load, "hint": vm.kernel,
@@ -146,14 +156,31 @@ def kernel_image(plan: Plan, ctx: BuildContext, *, load: int) -> None:
 
 def guest_bytes(ctx: BuildContext, *, arch: str, code16: bool = False) -> bytes | None:
     """`guest "FILE"`: a `.S` source assembled for `arch` (GNU as), or a flat binary as it is.
-    None, with `guest-build-failed` reported, when it cannot be read or built."""
+    None, with a diagnostic reported, when it cannot be read or built: the path's own
+    (hvconf/model/inputs.py), at the guest source's line for what it includes, else
+    `guest-build-failed`."""
     guest = ctx.vm.guest
     assert guest is not None
     path = source_file(ctx, guest.path, guest.span)
     try:
         source = read_input(ctx, path)
-        return assemble(path, arch=arch, code16=code16) if path.suffix == ".S" else source
-    except (OSError, GuestBuildError) as err:
-        message = err.strerror if isinstance(err, OSError) else str(err)
-        ctx.report.error("guest-build-failed", f"cannot build guest image '{guest.path}': {message}", guest.span)
-        return None
+        return assemble(path, arch=arch, code16=code16, scope=ctx.input_scope()) if path.suffix == ".S" else source
+    except PathRefused as err:
+        found = inputs.refusal("guest", guest.path, err, guest.span)
+        message = err.reason
+    except GuestBuildError as err:
+        found = _refused_by_source(err, guest.span)
+        message = str(err)
+    ctx.report.add(found or Diagnostic("guest-build-failed", Severity.ERROR,
+                                       f"cannot build guest image '{guest.path}': {message}", guest.span))
+    return None
+
+
+def _refused_by_source(err: GuestBuildError, guest: Span | None) -> Diagnostic | None:
+    """A path the guest source made `as` read, refused: at its directive when one is known
+    (a name that is no plain string there too, as `guest-build-failed`), else at `guest`."""
+    if err.span is not None:
+        found = inputs.directive_refusal(err.kind, err.message, err.span)
+        return found or Diagnostic("guest-build-failed", Severity.ERROR, err.message, err.span)
+    template = inputs.PATH_REFUSALS.get(err.kind or "")
+    return template._replace(message=err.message, span=guest) if template is not None else None

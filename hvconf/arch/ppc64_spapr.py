@@ -1,7 +1,8 @@
 """sPAPR (pseries) plans for Book3S HV and PR.
 
-Order as QEMU's spapr machine issues it (ppc-anchors §6.2): VM of the
-flavour's type, VM-wide caps, in-kernel hcall toggles, HTAB, TCE tables,
+Order as QEMU's spapr machine issues it (hw/ppc/spapr.c spapr_machine_init): VM of the
+flavour's type, VM-wide caps (the virtual SMT mode `threads` asks for among
+them), in-kernel hcall toggles, HTAB, TCE tables,
 in-kernel RTAS tokens, RAM, then per vCPU: create, caps (PAPR), registers;
 then KVM_RUN. The device tree lives in spapr_tree.py.
 Tested by tests/test_plan.py and the golden tests.
@@ -38,6 +39,23 @@ def htab_order(ctx: BuildContext) -> int | None:
     assert vm.memory is not None  # lowering reports a missing `memory`; no plan is built after an error
     order = max(vm.memory - 1, 1).bit_length() - htab.auto_shift  # log2(pow2ceil(RAM)) - 7
     return min(max(order, htab.order_min), htab.order_max)
+
+
+SMT_CAP = "KVM_CAP_PPC_SMT"
+
+
+def _smt(plan: Plan, ctx: BuildContext) -> None:
+    """`threads N` on a flavour with KVM_CAP_PPC_SMT: the virtual SMT mode N, before any vCPU,
+    as QEMU's spapr_set_vsmt_mode sets it. KVM-HV otherwise emulates SMT1 (book3s_hv.c
+    kvmppc_core_init_vm_hv: emul_smt_mode = 1) and drops a guest's doorbells to the sibling
+    threads the device tree gives it (kvmppc_emulate_doorbell_instr). A `cap KVM_CAP_PPC_SMT`
+    written by hand sets the mode itself (vsmt-below-threads holds it to >= threads)."""
+    vm, row = ctx.vm, ctx.target.name2cap.get(SMT_CAP)
+    if vm.threads <= 1 or row is None or vm.flavour not in (row.flavours or ()):
+        return
+    if any(use.name == SMT_CAP for use in vm.caps):
+        return
+    common.enable_cap(plan, ctx, "vm", SMT_CAP, [vm.threads, 0, 0, 0], vm.spans.get("threads") or vm.span_of("vcpus"))
 
 
 def _hcall_toggles(plan: Plan, ctx: BuildContext) -> None:
@@ -116,6 +134,7 @@ def plan(ctx: BuildContext) -> Plan:
     p = common.new_plan(ctx, host_arch=vm.arch or "ppc64le")
     common.create_vm(p, ctx)
     common.user_caps(p, ctx, vcpu=None)
+    _smt(p, ctx)
     _hcall_toggles(p, ctx)
     order = htab_order(ctx)
     if order is not None:

@@ -1,4 +1,4 @@
-"""hvconf.check: every rule of design.md §6 as a named Check, and the entry
+"""hvconf.check: every rule as a named Check (docs/diagnostics.md lists them), and the entry
 point the compiler calls for each VM.
 
 CHECKS lists the rules explicitly, topic by topic (no registration by import
@@ -20,6 +20,7 @@ from hvconf.model import ir
 if TYPE_CHECKING:
     from hvconf.model.host import HostFacts
     from hvconf.model.target import Target
+    from hvconf.syntax.paths import Scope
 
 CHECKS: tuple[Check, ...] = (
     caps.CHECKS + hcalls.CHECKS + x86.CHECKS + spapr.CHECKS + epapr.CHECKS + platform.CHECKS
@@ -34,8 +35,8 @@ HOST_CHECKS: tuple[Check, ...] = host_rules.CHECKS
 ABSTRACT_CODES: frozenset[str] = frozenset({
     "unknown-cap", "cap-bad-args", "unknown-hcall", "unknown-preset", "hcall-wrong-arch",
     "unknown-pv-feature", "unknown-console", "unknown-mode", "tce-liobn-duplicate", "tce-page-size",
-    "tce-window-align", "tce-window-overflow", "rtas-token-duplicate", "hcall-instructions-length",
-    "guest-format",
+    "tce-window-align", "tce-window-overflow", "tce-window-overlap", "tce-phb-shared", "rtas-token-duplicate",
+    "hcall-instructions-length", "guest-format",
 })
 
 
@@ -43,9 +44,11 @@ def by_code() -> dict[str, Check]:
     return {c.code: c for c in CHECKS}
 
 
-def run_checks(vm: ir.Vm, target: "Target", report: Report, host: "HostFacts | None" = None) -> None:
+def run_checks(vm: ir.Vm, target: "Target", report: Report, host: "HostFacts | None" = None,
+               scope: "Scope | None" = None) -> None:
     """Run every rule on `vm` (only ABSTRACT_CODES for an abstract VM), then HOST_CHECKS
-    against `host` for a concrete VM, into `report`.
+    against `host` for a concrete VM, into `report`. `scope` is where the VM's files may be
+    read from (its program's; by default its file's project).
 
     A finding already in the report (same code, span and message) is not added
     again: a base's statement checked through two derived VMs is reported once.
@@ -53,7 +56,7 @@ def run_checks(vm: ir.Vm, target: "Target", report: Report, host: "HostFacts | N
     checks = [c for c in CHECKS if not vm.abstract or c.code in ABSTRACT_CODES]
     checks += HOST_CHECKS if host is not None and not vm.abstract else ()
     local = Report()
-    run(checks, CheckContext(vm, target, local, host=host))
+    run(checks, CheckContext(vm, target, local, host=host, scope=scope))
     for diagnostic in local.diagnostics:
         report.add_new(diagnostic)
 

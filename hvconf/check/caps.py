@@ -90,12 +90,26 @@ def cap_wrong_fd(ctx: CheckContext) -> None:
         row = rows.get(use.name)
         if row is None or row.scope == "check" or row.managed or fd_kind(use, row) == row.scope:
             continue
-        if row.scope == "vcpu":
+        if row.scope == "vcpu" and row.vm_wide:
+            ctx.emit(use.span, f"{use.name} is VM-wide, but the kernel takes it on a vCPU fd only, not on the vm fd",
+                     help=f"write `cap {use.name}` without `on`: hvconf enables it once, on vCPU 0")
+        elif row.scope == "vcpu":
             ctx.emit(use.span, f"{use.name} is enabled on vCPU fds, not on the vm fd",
                      help=f"write `cap {use.name} on vcpus` (or `on vcpu N`)")
         else:
             ctx.emit(use.span, f"{use.name} is enabled on the vm fd, not on vCPU fds",
                      help=f"write `cap {use.name}` or `cap {use.name} on vm`")
+
+
+def cap_vm_wide(ctx: CheckContext) -> None:
+    for use, row in usable_caps(ctx.vm, ctx.target):
+        if not row.vm_wide or use.scope is None:
+            continue
+        what = (f"enabling it on vCPU {use.vcpu} turns it on for every vCPU of the VM" if use.scope == "vcpu"
+                else "`on vcpus` issues the one VM-wide switch once per vCPU")
+        ctx.emit(use.span, f"{use.name} is VM-wide: {what}",
+                 help=f"write `cap {use.name}` without `on`; hvconf enables it once, on vCPU 0 (the kernel takes "
+                      "it on a vCPU fd only)")
 
 
 def cap_no_such_vcpu(ctx: CheckContext) -> None:
@@ -196,6 +210,13 @@ CHECKS: tuple[Check, ...] = (
               "(kvm_vm_ioctl_enable_cap vs kvm_vcpu_ioctl_enable_cap); a cap issued on the wrong fd "
               "kind returns -EINVAL (api.rst §4.37 'vcpu/vm ioctl'; probed: HALT_POLL on a vcpu fd "
               "-> EINVAL)."),
+    Check("cap-vm-wide", W, "a VM-wide cap is written for some vCPUs", cap_vm_wide,
+          why="Some caps are taken on a vCPU fd but set state of the whole VM: KVM_CAP_PPC_FWNMI is "
+              "handled in kvm_vcpu_ioctl_enable_cap (arch/powerpc/kvm/powerpc.c), which sets "
+              "vcpu->kvm->arch.fwnmi_enabled, so machine checks of every vCPU exit as KVM_EXIT_NMI once "
+              "any vCPU enabled it. QEMU enables it once, on the vCPU that calls ibm,nmi-register "
+              "(target/ppc/kvm.c kvmppc_set_fwnmi). `on vcpu N` promises a per-vCPU effect KVM does not "
+              "have, and `on vcpus` issues the same VM-wide switch once per vCPU."),
     Check("cap-no-such-vcpu", E, "`on vcpu N` names a vCPU the VM does not have", cap_no_such_vcpu,
           help="vCPUs are numbered from 0; raise `vcpus` or pick an existing vCPU",
           why="The plan creates vCPUs 0..vcpus-1 (KVM_CREATE_VCPU); there is no fd to enable the cap on."),

@@ -65,6 +65,8 @@ def fds(use: ir.CapUse, row: "Cap", vcpus: int) -> set[str]:
         return {"vm"}
     if use.scope == "vcpu":
         return {f"vcpu:{use.vcpu}"} if use.vcpu is not None and use.vcpu < vcpus else set()
+    if row.vm_wide and use.scope is None:  # once for the whole VM, on the first vCPU
+        return {"vcpu:0"} if vcpus else set()
     return {f"vcpu:{i}" for i in range(vcpus)}
 
 

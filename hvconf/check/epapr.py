@@ -1,6 +1,7 @@
 """Rules for the ePAPR `/hypervisor` node and for the unmerged ePAPR ABI
-(seed 002): flags that promise hypercalls nobody serves, the
-`hcall_instructions` override, and every use of the proposed ABI.
+(docs/kernel-facts.md#the-unmerged-epapr-proposal): flags that promise
+hypercalls nobody serves, the `hcall_instructions` override, and every use of
+the proposed ABI.
 
 Flag -> hypercall rows are target data (target.toml
 [features.hypervisor_node]); proposed names come from hvconf.abi.proposed().
@@ -104,7 +105,8 @@ CHECKS: tuple[Check, ...] = (
               "of 4 and at most 16 bytes (KVM_PPC_GET_PVINFO returns 4 words, api.rst §4.48)."),
     Check("abi-unmerged", W, "the unmerged ePAPR proposal is used", abi_unmerged,
           why="KVM_CAP_EXIT_EPAPR_HCALL, KVM_EXIT_EPAPR_HCALL, KVM_HC_VM_RESET/SHUTDOWN and "
-              "kvm,has-reset/kvm,has-shutdown (seed 002) were never merged: no Linux header defines their "
-              "numbers (kvm-abi-facts §6.7). hvconf models them faithfully; numbers come from an "
+              "kvm,has-reset/kvm,has-shutdown (a kvm@vger proposal) were never merged: no Linux header "
+              "defines their numbers (docs/kernel-facts.md#the-unmerged-epapr-proposal). hvconf models them "
+              "faithfully; numbers come from an "
               "`--abi-overrides FILE`, and a launcher refuses to run on a host that lacks them."),
 )

@@ -292,7 +292,8 @@ CHECKS: tuple[Check, ...] = (
     Check("hcall-needs-cap", E, "a hypercall reaches userspace only with a cap the VM does not enable",
           hcall_needs_cap,
           why="Upstream ePAPR hypercalls never leave the kernel (kvmppc_kvm_pv answers EV_UNIMPLEMENTED); "
-              "the proposed KVM_CAP_EXIT_EPAPR_HCALL forwards them (seed 002). s390 virtio-ccw notify "
+              "the proposed KVM_CAP_EXIT_EPAPR_HCALL forwards them "
+              "(docs/kernel-facts.md#the-unmerged-epapr-proposal). s390 virtio-ccw notify "
               "needs KVM_CAP_S390_CSS_SUPPORT (s390-diag.rst)."),
     Check("console-unserved", E, "the console's hypercalls have no handler or need a cap", console_unserved,
           why="hvterm (hvc_vio) writes with H_PUT_TERM_CHAR and reads with H_GET_TERM_CHAR; the ePAPR byte "

@@ -59,7 +59,8 @@ def _plan(ctx: CheckContext) -> Plan | None:
     root = Path(vm.span.file).parent if vm.span is not None else Path.cwd()
     # A scratch report: build-time findings (a guest that does not assemble, a missing
     # kernel) belong to `hvconf build`; here only the plan's shape matters.
-    build = BuildContext(vm, ctx.target, Report(), root, proposed_for(ctx.host), hcallset.resolve(vm, ctx.target))
+    build = BuildContext(vm, ctx.target, Report(), root, proposed_for(ctx.host), hcallset.resolve(vm, ctx.target),
+                         scope=ctx.scope)
     return arch_module(ctx.target.arch_module).plan(build)
 
 
@@ -84,7 +85,8 @@ def host_wrong_arch(ctx: CheckContext) -> None:
     if need is not None and need != facts.machine:
         ctx.emit(ctx.vm.span_of("arch"), f"VM '{ctx.vm.name}' runs on {need} hosts only; the host facts are "
                  f"for {facts.machine} (Linux {facts.kernel_release})",
-                 help="lint it against facts of a host of its arch, or drop `--host` for this file")
+                 help=f"lint it against the facts of a {need} host (`hvconf host --format json` there, saved for "
+                      "`--host-facts FILE`), or check this file without `--host` or `--host-facts`")
 
 
 def host_flavour_unavailable(ctx: CheckContext) -> None:
@@ -196,7 +198,7 @@ ARCH = ("host-wrong-arch",)
 CHECKS: tuple[Check, ...] = (
     Check("host-wrong-arch", E, "the VM is for another architecture than the host", host_wrong_arch,
           why="KVM runs guests of the host's own architecture only, and ioctl numbers and struct layouts "
-              "differ between arches (kvm-abi-facts §1); the launcher compares the plan's "
+              "differ between arches (docs/kernel-facts.md#ioctl-encoding); the launcher compares the plan's "
               "requires.host_arch with uname -m before it opens anything."),
     Check("host-flavour-unavailable", E, "the host cannot create a VM of the flavour's KVM_CREATE_VM type",
           host_flavour_unavailable, requires=ARCH,
@@ -206,7 +208,8 @@ CHECKS: tuple[Check, ...] = (
     Check("host-unmerged-abi", E, "the VM needs the unmerged ePAPR proposal, and the host facts give no numbers",
           host_unmerged_abi, requires=ARCH,
           why="KVM_CAP_EXIT_EPAPR_HCALL, KVM_EXIT_EPAPR_HCALL and KVM_HC_VM_RESET/SHUTDOWN were never merged "
-              "(kvm-abi-facts §6.7); only a patched kernel has numbers for them, and host facts list them "
+              "(docs/kernel-facts.md#the-unmerged-epapr-proposal); only a patched kernel has numbers for them, "
+              "and host facts list them "
               "under `proposed` when probed with `hvconf host --abi-overrides FILE`."),
     Check("host-missing-cap", E, "the host's KVM lacks a capability the VM's plan needs", host_missing_cap,
           requires=(*ARCH, "host-flavour-unavailable"),

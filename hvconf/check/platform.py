@@ -16,12 +16,10 @@ from hvconf.check.common import did_you_mean, usable_caps
 from hvconf.check.registry import Check, CheckContext
 from hvconf.diagnostics import Note, Severity, Span
 from hvconf.model import ir
+from hvconf.model.inputs import GUEST_FORMATS  # by file suffix; whether the file is usable: model/inputs.py
 
 if TYPE_CHECKING:
     from hvconf.model.target import Target
-
-# Guest image formats by file suffix (hvconf.emit.guest assembles .S with GNU as).
-GUEST_FORMATS = {".S": "assembled with GNU as", ".bin": "a flat binary loaded as is"}
 
 
 def _size(n: int) -> str:
@@ -99,6 +97,17 @@ def vcpus_threads_mismatch(ctx: CheckContext) -> None:
 
 # The cap that sets the virtual SMT mode, and its argument (api.rst §7.11).
 SMT_CAP, SMT_ARG = "KVM_CAP_PPC_SMT", "vsmt_mode"
+
+
+def threads_wrong_flavour(ctx: CheckContext) -> None:
+    vm, row = ctx.vm, ctx.target.name2cap.get(SMT_CAP)
+    if row is None or vm.threads <= 1 or vm.flavour not in ctx.target.flavours or vm.flavour in (row.flavours or ()):
+        return
+    with_smt = " or ".join(f"`kvm {f}`" for f in row.flavours or ())
+    notes = [Note("the flavour is chosen here", vm.spans["flavour"])] if "flavour" in vm.spans else []
+    ctx.emit(vm.span_of("threads"), f"`threads {vm.threads}` needs a virtual SMT mode ({SMT_CAP}), which only "
+             f"{with_smt} has; `kvm {vm.flavour}` runs every vCPU as a core of its own", notes=notes,
+             help=f"write `threads 1` (or drop it), or use {with_smt}")
 
 
 def vsmt_below_threads(ctx: CheckContext) -> None:
@@ -183,13 +192,6 @@ def pit_needs_irqchip(ctx: CheckContext) -> None:
              help=f"add `irqchip {pit.irqchip_modes[0]}`")
 
 
-def _guest_path(vm: ir.Vm) -> Path | None:
-    """The guest file, relative to the .hv file whose `guest` statement names it."""
-    if vm.guest is None or vm.guest.span is None:
-        return None
-    return Path(vm.guest.span.file).parent / vm.guest.path
-
-
 def guest_out_of_reach(ctx: CheckContext) -> None:
     vm, guest = ctx.vm, ctx.vm.guest
     if guest is None or guest.at is None or ctx.target.features.guest_modes is None:
@@ -200,16 +202,6 @@ def guest_out_of_reach(ctx: CheckContext) -> None:
     elif guest.mode == "real" and (reach := ctx.target.features.guest_modes.real_reach) and guest.at >= reach:
         ctx.emit(guest.span, f"a real-mode guest starts at CS:IP = 0:{guest.at:#x}, but IP has 16 bits",
                  help="load it below 0x10000 (the default is 0x7c00)")
-
-
-def guest_not_found(ctx: CheckContext) -> None:
-    path = _guest_path(ctx.vm)
-    if path is None or Path(ctx.vm.guest.path).suffix not in GUEST_FORMATS:  # type: ignore[union-attr]
-        return
-    if not path.is_file():
-        what = "is not a regular file" if path.exists() else "does not exist"
-        ctx.emit(ctx.vm.guest.span, f"guest image '{ctx.vm.guest.path}' {what} ({path})",  # type: ignore[union-attr]
-                 help="guest paths are relative to the file that defines the VM")
 
 
 def guest_and_kernel(ctx: CheckContext) -> None:
@@ -260,6 +252,13 @@ CHECKS: tuple[Check, ...] = (
     Check("vcpus-threads-mismatch", E, "vcpus is not a multiple of threads", vcpus_threads_mismatch,
           why="sPAPR vCPU ids are (index / threads) * vsmt + index % threads (QEMU spapr_vcpu_id); a "
               "partial core leaves a core with missing threads, which QEMU's core model refuses."),
+    Check("threads-wrong-flavour", E, "threads per core with a KVM flavour that has no virtual SMT mode",
+          threads_wrong_flavour,
+          why="Threads per core need KVM's virtual SMT mode, KVM_CAP_PPC_SMT (api.rst §7.11), which only "
+              "Book3S HV implements (kvmppc_ops set_smt_mode; powerpc.c kvm_vm_ioctl_enable_cap returns "
+              "-EINVAL without it, and KVM_CAP_PPC_SMT reads 0 on a PR VM). QEMU refuses more than one "
+              "thread per core when it cannot set the mode (hw/ppc/spapr.c spapr_set_vsmt_mode). On HV "
+              "the plan sets the mode from `threads` itself."),
     Check("vsmt-below-threads", E, "KVM_CAP_PPC_SMT sets fewer threads than each core has", vsmt_below_threads,
           why="QEMU spapr_set_vsmt_mode: the virtual SMT mode must be at least the threads per core, or "
               "vCPU ids of a core fall outside it (api.rst §7.11 KVM_CAP_PPC_SMT)."),
@@ -277,9 +276,6 @@ CHECKS: tuple[Check, ...] = (
           why="KVM_CREATE_PIT2 (api.rst §4.45) delivers the timer through the in-kernel PIC/IOAPIC, so it "
               "comes after KVM_CREATE_IRQCHIP; QEMU and Firecracker create it only with the full "
               "in-kernel irqchip."),
-    Check("guest-not-found", E, "the guest image file does not exist", guest_not_found,
-          why="The guest image is read (and .S assembled) at build time; paths are relative to the file "
-              "that defines the VM."),
     Check("guest-out-of-reach", E, "the guest's load address is outside memory or real mode's reach",
           guest_out_of_reach,
           why="The launcher copies the image to `at` inside the one memory slot, and starts a real-mode "

@@ -18,6 +18,7 @@ from hvconf.record import Record
 if TYPE_CHECKING:
     from hvconf.model.host import HostFacts
     from hvconf.model.target import Target
+    from hvconf.syntax.paths import Scope
 
 
 class Check(Record):
@@ -38,13 +39,14 @@ class CheckContext:
     """What a rule sees: one VM, its target's data, and where findings go."""
 
     def __init__(self, vm: ir.Vm, target: Target, report: Report, check: Check | None = None,
-                 host: HostFacts | None = None) -> None:
+                 host: HostFacts | None = None, scope: Scope | None = None) -> None:
         self.vm = vm
         self.target = target
         self.report = report
         self.check = check
         self.fired: set[str] = set()
         self.host = host  # a host's facts, for HOST_CHECKS (check --host / --host-facts)
+        self.scope = scope  # where the VM's files may be read from (host rules build its plan)
         self.memo: dict[str, Any] = {}  # what several rules derive once per VM
 
     def emit(self, span: Span | None, message: str, *, notes: Iterable[Note] = (), help: str | None = None,

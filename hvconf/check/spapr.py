@@ -68,6 +68,24 @@ def htab_too_small(ctx: CheckContext) -> None:
                  help=f"write `htab order {auto}` or `htab auto`")
 
 
+# How far above `htab auto` an explicit order may go before it is surely a mistake: 16 times
+# QEMU's RAM/128 is RAM/8, eight times what PAPR recommends (RAM/64).
+HTAB_TOO_LARGE_SHIFT = 4
+
+
+def htab_too_large(ctx: CheckContext) -> None:
+    htab, vm = ctx.target.features.htab, ctx.vm
+    if htab is None or not isinstance(vm.htab, int) or vm.memory is None:
+        return
+    auto = auto_htab_order(vm.memory, htab.order_min, htab.order_max, htab.auto_shift)
+    if vm.htab > auto + HTAB_TOO_LARGE_SHIFT:
+        ctx.emit(vm.span_of("htab"), f"htab order {vm.htab} ({_size(1 << vm.htab)}) is 2^{vm.htab - auto} times "
+                 f"what `auto` picks for {_size(vm.memory)} of memory (order {auto}, {_size(1 << auto)})",
+                 notes=[Note("memory is set here", vm.spans.get("memory"))] if "memory" in vm.spans else (),
+                 help=f"write `htab order {auto}` or `htab auto`; KVM takes the table from physically contiguous "
+                      "host memory, and as much again for its reverse map")
+
+
 def _size(n: int) -> str:
     for shift, unit in ((40, "T"), (30, "G"), (20, "M"), (10, "K")):
         if n >= 1 << shift and n % (1 << shift) == 0:
@@ -144,6 +162,74 @@ def tce_window_overflow(ctx: CheckContext) -> None:
                      f"(KVM takes windows that end at most one page below it)")
 
 
+def _window(tce: ir.Tce) -> tuple[int, int]:
+    return tce.offset, tce.offset + tce.window
+
+
+def _overlap(a: tuple[int, int], b: tuple[int, int]) -> bool:
+    return a[0] < b[1] and b[0] < a[1]
+
+
+def _bus_range(window: tuple[int, int]) -> str:
+    return f"[{window[0]:#x}, {window[1]:#x})"
+
+
+def _tables_by_phb(ctx: CheckContext) -> dict[int, list[ir.Tce]]:
+    """The PCI tables of the VM by the PHB their LIOBN names, in source order. A VIO table is
+    its own address space (every VIO device has its own LIOBN), so only a PHB's bus is shared."""
+    tce_data = ctx.target.features.tce
+    by_phb: dict[int, list[ir.Tce]] = {}
+    if tce_data is None:
+        return by_phb
+    for tce in ctx.vm.tces:
+        phb = None if tce.liobn >> tce_data.liobn_bits else tce_data.phb(tce.liobn)  # (tce-liobn-too-large)
+        if phb is not None:
+            by_phb.setdefault(phb, []).append(tce)
+    return by_phb
+
+
+def tce_window_overlap(ctx: CheckContext) -> None:
+    tce_data = ctx.target.features.tce
+    if tce_data is None:
+        return
+    mmio32 = (tce_data.pci_mem32_bus, 1 << 32)
+    for phb, tables in _tables_by_phb(ctx).items():
+        for index, tce in enumerate(tables):
+            window = _window(tce)
+            other = next((t for t in tables[:index] if _overlap(window, _window(t))), None)
+            if other is not None:
+                ctx.emit(tce.span, f"tce {tce.name}: its DMA window {_bus_range(window)} overlaps tce {other.name}'s "
+                         f"{_bus_range(_window(other))} on the bus of PHB {phb}",
+                         notes=[Note("that window is declared here", other.span)],
+                         help="give each table a PHB of its own (LIOBN "
+                              f"{tce_data.pci_liobn_base:#x} | PHB << {tce_data.pci_window_bits})")
+            elif _overlap(window, mmio32):
+                ctx.emit(tce.span, f"tce {tce.name}: its DMA window {_bus_range(window)} overlaps the 32-bit MMIO "
+                         f"window {_bus_range(mmio32)} of PHB {phb} on the same bus",
+                         help=f"end the window at {mmio32[0]:#x} or below (QEMU's default is [0, 1G)), or move it "
+                              "above 4G with `offset`")
+
+
+def tce_phb_shared(ctx: CheckContext) -> None:
+    tce_data = ctx.target.features.tce
+    if tce_data is None:
+        return
+    by_phb = _tables_by_phb(ctx)
+    free = max(by_phb, default=-1) + 1
+    for phb, tables in by_phb.items():
+        first = tables[0]
+        for index, tce in enumerate(tables[1:], start=1):
+            if any(_overlap(_window(tce), _window(t)) for t in tables[:index]):
+                continue  # tce-window-overlap says so
+            liobn = tce_data.pci_liobn_base | free << tce_data.pci_window_bits
+            ctx.emit(tce.span, f"tce {tce.name} is a second DMA window on PHB {phb}, beside tce {first.name}: "
+                     "hvconf describes a PHB with one window, so both would be host bridges with the same "
+                     "MMIO window", notes=[Note("the PHB's window is declared here", first.span)],
+                     help=f"give it a PHB of its own, e.g. `liobn {liobn:#x}`; a second window on one PHB is the "
+                          "guest's to create at run time (ibm,create-pe-dma-window)")
+            free += 1
+
+
 def rtas_token_duplicate(ctx: CheckContext) -> None:
     by_number: dict[int, Span | None] = {}
     by_name: dict[str, Span | None] = {}
@@ -190,6 +276,14 @@ CHECKS: tuple[Check, ...] = (
           why="QEMU sizes the HPT at RAM/128 rounded up to a power of two (spapr_hpt_shift_for_ramsize, "
               "PAPR recommends RAM/64); a smaller table thrashes HPTE evictions and caps the VRMA "
               "(kvmppc_vrma_limit)."),
+    Check("htab-too-large", W, "an explicit HTAB order far larger than the memory needs", htab_too_large,
+          requires=("htab-order-range", "htab-wrong-flavour", "htab-radix"),
+          why="KVM_PPC_ALLOCATE_HTAB (api.rst §4.86) has kvmppc_allocate_hpt (book3s_64_mmu_hv.c) take "
+              "2^order bytes of physically contiguous host memory, from KVM's CMA area or the page "
+              "allocator, plus a vmalloc'ed reverse map of 16 bytes per 16-byte HPTE; it accepts any order "
+              "up to PPC_MAX_HPT_ORDER (46, 64 TiB). QEMU sizes the table at RAM/128 "
+              "(spapr_hpt_shift_for_ramsize), PAPR recommends RAM/64; an order more than 4 above `auto` "
+              "(RAM/8 or more) only costs host memory, or fails the ioctl with -ENOMEM."),
     Check("rma-obsolete", W, "an RMA size is requested", rma_obsolete,
           why="KVM_ALLOCATE_RMA served PPC970 only and was removed; KVM_CAP_PPC_RMA reads 0 on current "
               "kernels (powerpc.c kvm_vm_ioctl_check_extension). A host reporting 2 (RMA required) "
@@ -211,6 +305,23 @@ CHECKS: tuple[Check, ...] = (
           why="kvm_vm_ioctl_create_spapr_tce returns -EINVAL when offset + size, in IOMMU pages, is "
               "more than ULLONG_MAX >> page_shift (book3s_64_vio.c): a window may end one page below "
               "2^64 at most."),
+    Check("tce-window-overlap", E, "a PCI DMA window overlaps another window on the same PHB's bus",
+          tce_window_overlap,
+          why="A PHB translates each bus address through one window: QEMU maps every TCE table of a PHB "
+              "into one address space, its default window at [0, 1G) and the dynamic 64-bit one at 2^59 "
+              "(hw/ppc/spapr_pci.c spapr_phb_realize, dma_win_addr/dma64_win_addr), and the bus's "
+              "32-bit MMIO window, which hvconf's tree writes in the PHB's `ranges`, starts at 2G "
+              "(SPAPR_PCI_MEM_WIN_BUS_OFFSET). Linux keeps that MMIO range out of a PHB's DMA window "
+              "too (arch/powerpc/platforms/powernv/pci-ioda.c pnv_pci_ioda2_setup_default_config). "
+              "VIO windows are not checked: each VIO device has a LIOBN and an address space of its "
+              "own, and QEMU starts them all at bus address 0 (spapr_vio.c)."),
+    Check("tce-phb-shared", E, "two TCE tables on the same PCI host bridge", tce_phb_shared,
+          why="A PCI LIOBN is 0x80000000 | PHB << 8 | window (QEMU SPAPR_PCI_LIOBN). At boot a PHB has "
+              "one DMA window, LIOBN window 0 (spapr_phb_dma_reset), and its node one `ibm,dma-window` "
+              "(spapr_populate_pci_dt); a second window exists only once the guest asks for it with "
+              "ibm,create-pe-dma-window (hw/ppc/spapr_rtas_ddw.c). hvconf writes a `pci@` node per "
+              "PCI table, so two tables on one PHB would be two host bridges claiming the same MMIO "
+              "window."),
     Check("rtas-token-duplicate", E, "an RTAS token number or call name is given twice", rtas_token_duplicate,
           why="KVM_PPC_RTAS_DEFINE_TOKEN returns -EEXIST for a token already in use (book3s_rtas.c "
               "rtas_token_define); /rtas holds one property per call name, and QEMU's "

@@ -74,3 +74,36 @@ def to_dtb(root: Node, *, boot_cpuid: int = 0, reserve: Sequence[tuple[int, int]
         return bytes(blob.to_dtb())
     except Exception as err:  # pyfdt raises bare Exception; the model should have caught it first
         raise FdtError(f"pyfdt could not flatten the tree: {err}") from err
+
+
+FDT_BEGIN_NODE, FDT_END_NODE, FDT_PROP, FDT_NOP, FDT_END = 1, 2, 3, 4, 9  # DT spec 0.4 §5.4.1
+
+
+def _align4(n: int) -> int:
+    return (n + 3) & ~3
+
+
+def value_offsets(dtb: bytes, name: str) -> list[tuple[str, int]]:
+    """(node path, offset of the value in `dtb`) of every property called `name`, in tree order:
+    where a launcher can overwrite a value it only knows at run time. `dtb` is one to_dtb made."""
+    structs, strings = struct.unpack_from(">II", dtb, 8)
+    at, path, found = structs, [], []  # path: node names from the root's "" down
+    while True:
+        (token,) = struct.unpack_from(">I", dtb, at)
+        at += 4
+        if token == FDT_BEGIN_NODE:
+            end = dtb.index(b"\0", at)
+            path.append(dtb[at:end].decode("ascii"))
+            at = _align4(end + 1)
+        elif token == FDT_END_NODE:
+            path.pop()
+        elif token == FDT_PROP:
+            length, nameoff = struct.unpack_from(">II", dtb, at)
+            at += 8
+            if dtb[strings + nameoff : dtb.index(b"\0", strings + nameoff)].decode("ascii") == name:
+                found.append(("/" + "/".join(path[1:]), at))
+            at = _align4(at + length)
+        elif token == FDT_END:
+            return found
+        elif token != FDT_NOP:
+            raise FdtError(f"not a DTB this module wrote: token {token:#x} at {at - 4:#x}")

@@ -6,11 +6,21 @@ symbols assemble as offsets in the image, and a guest that needs absolute
 addresses computes its load address itself (see guests/x86/hello.S). The
 source is not run through cpp. Pure apart from the two tools: no KVM, no
 files left behind; the tools run with stdin closed, a timeout and rlimits.
-Tests: tests/test_guest_build.py, tests/test_hostile_inputs.py.
+
+A guest source is as hostile as the definition, and `as` reads what its
+`.include`/`.incbin` directives name. So: the directives are scanned first and
+an outside or special path is refused at its line (hvconf/syntax/paths.py);
+`as` runs in an empty private folder with `-I` the source's own folder (its
+search order: the working folder, then -I), so relative names mean the source's
+folder; `--MD` makes it list every file it read, and an image that read
+anything outside the project is discarded; and of a failed run's messages only
+those about the project's own files are shown, never lines of a file outside.
+Tests: tests/test_guest_build.py, tests/test_paths.py, tests/test_hostile_inputs.py.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import resource
 import struct
@@ -20,11 +30,21 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from hvconf.syntax.loader import read_regular
+from hvconf.diagnostics import Span
+from hvconf.syntax.gas import MAX_SOURCE_BYTES, scan
+from hvconf.syntax.paths import MISSING, OUTSIDE, TOO_LARGE, PathRefused, Scope, folder_of, read_checked, resolve, scope_for
 
 
 class GuestBuildError(Exception):
-    """A guest source could not be turned into an image; the message keeps `as`'s file:line lines."""
+    """A guest source could not be turned into an image; the message keeps `as`'s file:line lines
+    about the project's files. A refused path has its `kind` (hvconf/syntax/paths.py) and,
+    when a directive named it, the `span` of that directive."""
+
+    def __init__(self, message: str, kind: str | None = None, span: Span | None = None) -> None:
+        super().__init__(f"{span}: {message}" if span is not None else message)
+        self.message = message  # without the place, for a diagnostic located at `span`
+        self.kind = kind
+        self.span = span
 
 
 @dataclass(frozen=True)
@@ -51,27 +71,47 @@ _SHF_ALLOC = 0x2
 _SHT_SYMTAB = 2
 
 
-def assemble(source: Path, *, arch: str = "x86_64", code16: bool) -> bytes:
-    """The flat binary image of `source`; see `_assemble`. One file shared by many VMs of
-    a build is assembled once (keyed by its content too, so an edited file is rebuilt)."""
+def assemble(source: Path, *, arch: str = "x86_64", code16: bool, scope: Scope | None = None) -> bytes:
+    """The flat binary image of `source`; see `_assemble`. `scope` is where it and what it
+    includes may be read from (default: its own project). One file shared by many VMs of a
+    build is assembled once (keyed by its content and what it includes, so an edit rebuilds)."""
+    scope = scope if scope is not None else scope_for(source)
     try:
-        text = read_regular(source, MAX_SOURCE_BYTES).decode("utf-8")
-    except (OSError, UnicodeDecodeError) as err:
+        _, data = read_checked(source, scope, MAX_SOURCE_BYTES)
+        if len(data) > MAX_SOURCE_BYTES:
+            raise PathRefused(TOO_LARGE, f"it is more than {MAX_SOURCE_BYTES} bytes")
+        text = data.decode("utf-8")
+    except PathRefused as err:
+        raise GuestBuildError(f"{source}: cannot read guest source: {err.reason}", err.kind) from None
+    except UnicodeDecodeError as err:
         raise GuestBuildError(f"{source}: cannot read guest source: {err}") from None
-    return _assemble_cached(source, text, arch, code16)
+    reads, refused = scan(source, text, scope)
+    if refused:  # `check` reports every one; the build stops at the first
+        raise GuestBuildError(refused[0].message, refused[0].kind, refused[0].span)
+    stamps = tuple(sorted((real, _mtime(real)) for real in reads))
+    return _assemble_cached(source, text, arch, code16, scope, stamps)
+
+
+def _mtime(real: str) -> int:
+    try:
+        return os.stat(real).st_mtime_ns
+    except OSError:
+        return -1  # gone since the scan: `as` will say so
 
 
 @lru_cache(maxsize=16)
-def _assemble_cached(source: Path, text: str, arch: str, code16: bool) -> bytes:
-    return _assemble(source, text, arch=arch, code16=code16)
+def _assemble_cached(source: Path, text: str, arch: str, code16: bool, scope: Scope,
+                     stamps: tuple[tuple[str, int], ...]) -> bytes:
+    return _assemble(source, text, arch=arch, code16=code16, scope=scope)
 
 
-def _assemble(source: Path, text: str, *, arch: str, code16: bool) -> bytes:
+def _assemble(source: Path, text: str, *, arch: str, code16: bool, scope: Scope) -> bytes:
     """The flat binary image of `source` (its .text section), for `arch`.
 
     `code16=True` assembles 16-bit real-mode code, which the source must
     announce with `.code16`. Raises GuestBuildError with the tool's
-    messages (file:line preserved) on any failure.
+    messages about files in `scope` (file:line preserved) on any failure,
+    and when `as` read a file outside `scope`.
     """
     tools = ARCH2TOOLCHAIN.get(arch)
     if tools is None:
@@ -85,18 +125,122 @@ def _assemble(source: Path, text: str, *, arch: str, code16: bool) -> bytes:
     else:
         flags = tools.flags
     with tempfile.TemporaryDirectory(prefix="hvconf-guest-") as tmp:
-        obj, image = Path(tmp) / "guest.o", Path(tmp) / "guest.bin"
-        _tool([tools.assembler, *flags, "-o", str(obj), str(source)], source)
+        obj, image, deps = Path(tmp) / "guest.o", Path(tmp) / "guest.bin", Path(tmp) / "guest.d"
+        cwd = Path(tmp) / "cwd"  # empty: `as` looks for a relative name here first, then in -I
+        cwd.mkdir()
+        # The checked text on stdin, not the path: what is assembled is what was scanned.
+        assembler = [tools.assembler, *flags, "-I", str(folder_of(source)), "--MD", str(deps), "-o", str(obj)]
+        _tool(assembler, source, cwd=cwd, scope=scope, text=text)
+        _check_reads(_depfile(deps, source), str(obj), cwd, scope, source)
         _check_object(obj.read_bytes(), source)
-        _tool([tools.objcopy, "-O", "binary", "-j", ".text", str(obj), str(image)], source)
+        _tool([tools.objcopy, "-O", "binary", "-j", ".text", str(obj), str(image)], source, cwd=cwd, scope=scope)
         # objcopy writes nothing for an empty .text
         return image.read_bytes() if image.exists() else b""
+
+
+# ---- what `as` read ---------------------------------------------------------------------
+
+def dependencies(depfile: str, target: str) -> list[str]:
+    """The files of `as --MD`'s make rule for `target`, unquoted as GNU make reads them: a
+    space preceded by 2N+1 backslashes is N backslashes and a space, by 2N backslashes N
+    backslashes and a separator; `$$` is `$`; ` \\` + newline continues the line. A newline
+    in a name is not quoted by `as`: it splits the name (a refusal, never a miss)."""
+    body = depfile.replace(" \\\n", " ")
+    prefix = _make_quoted(target) + ":"
+    if not body.startswith(prefix):
+        raise GuestBuildError(f"unexpected dependency output of `as`: {body[:80]!r}")
+    names, current, i, text = [], [], 0, body[len(prefix):]
+    while i < len(text):
+        c = text[i]
+        if c == "\\":
+            run = len(text[i:]) - len(text[i:].lstrip("\\"))
+            after = text[i + run] if i + run < len(text) else ""
+            if after in (" ", "\t"):
+                current.append("\\" * (run // 2))
+                if run % 2:
+                    current.append(after)
+                    i += run + 1
+                    continue
+                i += run
+                continue
+            current.append("\\" * run)
+            i += run
+            continue
+        if c in " \t\n":
+            if current:
+                names.append("".join(current))
+            current = []
+        elif c == "$" and text.startswith("$$", i):
+            current.append("$")
+            i += 1
+        else:
+            current.append(c)
+        i += 1
+    if current:
+        names.append("".join(current))
+    return names
+
+
+def _make_quoted(name: str) -> str:
+    out = []
+    for i, c in enumerate(name):
+        if c in " \t":
+            out.append("\\" * (len(name[:i]) - len(name[:i].rstrip("\\"))) + "\\")
+        out.append("$$" if c == "$" else c)
+    return "".join(out)
+
+
+def _depfile(deps: Path, source: Path) -> str:
+    try:
+        return deps.read_text(encoding="utf-8", errors="surrogateescape")
+    except OSError:  # an assembler without --MD: what it read is unknown, so its image is not used
+        raise GuestBuildError(f"{source}: the assembler did not list the files it read (--MD); "
+                              "hvconf needs GNU as") from None
+
+
+def _check_reads(depfile: str, target: str, cwd: Path, scope: Scope, source: Path) -> None:
+    """Refuse the image if `as` read anything outside the project (a name the scan could
+    not see: built by a macro, or reached through a symlink swapped in since)."""
+    for name in dependencies(depfile, target):
+        try:
+            resolve(cwd / name, scope)  # relative names are relative to as's working folder
+        except PathRefused as err:
+            kind = OUTSIDE if err.kind == MISSING else err.kind
+            raise GuestBuildError(f"{source}: `as` read '{name}' ({err.reason}); the image is discarded: name "
+                                  "included files with plain strings so that hvconf can check them", kind) from None
+
+
+_MESSAGE_FILE = re.compile(r"(.*?)(?::\d+:| Assembler messages:$)")
+_STDIN = "{standard input}"  # how `as` names what it reads from stdin: the guest source
+
+
+def _project_messages(stderr: str, cwd: Path, scope: Scope, source: str) -> str:
+    """`as`'s messages about files of the project, the guest source named `source`; lines
+    about any other file (which could quote it) or about no file are withheld, and counted."""
+    shown: list[str] = []
+    withheld, verdicts = 0, {_STDIN: True}
+    for line in stderr.splitlines():
+        m = _MESSAGE_FILE.match(line)
+        name = m.group(1) if m else None
+        if name is not None and name not in verdicts:
+            try:
+                resolve(cwd / name, scope)
+                verdicts[name] = True
+            except PathRefused:
+                verdicts[name] = False
+        if name is not None and verdicts[name]:
+            shown.append(source + line[len(name):] if name == _STDIN else line)
+        else:
+            withheld += 1
+    if withheld:
+        shown.append(f"({withheld} lines of `as` output about files outside the project, or no file, withheld: "
+                     "name included files with plain strings so that hvconf can check them)")
+    return "\n".join(shown)
 
 
 # A guest source comes with the definition and is as untrusted: `.rept 1000000000`, `.fill 1<<40`
 # or `.incbin "/dev/zero"` must end in an error, not a stuck or swapping build.
 TOOL_SECONDS = 60
-MAX_SOURCE_BYTES = 16 << 20
 TOOL_LIMITS = {resource.RLIMIT_CPU: 30, resource.RLIMIT_AS: 2 << 30, resource.RLIMIT_FSIZE: 256 << 20}
 
 
@@ -105,11 +249,12 @@ def _limit_tool() -> None:
         resource.setrlimit(kind, (value, value))
 
 
-def _tool(argv: list[str], source: Path) -> None:
+def _tool(argv: list[str], source: Path, *, cwd: Path, scope: Scope, text: str = "") -> None:
+    """Run one tool on `text` (its stdin, then closed: `.include "/dev/stdin"` must not wait
+    on the user's terminal)."""
     try:
-        # stdin: `.include "/dev/stdin"` must not wait on the user's terminal.
-        done = subprocess.run(argv, capture_output=True, text=True, errors="replace", check=False,
-                              stdin=subprocess.DEVNULL, timeout=TOOL_SECONDS, preexec_fn=_limit_tool)
+        done = subprocess.run(argv, capture_output=True, text=True, errors="replace", check=False, cwd=cwd,
+                              input=text, timeout=TOOL_SECONDS, preexec_fn=_limit_tool)
     except FileNotFoundError:
         raise GuestBuildError(f"{source}: {argv[0]!r} not found; install GNU binutils for the guest's "
                               "arch (Debian: binutils, binutils-powerpc64le-linux-gnu)") from None
@@ -120,7 +265,8 @@ def _tool(argv: list[str], source: Path) -> None:
                               f"(limits: {TOOL_LIMITS[resource.RLIMIT_CPU]} s of CPU, "
                               f"{TOOL_LIMITS[resource.RLIMIT_FSIZE] >> 20} MiB of output)")
     if done.returncode != 0:
-        raise GuestBuildError(done.stderr.strip() or f"{source}: {argv[0]} failed with status {done.returncode}")
+        shown = _project_messages(done.stderr.strip(), cwd, scope, str(source))
+        raise GuestBuildError(shown or f"{source}: {argv[0]} failed with status {done.returncode}")
 
 
 def _check_object(elf: bytes, source: Path) -> None:

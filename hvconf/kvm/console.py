@@ -1,7 +1,8 @@
 """Enough of a 16550 UART for Linux's early console and the sample guests: output only.
 
 `Serial16550(port, out).handle(io)` answers one port I/O exit at
-`port`..`port`+7. Bytes written to THR go to `out`, flushed at once
+`port`..`port`+7. Bytes written to THR go to `out` (the run's output.Output,
+which renders and writes them, or raises OutputError), flushed at once
 (dropped in loopback mode, as the chip would). DLAB switches offsets 0/1
 to the divisor latch; IER, LCR, MCR, SCR and the divisor read back what was
 written; LSR always says "transmitter empty, no data"; IIR says "no
@@ -17,12 +18,19 @@ import threading
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:
-    from typing import BinaryIO, Protocol
+    from typing import Protocol
 
     from hvconf.kvm.exits import Io
 
     class Console(Protocol):
         def handle(self, io: Io) -> bytes | None: ...
+
+    class Sink(Protocol):
+        """Where a console's bytes go: the run's output.Output, or any binary stream in tests."""
+
+        def write(self, data: bytes | bytearray, /) -> int: ...
+
+        def flush(self) -> None: ...
 
 
 # register offsets from the base port
@@ -38,7 +46,7 @@ MSR_DCD_DSR_CTS = 0xB0  # what QEMU's 16550 reports with nothing attached
 class Serial16550:
     """A UART at `port`..`port`+7 writing transmitted bytes to `out`."""
 
-    def __init__(self, port: int, out: BinaryIO) -> None:
+    def __init__(self, port: int, out: Sink) -> None:
         self.port = port
         self.out = out
         self.regs = {IER_DLM: 0, LCR: 0, MCR: 0, SCR: 0, "fcr": 0, "dll": 0x0C, "dlm": 0}  # 9600 baud divisor

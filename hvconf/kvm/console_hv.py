@@ -1,7 +1,9 @@
 """Hypercall consoles: the sPAPR hvterm (vty) and the ePAPR byte channel.
 
-Both write what the guest sends to `out` at once (flushed) and hand out what
-`feed()` queued, at most 16 bytes per call, from any thread. They know the
+Both write what the guest sends to `out` at once (flushed: the run's
+output.Output, with the same raw/safe rendering and OutputError as the
+serial console) and hand out what `feed()` queued, at most 16 bytes per
+call, from any thread. They know the
 terminal number or handle they answer to; the register packing of the
 hypercalls lives in hvconf/kvm/hcall. No ioctls, no KVM state.
 Tests: tests/kvm/test_buffers_papr.py, tests/kvm/test_buffers_epapr.py.
@@ -14,7 +16,9 @@ import threading
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:
     from collections.abc import Mapping
-    from typing import Any, BinaryIO
+    from typing import Any
+
+    from hvconf.kvm.console import Sink
 
 MAX_BYTES = 16  # H_PUT_TERM_CHAR / H_GET_TERM_CHAR and EV_BYTE_CHANNEL_MAX_BYTES
 
@@ -22,7 +26,7 @@ MAX_BYTES = 16  # H_PUT_TERM_CHAR / H_GET_TERM_CHAR and EV_BYTE_CHANNEL_MAX_BYTE
 class _Line:
     """Output stream plus a locked input queue."""
 
-    def __init__(self, out: BinaryIO) -> None:
+    def __init__(self, out: Sink) -> None:
         self.out = out
         self._pending = bytearray()
         self._lock = threading.Lock()
@@ -52,7 +56,7 @@ class _Line:
 class HvTerm(_Line):
     """The vty at unit address `reg` (/vdevice/vty@reg); None answers to any terminal number."""
 
-    def __init__(self, out: BinaryIO, reg: int | None = None) -> None:
+    def __init__(self, out: Sink, reg: int | None = None) -> None:
         super().__init__(out)
         self.reg = reg
 
@@ -64,7 +68,7 @@ class HvTerm(_Line):
 class ByteChannel(_Line):
     """The ePAPR byte channel with hv-handle `handle` (hvconf's e500 tree uses 0)."""
 
-    def __init__(self, out: BinaryIO, handle: int = 0) -> None:
+    def __init__(self, out: Sink, handle: int = 0) -> None:
         super().__init__(out)
         self.handle = handle
 
@@ -75,7 +79,7 @@ class ByteChannel(_Line):
 HV_CONSOLE_KINDS = {"hvterm": HvTerm, "byte_channel": ByteChannel}
 
 
-def hv_console(console: Mapping[str, Any], out: BinaryIO) -> HvTerm | ByteChannel:
+def hv_console(console: Mapping[str, Any], out: Sink) -> HvTerm | ByteChannel:
     """The console a plan's `console` entry names ({"kind": "hvterm", "reg": N} or {"kind": "byte_channel"})."""
     kind = console.get("kind")
     if kind == "hvterm":

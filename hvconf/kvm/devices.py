@@ -2,7 +2,8 @@
 
 `devices(plan, machine, out)` returns the port-I/O console (x86 serial) and
 the userspace hypercall handlers (sPAPR hvterm/RTAS/TCE, ePAPR byte channel)
-with the hypercall console they write to. Handlers reach guest memory only
+with the hypercall console they write to; every console writes to `out`, the
+run's output.Output (raw or safe, errors as OutputError). Handlers reach guest memory only
 through `MachinePhys`, which asks the machine's slots at call time (the
 slots appear later, when the plan's memory steps run). The hypercall
 modules load only for a plan that has such a section, so an x86 launch does
@@ -17,10 +18,11 @@ from hvconf.record import Record
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:
-    from typing import Any, BinaryIO
+    from typing import Any
 
     from hvconf.kvm.console import Console
     from hvconf.kvm.machine import Machine
+    from hvconf.kvm.output import Output
     from hvconf.kvm.plan import Plan
 
 HCALL_CONSOLE_KINDS = ("hvterm", "byte_channel")  # hvconf.kvm.console_hv.HV_CONSOLE_KINDS, without importing it
@@ -69,7 +71,7 @@ def check(plan: Plan) -> None:
                         f"plan.launcher has no {' or '.join(HCALL_SECTIONS)} section to serve them")
 
 
-def devices(plan: Plan, machine: Machine, out: BinaryIO) -> Devices:
+def devices(plan: Plan, machine: Machine, out: Output) -> Devices:
     console = plan.console
     port_console = None
     if console is not None and console.kind in CONSOLE_KINDS:

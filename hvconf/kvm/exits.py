@@ -6,7 +6,7 @@ buffer may be the vCPU mmap or bytes built by a test) and returns one frozen
 immutable record per kind. Everything the guest or a corrupt buffer controls is
 checked before use; a buffer no kernel could have written raises BadExit.
 `KvmRun.complete_*` write results exactly where the kernel reads them on the
-next KVM_RUN. KVM_EXIT_EPAPR_HCALL (unmerged, seed 002) decodes only when
+next KVM_RUN. KVM_EXIT_EPAPR_HCALL (unmerged: docs/kernel-facts.md#the-unmerged-epapr-proposal) decodes only when
 `proposed` numbers it. Tests: tests/kvm/test_exits.py, tests/kvm/test_buffers_*.py.
 """
 

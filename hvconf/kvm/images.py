@@ -4,14 +4,19 @@
 on the command line instead), checks the build's sha256, and turns it into
 (guest physical address, bytes) chunks: a flat image is one chunk at its
 `guest_phys_addr`, an ELF one chunk per PT_LOAD at its p_paddr (a supplied
-file that starts with the ELF magic is loaded as ELF). `check_placement`
+file that starts with the ELF magic is loaded as ELF). Only a regular file
+of at most max(guest memory, 1 GiB) is read (`--guest /dev/zero` used to
+read until the OOM killer came), opened O_NONBLOCK so a FIFO cannot block
+it; a supplied file's errors name its option. `check_placement`
 refuses chunks outside the memory slots or over the areas the runtime
 writes itself. Opens no KVM fd. Tests: tests/kvm/test_modes.py.
 """
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 
 from hvconf.kvm.plan import PlanError
 from hvconf.record import Record
@@ -31,6 +36,7 @@ except ImportError:  # pragma: no cover - another Python
     except ImportError:
         from hashlib import sha256
 ELF_MAGIC = b"\x7fELF"  # elf.MAGIC: elf.py loads only for an ELF image
+MIN_IMAGE_LIMIT = 1 << 30  # an ELF file may carry more than the memory it fills (symbols, debug info)
 
 
 class Loaded(Record):
@@ -43,9 +49,32 @@ class Loaded(Record):
     entry: int | None
 
 
-def load(plan: Plan, base_dir: str | os.PathLike[str], supplied: Mapping[str, Path]) -> list[Loaded]:
+class ImageOptionError(PlanError):
+    """A file given with --kernel/--guest cannot be used: a usage error, not a bad plan."""
+
+
+def read_image(path: str | os.PathLike[str], limit: int) -> bytes:
+    """The bytes of the regular file `path`; OSError (EINVAL, EFBIG) for anything else or more."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise OSError(errno.EINVAL, "not a regular file")
+        data = b""
+        if info.st_size <= limit:
+            with open(fd, "rb", closefd=False) as file:
+                data = file.read(limit + 1)  # bounded: the file may grow after the fstat
+        if len(data) > limit or info.st_size > limit:
+            raise OSError(errno.EFBIG, f"larger than {limit} bytes, the larger of guest memory and 1 GiB")
+        return data
+    finally:
+        os.close(fd)
+
+
+def load(plan: Plan, base_dir: str | os.PathLike[str], supplied: Mapping[str, str | Path]) -> list[Loaded]:
     """`base_dir` may be a str: a launcher need not import pathlib (about 5 ms) to say where it is."""
     loaded = []
+    limit = max(sum(size for _, size in memory_slots(plan)), MIN_IMAGE_LIMIT)
     for image in plan.images:
         given = supplied.get(image.name)
         if given is None and image.path is None:
@@ -53,9 +82,10 @@ def load(plan: Plan, base_dir: str | os.PathLike[str], supplied: Mapping[str, Pa
             raise PlanError(f"image {image.name!r} is not part of this build{named}: pass --{image.name} FILE")
         path = given if given is not None else os.path.join(base_dir, str(image.path))
         try:
-            with open(path, "rb") as file:
-                data = file.read()
+            data = read_image(path, limit)
         except OSError as err:
+            if given is not None:
+                raise ImageOptionError(f"argument --{image.name}: cannot read {path}: {err.strerror}") from None
             raise PlanError(f"image {image.name!r}: cannot read {path}: {err.strerror}") from None
         digest = sha256(data).hexdigest()
         if given is None and digest != image.sha256:

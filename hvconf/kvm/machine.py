@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from hvconf.kvm.images import Loaded
     from hvconf.kvm.memory import GuestMemory
     from hvconf.kvm.plan import Step
+    from hvconf.kvm.sw_tlb import SharedTlb
     from hvconf.kvm.system import Kvm
     from hvconf.kvm.vcpu import Vcpu
     from hvconf.kvm.vm import Vm
@@ -42,6 +43,7 @@ class Machine:
         self.slots: list[Slot] = []
         self.modes: dict[int, tuple[str, int]] = {}  # vcpu id -> (start mode, tables address)
         self.tce_tables: dict[int, KvmFd] = {}  # LIOBN -> its KVM_CREATE_SPAPR_TCE(_64) fd
+        self.tlbs: dict[int, SharedTlb] = {}  # vcpu id -> the e500 TLB it shares with KVM (KVM_CAP_SW_TLB)
         self._cpuid: list[CpuidEntry] | None = None
         self._lock = threading.Lock()
 
@@ -92,6 +94,7 @@ class Machine:
             table.close()
         if self.vm is not None:
             self.vm.close()
+        self.tlbs.clear()  # after the VM: KVM keeps the arrays' pages pinned until its vCPUs are gone
         for region in self.memory.values():
             region.close()  # after the VM, so no slot points at unmapped memory
         self.kvm.close()

@@ -2,13 +2,18 @@
 
 `execute(plan, base_dir, *, timeout, trace, out)` refuses a plan the host
 cannot run (HostMismatch) before any VM exists, loads the images (flat or
-ELF), then issues the steps: system and VM steps from the calling thread,
-each vCPU's steps (KVM_CREATE_VCPU onwards) from a thread of its own,
-all in plan order. The vCPUs then run until the run ends (see
-vcpu_loop.py: every vCPU halted, power-off, shutdown, internal error) or
-the watchdog, SIGINT or SIGTERM ends it; every thread is joined and every
-fd and mmap released before it returns. It prints only the guest console
-to `out` and trace lines to `trace`. Tests: tests/kvm/test_runtime.py.
+ELF; an e500 DTB gets the host's cpu clocks: host_cells.py), then issues
+the steps: system and VM steps from the calling thread, each vCPU's steps
+(KVM_CREATE_VCPU onwards) from a thread of its own, all in plan order
+(an e500 secondary first waits in the ePAPR spin table: spin_table.py).
+The vCPUs then run until the run ends (see vcpu_loop.py: every vCPU
+halted, power-off, shutdown, internal error) or the watchdog, SIGINT or
+SIGTERM ends it; every thread is joined and every fd and mmap released
+before it returns, whatever failed on the way (a vCPU thread left running
+would signal a process whose KICK_SIGNAL handler is gone). It prints only
+the guest console to `out` (raw, or rendered safe: output.py) and trace
+lines to `trace`; a write that fails ends the run with OutputError.
+Tests: tests/kvm/test_runtime.py, tests/kvm/test_hostile_guests.py.
 """
 
 from __future__ import annotations
@@ -24,6 +29,8 @@ from hvconf.kvm.ending import Ending
 from hvconf.kvm.fd import request
 from hvconf.kvm.ffi import ARCH
 from hvconf.kvm.machine import Machine
+from hvconf.kvm.options import CONSOLE_MODES, MAX_TIMEOUT
+from hvconf.kvm.output import Output, OutputError
 from hvconf.kvm.plan import Plan, PlanError, Step, parse
 from hvconf.kvm.sequence import Sequencer
 from hvconf.kvm.status import Status
@@ -31,7 +38,7 @@ from hvconf.kvm.steps import reserved, validate
 from hvconf.kvm.system import DEV_KVM, Kvm
 from hvconf.kvm.trace import Tracer
 from hvconf.kvm.vcpu_thread import Shared, VcpuThread, issue
-from hvconf.kvm.watchdog import KICK_SIGNAL, kick_handler, routed_signals, supervise
+from hvconf.kvm.watchdog import KICK_SIGNAL, kick_handler, routed_signals, stop_all, supervise
 from hvconf.record import Record
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
@@ -39,6 +46,9 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
     from pathlib import Path
     from typing import Any, BinaryIO, TextIO
+
+    from hvconf.kvm.images import Loaded
+    from hvconf.kvm.spin_table import SpinTable
 
 KVM_API_VERSION = 12
 
@@ -62,18 +72,25 @@ def execute(
     base_dir: str | os.PathLike[str],  # a str or a Path
     *,
     timeout: float = 5.0,
-    trace: TextIO | None = None,
-    out: BinaryIO,
-    supplied: Mapping[str, Path] | None = None,
+    trace: TextIO | BinaryIO | None = None,
+    out: BinaryIO | None,
+    supplied: Mapping[str, str | Path] | None = None,
+    console: str = "auto",
 ) -> RunResult:
     """Run `plan` (images relative to `base_dir`) on this host's KVM; guest console to `out`.
 
     `supplied` maps image names to files given on the command line (--kernel), which
-    replace the build's copy or fill in an image the build did not have.
+    replace the build's copy or fill in an image the build did not have. `console` is
+    output.CONSOLE_MODES: how the guest's bytes reach `out` (None: a closed stdout).
 
-    Raises PlanError (bad plan or image), HostMismatch (before any VM is
-    created) or KvmError (an ioctl failed; `source` names the step).
+    Raises ValueError (a timeout or console mode out of range), PlanError (bad plan or
+    image), HostMismatch (before any VM is created), KvmError (an ioctl failed; `source`
+    names the step) or OutputError (the console or trace could not be written).
     """
+    if not 0 < timeout <= MAX_TIMEOUT:  # also NaN: sigtimedwait cannot wait for it
+        raise ValueError(f"timeout {timeout!r} is not within (0, {MAX_TIMEOUT}] seconds")
+    if console not in CONSOLE_MODES:
+        raise ValueError(f"console mode {console!r} is not one of {', '.join(CONSOLE_MODES)}")
     started = time.monotonic()
     parsed = parse(plan)
     _check_runtime(parsed)  # host facts first: a foreign plan is refused as such, not as malformed
@@ -90,10 +107,11 @@ def execute(
         except hvconf.abi.AbiError as err:
             raise PlanError(f"plan.launcher.x86.exit_hypercalls: {err}") from None
     tracer = Tracer(trace)
+    loaded = _with_host_cells(parsed, loaded, tracer)
     machine = Machine(_open_host(parsed, tracer), loaded)
     try:
         with kick_handler(), routed_signals():
-            status, reason, count = _run(parsed, machine, tracer, out, served, timeout)
+            status, reason, count = _run(parsed, machine, tracer, Output(out, "console", console), served, timeout)
     finally:
         machine.close()
     return RunResult(status, reason, count, time.monotonic() - started)
@@ -114,15 +132,18 @@ def _owners(plan: Plan) -> tuple[list[Step], dict[int, list[Step]]]:
 
 
 def _run(
-    plan: Plan, machine: Machine, tracer: Tracer, out: BinaryIO, served: frozenset[int], timeout: float
+    plan: Plan, machine: Machine, tracer: Tracer, out: Output, served: frozenset[int], timeout: float
 ) -> tuple[int, str, int]:
-    devs = devices(plan, machine, out)
     main_steps, per_vcpu = _owners(plan)
     wake_main = _waker()
     ending = Ending(wake_main)
+    for output in (out, tracer.output):
+        if output is not None:
+            output.stopping = lambda: ending.stopping  # a stalled reader holds a vCPU only until the end
+    devs = devices(plan, machine, out)
     threads: list[VcpuThread] = []
     shared = Shared(machine, Sequencer(), ending, tracer, devs.console, served, devs.hcalls,
-                    lambda: _kick_all(threads))
+                    lambda: _kick_all(threads), _spin_table(plan))
     threads += [VcpuThread(vcpu_id, steps, shared) for vcpu_id, steps in per_vcpu.items()]
     try:
         for thread in threads:
@@ -133,10 +154,18 @@ def _run(
     except BaseException as err:  # noqa: BLE001 - raised below, once the threads are gone
         ending.fail(err)
     finally:
-        supervise(ending, lambda: _kick_all(threads), shared.sequencer.abort, timeout,
-                  lambda: _still_running(threads, ending, timeout))  # fmt: skip
-        for thread in threads:
-            thread.join()  # supervise() returned: every started thread has returned or is about to
+        try:
+            supervise(ending, lambda: _kick_all(threads), shared.sequencer.abort, timeout,
+                      lambda: _still_running(threads, ending, timeout, out))  # fmt: skip
+        finally:  # even if the watch failed: no vCPU thread may outlive the run (nor signal after it)
+            stop_all(ending, lambda: _kick_all(threads), shared.sequencer.abort)
+            for thread in threads:
+                thread.join()  # every started thread has returned or is about to
+    if ending.error is None:
+        try:
+            out.finish()  # what the safe rendering held back (a CR, a `:`) once the guest is done
+        except OutputError as err:
+            ending.fail(err)
     if ending.error is not None:
         raise ending.error
     status, reason = ending.result()
@@ -144,6 +173,24 @@ def _run(
     if stopped and status != Status.HALTED:
         reason += f"; stopped {', '.join(stopped)}"
     return status, reason, sum(t.loop.count for t in threads if t.loop is not None)
+
+
+def _with_host_cells(plan: Plan, loaded: list[Loaded], tracer: Tracer) -> list[Loaded]:
+    epapr = plan.launcher.get("epapr")
+    if not isinstance(epapr, dict) or "host_cells" not in epapr:  # e500 only: its cpu clocks are the host's
+        return loaded
+    from hvconf.kvm.host_cells import patch
+
+    return patch(plan, loaded, tracer.note)
+
+
+def _spin_table(plan: Plan) -> SpinTable | None:
+    epapr = plan.launcher.get("epapr")
+    if not isinstance(epapr, dict) or "spin_table" not in epapr:  # e500 only: load the module for its plans
+        return None
+    from hvconf.kvm.spin_table import from_plan
+
+    return from_plan(plan)
 
 
 def _kick_all(threads: list[VcpuThread]) -> None:
@@ -156,12 +203,16 @@ def _waker() -> Callable[[], None]:
     return lambda: signals.pthread_kill(ident, KICK_SIGNAL)
 
 
-def _still_running(threads: list[VcpuThread], ending: Ending, timeout: float) -> str:
+def _still_running(threads: list[VcpuThread], ending: Ending, timeout: float, out: Output) -> str:
     """The watchdog's reason: which vCPUs were still in the guest, and for how long without an exit."""
     now = time.monotonic()
     parts = [f"vcpu:{t.vcpu_id} had no exit for {now - t.loop.last_exit:.2f} s"
              for t in threads if t.loop is not None and t.vcpu_id not in ending.halted_vcpus]  # fmt: skip
     parts += [f"vcpu:{i} halted" for i in sorted(ending.halted_vcpus)]
+    parts += [f"vcpu:{t.vcpu_id} was never released from the spin table" for t in threads if t.spinning]
+    blocked = out.blocked_since
+    if blocked is not None:  # "no exit" above is then a vCPU waiting to write its console
+        parts.append(f"the console had waited {now - blocked:.2f} s for its reader")
     detail = f" ({'; '.join(parts)})" if parts else ""
     return f"the guest was still running after {timeout:g} s{detail}"
 

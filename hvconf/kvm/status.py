@@ -18,6 +18,7 @@ class Status:
     GUEST_SHUTDOWN = 5  # the guest shut down: triple fault, reset or crash
     KVM_ERROR = 6  # a KVM ioctl failed
     KVM_INTERNAL = 7  # KVM internal error, failed entry, or an exit the runtime cannot handle
+    OUTPUT = 8  # the console, the trace or a dry run could not be written (a closed pipe, a full disk)
     INTERRUPTED = 130  # SIGINT (Ctrl-C), as shells report it
     TERMINATED = 143  # SIGTERM, as shells report it
 
@@ -30,6 +31,7 @@ MEANING: dict[int, str] = {
     Status.GUEST_SHUTDOWN: "guest shut down",
     Status.KVM_ERROR: "KVM ioctl error",
     Status.KVM_INTERNAL: "KVM internal error or unhandled exit",
+    Status.OUTPUT: "output failed",
     Status.INTERRUPTED: "interrupted",
     Status.TERMINATED: "terminated",
 }

@@ -17,7 +17,9 @@ from hvconf.kvm.ffi import ffi
 from hvconf.kvm.machine import Machine, Slot
 from hvconf.kvm.memory import GuestMemory
 from hvconf.kvm.plan import Plan, PlanError, Step, decimal
+from hvconf.kvm import steps_e500
 from hvconf.kvm.step_kind import StepKind, vm_of, where
+from hvconf.kvm.steps_e500 import E500_STEPS
 from hvconf.kvm.steps_ppc import PPC_STEPS
 from hvconf.kvm.vcpu import Vcpu
 from hvconf.kvm.vm import Vm
@@ -72,13 +74,17 @@ def _check_user_memory(step: Step) -> None:
 def _enable_cap(m: Machine, step: Step) -> None:
     fd = m.fd(step)
     assert isinstance(fd, (Vm, Vcpu))
-    fd.enable_cap(step.args["cap_nr"], step.args["args"], step.args["flags"])
+    args = step.args["args"]
+    if "config" in step.args:  # args[0] points at structs built here (e500 KVM_CAP_SW_TLB)
+        args = steps_e500.sw_tlb_args(m, step, fd)
+    fd.enable_cap(step.args["cap_nr"], args, step.args["flags"])
 
 
 def _check_enable_cap(step: Step) -> None:
     args = step.args["args"]
     if len(args) > 4 or not all(isinstance(x, int) and not isinstance(x, bool) for x in args):
         raise PlanError(f"{where(step)}: args should be at most 4 integers, got {args!r}")
+    steps_e500.check_config(step)
 
 
 def _set_cpuid2(m: Machine, step: Step) -> None:
@@ -191,6 +197,7 @@ STEPS: dict[str, StepKind] = {
     "KVM_SET_REGS": StepKind(("vcpu",), {}, _set_regs, _check_regs),
     "KVM_RUN": StepKind(("vcpu",), {}, _not_here),
     **PPC_STEPS,
+    **E500_STEPS,
 }
 
 
@@ -217,6 +224,7 @@ def validate(plan: Plan) -> None:
         have_vm |= step.ioctl == "KVM_CREATE_VM"
         if step.ioctl == "KVM_CREATE_VCPU":
             vcpus.add(step.args["vcpu_id"])
+    steps_e500.check_plan(plan)
     _check_runs(plan)
 
 

@@ -4,6 +4,9 @@
 remembers the step it is issuing (so an ioctl made on the step's behalf,
 like KVM_GET_SUPPORTED_CPUID for KVM_SET_CPUID2, names it), and whole
 lines are written under a lock so threads never interleave within a line.
+Lines go through an output.Output in the safe rendering (a `source` or an
+hcall note carries strings from the definition), so a failed write is an
+OutputError and a stalled reader cannot hold a vCPU past the run's end.
 A None stream makes every call a no-op. Tests: tests/kvm/test_runtime.py.
 """
 
@@ -11,16 +14,19 @@ from __future__ import annotations
 
 import threading
 
+from hvconf.kvm.output import Output
+
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:
-    from typing import TextIO
+    from typing import BinaryIO, TextIO
 
     from hvconf.kvm.plan import Step
 
 
 class Tracer:
-    def __init__(self, stream: TextIO | None) -> None:
-        self.stream = stream
+    def __init__(self, stream: TextIO | BinaryIO | None) -> None:
+        self.stream = stream  # None: no trace
+        self.output = Output(stream, "trace", "safe", text=True) if stream is not None else None
         self._local = threading.local()
         self._lock = threading.Lock()
 
@@ -43,7 +49,6 @@ class Tracer:
         self.note(f"{label}  {ioctl}  0x{request:08x}  # issued by the runtime ({why})")
 
     def note(self, text: str) -> None:
-        if self.stream is not None:
+        if self.output is not None:
             with self._lock:
-                self.stream.write(f"trace: {text}\n")
-                self.stream.flush()
+                self.output.write(f"trace: {text}\n".encode("utf-8", "surrogateescape"))

@@ -1,8 +1,8 @@
 """Vcpu: a vCPU fd, its mmapped kvm_run, and the ioctls issued on it.
 
 Registers in the fd's arch layout (KVM_GET/SET_REGS, KVM_GET/SET_SREGS,
-KVM_GET/SET_ONE_REG), KVM_SET_CPUID2 (x86), KVM_S390_SET_INITIAL_PSW,
-KVM_ENABLE_CAP (shared with vm.py), and `run()`, which issues KVM_RUN and
+KVM_GET/SET_ONE_REG), KVM_SET_CPUID2 (x86), KVM_DIRTY_TLB (e500),
+KVM_S390_SET_INITIAL_PSW, KVM_ENABLE_CAP (shared with vm.py), and `run()`, which issues KVM_RUN and
 returns a typed exit (exits.py). Answers go back through complete_* on the
 same buffer. One thread should issue all of a vCPU's ioctls; this class does
 not enforce it. Tests: tests/kvm/test_fd_classes.py, tests/kvm/test_runtime.py.
@@ -115,6 +115,11 @@ class Vcpu(KvmFd):
             for name in entry.__slots__:
                 setattr(slot, name, getattr(entry, name))
         return self.ioctl("KVM_SET_CPUID2", table)
+
+    def dirty_tlb(self, bitmap: int, num_dirty: int) -> int:
+        """KVM_DIRTY_TLB (e500): `bitmap` is the address of one bit per shared-TLB entry changed."""
+        dirty = self.new("struct kvm_dirty_tlb *", {"bitmap": bitmap, "num_dirty": num_dirty})
+        return self.ioctl("KVM_DIRTY_TLB", dirty)
 
     def s390_set_initial_psw(self, mask: int, addr: int) -> int:
         """KVM_S390_SET_INITIAL_PSW: where (and in which mode) the vCPU starts."""

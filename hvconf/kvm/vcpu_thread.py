@@ -6,7 +6,9 @@ thread, each when the Sequencer gives it the turn. The thread unblocks
 only KICK_SIGNAL (the caller blocked it, SIGINT and SIGTERM before
 starting it), so process signals go to the main thread and a kick
 interrupts KVM_RUN. `kick()` is safe from any thread and never signals a
-thread that has returned. Tests: tests/kvm/test_runtime.py, test_guests.py.
+thread that has returned. A vCPU the plan's ePAPR spin table holds (e500
+secondaries) waits for the guest to release it before its first KVM_RUN
+(hvconf.kvm.spin_table). Tests: tests/kvm/test_runtime.py, test_guests.py.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from hvconf.kvm import signals
 from hvconf.kvm.errors import KvmError
 from hvconf.kvm.steps import STEPS
 from hvconf.kvm.vcpu_loop import ExitLoop
-from hvconf.kvm.watchdog import KICK_SIGNAL
+from hvconf.kvm.watchdog import KICK_SIGNAL, VCPU_THREAD
 from hvconf.record import Record
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
@@ -30,6 +32,7 @@ if TYPE_CHECKING:
     from hvconf.kvm.machine import Machine
     from hvconf.kvm.plan import Step
     from hvconf.kvm.sequence import Sequencer
+    from hvconf.kvm.spin_table import SpinTable
     from hvconf.kvm.trace import Tracer
 
 
@@ -40,8 +43,8 @@ def _nothing() -> None:
 class Shared(Record):
     """What every thread of one run shares."""
 
-    __slots__ = ("machine", "sequencer", "ending", "tracer", "console", "served", "hcalls", "kick_all")
-    _defaults = {"hcalls": None, "kick_all": _nothing}
+    __slots__ = ("machine", "sequencer", "ending", "tracer", "console", "served", "hcalls", "kick_all", "spin")
+    _defaults = {"hcalls": None, "kick_all": _nothing, "spin": None}
     machine: Machine
     sequencer: Sequencer
     ending: Ending
@@ -50,6 +53,7 @@ class Shared(Record):
     served: frozenset[int]
     hcalls: Any | None  # hvconf.kvm.hcall handlers (sPAPR, ePAPR) for hypercall exits
     kick_all: Callable[[], None]  # every vCPU thread's kick()
+    spin: SpinTable | None  # the ePAPR spin table secondary e500 vCPUs wait in before their first KVM_RUN
 
 
 def issue(step: Step, shared: Shared) -> bool:
@@ -73,7 +77,8 @@ class VcpuThread:
         self._lock = threading.Lock()
         self._ident: int | None = None  # set while the thread runs, None once it has returned
         self.loop: ExitLoop | None = None  # once the vCPU runs
-        self.thread = threading.Thread(target=self._main, name=f"hvconf-vcpu{vcpu_id}", daemon=True)
+        self.spinning = False  # waiting in the ePAPR spin table to be released
+        self.thread = threading.Thread(target=self._main, name=f"{VCPU_THREAD}{vcpu_id}", daemon=True)
 
     def start(self) -> None:
         self.shared.ending.thread_starting()
@@ -97,6 +102,19 @@ class VcpuThread:
                 vcpu.request_immediate_exit()
             signals.pthread_kill(self._ident, KICK_SIGNAL)
 
+    def _released(self) -> bool:
+        """True at once for a vCPU that does not wait in the spin table, else once the guest released it
+        (False: the run ended first)."""
+        shared = self.shared
+        if shared.spin is None or self.vcpu_id not in shared.spin.vcpus:
+            return True
+        from hvconf.kvm.spin_table import run_when_released
+
+        self.spinning = True
+        released = run_when_released(shared.spin, shared.machine, self.vcpu_id, shared.ending, shared.tracer.note)
+        self.spinning = False
+        return released
+
     def _main(self) -> None:
         with self._lock:
             self._ident = threading.get_ident()
@@ -108,8 +126,10 @@ class VcpuThread:
                     if not shared.sequencer.turn(step.index):
                         return
                     shared.tracer.step(step)
-                    shared.ending.running(self.vcpu_id)
                     shared.sequencer.done(step.index)
+                    if not self._released():
+                        return
+                    shared.ending.running(self.vcpu_id)
                     self.loop = ExitLoop(shared.machine.vcpus[self.vcpu_id], shared.machine, shared.console,
                                          shared.tracer, shared.ending, shared.served, shared.hcalls,
                                          shared.kick_all)  # fmt: skip
@@ -118,6 +138,7 @@ class VcpuThread:
                 if not issue(step, shared):
                     return
         except BaseException as err:  # noqa: BLE001 - handed to the main thread, which re-raises it
+            self.spinning = False
             shared.ending.fail(err)
             shared.sequencer.abort()
         finally:

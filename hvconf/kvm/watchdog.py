@@ -5,8 +5,12 @@ SIGTERM (`routed_signals`) and waits for them with sigtimedwait in
 `supervise`: a vCPU thread wakes it with KICK_SIGNAL, SIGINT/SIGTERM end the
 run, and the deadline ends it as a timeout. Once the run is ending it kicks
 every vCPU thread (immediate_exit + KICK_SIGNAL) every KICK_INTERVAL until
-all have returned, since a kick can land between two KVM_RUNs. No thread
-of its own, no fds. Tests: tests/kvm/test_runtime.py (spin, vmcall, signals).
+all have returned, since a kick can land between two KVM_RUNs. `stop_all`
+does that last part alone, for a run whose watch failed: KICK_SIGNAL's
+handler may only go once no vCPU thread is left to send the signal (a vCPU
+thread's last act wakes the main thread with it; with the default action
+back, that wake killed the process). No thread of its own, no fds.
+Tests: tests/kvm/test_runtime.py (spin, vmcall, signals, the failed watch).
 """
 
 from __future__ import annotations
@@ -27,6 +31,8 @@ if TYPE_CHECKING:
 
 KICK_SIGNAL = signals.SIGUSR1
 KICK_INTERVAL = 0.05  # re-kick while a vCPU thread has not returned
+MAX_WAIT = 3600.0  # one sigtimedwait at most; it refuses waits past time_t (OverflowError)
+VCPU_THREAD = "hvconf-vcpu"  # vcpu_thread.VcpuThread names its threads with this prefix
 STOP_SIGNALS: dict[int, tuple[int, str]] = {
     signals.SIGINT: (Status.INTERRUPTED, "interrupted by SIGINT"),
     signals.SIGTERM: (Status.TERMINATED, "terminated by SIGTERM"),
@@ -58,7 +64,9 @@ class kick_handler:  # noqa: N801 - used as a function: `with kick_handler():`
             )
 
     def __exit__(self, kind: type[BaseException] | None, err: BaseException | None, tb: TracebackType | None) -> None:
-        if self.installed:
+        # run.py joins every vCPU thread first; should one still be alive (a bug), keep the handler:
+        # its last wake would otherwise kill the process.
+        if self.installed and not any(t.name.startswith(VCPU_THREAD) for t in threading.enumerate()):
             signals.signal(KICK_SIGNAL, self.old)
 
 
@@ -93,9 +101,24 @@ def supervise(
             kick_all()
             signals.sigtimedwait(ROUTED, KICK_INTERVAL)
             continue
-        remaining = deadline - time.monotonic()
+        remaining = min(deadline - time.monotonic(), MAX_WAIT)
         info = signals.sigtimedwait(ROUTED, remaining) if remaining > 0 else None
         if info is not None and info.si_signo in STOP_SIGNALS:
             ending.end(*STOP_SIGNALS[info.si_signo])
         elif info is None and time.monotonic() >= deadline:
             ending.end(Status.TIMEOUT, f"watchdog: {timed_out()}")
+
+
+def stop_all(ending: Ending, kick_all: Callable[[], None], abort: Callable[[], None]) -> None:
+    """Return once every vCPU thread has: ends the run first if it was not ending (a failed watch)."""
+    if ending.finished:
+        return
+    if not ending.stopping:
+        ending.end(Status.KVM_INTERNAL, "the launcher's watch over the run failed")
+    while not ending.finished:
+        abort()
+        kick_all()
+        try:
+            signals.sigtimedwait(ROUTED, KICK_INTERVAL)
+        except Exception:  # noqa: BLE001 - whatever broke the watch must not leave threads behind
+            time.sleep(KICK_INTERVAL)

@@ -256,6 +256,8 @@ def _cross_check(t: Target, folder: Path) -> None:
         refs.append((tf, "features.hypervisor_node.pvinfo_cap", "cap", [f.hypervisor_node.pvinfo_cap], caps))
         refs += [(tf, f"features.hypervisor_node.flags[{g.name}].hcall", "hcall", [g.hcall], hcalls)
                  for g in f.hypervisor_node.flags]
+    if f.sw_tlb:
+        refs.append((tf, "features.sw_tlb.cap", "cap", [f.sw_tlb.cap], caps))
     if f.irqchip:
         refs.append((tf, "features.irqchip.requires", "irqchip mode", f.irqchip.requires, f.irqchip.modes))
         refs += [(tf, f"features.irqchip.requires.{k}", "cap", v, caps)
@@ -284,6 +286,12 @@ def _check_meaning(t: Target, tf: Path, hf: Path) -> None:
         if flag.proposed != t.name2hcall[flag.hcall].proposed:
             key = f"features.hypervisor_node.flags[{flag.name}]"
             raise TargetError(f"proposed must match hcall {flag.hcall}", tf, key)
+    sw_tlb = t.features.sw_tlb
+    if sw_tlb is not None:
+        mmu = t.name2cap[sw_tlb.cap].name2arg.get("mmu")
+        if mmu is None or set(sw_tlb.tlb1_entries) != set(mmu.values or {}):
+            raise TargetError(f"needs one TLB1 size per `mmu` value of {sw_tlb.cap}", tf,
+                              "features.sw_tlb.tlb1_entries")
     for row in t.features.pv_features.rows if t.features.pv_features else ():
         exit_row = t.name2hcall.get(row.requires_exit or "")
         if row.requires_exit and not (exit_row and exit_row.exit_capable):

@@ -119,6 +119,7 @@ class Cap(_Row):
     args: tuple[CapArg, ...] = ()
     encoder: Literal["sw_tlb"] | None = None  # struct built in code; args then have no slots
     before_vcpus: bool = False
+    vm_wide: bool = False  # a vcpu-fd cap whose effect is the whole VM: without `on`, enabled once, on vCPU 0
     managed: Managed | None = None
     proposed: bool = False  # unmerged ABI: number from hvconf.abi.proposed()
     required_for: tuple[str, ...] = ()  # flavours where the plan must enable it (every vCPU for vcpu caps)
@@ -129,6 +130,8 @@ class Cap(_Row):
     def _consistent(self) -> Cap:
         if self.scope == "check" and (self.args or self.before_vcpus or self.managed or self.required_for):
             raise ValueError("a check-only cap takes no args, before_vcpus, managed or required_for")
+        if self.vm_wide and self.scope != "vcpu":
+            raise ValueError("vm_wide is for caps issued on a vcpu fd; a vm cap is VM-wide anyway")
         names = [a.name for a in self.args]
         if len(set(names)) != len(names):
             raise ValueError(f"duplicate arg names in {names}")
@@ -277,6 +280,12 @@ class Tce(_Row):
     dma_window_cells: int
     vio_liobn_base: int
     pci_liobn_base: int
+    pci_window_bits: int  # the window number's bits at the bottom of a PCI LIOBN
+    pci_mem32_bus: int  # where a PHB's 32-bit MMIO window starts on its bus; it ends at 4 GiB
+
+    def phb(self, liobn: int) -> int | None:
+        """The PHB index a PCI LIOBN names (QEMU SPAPR_PCI_LIOBN); None for a VIO LIOBN."""
+        return (liobn - self.pci_liobn_base) >> self.pci_window_bits if liobn >= self.pci_liobn_base else None
 
 
 class Rtas(_Row):
@@ -304,6 +313,20 @@ class HypervisorNode(_Row):
     instructions: FrozenMap[str] = {}  # SW_TLB mmu -> hvconf.abi epapr [pvinfo] sequence name
     instructions_fallback: str | None = None  # sequence when neither host nor MMU is known
     flags: tuple[HypervisorFlag, ...] = ()
+
+
+class SwTlb(_Row):
+    """The shared software TLB: `cap` (its `mmu` arg names the MMU) and TLB1's size per MMU."""
+
+    cap: CapName
+    tlb1_entries: FrozenMap[int]  # `mmu` name -> entries of the fully associative TLB1 (1..64)
+
+    @model_validator(mode="after")
+    def _in_range(self) -> SwTlb:
+        bad = {k: v for k, v in self.tlb1_entries.items() if not 1 <= v <= 64}
+        if bad:
+            raise ValueError(f"TLB1 holds 1 to 64 entries (arch/powerpc/kvm/e500_mmu.c), not {bad}")
+        return self
 
 
 class Modes(_Row):
@@ -346,6 +369,7 @@ class Features(_Row):
     tce: Tce | None = None
     rtas: Rtas | None = None
     hypervisor_node: HypervisorNode | None = None
+    sw_tlb: SwTlb | None = None
     irqchip: Irqchip | None = None
     pit: Pit | None = None
     guest_modes: Modes | None = None

@@ -32,7 +32,8 @@ GUESTS = REPO / "guests" / "x86"
 DEFINITIONS = REPO / "tests" / "data" / "guests"
 LOAD = 0x7C00
 SRC = "test.hv:{}:5"
-MODE_GUESTS = {"hello": "real", "vmcall": "real", "spin": "real", "smp": "prot32", "cpuid": "long64"}
+MODE_GUESTS = {"hello": "real", "vmcall": "real", "spin": "real", "smp": "prot32", "cpuid": "long64", "flood": "real",
+               "escapes": "real"}
 TABLES = 0x1000  # where hand-written prot32/long64 plans put the runtime's tables
 
 

@@ -3,7 +3,7 @@
 An e500 host is big-endian, so every kvm_run field is too. The proposed
 member {nr, ret, args[8]} sits at the exit union; its offsets come from
 hvconf/abi/data/proposed.toml and its exit number from an overrides file,
-the only place such numbers may come from (seed 002 was never merged).
+the only place such numbers may come from (the proposal was never merged: docs/kernel-facts.md#the-unmerged-epapr-proposal).
 """
 
 from __future__ import annotations

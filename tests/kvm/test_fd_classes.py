@@ -100,6 +100,7 @@ VCPU_CALLS: list[tuple[str, str, Call]] = [
     ("KVM_ENABLE_CAP", "*", lambda c: c.enable_cap(68)),
     ("KVM_RUN", "*", lambda c: c.run()),
     ("KVM_SET_CPUID2", "x86_64", lambda c: c.set_cpuid2([CpuidEntry(0x40000001, eax=0x80)])),
+    ("KVM_DIRTY_TLB", "ppc", lambda c: c.dirty_tlb(0x10000, 1)),
     ("KVM_S390_SET_INITIAL_PSW", "s390x", lambda c: c.s390_set_initial_psw(PSW_MASK_64, 0x10000)),
 ]
 ARCHES_OF = {"*": ("x86_64", "ppc64le", "ppc64", "ppc-e500", "s390x"), "x86_64": ("x86_64",),
@@ -128,12 +129,13 @@ def test_every_method_fails_through_the_boundary_bad_fd(kind, ioctl, arch, call)
 
 
 def test_the_cases_cover_every_arch_and_method():
-    assert len(CASES) == 4 * 5 + 1 + 4 * 5 + 3 + 6 * 3 + 8 * 5 + 1 + 1
+    assert len(CASES) == 4 * 5 + 1 + 4 * 5 + 3 + 6 * 3 + 8 * 5 + 1 + 3 + 1
 
 
 STRUCT_ARGS = ["KVM_CREATE_SPAPR_TCE", "KVM_CREATE_SPAPR_TCE_64", "KVM_PPC_RTAS_DEFINE_TOKEN", "KVM_PPC_GET_PVINFO",
                "KVM_PPC_CONFIGURE_V3_MMU", "KVM_GET_REGS", "KVM_GET_SREGS", "KVM_SET_ONE_REG", "KVM_ENABLE_CAP",
-               "KVM_SET_USER_MEMORY_REGION", "KVM_SET_CPUID2", "KVM_S390_SET_INITIAL_PSW", "KVM_CREATE_PIT2"]  # fmt: skip
+               "KVM_SET_USER_MEMORY_REGION", "KVM_SET_CPUID2", "KVM_S390_SET_INITIAL_PSW", "KVM_CREATE_PIT2",
+               "KVM_DIRTY_TLB"]  # fmt: skip
 # (ioctl, arch) where the arch defines the ioctl and its declarations marshal the struct
 MARSHALLED = [(ioctl, arch) for ioctl in STRUCT_ARGS for arch in ("x86_64", "ppc64le", "ppc-e500", "s390x")
               if arch in hvconf.abi.ioctl(ioctl).arches
@@ -149,7 +151,7 @@ def test_request_sizes_match_the_structs_marshalled(ioctl, arch):
 
 def test_the_marshalled_cases_cover_each_arch():
     arches = {arch for _, arch in MARSHALLED}
-    assert arches == {"x86_64", "ppc64le", "ppc-e500", "s390x"} and len(MARSHALLED) == 33
+    assert arches == {"x86_64", "ppc64le", "ppc-e500", "s390x"} and len(MARSHALLED) == 35
 
 
 def test_rtas_names_that_do_not_fit_are_refused_before_any_ioctl():

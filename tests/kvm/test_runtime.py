@@ -188,7 +188,8 @@ def test_bad_plans_are_usage_errors(make_plan, mutate, message):
 def test_bad_timeout_is_a_usage_error(make_plan):
     run = Launch(*make_plan("hello"), "--timeout", "0")
     assert run.status == Status.USAGE
-    assert run.stderr == "launch: error: --timeout must be a positive number of seconds, not 0\n"
+    assert run.stderr == ("launch: error: argument --timeout: expected a number of seconds above 0 and at most "
+                          "31536000 (a year), not '0'\n")
 
 
 def test_help_and_unknown_options_follow_argparse(make_plan):
@@ -357,6 +358,48 @@ def test_sigint_and_sigterm_end_every_vcpu_cleanly(make_plan, sig, status, said)
     assert line.startswith(f"launch: error: x86-spin: {said}; stopped vcpu:0 at rip 0x7c0")
     assert line.endswith(f"(status {int(status)}: {MEANING[status]})")
     assert "Traceback" not in rest
+
+
+# The run's watch failing mid-run (as `--timeout inf` made it: sigtimedwait raised OverflowError) left
+# the vCPU threads running: one stayed alive after execute() returned, or its last wake (SIGUSR1)
+# arrived once the handler was gone and killed the process (status -10).
+WATCH_FAILS = """
+import io, json, sys, threading
+import hvconf.kvm.run as run
+
+def failing_watch(*args, **kwargs):
+    raise OverflowError("timestamp out of range for platform time_t")  # what sigtimedwait(..., inf) raised
+
+run.supervise = failing_watch
+plan, base = json.loads(sys.argv[1]), sys.argv[2]
+for _ in range(20):  # each vCPU thread halts at once: its last act is the wake that once killed us
+    try:
+        run.execute(plan, base, timeout=5, out=io.BytesIO())
+    except OverflowError:
+        pass
+    assert threading.active_count() == 1, threading.enumerate()
+print("survived")
+"""
+
+
+@pytest.mark.kvm
+def test_a_failed_watch_still_stops_every_vcpu_before_the_kick_handler_goes(make_plan):
+    plan, base = make_plan("smp", vcpus=2)
+    done = subprocess.run([sys.executable, "-c", WATCH_FAILS, json.dumps(plan), str(base)], capture_output=True,
+                          text=True, timeout=60, cwd=Path(__file__).resolve().parents[2])  # fmt: skip
+    assert done.returncode == 0, (done.returncode, done.stderr)  # -10 was SIGUSR1
+    assert done.stdout == "survived\n"
+
+
+def test_a_sigint_outside_the_run_is_status_130_without_a_traceback():
+    # The run catches its own SIGINT; one that lands after it (a second Ctrl-C while the launcher
+    # reports the first) reached Python's top level as a KeyboardInterrupt traceback.
+    code = ("import hvconf.kvm.launch as l\n"
+            "def main(*args, **kwargs):\n    raise KeyboardInterrupt\n"
+            "l.main = main\nl.run_as_process({}, [], '.')\n")  # fmt: skip
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                          cwd=Path(__file__).resolve().parents[2])  # fmt: skip
+    assert (done.returncode, done.stderr) == (130, "launch: error: interrupted\n")
 
 
 def uart_io(direction: str, reg: int, value: int | None = None) -> Any:

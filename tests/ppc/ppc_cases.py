@@ -18,6 +18,7 @@ from typing import Any
 
 from hvconf import compiler
 from hvconf.emit import launcher
+from hvconf.syntax.loader import Loader
 
 REPO = Path(__file__).resolve().parents[2]
 GUEST = REPO / "guests" / "ppc64" / "papr.S"
@@ -111,7 +112,9 @@ def build_case(case: Case, into: Path, src: Path) -> Built:
         if case.text is not None:
             source.parent.mkdir(parents=True, exist_ok=True)
             source.write_text(case.text)
-        result = compiler.build([source])
+        # A case's definition sits in a temporary folder, its guest in the checkout: allowed, as
+        # `--allow-path guests/ppc64` would (a definition reads only its project otherwise).
+        result = compiler.build([source], loader=Loader(allow=[GUEST.parent]))
         errors = [d for d in result.report.diagnostics if d.severity.value == "error"]
         assert not errors, f"{case.name}: {[d.message for d in errors]}"
         (built,) = result.built

@@ -3,9 +3,10 @@
 Book3S and BookE in one kvm_sregs (pvr, then the `u` union of `s` with sdr1
 and the SLB / BATs, and `e` with the BookE SPRs, spelled as the header does),
 kvm_regs with gpr[32], ONE_REG, sPAPR TCE tables, RTAS tokens, PVINFO, the
-e500 software TLB config and the MMU v3 and HPT/radix info structs. Every
-field is fixed width, so the same text fits the 32-bit e500 ABI. Text only:
-build.py compiles it into _ffi_powerpc64.py. Tests: tests/kvm/test_layouts.py.
+e500 software TLB (kvm_config_tlb, its params and entries, kvm_dirty_tlb) and
+the MMU v3 and HPT/radix info structs. Every field is fixed width, so the
+same text fits the 32-bit e500 ABI. Text only: build.py compiles it into
+_ffi_powerpc64.py. Tests: tests/kvm/test_layouts.py.
 """
 
 from __future__ import annotations
@@ -61,6 +62,8 @@ struct kvm_rtas_token_args { char name[120]; uint64_t token; };
 struct kvm_ppc_pvinfo { uint32_t flags; uint32_t hcall[4]; uint8_t pad[108]; };
 struct kvm_config_tlb { uint64_t params; uint64_t array; uint32_t mmu_type; uint32_t array_len; };
 struct kvm_dirty_tlb { uint64_t bitmap; uint32_t num_dirty; };
+struct kvm_book3e_206_tlb_entry { uint32_t mas8; uint32_t mas1; uint64_t mas2; uint64_t mas7_3; };
+struct kvm_book3e_206_tlb_params { uint32_t tlb_sizes[4]; uint32_t tlb_ways[4]; uint32_t reserved[8]; };
 struct kvm_ppc_mmuv3_cfg { uint64_t flags; uint64_t process_table; };
 struct kvm_ppc_cpu_char { uint64_t character; uint64_t behaviour; uint64_t character_mask; uint64_t behaviour_mask; };
 struct kvm_get_htab_fd { uint64_t flags; uint64_t start_index; uint64_t reserved[2]; };
@@ -79,6 +82,7 @@ CDEF = common.GENERIC + ARCH_STRUCTS + common.kvm_run() + common.LIBC
 
 STRUCTS = (*common.STRUCTS, "kvm_debug_exit_arch", "kvm_regs", "kvm_sregs", "kvm_create_spapr_tce",
            "kvm_create_spapr_tce_64", "kvm_rtas_token_args", "kvm_ppc_pvinfo", "kvm_config_tlb", "kvm_dirty_tlb",
+           "kvm_book3e_206_tlb_entry", "kvm_book3e_206_tlb_params",
            "kvm_ppc_mmuv3_cfg", "kvm_ppc_cpu_char", "kvm_get_htab_fd", "kvm_ppc_resize_hpt",
            "kvm_ppc_one_page_size", "kvm_ppc_one_seg_page_size", "kvm_ppc_smmu_info",
            "kvm_ppc_rmmu_info")  # fmt: skip

@@ -1,4 +1,5 @@
-"""ePAPR hypercalls that reach the launcher through the proposed KVM_EXIT_EPAPR_HCALL (seed 002).
+"""ePAPR hypercalls that reach the launcher through the proposed KVM_EXIT_EPAPR_HCALL
+(docs/kernel-facts.md#the-unmerged-epapr-proposal).
 
 Dispatch by token (r11): the byte channel console (EV_BYTE_CHANNEL_SEND,
 _RECEIVE, _POLL: r3 handle, r4 count, r5..r8 four bytes each, big-endian in

@@ -37,7 +37,8 @@ class Reply:
 
 
 PAPR_FIRST_ARG, PAPR_LAST_ARG = 4, 12  # papr_hcall.args[0..8] are r4..r12, copied back on entry
-# The proposal (seed 002) fills args[0..7] from r3..r10 and returns outputs in r4..r10;
+# The proposal (docs/kernel-facts.md#the-unmerged-epapr-proposal) fills args[0..7] from r3..r10
+# and returns outputs in r4..r10;
 # hvconf reads args[i] <-> r(3+i) both ways, as papr_hcall does, so untouched args keep their registers.
 EPAPR_FIRST_ARG, EPAPR_FIRST_OUT, EPAPR_LAST_ARG = 3, 4, 10
 
