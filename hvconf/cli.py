@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, NoReturn, Sequence, TextIO
 
 if TYPE_CHECKING:
-    from hvconf.compiler import Built, Result
+    from hvconf.compiler import Result
+    from hvconf.emit.artifacts import Built
     from hvconf.diagnostics import Report
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 from hvconf.diagnostics import Note, Report
 from hvconf.model import ir
@@ -17,6 +17,7 @@ from hvconf.syntax import ast
 from hvconf.syntax.loader import Loader, Program
 
 if TYPE_CHECKING:
+    from hvconf.emit.artifacts import Built
     from hvconf.model.host import HostFacts
 
 
@@ -28,15 +29,6 @@ class Checked:
     def __init__(self, program: Program, vms: list[ir.Vm]) -> None:
         self.program = program
         self.vms = vms
-
-
-class Built:
-    """One VM's artifacts, by output file name."""
-
-    def __init__(self, vm: ir.Vm, plan: dict[str, Any], files: dict[str, bytes]) -> None:
-        self.vm = vm
-        self.plan = plan
-        self.files = files
 
 
 class Result:

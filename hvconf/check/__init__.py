@@ -61,11 +61,4 @@ def run_checks(vm: ir.Vm, target: "Target", report: Report, host: "HostFacts | N
         report.add_new(diagnostic)
 
 
-def docs_markdown() -> str:
-    """docs/diagnostics.md; kept for callers of the old name, hvconf.explain renders it."""
-    from hvconf.explain import docs_markdown as render
-
-    return render()
-
-
-__all__ = ["ABSTRACT_CODES", "CHECKS", "HOST_CHECKS", "by_code", "docs_markdown", "run_checks"]
+__all__ = ["ABSTRACT_CODES", "CHECKS", "HOST_CHECKS", "by_code", "run_checks"]

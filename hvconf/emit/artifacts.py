@@ -11,11 +11,11 @@ from __future__ import annotations
 import os
 import weakref
 from pathlib import Path
+from typing import Any
 
 from hvconf import abi
 from hvconf.arch import arch_module
 from hvconf.arch.base import BuildContext
-from hvconf.compiler import Built
 from hvconf.diagnostics import Report, Severity
 from hvconf.emit import launcher, manifest
 from hvconf.emit.plan import dumps, to_json
@@ -27,6 +27,15 @@ from hvconf.syntax.loader import Program
 # A program's input files by path relative to its root's folder, with their hashes: the same for
 # each of its VMs, computed once per program instead of once per VM.
 _INPUTS: "weakref.WeakKeyDictionary[Program, dict[str, str]]" = weakref.WeakKeyDictionary()
+
+
+class Built:
+    """One VM's artifacts, by output file name (a plain class: see hvconf/compiler.py's Checked)."""
+
+    def __init__(self, vm: ir.Vm, plan: dict[str, Any], files: dict[str, bytes]) -> None:
+        self.vm = vm
+        self.plan = plan
+        self.files = files
 
 
 def _program_inputs(program: Program) -> dict[str, str]:
