@@ -173,7 +173,7 @@ PROFILES["lint.all_vs_dtc"] = PROFILES["lint.vs_dtc"]
 
 TRACEMALLOC = """
 import sys, tracemalloc
-from hvconf.lint import discover, lint
+from hvconf.lint.driver import discover, lint
 files = discover(sys.argv[1:])
 lint(files[:4])  # imports, target tables and parser caches: not per-file
 tracemalloc.start(1)

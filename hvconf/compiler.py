@@ -42,7 +42,7 @@ class Result:
         return [vm for c in self.checked for vm in c.vms]
 
 
-# Called as progress(what, done, total) as each step of a long job starts (hvconf/progress.py draws it).
+# Called as progress(what, done, total) as each step of a long job starts (hvconf/lint/progress.py draws it).
 Progress = Callable[[str, int, int], None]
 
 
@@ -50,7 +50,7 @@ def check(paths: Sequence[Path], *, loader: Loader | None = None, progress: Prog
           host: "HostFacts | None" = None, suppress: bool = True) -> Result:
     """Parse, lower and check every file (against `host`'s facts too, when given);
     raises InputError for unreadable roots. `# hvconf: ignore[...]` comments then
-    apply (hvconf/suppress.py), unless `suppress` is False (a caller merging several
+    apply (hvconf/check/suppress.py), unless `suppress` is False (a caller merging several
     runs applies them once, to the merged report)."""
     from hvconf.check import run_checks
     from hvconf.model.inputs import check_files
@@ -71,7 +71,7 @@ def check(paths: Sequence[Path], *, loader: Loader | None = None, progress: Prog
                 run_checks(vm, load_target(vm.target), result.report, host, program.scope)
         result.checked.append(Checked(program, vms))
     if suppress:
-        from hvconf.suppress import apply_to_programs
+        from hvconf.check.suppress import apply_to_programs
 
         result.report = apply_to_programs(result.report, [c.program for c in result.checked])
     return result

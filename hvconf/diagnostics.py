@@ -2,7 +2,7 @@
 
 A Diagnostic has a stable kebab-case code, a severity, a span and optional
 notes and help; stages append to a Report instead of raising, so every
-finding of a run is shown at once. Rendering lives in hvconf/render.py.
+finding of a run is shown at once. Rendering lives in hvconf/lint/render.py.
 Tested by tests/test_diagnostics.py.
 """
 

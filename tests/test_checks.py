@@ -360,9 +360,9 @@ def test_registry_is_well_formed() -> None:
 
 def test_docs_are_current() -> None:
     committed = (REPO / "docs" / "diagnostics.md").read_text(encoding="utf-8")
-    from hvconf.explain import docs_markdown
+    from hvconf.lint.explain import docs_markdown
 
-    assert committed == docs_markdown(), "regenerate: python -c 'import hvconf.explain as e; " \
+    assert committed == docs_markdown(), "regenerate: python -c 'import hvconf.lint.explain as e; " \
         "open(\"docs/diagnostics.md\", \"w\").write(e.docs_markdown())'"
     for c in CHECKS:
         assert f"## {c.code}\n" in committed

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from hvconf.diagnostics import Note, Report, Span
-from hvconf.render import render, render_report, summary
+from hvconf.lint.render import render, render_report, summary
 
 
 def report_for(source: str, span: Span, **kw: object) -> Report:

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from hvconf import explain
+from hvconf.lint import explain
 from hvconf.check import CHECKS, HOST_CHECKS
-from hvconf.cli_docs import EXIT_USAGE, register
+from hvconf.cli.docs import EXIT_USAGE, register
 from hvconf.compiler import build, check
 from hvconf.diagnostics import Report
 from hvconf.model.host import load_host_facts
@@ -78,7 +78,7 @@ def test_the_code_scan_finds_every_stage() -> None:
 
 def test_every_emitted_code_has_a_page() -> None:
     missing = {code: sorted(files) for code, files in emitted_codes().items() if code not in PAGES}
-    assert missing == {}, "add a [stage.CODE] (or, for a Check, [check.CODE]) page to hvconf/explain.toml"
+    assert missing == {}, "add a [stage.CODE] (or, for a Check, [check.CODE]) page to hvconf/lint/explain.toml"
 
 
 def test_every_page_is_for_an_emitted_code() -> None:
@@ -99,7 +99,7 @@ def test_every_check_has_a_page_with_its_own_facts() -> None:
 @pytest.mark.parametrize("code", list(PAGES))
 def test_bad_example_yields_its_code(code: str, tmp_path: Path) -> None:
     page = PAGES[code]
-    assert page.bad is not None, f"{code}: add tests/invalid/{code}.hv (or `bad` to its page in hvconf/explain.toml)"
+    assert page.bad is not None, f"{code}: add tests/invalid/{code}.hv (or `bad` to its page in hvconf/lint/explain.toml)"
     found = [d for d in compile_example(page, page.bad, tmp_path) if d.code == code]
     assert found, f"{code}: the bad example does not yield it"
     assert {d.severity for d in found} == {page.severity}, f"{code}: page says {page.severity.value}"
@@ -108,7 +108,7 @@ def test_bad_example_yields_its_code(code: str, tmp_path: Path) -> None:
 @pytest.mark.parametrize("code", list(PAGES))
 def test_good_example_is_clean(code: str, tmp_path: Path) -> None:
     page = PAGES[code]
-    assert page.good is not None, f"{code}: add `good` to its page in hvconf/explain.toml"
+    assert page.good is not None, f"{code}: add `good` to its page in hvconf/lint/explain.toml"
     report = compile_example(page, page.good, tmp_path)
     assert [f"{d.span} {d.code}: {d.message}" for d in report] == []
 
@@ -253,7 +253,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
                     str(REPO)], check=True, timeout=120, capture_output=True)
     [wheel] = out.glob("hvconf-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
-    assert "hvconf/explain.toml" in names
+    assert "hvconf/lint/explain.toml" in names
     assert {f"hvconf/_data/examples/invalid/{p.name}" for p in INVALID.glob("*.hv")} <= names
     site = out / "site"
     subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(site), str(wheel)],
@@ -262,7 +262,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_installed_copy_explains_from_its_own_samples(installed: Path, tmp_path: Path) -> None:
-    code = ("import sys; sys.path.insert(0, sys.argv[1]); import hvconf.explain as e; p = e.page('unknown-cap');"
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); import hvconf.lint.explain as e; p = e.page('unknown-cap');"
             "print(p.bad.path); print(e.to_text(p))")
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     out = subprocess.run([sys.executable, "-I", "-c", code, str(installed)], cwd=tmp_path, capture_output=True,

@@ -20,11 +20,11 @@ import pytest
 
 from hvconf.check import CHECKS, by_code
 from hvconf.diagnostics import Diagnostic, Note, Report, Severity, Span
-from hvconf.formats import FORMATS, render
-from hvconf.formats.github import command, escape_data, escape_property
-from hvconf.formats.rules import DOCS_URL, closest_code, known_codes, rules
-from hvconf.formats.sarif import SRCROOT, log
-from hvconf.lint import LintResult, discover, lint
+from hvconf.lint.formats import FORMATS, render
+from hvconf.lint.formats.github import command, escape_data, escape_property
+from hvconf.lint.formats.rules import DOCS_URL, closest_code, known_codes, rules
+from hvconf.lint.formats.sarif import SRCROOT, log
+from hvconf.lint.driver import LintResult, discover, lint
 
 REPO = Path(__file__).resolve().parent.parent
 SCHEMA = json.loads((REPO / "tests" / "data" / "sarif" / "sarif-schema-2.1.0.json").read_text())

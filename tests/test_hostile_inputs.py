@@ -315,7 +315,7 @@ def test_guest_assembly_is_shared_by_vms_of_one_build(tmp_path: Path) -> None:
 def test_many_diagnostics_on_one_long_line_render_a_window_each(tmp_path: Path) -> None:
     # Each finding shows a bounded window around its caret, not the 10 KB line (999 of those
     # would print 10 MB); that the work is linear too is tests/test_scaling.py's, without a clock.
-    from hvconf.render import render_report
+    from hvconf.lint.render import render_report
 
     path = tmp_path / "one-line.hv"
     path.write_text("vm a { arch x86_64 " + "memory 2M " * 1000 + "}")  # 10 KB, 999 duplicate-setting warnings

@@ -8,7 +8,7 @@ import ast
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "hvconf"
-COMPILER = ["syntax", "model", "check", "arch", "emit", "compiler.py", "render.py", "diagnostics.py", "resources.py"]
+COMPILER = ["syntax", "model", "check", "arch", "emit", "compiler.py", "diagnostics.py", "resources.py"]
 RUNTIME_MAY_IMPORT = {"hvconf.kvm", "hvconf.abi", "hvconf.record", "cffi"}
 COMPILER_LIBRARIES = {"lark", "pydantic", "jinja2", "pyfdt"}
 

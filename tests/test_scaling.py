@@ -25,8 +25,8 @@ import pytest
 from hvconf import compiler
 from hvconf.diagnostics import Diagnostic, Report, Severity, Span
 from hvconf.emit import output
-from hvconf.lint import LintResult
-from hvconf.suppress import Suppression, _hidden
+from hvconf.lint.driver import LintResult
+from hvconf.check.suppress import Suppression, _hidden
 
 LINEAR = 4.4  # the most calls at 4n over calls at n that still counts as linear (4, plus noise)
 BASE = "format 1\nabstract vm b {\n    arch x86_64\n    memory 16M\n    console serial\n    vcpus 1\n}\n"
@@ -278,7 +278,7 @@ def one_long_line(n: int) -> Report:
 def test_many_findings_on_one_long_line_render_in_linear_work(fmt: str) -> None:
     # The text format split the whole file for every finding and printed the whole line;
     # SARIF still split it for every finding's fingerprint.
-    from hvconf.formats import render
+    from hvconf.lint.formats import render
 
     def job(n: int) -> None:
         CountingText.read = 0

@@ -3,7 +3,7 @@ point the compiler calls for each VM.
 
 CHECKS lists the rules explicitly, topic by topic (no registration by import
 side effect). `run_checks` never raises for bad input: it collects findings
-into the caller's report, once each. hvconf/explain.py renders their docs.
+into the caller's report, once each. hvconf/lint/explain.py renders their docs.
 Tested by tests/test_checks.py.
 """
 
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 CHECKS: tuple[Check, ...] = (
     caps.CHECKS + hcalls.CHECKS + x86.CHECKS + spapr.CHECKS + epapr.CHECKS + platform.CHECKS
-    + suppression.CHECKS  # decided over the whole report by hvconf/suppress.py
+    + suppression.CHECKS  # decided over the whole report by hvconf/check/suppress.py
 )
 # Rules that hold a VM against one host's facts; they run only when facts are given.
 HOST_CHECKS: tuple[Check, ...] = host_rules.CHECKS

@@ -19,11 +19,11 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from hvconf.diagnostics import Diagnostic, Span
-from hvconf.formats.rules import DOCS_URL, Rule, rule_index, rules
-from hvconf.render import source_line
+from hvconf.lint.formats.rules import DOCS_URL, Rule, rule_index, rules
+from hvconf.lint.render import source_line
 
 if TYPE_CHECKING:
-    from hvconf.lint import LintResult
+    from hvconf.lint.driver import LintResult
 
 SCHEMA = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
 SRCROOT = "%SRCROOT%"

@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Iterable, Iterator, Mapping
 
-from hvconf.comments import Comment, comments
+from hvconf.syntax.comments import Comment, comments
 from hvconf.diagnostics import Diagnostic, Report, Severity, Span
 from hvconf.syntax import ast
 from hvconf.syntax.loader import Program
@@ -124,15 +124,15 @@ def suppressions(file: str, text: str, tree: ast.SourceFile) -> tuple[list[Suppr
 
 
 def stage_of(code: str) -> str | None:
-    """The pipeline stage that emits `code` (hvconf.explain knows every code's)."""
-    from hvconf.explain import pages
+    """The pipeline stage that emits `code` (hvconf.lint.explain knows every code's)."""
+    from hvconf.lint.explain import pages
 
     page = pages().get(code)
     return page.stage if page else None
 
 
 def _unused(s: Suppression) -> Diagnostic:
-    from hvconf.formats.rules import closest_code, known_codes
+    from hvconf.lint.formats.rules import closest_code, known_codes
 
     def warn(message: str, help: str) -> Diagnostic:
         return Diagnostic(CODE, Severity.WARNING, message, s.span, help=help)

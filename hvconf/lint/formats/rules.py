@@ -39,7 +39,7 @@ class Rule:
 @lru_cache(maxsize=1)
 def rules() -> tuple[Rule, ...]:
     """Every code in pipeline order (checker codes in CHECKS order): the order of SARIF's ruleIndex."""
-    from hvconf.explain import pages
+    from hvconf.lint.explain import pages
 
     return tuple(Rule(p.code, p.severity, p.summary, p.why, p.help) for p in pages().values())
 

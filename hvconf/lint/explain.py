@@ -3,7 +3,7 @@ diagnostic code with what it checks, why (the KVM or kernel behaviour behind
 it), a bad and a good example, and the help.
 
 Checker codes take summary, severity, why and help from their Check; the
-codes of the other stages take them from hvconf/explain.toml, which also
+codes of the other stages take them from hvconf/lint/explain.toml, which also
 holds every good example. Bad examples are the shipped tests/invalid samples
 (hvconf.resources.invalid_samples_dir) unless the table has one. Renders
 text; never compiles anything. Tested by tests/test_explain.py.
