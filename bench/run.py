@@ -29,7 +29,7 @@ if __package__ in (None, ""):  # run as a script: make `bench` importable from t
 from bench import install, profile, report  # noqa: E402
 from bench.context import BENCH, REPO, Context, Counts, prepare  # noqa: E402
 from bench.measure import MeasureError  # noqa: E402
-from bench.rows import Row, Series, not_measured  # noqa: E402
+from bench.measurements import Row, Series, not_measured  # noqa: E402
 from bench.suites import build, exits, launch, lint, reposize, scaling, size  # noqa: E402
 
 SUITES: dict[str, ModuleType] = {"launch": launch, "exits": exits, "lint": lint, "build": build,

@@ -20,7 +20,7 @@ import pytest
 from bench import inputs
 from bench.context import BENCH, hvconf_command
 from bench.measure import MeasureError, interleave, least_squares, run, summary
-from bench.rows import Goal, Point, Row, Series, Side
+from bench.measurements import Goal, Point, Row, Series, Side
 from bench.suites.exits import EXITS, floor_us_per_exit, launcher_us_per_exit
 
 KVM = os.access("/dev/kvm", os.R_OK | os.W_OK)

@@ -24,7 +24,7 @@ from hvconf.syntax.comments import comments
 from hvconf.compiler import build
 from hvconf.diagnostics import HvconfError, Report
 from hvconf.formatter import format_text
-from hvconf.formatter.rows import tokens
+from hvconf.formatter.layout import tokens
 from hvconf.syntax import ast
 from hvconf.syntax.parser import parse
 from test_docs import EXAMPLES, compile_example

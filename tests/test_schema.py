@@ -17,7 +17,7 @@ from hvconf.cli.docs import register
 from hvconf.diagnostics import Report
 from hvconf.model import ir
 from hvconf.model.lower import lower_program
-from hvconf.model.schema import DIALECT, dumps, vm_schema
+from hvconf.model.json_schema import DIALECT, dumps, vm_schema
 from hvconf.syntax.loader import Loader
 
 jsonschema = pytest.importorskip("jsonschema", reason="validating needs jsonschema (pip install '.[test]')")

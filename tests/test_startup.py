@@ -129,7 +129,7 @@ def test_no_usable_cache_folder_only_costs_time(tmp_path: Path, root: Path, monk
 
 
 def test_a_later_process_uses_the_cache_without_building_a_schema(tmp_path: Path) -> None:
-    code = ("from hvconf.model.target import load_target, target_for; from hvconf.model import target_rows as r;"
+    code = ("from hvconf.model.target import load_target, target_for; from hvconf.model import target_toml as r;"
             "t = load_target(target_for('ppc64le')); print(t.name, r.TargetSpec.__pydantic_complete__)")
     env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path)}
     runs = [subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)

@@ -23,7 +23,7 @@ from pathlib import Path
 from bench import inputs
 from bench.context import Context
 from bench.measure import interleave, run as run_once
-from bench.rows import Goal, Point, Row, Series, Side
+from bench.measurements import Goal, Point, Row, Series, Side
 from bench.suites.common import Runner, command_text, runner
 
 SUITE = "size"

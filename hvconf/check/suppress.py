@@ -123,16 +123,8 @@ def suppressions(file: str, text: str, tree: ast.SourceFile) -> tuple[list[Suppr
     return found, problems
 
 
-def stage_of(code: str) -> str | None:
-    """The pipeline stage that emits `code` (hvconf.lint.explain knows every code's)."""
-    from hvconf.lint.explain import pages
-
-    page = pages().get(code)
-    return page.stage if page else None
-
-
 def _unused(s: Suppression) -> Diagnostic:
-    from hvconf.lint.formats.rules import closest_code, known_codes
+    from hvconf.codes import closest_code, known_codes, stage_of
 
     def warn(message: str, help: str) -> Diagnostic:
         return Diagnostic(CODE, Severity.WARNING, message, s.span, help=help)

@@ -17,7 +17,7 @@ FILE_METAVARS = frozenset({"FILE", "PATH", "DIR"})
 
 
 def _codes() -> list[str]:
-    from hvconf.lint.formats.rules import known_codes
+    from hvconf.codes import known_codes
 
     return sorted(known_codes())
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from hvconf.syntax.comments import comments
 from hvconf.diagnostics import HvconfError, Report
-from hvconf.formatter.rows import Layout, tokens
+from hvconf.formatter.layout import Layout, tokens
 from hvconf.formatter.text import render
 from hvconf.syntax import ast
 from hvconf.syntax.parser import parse

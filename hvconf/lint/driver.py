@@ -224,7 +224,7 @@ def parse_codes(values: Sequence[str] | None) -> frozenset[str]:
     codes = {c.strip() for v in values or () for c in v.split(",") if c.strip()}
     if not codes:  # the usual case: no need to load every rule's docs (hvconf.lint.explain) to list the codes
         return frozenset()
-    from hvconf.lint.formats.rules import closest_code, known_codes
+    from hvconf.codes import closest_code, known_codes
 
     for code in sorted(codes - known_codes()):
         guess = closest_code(code)

@@ -8,7 +8,6 @@ Must not import the CLI. Tested by tests/test_formats.py.
 
 from __future__ import annotations
 
-import difflib
 import os
 from dataclasses import dataclass
 from functools import lru_cache
@@ -46,13 +45,3 @@ def rules() -> tuple[Rule, ...]:
 
 def rule_index() -> dict[str, int]:
     return {rule.code: i for i, rule in enumerate(rules())}
-
-
-def known_codes() -> frozenset[str]:
-    return frozenset(rule.code for rule in rules())
-
-
-def closest_code(word: str) -> str | None:
-    """The known code `word` was probably meant to be, for a did-you-mean."""
-    found = difflib.get_close_matches(word, sorted(known_codes()), n=1, cutoff=0.6)
-    return found[0] if found else None
