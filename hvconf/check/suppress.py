@@ -12,7 +12,6 @@ from __future__ import annotations
 import bisect
 import heapq
 import re
-from dataclasses import dataclass, field
 from typing import Iterable, Iterator, Mapping
 
 from hvconf.syntax.comments import Comment, comments
@@ -39,16 +38,19 @@ REFUSALS = {
 Position = tuple[int, int]  # (line, col), as in spans
 
 
-@dataclass
 class Suppression:
-    """One code of one `ignore[...]`, and the region of its file it covers."""
+    """One code of one `ignore[...]`, and the region of its file it covers. A plain class, not
+    a Record: `used` is set as findings are matched (docs/architecture.md#value-types)."""
 
-    code: str
-    span: Span  # the code's text inside the comment
-    start: Position
-    end: Position  # exclusive
-    trailing: bool
-    used: bool = field(default=False, compare=False)
+    __slots__ = ("code", "span", "start", "end", "trailing", "used")
+
+    def __init__(self, code: str, span: Span, start: Position, end: Position, trailing: bool) -> None:
+        self.code = code
+        self.span = span  # the code's text inside the comment
+        self.start = start
+        self.end = end  # exclusive
+        self.trailing = trailing
+        self.used = False
 
     def covers(self, d: Diagnostic) -> bool:
         s = d.span

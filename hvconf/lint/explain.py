@@ -14,7 +14,6 @@ from __future__ import annotations
 import difflib
 import textwrap
 import tomllib
-from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from types import MappingProxyType
@@ -22,6 +21,7 @@ from typing import Any, Mapping
 
 from hvconf.codes import CODES, STAGES
 from hvconf.diagnostics import Severity
+from hvconf.record import Record
 
 TABLE = Path(__file__).with_name("explain.toml")
 
@@ -29,21 +29,24 @@ FENCES = {".hv": "hv", ".toml": "toml", ".S": "gas"}  # code-fence languages by 
 WIDTH = 88
 
 
-@dataclass(frozen=True)
-class Example:
+class Example(Record):
     """A .hv file as shown, and what has to sit next to it for it to compile as shown."""
+
+    __slots__ = ("text", "name", "files", "path", "encoding", "overrides", "host")
+    _defaults = {"files": (), "path": None, "encoding": "utf-8", "overrides": None, "host": None}
 
     text: str
     name: str
-    files: tuple[tuple[str, str], ...] = ()  # (file name, text) written next to it
-    path: Path | None = None  # the shipped sample it was read from
-    encoding: str = "utf-8"  # how it is saved (invalid-utf8 shows a Latin-1 file)
-    overrides: str | None = None  # the one of `files` given as --abi-overrides
-    host: str | None = None  # the one of `files` given as --host-facts
+    files: tuple[tuple[str, str], ...]  # (file name, text) written next to it
+    path: Path | None  # the shipped sample it was read from
+    encoding: str  # how it is saved (invalid-utf8 shows a Latin-1 file)
+    overrides: str | None  # the one of `files` given as --abi-overrides
+    host: str | None  # the one of `files` given as --host-facts
 
 
-@dataclass(frozen=True)
-class Page:
+class Page(Record):
+    __slots__ = ("code", "stage", "severity", "summary", "why", "help", "bad", "good", "requires")
+    _defaults = {"requires": ()}
     code: str
     stage: str
     severity: Severity
@@ -52,7 +55,7 @@ class Page:
     help: str | None
     bad: Example | None  # None only while a new code waits for its sample (tests fail until then)
     good: Example | None
-    requires: tuple[str, ...] = ()
+    requires: tuple[str, ...]
 
 
 class UnknownCode(LookupError):

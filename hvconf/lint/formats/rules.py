@@ -9,10 +9,10 @@ Must not import the CLI. Tested by tests/test_formats.py.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from functools import lru_cache
 
 from hvconf.diagnostics import Severity
+from hvconf.record import Record
 
 # Where docs/diagnostics.md is published; SARIF's helpUri must be an absolute URI. The
 # project has no published site yet, so a team that hosts the docs (or a fork) points
@@ -20,15 +20,17 @@ from hvconf.diagnostics import Severity
 DOCS_URL = os.environ.get("HVCONF_DOCS_URL", "https://github.com/hvconf/hvconf/blob/main/docs/diagnostics.md")
 
 
-@dataclass(frozen=True)
-class Rule:
+class Rule(Record):
     """What the machine formats say about one code."""
+
+    __slots__ = ("code", "severity", "summary", "why", "help")
+    _defaults = {"why": "", "help": None}
 
     code: str
     severity: Severity
     summary: str
-    why: str = ""
-    help: str | None = None
+    why: str
+    help: str | None
 
     @property
     def url(self) -> str:
