@@ -1,8 +1,9 @@
 """Generates the .hv inputs the suites time: lint repos, scaling series, small files.
 
 Pure text generation into a folder the caller owns (a temporary one): a repo
-of N definitions over all four targets that include shared bases, and one
-definition per scaling point (vCPUs, TCE tables, hcalls, included files).
+of N definitions over all four targets that include shared bases, one
+definition per scaling point (vCPUs, TCE tables, hcalls, included files), and
+the size suite's chains of includes and files of many VMs.
 Deterministic: the same arguments write the same bytes. It runs nothing;
 the suites check that hvconf accepts what is written here before timing it.
 """
@@ -207,4 +208,28 @@ def includes_def(root: Path, n: int) -> Path:
     includes = "".join(f'include "layer{i}.hv"\n' for i in range(n))
     path = folder / "top.hv"
     path.write_text(f"format 1\n{includes}\nvm top extends layer{n - 1} {{\n    memory 16M\n}}\n")
+    return path
+
+
+def include_chain_def(root: Path, n: int) -> Path:
+    """top.hv including c0.hv, which includes c1.hv, ... c{n-1}.hv: a chain `n` includes deep.
+
+    Each link defines one small abstract VM; the top VM extends the first, so every file is
+    read, parsed and followed, and the plan is the same at every `n`."""
+    folder = root / f"chain-{n}"
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        include = f'include "c{i + 1}.hv"\n' if i + 1 < n else ""
+        (folder / f"c{i}.hv").write_text(f"format 1\n{include}abstract vm c{i} {{\n    arch x86_64\n}}\n")
+    path = folder / "top.hv"
+    path.write_text('format 1\ninclude "c0.hv"\n\nvm top extends c0 {\n    memory 16M\n}\n')
+    return path
+
+
+def many_vms_def(root: Path, n: int) -> Path:
+    """One file of `n` concrete VMs `vm vI extends b {}` over one small base, as generated
+    files have them: about 21 bytes each, so 10,000 fit in one file (MAX_FILE_BYTES)."""
+    head = "format 1\nabstract vm b {\n    arch x86_64\n    memory 16M\n    console serial\n}\n"
+    path = root / f"vms-{n}.hv"
+    path.write_text(head + "".join(f"vm v{i} extends b {{}}\n" for i in range(n)))
     return path

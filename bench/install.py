@@ -105,7 +105,7 @@ def ensure(allow_install: bool, log: Callable[[str], None]) -> Availability:
 
 
 # What must import in the virtualenv for every suite: the compiler, and the runtime launch.py loads.
-VENV_PROBE = "import hvconf, hvconf.cli, hvconf.compiler, hvconf.kvm.launch, hvconf.kvm.run; print(hvconf.__file__)"
+VENV_PROBE = "import hvconf, hvconf.cli.main, hvconf.compiler, hvconf.kvm.launch, hvconf.kvm.run; print(hvconf.__file__)"
 
 
 def clean_env(environ: Mapping[str, str]) -> dict[str, str]:

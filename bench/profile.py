@@ -173,7 +173,7 @@ PROFILES["lint.all_vs_dtc"] = PROFILES["lint.vs_dtc"]
 
 TRACEMALLOC = """
 import sys, tracemalloc
-from hvconf.lint import discover, lint
+from hvconf.lint.driver import discover, lint
 files = discover(sys.argv[1:])
 lint(files[:4])  # imports, target tables and parser caches: not per-file
 tracemalloc.start(1)
@@ -211,6 +211,14 @@ def _largest(ctx: Context, pattern: str) -> str:
 
 SCALING_FILES = {"vcpus": "vcpus-*.hv", "tce": "tce-*.hv", "hcalls": "hcalls-*.hv", "includes": "inc-*/top.hv"}
 PROFILES.update({f"scaling.{key}.time": _scaling_build(pattern) for key, pattern in SCALING_FILES.items()})
+PROFILES["size.vms.build"] = lambda ctx: cprofile(
+    [*_hvconf(ctx), "build", str(ctx.tmp / "size" / "vms-10000.hv"), "-o", str(ctx.tmp / "profile-out")], ctx,
+    "hvconf build of 10,000 VMs into a fresh folder")
+PROFILES["size.chain.check"] = lambda ctx: cprofile(
+    [*_hvconf(ctx), "check", str(ctx.tmp / "size" / "chain-10000" / "top.hv")], ctx,
+    "hvconf check of 10,000 chained includes")
+PROFILES["size.vms.check"] = lambda ctx: cprofile([*_hvconf(ctx), "check", str(ctx.tmp / "size" / "vms-10000.hv")],
+                                                  ctx, "hvconf check of 10,000 VMs")
 PROFILES["reposize.rss"] = lambda ctx: tracemalloc_profile(_largest_repo(ctx), ctx)
 PROFILES["reposize.time"] = lambda ctx: cprofile([*_hvconf(ctx), "check", *_largest_repo(ctx)], ctx,
                                                  "hvconf check on the largest repo")

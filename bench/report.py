@@ -1,8 +1,8 @@
 """Writes a run's results: latest.json (every sample), latest.md (the table) and scaling.png.
 
-Input is the records the suites returned (rows.Row, rows.Series) plus the
+Input is the records the suites returned (measurements.Row, measurements.Series) plus the
 run's metadata; output goes to the folder given (bench/results/). It
-measures nothing and decides no verdict (rows.py does); the plot is skipped
+measures nothing and decides no verdict (measurements.py does); the plot is skipped
 with a note when matplotlib is missing.
 """
 
@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from bench.rows import Row, Series, Side, as_dict
+from bench.measurements import Row, Series, Side, as_dict
 
 MARK = {"met": "yes", "missed": "**no**", "info": "–", "skipped": "skipped", "failed": "**failed**"}
 

@@ -29,11 +29,13 @@ if __package__ in (None, ""):  # run as a script: make `bench` importable from t
 from bench import install, profile, report  # noqa: E402
 from bench.context import BENCH, REPO, Context, Counts, prepare  # noqa: E402
 from bench.measure import MeasureError  # noqa: E402
-from bench.rows import Row, Series, not_measured  # noqa: E402
-from bench.suites import build, exits, launch, lint, reposize, scaling  # noqa: E402
+from bench.measurements import Row, Series, not_measured  # noqa: E402
+from bench.suites import build, exits, launch, lint, reposize, scaling, size  # noqa: E402
 
 SUITES: dict[str, ModuleType] = {"launch": launch, "exits": exits, "lint": lint, "build": build,
-                                 "scaling": scaling, "reposize": reposize}
+                                 "scaling": scaling, "reposize": reposize, "size": size}
+# Suites only --full (or --only) runs: `size` writes 10,000 VM folders and takes minutes.
+FULL_ONLY = frozenset({"size"})
 COUNTS = {
     "quick": Counts(launch=8, exits=3, lint=3, cold=8, build=2, scaling=2, repo_sizes=(10, 100, 1000)),
     "default": Counts(launch=25, exits=7, lint=7, cold=20, build=5, scaling=3,
@@ -148,13 +150,14 @@ def _profile_misses(ctx: Context, records: Sequence[Row | Series]) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench/run.py", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer rounds and points (about 2 minutes)")
-    parser.add_argument("--full", action="store_true", help="lint scaling up to 10,000 files")
+    parser.add_argument("--full", action="store_true",
+                        help="lint scaling up to 10,000 files; the `size` suite (10,000 includes and VMs)")
     parser.add_argument("--no-install", action="store_true", help="install nothing; skip what is missing")
     parser.add_argument("--only", metavar="SUITE,...", help=f"run only these of: {', '.join(SUITES)}")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder (its path is logged)")
     args = parser.parse_args(argv)
     args_list = list(argv if argv is not None else sys.argv[1:])
-    names = args.only.split(",") if args.only else list(SUITES)
+    names = args.only.split(",") if args.only else [n for n in SUITES if args.full or n not in FULL_ONLY]
     unknown = [n for n in names if n not in SUITES]
     if unknown:
         parser.error(f"unknown suite(s): {', '.join(unknown)}")

@@ -7,6 +7,7 @@ really checked by hvconf, the C floor really runs a guest on /dev/kvm.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -19,7 +20,7 @@ import pytest
 from bench import inputs
 from bench.context import BENCH, hvconf_command
 from bench.measure import MeasureError, interleave, least_squares, run, summary
-from bench.rows import Goal, Point, Row, Series, Side
+from bench.measurements import Goal, Point, Row, Series, Side
 from bench.suites.exits import EXITS, floor_us_per_exit, launcher_us_per_exit
 
 KVM = os.access("/dev/kvm", os.R_OK | os.W_OK)
@@ -112,6 +113,29 @@ def test_scaling_inputs_build(tmp_path: Path) -> None:
     done = subprocess.run([*hvconf_command(), "build", "-o", str(tmp_path / "out"), *map(str, paths)],
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+
+
+def test_size_inputs_check_clean_and_the_largest_fits_one_file(tmp_path: Path) -> None:
+    from bench.suites.size import LARGEST
+    from hvconf.syntax.loader import MAX_FILE_BYTES
+
+    chain, vms = inputs.include_chain_def(tmp_path, 40), inputs.many_vms_def(tmp_path, 30)
+    done = subprocess.run([*hvconf_command(), "check", "--werror", str(chain), str(vms)], capture_output=True,
+                          text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert len(list(chain.parent.glob("c*.hv"))) == 40
+    assert inputs.many_vms_def(tmp_path, LARGEST).stat().st_size <= MAX_FILE_BYTES
+
+
+def test_compile_probe_times_every_mode(tmp_path: Path) -> None:
+    probe = BENCH / "suites" / "compile_probe.py"
+    vms = inputs.many_vms_def(tmp_path, 3)
+    for mode in ([], ["--check"], ["--write", str(tmp_path)]):
+        done = run([sys.executable, str(probe), *mode, "2", str(vms)], timeout=120)
+        times = json.loads(done.stdout)
+        keys = [str(vms), f"{vms}:rewrite"] if mode[:1] == ["--write"] else [str(vms)]
+        assert sorted(times) == keys and all(len(v) == 2 and min(v) > 0 for v in times.values())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["vms-3.hv"]  # written folders removed
 
 
 @pytest.mark.kvm

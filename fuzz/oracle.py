@@ -57,8 +57,8 @@ def deadline(seconds: float) -> Iterator[None]:
 
 def _judge(result: object, built: bool) -> str | None:
     """What is wrong with a compiler Result, or None."""
-    from hvconf.formats.json import diagnostic
-    from hvconf.render import render_report
+    from hvconf.lint.formats.json import diagnostic
+    from hvconf.lint.render import render_report
 
     report = result.report  # type: ignore[attr-defined]
     shown = render_report(report) + "".join(json.dumps(diagnostic(d)) for d in report.diagnostics)

@@ -32,8 +32,11 @@ class _Stop(BaseException):
 
 
 class Run:
-    def __init__(self, folder: Path, corpus: Path, seconds: float, seed: int, cli_every: int) -> None:
+    def __init__(self, folder: Path, corpus: Path, seconds: float, seed: int, cli_every: int,
+                 max_cases: int | None = None, progress_every: int = 0) -> None:
         self.folder = workspace(folder)
+        self.max_cases = max_cases
+        self.progress_every = progress_every
         self.corpus = corpus
         self.end = time.monotonic() + seconds
         self.rng = random.Random(seed)
@@ -46,8 +49,15 @@ class Run:
         self.pending_cli: list[Path] = []
         self.seen: set[str] = set()
 
+    def over(self) -> bool:
+        """Time is up, or the requested number of cases has run."""
+        return time.monotonic() > self.end or (self.max_cases is not None and self.cases >= self.max_cases)
+
     def one(self, data: bytes, origin: str) -> None:
         self.cases += 1
+        if self.progress_every and self.cases % self.progress_every == 0:
+            print(f"{self.cases} cases, {len(self.findings)} findings, {time.monotonic() - self.start:.0f} s",
+                  flush=True)
         finding = run_case(data, self.folder)
         if finding is not None:
             self.record(data, finding, origin)
@@ -80,7 +90,7 @@ class Run:
 
     def mutation_chunk(self) -> None:
         for _ in range(CHUNK):
-            if time.monotonic() > self.end:
+            if self.over():
                 return
             op, data = self.mutator.next()
             self.one(data, f"mutation {op}")
@@ -92,7 +102,7 @@ class Run:
                   suppress_health_check=list(HealthCheck))
         @given(grammar_text())
         def chunk(text: str) -> None:
-            if time.monotonic() > self.end:
+            if self.over():
                 raise _Stop
             self.grammar_cases += 1
             self.one(text.encode(), "grammar")
@@ -103,7 +113,7 @@ class Run:
             pass
 
     def loop(self) -> None:
-        while time.monotonic() < self.end:
+        while not self.over():
             self.grammar_chunk()
             self.mutation_chunk()
         if self.pending_cli:
@@ -114,6 +124,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--minutes", type=float, default=10.0)
     ap.add_argument("--seed", type=int, default=int(time.time()))
+    ap.add_argument("--cases", type=int, default=None, help="stop after this many inputs (or at --minutes)")
+    ap.add_argument("--progress", type=int, default=0, metavar="N", help="print a line every N inputs")
     ap.add_argument("--cli-every", type=int, default=100, help="send every Nth case through the CLI too (0: never)")
     ap.add_argument("--corpus", type=Path, default=CORPUS, help="where failing inputs are saved")
     ap.add_argument("--max-memory", type=int, default=4096, help="RLIMIT_AS of this process, MiB")
@@ -122,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     with tempfile.TemporaryDirectory(prefix="hvconf-fuzz-") as tmp:
-        run = Run(Path(tmp), args.corpus, args.minutes * 60, args.seed, args.cli_every)
+        run = Run(Path(tmp), args.corpus, args.minutes * 60, args.seed, args.cli_every, args.cases, args.progress)
         try:
             run.loop()
         except KeyboardInterrupt:

@@ -1,5 +1,5 @@
 """`python -m hvconf` is the same as the `hvconf` command."""
 
-from hvconf.cli import main
+from hvconf.cli.main import main
 
 raise SystemExit(main())

@@ -6,15 +6,18 @@ but never opens a device; writing outputs is the caller's job
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
-from hvconf.diagnostics import Report
+from hvconf.diagnostics import Note, Report
 from hvconf.model import ir
 from hvconf.model.lower import lower_program
+from hvconf.syntax import ast
 from hvconf.syntax.loader import Loader, Program
 
 if TYPE_CHECKING:
+    from hvconf.emit.artifacts import Built
     from hvconf.model.host import HostFacts
 
 
@@ -28,15 +31,6 @@ class Checked:
         self.vms = vms
 
 
-class Built:
-    """One VM's artifacts, by output file name."""
-
-    def __init__(self, vm: ir.Vm, plan: dict[str, Any], files: dict[str, bytes]) -> None:
-        self.vm = vm
-        self.plan = plan
-        self.files = files
-
-
 class Result:
     def __init__(self) -> None:
         self.report = Report()
@@ -48,7 +42,7 @@ class Result:
         return [vm for c in self.checked for vm in c.vms]
 
 
-# Called as progress(what, done, total) as each step of a long job starts (hvconf/progress.py draws it).
+# Called as progress(what, done, total) as each step of a long job starts (hvconf/lint/progress.py draws it).
 Progress = Callable[[str, int, int], None]
 
 
@@ -56,7 +50,7 @@ def check(paths: Sequence[Path], *, loader: Loader | None = None, progress: Prog
           host: "HostFacts | None" = None, suppress: bool = True) -> Result:
     """Parse, lower and check every file (against `host`'s facts too, when given);
     raises InputError for unreadable roots. `# hvconf: ignore[...]` comments then
-    apply (hvconf/suppress.py), unless `suppress` is False (a caller merging several
+    apply (hvconf/check/suppress.py), unless `suppress` is False (a caller merging several
     runs applies them once, to the merged report)."""
     from hvconf.check import run_checks
     from hvconf.model.inputs import check_files
@@ -65,6 +59,7 @@ def check(paths: Sequence[Path], *, loader: Loader | None = None, progress: Prog
     loader = loader or Loader()
     result = Result()
     files_checked: set[tuple[object, ...]] = set()
+    paths = distinct_files(paths)
     for done, path in enumerate(paths, 1):
         if progress is not None:
             progress(f"checking {path}", done, len(paths))
@@ -76,7 +71,7 @@ def check(paths: Sequence[Path], *, loader: Loader | None = None, progress: Prog
                 run_checks(vm, load_target(vm.target), result.report, host, program.scope)
         result.checked.append(Checked(program, vms))
     if suppress:
-        from hvconf.suppress import apply_to_programs
+        from hvconf.check.suppress import apply_to_programs
 
         result.report = apply_to_programs(result.report, [c.program for c in result.checked])
     return result
@@ -89,6 +84,7 @@ def build(paths: Sequence[Path], *, proposed_overrides: Path | None = None, load
     from hvconf.emit.artifacts import artifacts
 
     result = check(paths, loader=loader, progress=progress)
+    one_vm_per_name(result)
     if result.report.has_errors:
         return result
     todo = [(checked, vm) for checked in result.checked for vm in checked.vms if not vm.abstract]
@@ -101,3 +97,40 @@ def build(paths: Sequence[Path], *, proposed_overrides: Path | None = None, load
     if result.report.has_errors:
         result.built.clear()
     return result
+
+
+def distinct_files(paths: Sequence[Path]) -> list[Path]:
+    """`paths` without repeats of one file (`a.hv a.hv`, `a.hv ./a.hv`, a link to it): a file
+    is one set of VMs, checked and built once. Same file: same device and inode, or, for a
+    path that cannot be stat'ed (the loader reports it), the same absolute path."""
+    seen: set[object] = set()
+    out = []
+    for path in paths:
+        try:
+            st = os.stat(path)
+            key: object = (st.st_dev, st.st_ino)
+        except (OSError, ValueError):  # missing, a NUL in the name, ...
+            key = os.path.abspath(path)
+        if key not in seen:
+            seen.add(key)
+            out.append(path)
+    return out
+
+
+def one_vm_per_name(result: Result) -> None:
+    """Every concrete VM of a build writes `out/NAME/`: two root files that define the same
+    name would silently overwrite one with the other. `duplicate-vm` at the later file's VM
+    (in command-line order), with a note at the first. Not part of `check`, which takes each
+    file alone: files of one repository may share a name when they are built apart."""
+    first: dict[str, ast.VmDecl] = {}
+    for checked in result.checked:
+        for decl in checked.program.own_vms:
+            name = decl.name.value
+            if decl.abstract or checked.program.vms.get(name) is not decl:
+                continue  # a name this file's program defines twice is the loader's duplicate-vm
+            other = first.setdefault(name, decl)
+            if other is not decl:
+                result.report.error("duplicate-vm", f"VM '{name}' is also defined in '{other.name.span.file}', built "
+                                    f"in the same run: both would write {name}/ in the output folder", decl.name.span,
+                                    notes=[Note("first defined here", other.name.span)],
+                                    help="rename one of them, or build the two files into different folders")

@@ -2,7 +2,7 @@
 
 A Diagnostic has a stable kebab-case code, a severity, a span and optional
 notes and help; stages append to a Report instead of raising, so every
-finding of a run is shown at once. Rendering lives in hvconf/render.py.
+finding of a run is shown at once. Rendering lives in hvconf/lint/render.py.
 Tested by tests/test_diagnostics.py.
 """
 
@@ -74,12 +74,33 @@ class Report:
     def __init__(self, diagnostics: list[Diagnostic] | None = None, sources: dict[str, str] | None = None) -> None:
         self.diagnostics: list[Diagnostic] = diagnostics if diagnostics is not None else []
         self.sources: dict[str, str] = sources if sources is not None else {}
+        # add_new's index: (code, span, message) of the first `_indexed` diagnostics of `_of`.
+        self._keys: set[tuple[str, Span | None, str]] = set()
+        self._indexed = 0
+        self._of: list[Diagnostic] | None = None
 
     def __repr__(self) -> str:
         return f"Report(diagnostics={self.diagnostics!r}, sources={list(self.sources)!r})"
 
     def add(self, diagnostic: Diagnostic) -> None:
         self.diagnostics.append(diagnostic)
+
+    def add_new(self, diagnostic: Diagnostic) -> bool:
+        """Add `diagnostic` unless the report has one with the same code, span and message;
+        True if added. The index grows with the list (callers may append to `diagnostics`
+        or replace it), so adding the findings of N VMs one VM at a time stays linear."""
+        if self._of is not self.diagnostics or self._indexed > len(self.diagnostics):
+            self._keys, self._indexed, self._of = set(), 0, self.diagnostics
+        for d in self.diagnostics[self._indexed:]:
+            self._keys.add((d.code, d.span, d.message))
+        key = (diagnostic.code, diagnostic.span, diagnostic.message)
+        if key in self._keys:
+            self._indexed = len(self.diagnostics)
+            return False
+        self._keys.add(key)
+        self.diagnostics.append(diagnostic)
+        self._indexed = len(self.diagnostics)
+        return True
 
     def error(self, code: str, message: str, span: Span | None, *,
               notes: Iterable[Note] = (), help: str | None = None) -> None:

@@ -22,6 +22,7 @@ import pytest
 
 import hvconf
 from hvconf import compiler
+from hvconf.emit.artifacts import Built
 from hvconf.emit.output import write_tree
 
 REPO = Path(__file__).resolve().parent.parent
@@ -92,7 +93,7 @@ def expected_inputs(root: Path) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def built() -> dict[str, compiler.Built]:
+def built() -> dict[str, Built]:
     """Each sample built on its own: sample stem -> its one Built."""
     out = {}
     for path in SAMPLE_FILES:
@@ -109,7 +110,7 @@ def test_the_sample_table_covers_every_sample() -> None:
 
 
 @pytest.mark.parametrize("sample", sorted(EXPECTED_FILES))
-def test_sample_builds_the_expected_files(built: dict[str, compiler.Built], sample: str) -> None:
+def test_sample_builds_the_expected_files(built: dict[str, Built], sample: str) -> None:
     files = built[sample].files
     assert sorted(files) == sorted(name.format(vm=sample) for name in EXPECTED_FILES[sample])
     assert all(isinstance(blob, bytes) and blob for blob in files.values())
@@ -117,7 +118,7 @@ def test_sample_builds_the_expected_files(built: dict[str, compiler.Built], samp
 
 
 @pytest.mark.parametrize("sample", sorted(EXPECTED_FILES))
-def test_manifest_hashes_outputs_and_inputs(built: dict[str, compiler.Built], sample: str) -> None:
+def test_manifest_hashes_outputs_and_inputs(built: dict[str, Built], sample: str) -> None:
     files = built[sample].files
     manifest = json.loads(files["manifest.json"])
     assert manifest["hvconf"] == hvconf.__version__
@@ -131,7 +132,7 @@ def test_manifest_hashes_outputs_and_inputs(built: dict[str, compiler.Built], sa
 
 
 @pytest.mark.parametrize("sample", sorted(EXPECTED_FILES))
-def test_outputs_have_no_timestamps_or_absolute_paths(built: dict[str, compiler.Built], sample: str) -> None:
+def test_outputs_have_no_timestamps_or_absolute_paths(built: dict[str, Built], sample: str) -> None:
     files = built[sample].files
     manifest = json.loads(files["manifest.json"])
     for entry in manifest["inputs"] + manifest["outputs"]:
@@ -147,14 +148,14 @@ def test_outputs_have_no_timestamps_or_absolute_paths(built: dict[str, compiler.
         assert not re.search(r"\b20\d\d-\d\d-\d\d[T ]\d\d:\d\d", text), f"{name} has a timestamp"
 
 
-def test_building_twice_is_byte_identical(built: dict[str, compiler.Built]) -> None:
+def test_building_twice_is_byte_identical(built: dict[str, Built]) -> None:
     again = compiler.build(SAMPLE_FILES)
     assert not again.report.has_errors
     assert {b.vm.name: b.files for b in again.built} == {name: b.files for name, b in built.items()}
 
 
 def test_cli_builds_are_reproducible_across_cwd_hash_seed_and_locale(
-        tmp_path: Path, built: dict[str, compiler.Built]) -> None:
+        tmp_path: Path, built: dict[str, Built]) -> None:
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     base_env = {k: v for k, v in os.environ.items() if k not in ("PYTHONHASHSEED", "LC_ALL", "LANG")}

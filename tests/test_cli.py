@@ -218,7 +218,7 @@ def test_version_through_python_m() -> None:
 def _commands() -> dict[str, Any]:
     import argparse
 
-    from hvconf.cli import parser
+    from hvconf.cli.main import parser
 
     top = parser()
     sub = next(a for a in top._actions if isinstance(a, argparse._SubParsersAction))
@@ -235,7 +235,7 @@ def test_every_command_has_help_with_examples() -> None:
 
 def _run_examples() -> list[list[str]]:
     """The commands under `examples:` of `hvconf run --help` (a comment follows after two spaces)."""
-    from hvconf.cli import VM_EXAMPLES
+    from hvconf.cli.main import VM_EXAMPLES
 
     lines = VM_EXAMPLES["run"].split("examples:", 1)[1].splitlines()
     return [shlex.split(re.split(r"\s{2,}", line.strip())[0]) for line in lines if line.strip()]

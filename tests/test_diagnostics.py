@@ -3,8 +3,12 @@ notes and help; control characters from hostile input never reach the terminal."
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
+
 from hvconf.diagnostics import Note, Report, Span
-from hvconf.render import render, render_report, summary
+from hvconf.lint.render import render, render_report, summary
 
 
 def report_for(source: str, span: Span, **kw: object) -> Report:
@@ -45,6 +49,28 @@ def test_control_characters_are_neutralised() -> None:
 def test_multiline_span_underlines_to_end_of_line() -> None:
     report = report_for("vm a {\n  tce t {\n  }\n}\n", Span("x.hv", 2, 3, 3, 4))
     assert render_report(report).splitlines()[3] == "  |   ^^^^^^^"
+
+
+@pytest.mark.parametrize("separator", ["\f", "\x1c", "\x85", "\u2028", "\u2029", "\r"])
+def test_the_line_shown_is_the_line_the_parser_counted(tmp_path: Path, separator: str) -> None:
+    # Lines end at \n only, for lark as for the excerpt: str.splitlines also splits at these,
+    # so a comment holding one made every later finding show the wrong line.
+    from hvconf import compiler
+
+    path = tmp_path / "sep.hv"
+    path.write_text(f"format 1\n# one{separator}two\nvm a {{ arch x86_64 memory 16M cap KVM_CAP_NOPE }}\n",
+                    encoding="utf-8", newline="")
+    report = compiler.check([path]).report
+    [diag] = report.diagnostics
+    _, _, shown, caret = render_report(report).splitlines()[:4]
+    assert diag.span is not None and diag.span.line == 3
+    assert shown == "3 | vm a { arch x86_64 memory 16M cap KVM_CAP_NOPE }"
+    assert shown[caret.index("^"):caret.rindex("^") + 1] == "cap KVM_CAP_NOPE"
+
+
+def test_a_crlf_line_is_shown_without_its_carriage_return() -> None:
+    report = report_for("vm a {\r\n  memory 0\r\n}\r\n", Span("x.hv", 2, 3, 2, 9))
+    assert render_report(report).splitlines()[2] == "2 |   memory 0"
 
 
 def test_colour_only_when_asked() -> None:

@@ -24,7 +24,7 @@ from hvconf.diagnostics import Report
 from hvconf.model import ir
 from hvconf.model.lower import lower_program
 from hvconf.model.target import load_target, target_names
-from hvconf.render import render_report
+from hvconf.lint.render import render_report
 from hvconf.syntax.loader import Loader
 
 REPO = Path(__file__).resolve().parents[1]

@@ -19,12 +19,12 @@ from typing import Any
 
 import pytest
 
-from hvconf import cli_fmt
-from hvconf.comments import comments
+from hvconf.cli import fmt as cli_fmt
+from hvconf.syntax.comments import comments
 from hvconf.compiler import build
 from hvconf.diagnostics import HvconfError, Report
-from hvconf.fmt import format_text
-from hvconf.fmt.rows import tokens
+from hvconf.formatter import format_text
+from hvconf.formatter.layout import tokens
 from hvconf.syntax import ast
 from hvconf.syntax.parser import parse
 from test_docs import EXAMPLES, compile_example

@@ -160,10 +160,10 @@ def test_the_fuzz_workspace_really_has_the_hostile_tree(ws: Path) -> None:
 
 
 def test_the_oracle_reports_leaks_of_outside_files(ws: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import hvconf.render
+    import hvconf.lint.render
 
     good = (REPO / "samples" / "x86-hello.hv").read_bytes()
-    monkeypatch.setattr(hvconf.render, "render_report", lambda report, **kw: f"oops {SECRET}")
+    monkeypatch.setattr(hvconf.lint.render, "render_report", lambda report, **kw: f"oops {SECRET}")
     finding = run_case(good, ws)
     assert finding is not None and "outside the project" in finding.detail
 

@@ -123,7 +123,7 @@ def test_probe_of_a_missing_device_is_an_oserror() -> None:
 
 
 def test_cli_host_imports_no_runtime() -> None:
-    code = ("import sys, hvconf.cli_host; "
+    code = ("import sys, hvconf.cli.host; "
             "print(sorted(m for m in sys.modules if m.startswith(('hvconf.kvm', 'cffi', 'pydantic'))))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=REPO)
     assert done.returncode == 0, done.stderr
@@ -134,7 +134,7 @@ def test_cli_host_imports_no_runtime() -> None:
 
 
 def parser() -> argparse.ArgumentParser:
-    from hvconf import cli_host
+    from hvconf.cli import host as cli_host
 
     top = argparse.ArgumentParser(prog="hvconf")
     sub = top.add_subparsers(dest="command", required=True)
@@ -169,7 +169,7 @@ def test_host_command_refuses_a_bad_overrides_file(tmp_path: Path, capsys: pytes
 
 
 def test_host_options_are_exclusive_and_read_files() -> None:
-    from hvconf.cli_host import host_facts_from_args
+    from hvconf.cli.host import host_facts_from_args
 
     with pytest.raises(SystemExit):
         parser().parse_args(["check", "--host", "--host-facts", str(X86), "x.hv"])
@@ -179,7 +179,7 @@ def test_host_options_are_exclusive_and_read_files() -> None:
 
 @pytest.mark.kvm
 def test_check_host_probes_this_machine() -> None:
-    from hvconf.cli_host import host_facts_from_args
+    from hvconf.cli.host import host_facts_from_args
 
     facts = host_facts_from_args(parser().parse_args(["check", "--host", "x.hv"]))
     assert facts is not None and facts.machine == "x86_64"
@@ -422,14 +422,14 @@ def test_the_arch_records_name_the_machines_real_hosts_report() -> None:
         "x86_64": "x86_64", "s390x": "s390x", "ppc64le": "ppc64le", "ppc-e500": "ppc"}
 
 
-# ---- through `hvconf` itself, once hvconf/cli.py wires hvconf.cli_host in ---------
+# ---- through `hvconf` itself, once hvconf/cli/main.py wires hvconf.cli.host in ---------
 
 
 def _wired() -> bool:
     import contextlib
     import io
 
-    from hvconf.cli import parser as hvconf_parser
+    from hvconf.cli.main import parser as hvconf_parser
 
     try:
         with contextlib.redirect_stderr(io.StringIO()):
@@ -440,12 +440,12 @@ def _wired() -> bool:
     return True
 
 
-wired = pytest.mark.skipif(not _wired(), reason="hvconf/cli.py does not wire hvconf.cli_host in yet")
+wired = pytest.mark.skipif(not _wired(), reason="hvconf/cli/main.py does not wire hvconf.cli.host in yet")
 
 
 def hvconf(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
     """`hvconf ARGS` in this process: (status, stdout, stderr)."""
-    from hvconf.cli import main
+    from hvconf.cli.main import main
 
     capsys.readouterr()
     status = main(list(args))

@@ -22,7 +22,7 @@ from hvconf.kvm.families import FAMILIES, PARTS
 
 PACKAGE = Path(__file__).resolve().parent.parent / "hvconf"
 KVM = PACKAGE / "kvm"
-COMPILER = ["syntax", "model", "check", "arch", "emit", "compiler.py", "render.py", "diagnostics.py", "resources.py"]
+COMPILER = ["syntax", "model", "check", "arch", "emit", "compiler.py", "diagnostics.py", "resources.py"]
 RUNTIME_MAY_IMPORT = {"hvconf.kvm", "hvconf.abi", "hvconf.contract", "hvconf.record", "cffi"}
 COMPILER_LIBRARIES = {"lark", "pydantic", "jinja2", "pyfdt"}
 # What each part of a family must define: the names the generic layer calls (docs/runtime.md).
@@ -193,3 +193,37 @@ def test_pyfdt_has_one_importer() -> None:
 def test_only_the_runtime_opens_dev_kvm() -> None:
     openers = sorted(str(p.relative_to(PACKAGE)) for p in modules(".") if '"/dev/kvm"' in p.read_text())
     assert openers and all(o.startswith("kvm/") for o in openers)
+
+
+# ---- the compiler's own order (docs/architecture.md#packages-their-jobs-and-what-they-may-import)
+
+COMPILER_ORDER = ["syntax", "model", "check", "arch", "emit"]  # each may import only those before it
+SHARED = {"hvconf", "hvconf.codes", "hvconf.contract", "hvconf.diagnostics", "hvconf.record", "hvconf.resources",
+          "hvconf.abi"}
+
+
+def _hvconf_packages(path: Path) -> set[str]:
+    """The hvconf packages (or top modules) `path` imports: hvconf.model.ir -> hvconf.model."""
+    return {".".join(i.split(".")[:2]) for i in imports(path) if i.startswith("hvconf.")}
+
+
+def test_compiler_packages_import_only_those_below() -> None:
+    bad = {}
+    for level, package in enumerate(COMPILER_ORDER):
+        allowed = SHARED | {f"hvconf.{p}" for p in COMPILER_ORDER[: level + 1]}
+        for path in modules(package):
+            extra = {i for i in _hvconf_packages(path) if i not in allowed
+                     and not any(i.startswith(s + ".") for s in SHARED)}
+            if extra:
+                bad[str(path.relative_to(PACKAGE))] = sorted(extra)
+    assert bad == {}
+
+
+def test_nothing_imports_the_cli_and_the_compiler_never_imports_lint() -> None:
+    cli_importers = [str(p.relative_to(PACKAGE)) for p in modules(".")  # __main__.py is `python -m hvconf`
+                     if p.relative_to(PACKAGE).parts[0] not in ("cli", "__main__.py")
+                     and "hvconf.cli" in _hvconf_packages(p)]
+    assert cli_importers == []
+    core = modules(*COMPILER_ORDER, "compiler.py", "codes.py", "diagnostics.py", "formatter")
+    lint_importers = [str(p.relative_to(PACKAGE)) for p in core if "hvconf.lint" in _hvconf_packages(p)]
+    assert lint_importers == []

@@ -19,8 +19,8 @@ pygments = pytest.importorskip("pygments", reason="the lexer needs Pygments (pip
 
 from pygments.token import Comment, Error, Keyword, Name, Number, Punctuation, String  # noqa: E402
 
-from hvconf import explain  # noqa: E402
-from hvconf.lexer import KEYWORDS, HvconfLexer  # noqa: E402
+from hvconf.lint import explain  # noqa: E402
+from hvconf.syntax.highlight import KEYWORDS, HvconfLexer  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 GRAMMAR = REPO / "grammar" / "hvconf.lark"
@@ -99,13 +99,13 @@ def test_unterminated_string_is_an_error() -> None:
 
 def test_pyproject_registers_the_lexer() -> None:
     data = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))
-    assert data["project"]["entry-points"]["pygments.lexers"] == {"hvconf": "hvconf.lexer:HvconfLexer"}
+    assert data["project"]["entry-points"]["pygments.lexers"] == {"hvconf": "hvconf.syntax.highlight:HvconfLexer"}
 
 
 def test_pygments_finds_it_by_name_and_file_name() -> None:
     from importlib.metadata import entry_points
 
-    if not any(ep.value == "hvconf.lexer:HvconfLexer" for ep in entry_points(group="pygments.lexers")):
+    if not any(ep.value == "hvconf.syntax.highlight:HvconfLexer" for ep in entry_points(group="pygments.lexers")):
         pytest.skip("this environment's hvconf metadata predates the entry point: re-run `pip install -e .`")
     from pygments.lexers import get_lexer_by_name, get_lexer_for_filename
 
@@ -132,5 +132,5 @@ def test_an_installed_wheel_registers_it(tmp_path: Path) -> None:
                          timeout=60, env=env)
     assert out.returncode == 0, out.stderr
     lexer, module = out.stdout.splitlines()
-    assert lexer == "hvconf.lexer hvconf" and module.startswith(str(site))
+    assert lexer == "hvconf.syntax.highlight hvconf" and module.startswith(str(site))
 

@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from hvconf.diagnostics import Report
-from hvconf.lint import UsageError, discover, lint
+from hvconf.lint.driver import UsageError, discover, lint
 from hvconf.syntax import ast
 
 REPO = Path(__file__).resolve().parent.parent

@@ -380,7 +380,7 @@ def test_path_errors_are_located_in_check_and_build(tmp_path: Path, errno_name: 
 # user who is not its owner and not root.
 _UNPRIVILEGED = r"""
 import contextlib, io, os, sys
-from hvconf.cli import main
+from hvconf.cli.main import main
 argv, scratch = sys.argv[2:], sys.argv[1]
 # First as root, into a scratch output: imports every module the command needs while the
 # interpreter (under /root) is still readable. Then as nobody, for real.

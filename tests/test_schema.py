@@ -12,12 +12,12 @@ from typing import Any
 
 import pytest
 
-from hvconf import explain
-from hvconf.cli_docs import register
+from hvconf.lint import explain
+from hvconf.cli.docs import register
 from hvconf.diagnostics import Report
 from hvconf.model import ir
 from hvconf.model.lower import lower_program
-from hvconf.schema import DIALECT, dumps, vm_schema
+from hvconf.model.json_schema import DIALECT, dumps, vm_schema
 from hvconf.syntax.loader import Loader
 
 jsonschema = pytest.importorskip("jsonschema", reason="validating needs jsonschema (pip install '.[test]')")

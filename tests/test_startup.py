@@ -129,7 +129,7 @@ def test_no_usable_cache_folder_only_costs_time(tmp_path: Path, root: Path, monk
 
 
 def test_a_later_process_uses_the_cache_without_building_a_schema(tmp_path: Path) -> None:
-    code = ("from hvconf.model.target import load_target, target_for; from hvconf.model import target_rows as r;"
+    code = ("from hvconf.model.target import load_target, target_for; from hvconf.model import target_toml as r;"
             "t = load_target(target_for('ppc64le')); print(t.name, r.TargetSpec.__pydantic_complete__)")
     env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path)}
     runs = [subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
@@ -206,10 +206,10 @@ def test_building_an_ast_leaves_no_garbage_cycles() -> None:
 
 
 def test_checking_one_file_loads_no_module_it_does_not_need(tmp_path: Path) -> None:
-    code = ("import sys; from hvconf.cli import main; status = main(['check', sys.argv[1]]);"
+    code = ("import sys; from hvconf.cli.main import main; status = main(['check', sys.argv[1]]);"
             "print(*sorted(m for m in sys.modules if m.split('.')[0] in"
             " ('jinja2', 'cffi', 'pyfdt', 'hvconf') and m.startswith(('jinja2', 'cffi', 'pyfdt',"
-            " 'hvconf.model.host', 'hvconf.explain', 'hvconf.kvm', 'hvconf.emit', 'hvconf.arch'))))")
+            " 'hvconf.model.host', 'hvconf.lint.explain', 'hvconf.kvm', 'hvconf.emit', 'hvconf.arch'))))")
     env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path)}
     done = subprocess.run([sys.executable, "-c", code, str(REPO / "samples" / "x86-hello.hv")],
                           capture_output=True, text=True, env=env, timeout=60)
@@ -234,7 +234,7 @@ def test_a_vms_hcall_set_is_worked_out_once_and_per_vm() -> None:
 
 
 def _garbage_after_lint(paths: list[Path]) -> int:
-    from hvconf.lint import lint
+    from hvconf.lint.driver import lint
 
     gc.collect()
     gc.disable()
@@ -261,13 +261,13 @@ def test_checking_more_files_leaves_no_more_garbage_cycles(tmp_path: Path) -> No
 
 
 def test_only_a_check_of_its_own_process_pauses_the_collector() -> None:
-    from hvconf.cli import main
+    from hvconf.cli.main import main
 
     assert gc.isenabled()
     assert main(["check", str(REPO / "samples" / "x86-hello.hv")]) == 0
     assert gc.isenabled()  # a caller's process keeps its collector
     # main() ends its own process with os._exit (cli._leave); the spy reports on the way out.
-    code = ("import gc, os, sys; from hvconf.cli import main; leave = os._exit;"
+    code = ("import gc, os, sys; from hvconf.cli.main import main; leave = os._exit;"
             "os._exit = lambda status: (print(gc.isenabled(), status, flush=True), leave(status));"
             "sys.argv = ['hvconf', 'check', sys.argv[1]]; main()")
     done = subprocess.run([sys.executable, "-c", code, str(REPO / "samples" / "x86-hello.hv")], capture_output=True,
@@ -280,7 +280,7 @@ def test_a_process_that_ends_without_teardown_still_writes_everything(tmp_path: 
     """`hvconf` ends with os._exit (no interpreter teardown): what it printed into pipes is all
     there (less than a pipe buffer stays in Python's buffer until the explicit flush), the status
     is the command's, and a caller passing argv gets the status back instead."""
-    from hvconf.cli import main
+    from hvconf.cli.main import main
 
     files = [str(p) for p in sorted((REPO / "tests" / "invalid").glob("*.hv"))[: 60 if many else 1]]
     args = ["check", "--format", "json" if many else "text", "--color", "never", *files]

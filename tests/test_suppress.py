@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from hvconf.comments import comments
+from hvconf.syntax.comments import comments
 from hvconf.compiler import build, check
 from hvconf.diagnostics import Report
-from hvconf.explain import pages
-from hvconf.fmt import format_text
-from hvconf.suppress import UNSUPPRESSIBLE, apply
+from hvconf.lint.explain import pages
+from hvconf.formatter import format_text
+from hvconf.check.suppress import UNSUPPRESSIBLE, apply
 from hvconf.syntax.loader import Loader
 
 REPO = Path(__file__).resolve().parent.parent

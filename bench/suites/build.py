@@ -16,7 +16,7 @@ from pathlib import Path
 
 from bench.context import REPO, Context
 from bench.measure import interleave, run as run_once
-from bench.rows import Row, Series, Side
+from bench.measurements import Row, Series, Side
 from bench.suites.common import Runner, command_text
 
 SUITE = "build"

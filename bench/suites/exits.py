@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 from bench.context import Context
 from bench.measure import MeasureError, Sample, interleave
-from bench.rows import Goal, Row, Series, Side, not_measured
+from bench.measurements import Goal, Row, Series, Side, not_measured
 from bench.suites.common import command_text, runner
 
 SUITE = "exits"

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from bench.context import Context
 from bench.measure import interleave
-from bench.rows import Goal, Row, Series, Side, not_measured
+from bench.measurements import Goal, Row, Series, Side, not_measured
 from bench.suites.common import Runner, command_text, runner
 
 SUITE = "launch"

@@ -16,7 +16,7 @@ from pathlib import Path
 from bench import inputs
 from bench.context import REPO, Context
 from bench.measure import MeasureError, interleave, run as run_once
-from bench.rows import Goal, Row, Series, Side, not_measured
+from bench.measurements import Goal, Row, Series, Side, not_measured
 from bench.suites.common import command_text, runner
 
 SUITE = "lint"

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from bench import inputs
 from bench.context import Context
 from bench.measure import Sample, interleave
-from bench.rows import Goal, Point, Row, Series
+from bench.measurements import Goal, Point, Row, Series
 from bench.suites.common import Runner, runner
 
 SUITE = "reposize"

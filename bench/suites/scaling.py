@@ -17,7 +17,7 @@ from pathlib import Path
 from bench import inputs
 from bench.context import REPO, Context
 from bench.measure import MeasureError, run as run_once
-from bench.rows import Goal, Point, Row, Series, not_measured
+from bench.measurements import Goal, Point, Row, Series, not_measured
 
 SUITE = "scaling"
 GOAL = Goal("linear", 0.0, "linear (r² ≥ 0.95 or within min–max; no upward bend at the end)")

@@ -3,7 +3,7 @@ point the compiler calls for each VM.
 
 CHECKS lists the rules explicitly, topic by topic (no registration by import
 side effect). `run_checks` never raises for bad input: it collects findings
-into the caller's report, once each. hvconf/explain.py renders their docs.
+into the caller's report, once each. hvconf/lint/explain.py renders their docs.
 Tested by tests/test_checks.py.
 """
 
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 CHECKS: tuple[Check, ...] = (
     caps.CHECKS + hcalls.CHECKS + x86.CHECKS + spapr.CHECKS + epapr.CHECKS + platform.CHECKS
-    + suppression.CHECKS  # decided over the whole report by hvconf/suppress.py
+    + suppression.CHECKS  # decided over the whole report by hvconf/check/suppress.py
 )
 # Rules that hold a VM against one host's facts; they run only when facts are given.
 HOST_CHECKS: tuple[Check, ...] = host_rules.CHECKS
@@ -57,19 +57,8 @@ def run_checks(vm: ir.Vm, target: "Target", report: Report, host: "HostFacts | N
     checks += HOST_CHECKS if host is not None and not vm.abstract else ()
     local = Report()
     run(checks, CheckContext(vm, target, local, host=host, scope=scope))
-    seen = {(d.code, d.span, d.message) for d in report.diagnostics}
     for diagnostic in local.diagnostics:
-        key = (diagnostic.code, diagnostic.span, diagnostic.message)
-        if key not in seen:
-            seen.add(key)
-            report.add(diagnostic)
+        report.add_new(diagnostic)
 
 
-def docs_markdown() -> str:
-    """docs/diagnostics.md; kept for callers of the old name, hvconf.explain renders it."""
-    from hvconf.explain import docs_markdown as render
-
-    return render()
-
-
-__all__ = ["ABSTRACT_CODES", "CHECKS", "HOST_CHECKS", "by_code", "docs_markdown", "run_checks"]
+__all__ = ["ABSTRACT_CODES", "CHECKS", "HOST_CHECKS", "by_code", "run_checks"]

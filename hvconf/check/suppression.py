@@ -2,7 +2,7 @@
 docs page, SARIF rule and `--select` name come from the one Check list.
 
 Comments are not in the IR, so the rule has nothing to do per VM:
-hvconf/suppress.py decides it over a run's whole report, after every check
+hvconf/check/suppress.py decides it over a run's whole report, after every check
 has run. Tested by tests/test_suppress.py and tests/invalid/unused-suppression.hv.
 """
 

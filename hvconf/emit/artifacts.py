@@ -9,13 +9,14 @@ of them. Nothing is written to disk here. Tested by tests/test_build.py.
 from __future__ import annotations
 
 import os
+import weakref
 from pathlib import Path
+from typing import Any
 
 from hvconf import abi
 from hvconf.arch import arch_module
 from hvconf.arch.base import BuildContext
-from hvconf.compiler import Built
-from hvconf.diagnostics import Report
+from hvconf.diagnostics import Report, Severity
 from hvconf.emit import launcher, manifest
 from hvconf.contract import dumps_plan
 from hvconf.emit.plan import to_json
@@ -24,9 +25,31 @@ from hvconf.model.hcallset import resolve
 from hvconf.syntax.loader import Program
 
 
+# A program's input files by path relative to its root's folder, with their hashes: the same for
+# each of its VMs, computed once per program instead of once per VM.
+_INPUTS: "weakref.WeakKeyDictionary[Program, dict[str, str]]" = weakref.WeakKeyDictionary()
+
+
+class Built:
+    """One VM's artifacts, by output file name (a plain class: see hvconf/compiler.py's Checked)."""
+
+    def __init__(self, vm: ir.Vm, plan: dict[str, Any], files: dict[str, bytes]) -> None:
+        self.vm = vm
+        self.plan = plan
+        self.files = files
+
+
+def _program_inputs(program: Program) -> dict[str, str]:
+    if program not in _INPUTS:
+        root_dir = program.root.path.parent
+        _INPUTS[program] = {Path(os.path.relpath(f.path, root_dir)).as_posix(): f.sha256 for f in program.files}
+    return _INPUTS[program]
+
+
 def artifacts(vm: ir.Vm, program: Program, report: Report, proposed_overrides: Path | None) -> Built | None:
     from hvconf.model.target import load_target
 
+    first = len(report.diagnostics)  # whether this VM failed: its own findings, not the whole report's again
     target = load_target(vm.target or "")
     try:
         proposed = abi.proposed(proposed_overrides)
@@ -46,13 +69,12 @@ def artifacts(vm: ir.Vm, program: Program, report: Report, proposed_overrides: P
         files[f"{vm.name}.dts"] = to_dts(tree, header_comment=header, reserve=ctx.reserve).encode()
         ctx.dtb = files[f"{vm.name}.dtb"] = to_dtb(tree, reserve=ctx.reserve)
     plan = module.plan(ctx)
-    if report.has_errors:
+    if any(d.severity is Severity.ERROR for d in report.diagnostics[first:]):
         return None
     plan_json = to_json(plan, proposed)
     files["plan.json"] = dumps_plan(plan_json).encode()
     files["launch.py"] = launcher.render(plan_json).encode()
     files.update(ctx.images)
-    inputs = {Path(os.path.relpath(f.path, root_dir)).as_posix(): f.sha256 for f in program.files}
-    inputs.update(ctx.inputs)
+    inputs = {**_program_inputs(program), **ctx.inputs}
     files["manifest.json"] = manifest.render(vm.name, target.name, inputs, files)
     return Built(vm, plan_json, files)

@@ -20,7 +20,7 @@ import shutil
 import tempfile
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 _AT_FDCWD = -100
 _RENAME_EXCHANGE = 2  # linux/fs.h
@@ -70,16 +70,26 @@ def _remove(path: Path) -> None:
         path.unlink(missing_ok=True)
 
 
-def _leftovers(out_dir: Path, name: str) -> list[Path]:
-    """What a killed write of `name` can leave: mkdtemp names with our prefix and suffixes."""
-    pattern = re.compile(rf"\.{re.escape(name)}\.[a-z0-9_]{{8}}\.(tmp|old)")
-    return sorted(p for p in out_dir.iterdir() if pattern.fullmatch(p.name))
+# What a killed write of NAME can leave: mkdtemp names with our prefix and suffixes.
+_LEFTOVER = re.compile(r"\.(.+)\.[a-z0-9_]{8}\.(tmp|old)")
 
 
-def _recover(out_dir: Path, name: str) -> None:
+def _leftovers(out_dir: Path, names: Iterable[str]) -> dict[str, list[Path]]:
+    """The leftovers of each of `names`, from one listing of `out_dir` (a listing per VM made
+    rebuilding N VMs into a folder of N quadratic)."""
+    wanted = set(names)
+    found: dict[str, list[Path]] = {}
+    for entry in sorted(os.listdir(out_dir)):
+        match = _LEFTOVER.fullmatch(entry)
+        if match and match.group(1) in wanted:
+            found.setdefault(match.group(1), []).append(out_dir / entry)
+    return found
+
+
+def _recover(out_dir: Path, name: str, leftovers: list[Path]) -> None:
     """Undo a killed write of `name` (we hold the lock, so its writer is gone)."""
     final = out_dir / name
-    for left in _leftovers(out_dir, name):
+    for left in leftovers:
         previous = left / "previous"
         if left.name.endswith(".old") and not os.path.lexists(final) and os.path.lexists(previous):
             os.rename(previous, final)  # killed between moving the old aside and the new in
@@ -109,8 +119,8 @@ def write_tree(out_dir: Path, results: Mapping[str, Mapping[str, bytes]]) -> lis
     lock = os.open(out_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         fcntl.flock(lock, fcntl.LOCK_EX)  # another build into this folder waits; a killed one's lock is gone
-        for name in results:
-            _recover(out_dir, name)
+        for name, leftovers in _leftovers(out_dir, results).items():
+            _recover(out_dir, name, leftovers)
         staged = _stage(out_dir, results)
         written = []
         for tmp, final in staged:

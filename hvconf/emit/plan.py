@@ -36,23 +36,36 @@ class PlanBuilder:
     console: dict[str, Any] | None = None
     launcher: dict[str, Any] = field(default_factory=dict)  # data for the runtime's devices (hvconf/kvm/*/devices.py)
     unmerged: list[str] = field(default_factory=list)  # proposed-ABI names whose numbers are missing
+    files: dict[str, str] = field(default_factory=dict)  # span file -> relative_file: the steps come from a few files
 
     def add(self, fd: str, ioctl: str, args: dict[str, Any] | None = None, span: Span | None = None) -> None:
-        request = abi.request(ioctl, self.arch)
-        self.steps.append(Step(len(self.steps), fd, ioctl, request, dict(args or {}), source_of(span, self.root_dir)))
+        request = _request(ioctl, self.arch)
+        self.steps.append(Step(len(self.steps), fd, ioctl, request, dict(args or {}), self.source(span)))
         self.spans.append(span)
+
+    def source(self, span: Span | None) -> str | None:
+        """`file:line:col` of `span`, the file relative to the root file's folder (each file's once)."""
+        if span is None:
+            return None
+        if span.file not in self.files:
+            self.files[span.file] = relative_file(span.file, self.root_dir)
+        return f"{self.files[span.file]}:{span.line}:{span.col}"
 
     def require(self, cap: str, span: Span | None) -> None:
         if all(cap != c for c, _ in self.requires):
             self.requires.append((cap, span))
 
 
+def relative_file(file: str, root_dir: Path) -> str:
+    """A span's file relative to the root .hv file's folder, with `/` separators."""
+    return Path(os.path.relpath(os.path.abspath(file), root_dir)).as_posix()
+
+
 def source_of(span: Span | None, root_dir: Path) -> str | None:
     """`file:line:col` with the file relative to the root .hv file's folder."""
     if span is None:
         return None
-    rel = os.path.relpath(os.path.abspath(span.file), root_dir)
-    return f"{Path(rel).as_posix()}:{span.line}:{span.col}"
+    return f"{relative_file(span.file, root_dir)}:{span.line}:{span.col}"
 
 
 def cap_number(name: str, proposed: "abi.ProposedAbi") -> int | None:
@@ -70,12 +83,23 @@ def _numbered(step: Step, proposed: "abi.ProposedAbi") -> Step:
     return step._replace(args={"cap": args.pop("cap"), "cap_nr": cap_number(step.args["cap"], proposed), **args})
 
 
+def _request(ioctl: str, arch: str) -> int:
+    """abi.request, computed once per (ioctl, arch) in the process: a build of thousands of VMs
+    asks for the same few dozen numbers once per step of each."""
+    key = (ioctl, arch)
+    if key not in _REQUESTS:
+        _REQUESTS[key] = abi.request(ioctl, arch)
+    return _REQUESTS[key]
+
+
+_REQUESTS: dict[tuple[str, str], int] = {}
+
+
 def to_json(plan: PlanBuilder, proposed: "abi.ProposedAbi") -> dict[str, Any]:
-    caps = [CapRequirement(cap, cap_number(cap, proposed), source_of(span, plan.root_dir))
-            for cap, span in plan.requires]  # fmt: skip
+    caps = [CapRequirement(cap, cap_number(cap, proposed), plan.source(span)) for cap, span in plan.requires]
     return write_plan(vm=plan.vm, target=plan.target, arch=plan.arch, host_arch=plan.host_arch, caps=caps,
-                 unmerged=plan.unmerged, images=plan.images, console=plan.console, launcher=plan.launcher,
-                 steps=[_numbered(step, proposed) for step in plan.steps])  # fmt: skip
+                      unmerged=plan.unmerged, images=plan.images, console=plan.console, launcher=plan.launcher,
+                      steps=[_numbered(step, proposed) for step in plan.steps])  # fmt: skip
 
 
 def _arg_text(args: dict[str, Any]) -> str:

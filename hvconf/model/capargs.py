@@ -8,7 +8,6 @@ and ranges are target data (targets/*/caps.toml). Tested by tests/test_capargs.p
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from hvconf import abi
@@ -21,12 +20,17 @@ if TYPE_CHECKING:
 U64_MAX = (1 << 64) - 1
 
 
-@dataclass
 class Encoded:
-    args: list[int] = field(default_factory=lambda: [0, 0, 0, 0])
-    struct: dict[str, Any] = field(default_factory=dict)  # for caps with an `encoder`
-    names: dict[str, Any] = field(default_factory=dict)  # named values kept beside the numbers in the plan
-    problems: list[tuple[Span | None, str, str | None]] = field(default_factory=list)  # (span, message, help)
+    """What one cap's arguments encode to; filled in as they are read, so a plain class
+    (docs/architecture.md#value-types)."""
+
+    __slots__ = ("args", "struct", "names", "problems")
+
+    def __init__(self) -> None:
+        self.args: list[int] = [0, 0, 0, 0]
+        self.struct: dict[str, Any] = {}  # for caps with an `encoder`
+        self.names: dict[str, Any] = {}  # named values kept beside the numbers in the plan
+        self.problems: list[tuple[Span | None, str, str | None]] = []  # (span, message, help)
 
 
 def _names_in(value: Any) -> list[Any]:

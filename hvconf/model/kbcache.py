@@ -2,7 +2,7 @@
 
 Validating those files costs a one-file `hvconf check` more than the rest of its work, and
 the result changes only with the data, the code that validates it (target.py,
-target_rows.py) or the hvconf, pydantic and Python versions: the cache key hashes all of
+target_toml.py) or the hvconf, pydantic and Python versions: the cache key hashes all of
 them. Entries are pickles in hvconf.resources.cache_dir(), used only when private to the
 user and written for the same key; anything else means full validation and a new entry.
 Only targets that validate are stored, so a broken one still raises its TargetError.
@@ -30,7 +30,7 @@ ENTRY = "targets.pickle"
 # Bump when what is pickled changes shape in a way the other key parts do not capture.
 LAYOUT = b"hvconf-kb-1"
 # The modules whose code decides what a validated Target holds.
-CODE = ("target.py", "target_rows.py")
+CODE = ("target.py", "target_toml.py")
 
 
 def frozen(items: dict[Any, Any]) -> Mapping[Any, Any]:

@@ -46,6 +46,10 @@ _HYPERVISOR_FLAGS = ("idle", "reset", "shutdown")
 _HYPERVISOR_KEYS = [*_HYPERVISOR_FLAGS, "compatible", "hcall_instructions"]
 _TCE_KEYS = ["liobn", "window", "page", "offset"]
 MAX_EXTENDS_DEPTH = 32  # bases above one VM; real definitions use two or three
+# Comparisons difflib may spend on did-you-mean names for unknown bases, per program: each
+# suggestion compares the name with every VM, so thousands of VMs that each extend a different
+# unknown name made lowering quadratic. Past the budget, unknown-base comes without a suggestion.
+SUGGESTION_BUDGET = 100_000
 # A VM name becomes a folder `out/NAME/`, a file `NAME.dts` and a temporary `.NAME.XXXXXXXX.tmp`
 # while writing; 255 bytes is the file-name limit of Linux file systems.
 MAX_VM_NAME = 128
@@ -61,7 +65,9 @@ class _Merged:
         self.preset: tuple[str, Span] | None = None
         self.enforce: Span | None = None
         self.rtas: list[ir.RtasToken] = []
-        self.caps: list[tuple[int, ir.CapUse]] = []  # (position of the declaring VM in the chain, cap)
+        self.caps: list[ir.CapUse | None] = []  # in source order; None where a derived VM replaced it
+        # (cap name, vCPU) -> (position in the chain of the VM that wrote it, its indices in `caps`)
+        self.cap_slots: dict[tuple[str, int | None], tuple[int, list[int]]] = {}
         self.depth = 0  # position of the VM whose body is being read
         self.tces: dict[str, ir.Tce] = {}
         self.hypervisor: dict[str, Any] = {}
@@ -74,6 +80,8 @@ class Lowering:
     def __init__(self, program: Program, report: Report) -> None:
         self.program = program
         self.report = report
+        self._close: dict[str, str | None] = {}  # unknown base -> the VM name it may have meant
+        self._budget = SUGGESTION_BUDGET
 
     def lower_all(self) -> list[ir.Vm]:
         vms = []
@@ -97,9 +105,9 @@ class Lowering:
             base_ref = chain[-1].base
             base = self.program.vms.get(base_ref.value)
             if base is None:
-                close = difflib.get_close_matches(base_ref.value, list(self.program.vms), n=1)
+                close = self._close_name(base_ref.value)
                 self.report.error("unknown-base", f"'{chain[-1].name.value}' extends unknown VM '{base_ref.value}'",
-                                  base_ref.span, help=f"did you mean '{close[0]}'?" if close else
+                                  base_ref.span, help=f"did you mean '{close}'?" if close else
                                   "include the file that defines it")
                 return None
             if any(base is d for d in chain):  # identity: dataclass == would compare whole bodies
@@ -109,6 +117,15 @@ class Lowering:
                 return None
             chain.append(base)
         return chain[::-1]
+
+    def _close_name(self, name: str) -> str | None:
+        """The VM name `name` may have meant, once per name and within SUGGESTION_BUDGET."""
+        if name not in self._close:
+            names = self.program.vms
+            hits = difflib.get_close_matches(name, list(names), n=1) if len(names) <= self._budget else []
+            self._budget -= len(names)
+            self._close[name] = hits[0] if hits else None
+        return self._close[name]
 
     # -- one VM ---------------------------------------------------------------
     def lower(self, decl: ast.VmDecl) -> ir.Vm | None:
@@ -203,8 +220,15 @@ class Lowering:
         # all of them / the VM: `on vm`, `on vcpus` and the default are one slot, so a wrong
         # fd is reported on the derived line, not hidden behind the base's). Repeats inside one
         # VM are kept for the `cap-duplicate` check.
-        m.caps = [(d, c) for d, c in m.caps if d == m.depth or (c.name, c.vcpu) != (cap.name, cap.vcpu)]
-        m.caps.append((m.depth, cap))
+        # Each use is replaced at most once, so a VM or chain with thousands of caps stays linear.
+        depth, uses = m.cap_slots.get((cap.name, cap.vcpu), (m.depth, []))
+        if depth != m.depth:
+            for index in uses:
+                m.caps[index] = None
+            uses = []
+        uses.append(len(m.caps))
+        m.cap_slots[(cap.name, cap.vcpu)] = (m.depth, uses)
+        m.caps.append(cap)
 
     def _kv(self, items: tuple[ast.KeyValue, ...], allowed: list[str], what: str) -> tuple[dict[str, Any], dict[str, Span]]:
         data: dict[str, Any] = {}
@@ -286,7 +310,7 @@ class Lowering:
                            ops=tuple(m.hcall_ops), enforce=m.enforce is not None, enforce_span=m.enforce,
                            span=m.spans.get("hcalls"))
         data = {**fields, "name": decl.name.value, "abstract": decl.abstract, "hcalls": hcalls,
-                "rtas": tuple(m.rtas), "caps": tuple(c for _, c in m.caps), "tces": tuple(m.tces.values()),
+                "rtas": tuple(m.rtas), "caps": tuple(c for c in m.caps if c is not None), "tces": tuple(m.tces.values()),
                 "hypervisor": hypervisor, "pv_features": tuple(m.pv.values()), "guest": m.guest,
                 "spans": m.spans, "span": decl.span}
         return build(ir.Vm, data, self.report, decl.span, m.spans, None)

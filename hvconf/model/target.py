@@ -1,7 +1,7 @@
 """The target knowledge base: one Target per targets/<name>/ folder, and its loader.
 
 Target joins target.toml with the rows of caps.toml, hcalls.toml and
-devices.toml (schemas in target_rows.py) and offers x2y lookups and the hcall
+devices.toml (schemas in target_toml.py) and offers x2y lookups and the hcall
 presets. Bad data raises TargetError naming the file and key. Never opens a
 device. Tests: tests/test_targets.py.
 """
@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from hvconf.model.target_rows import (
+from hvconf.model.target_toml import (
     Cap,
     CapArg,
     CapsFile,

@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import os
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 from hvconf.diagnostics import Diagnostic, Note, Report, Severity
 from hvconf.syntax import ast
@@ -28,6 +28,7 @@ FORMAT_VERSION = 1
 # A VM definition is a few KiB. lark parses ~50k tokens/s and keeps ~450 bytes per token,
 # so this bounds one file's parse to seconds and ~100 MiB even when every byte is a token.
 MAX_FILE_BYTES = 256 << 10
+CYCLE_NOTES = 16  # at most this many notes on an include-cycle: the first and the last files
 SUFFIX = ".hv"
 
 __all__ = ["FORMAT_VERSION", "MAX_FILE_BYTES", "InputError", "LoadedFile", "Loader", "Program", "display_path",
@@ -184,6 +185,9 @@ class Loader:
         is entered once, however many names reach it."""
         seen: set[str] = set()
         frames: list[tuple[LoadedFile, Iterator[ast.FormatDecl | ast.Include | ast.VmDecl]]] = []
+        # The files on the stack, by real path, with their place in it: the cycle test of an include
+        # is one lookup, not a scan of the stack (which made a chain of N includes cost N^2).
+        stack: dict[str, int] = {}
 
         def enter(file: LoadedFile) -> None:
             if file.real in seen:
@@ -191,6 +195,7 @@ class Loader:
             seen.add(file.real)
             program.files.append(file)
             if file.tree is not None:
+                stack[file.real] = len(frames)
                 frames.append((file, iter(file.tree.items)))
 
         enter(root)
@@ -199,19 +204,20 @@ class Loader:
             item = next(items, None)
             if item is None:
                 frames.pop()
+                del stack[file.real]
             elif isinstance(item, ast.FormatDecl):
                 if item.version.value != FORMAT_VERSION:
                     report.error("unsupported-format", f"format {item.version.value} is not supported",
                                  item.version.span, help=f"this hvconf reads format {FORMAT_VERSION}")
             elif isinstance(item, ast.Include):
-                included = self._include(item, file, report, [f for f, _ in frames], program.scope)
+                included = self._include(item, file, report, frames, stack, program.scope)
                 if included is not None:
                     enter(included)
             else:
                 self._declare(item, program, report)
 
-    def _include(self, item: ast.Include, file: LoadedFile, report: Report, chain: list[LoadedFile],
-                 scope: Scope) -> LoadedFile | None:
+    def _include(self, item: ast.Include, file: LoadedFile, report: Report, frames: list[tuple[LoadedFile, Any]],
+                 stack: dict[str, int], scope: Scope) -> LoadedFile | None:
         value = item.path.value
         if not value or "\0" in value:
             self._refuse(PathRefused(MISSING, "the path is empty or contains a NUL byte"), value, item, report)
@@ -232,8 +238,8 @@ class Loader:
             report.add(_NOT_HV._replace(message=f"cannot include '{shown}': it is not a {SUFFIX} file",
                                         span=item.path.span))
             return None
-        if any(f.real == real for f in chain):
-            self._cycle(item, real, chain, report)
+        if real in stack:
+            self._cycle(item, frames, stack[real], report)
             return None
         loaded = cached or self._parse(target, real, size, shown, scope, report)
         if isinstance(loaded, PathRefused):
@@ -248,12 +254,10 @@ class Loader:
                                                        span=item.path.span))
 
     @staticmethod
-    def _cycle(item: ast.Include, real: str, chain: list[LoadedFile], report: Report) -> None:
-        start = next(i for i, f in enumerate(chain) if f.real == real)
-        notes = [Note(f"'{f.display}' is included by '{chain[i - 1].display}'" if i else f"'{f.display}' starts the cycle")
-                 for i, f in enumerate(chain[start:], start)]
-        report.error("include-cycle", f"including '{chain[start].display}' here closes a cycle", item.span,
-                     notes=notes, help="move the shared definitions into a file that neither includes")
+    def _cycle(item: ast.Include, frames: list[tuple[LoadedFile, Any]], start: int, report: Report) -> None:
+        report.error("include-cycle", f"including '{frames[start][0].display}' here closes a cycle", item.span,
+                     notes=_cycle_notes(frames, start),
+                     help="move the shared definitions into a file that neither includes")
 
     @staticmethod
     def _declare(vm: ast.VmDecl, program: Program, report: Report) -> None:
@@ -264,3 +268,19 @@ class Loader:
                              notes=[Note("first defined here", previous.name.span)])
             return
         program.vms[vm.name.value] = vm
+
+
+def _cycle_notes(frames: list[tuple[LoadedFile, Any]], start: int) -> list[Note]:
+    """Who includes whom around the cycle of the stack's files from `start` up; of a long cycle,
+    its two ends. Every include of a file up a chain of N files closes a cycle of up to N: all
+    of them as notes (or a copy of the stack each) would make the run quadratic in the input."""
+    def note(i: int) -> Note:
+        f = frames[i][0]
+        return Note(f"'{f.display}' is included by '{frames[i - 1][0].display}'" if i
+                    else f"'{f.display}' starts the cycle")
+
+    half, end = CYCLE_NOTES // 2, len(frames)
+    if end - start <= CYCLE_NOTES:
+        return [note(i) for i in range(start, end)]
+    return ([note(i) for i in range(start, start + half)] + [Note(f"... {end - start - 2 * half} more files ...")]
+            + [note(i) for i in range(end - half, end)])

@@ -3,7 +3,7 @@ diagnostic code with what it checks, why (the KVM or kernel behaviour behind
 it), a bad and a good example, and the help.
 
 Checker codes take summary, severity, why and help from their Check; the
-codes of the other stages take them from hvconf/explain.toml, which also
+codes of the other stages take them from hvconf/lint/explain.toml, which also
 holds every good example. Bad examples are the shipped tests/invalid samples
 (hvconf.resources.invalid_samples_dir) unless the table has one. Renders
 text; never compiles anything. Tested by tests/test_explain.py.
@@ -14,47 +14,39 @@ from __future__ import annotations
 import difflib
 import textwrap
 import tomllib
-from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Mapping
 
+from hvconf.codes import CODES, STAGES
 from hvconf.diagnostics import Severity
+from hvconf.record import Record
 
 TABLE = Path(__file__).with_name("explain.toml")
 
-# Pipeline order; only the build stage is out of `hvconf check`'s reach.
-STAGES: dict[str, str] = {
-    "parse": "reading the text (hvconf/syntax)",
-    "load": "following includes (hvconf/syntax/loader.py)",
-    "paths": "where the files a definition names may be read from: includes, `guest`, `kernel` and what a guest "
-             "source includes (hvconf/syntax/paths.py, hvconf/model/inputs.py)",
-    "lower": "resolving `extends` and typing values (hvconf/model)",
-    "check": "the KVM rules (hvconf/check)",
-    "host": "holding a VM against one host's facts (hvconf/check/host.py); reported only with check --host "
-            "or --host-facts FILE",
-    "build": "writing the artifacts (hvconf/arch, hvconf/emit); reported by build, plan, dts and run, not by check",
-}
 FENCES = {".hv": "hv", ".toml": "toml", ".S": "gas"}  # code-fence languages by file suffix
 WIDTH = 88
 
 
-@dataclass(frozen=True)
-class Example:
+class Example(Record):
     """A .hv file as shown, and what has to sit next to it for it to compile as shown."""
+
+    __slots__ = ("text", "name", "files", "path", "encoding", "overrides", "host")
+    _defaults = {"files": (), "path": None, "encoding": "utf-8", "overrides": None, "host": None}
 
     text: str
     name: str
-    files: tuple[tuple[str, str], ...] = ()  # (file name, text) written next to it
-    path: Path | None = None  # the shipped sample it was read from
-    encoding: str = "utf-8"  # how it is saved (invalid-utf8 shows a Latin-1 file)
-    overrides: str | None = None  # the one of `files` given as --abi-overrides
-    host: str | None = None  # the one of `files` given as --host-facts
+    files: tuple[tuple[str, str], ...]  # (file name, text) written next to it
+    path: Path | None  # the shipped sample it was read from
+    encoding: str  # how it is saved (invalid-utf8 shows a Latin-1 file)
+    overrides: str | None  # the one of `files` given as --abi-overrides
+    host: str | None  # the one of `files` given as --host-facts
 
 
-@dataclass(frozen=True)
-class Page:
+class Page(Record):
+    __slots__ = ("code", "stage", "severity", "summary", "why", "help", "bad", "good", "requires")
+    _defaults = {"requires": ()}
     code: str
     stage: str
     severity: Severity
@@ -63,7 +55,7 @@ class Page:
     help: str | None
     bad: Example | None  # None only while a new code waits for its sample (tests fail until then)
     good: Example | None
-    requires: tuple[str, ...] = ()
+    requires: tuple[str, ...]
 
 
 class UnknownCode(LookupError):
@@ -108,19 +100,24 @@ def _page(code: str, row: dict[str, Any], facts: dict[str, Any]) -> Page:
 
 @lru_cache(maxsize=1)
 def pages() -> Mapping[str, Page]:
-    """Every page by code, in pipeline order (checker codes in CHECKS, then HOST_CHECKS, order)."""
+    """Every page by code, in hvconf/codes.py's (pipeline) order. Stage and severity are the
+    registry's; summary, why and help a Check's own, or the table's for the stages' codes."""
     from hvconf.check import CHECKS, HOST_CHECKS
 
     table = _table()
-    out = {code: _page(code, row, row) for code, row in table["stage"].items()}
-    for stage, checks in (("check", CHECKS), ("host", HOST_CHECKS)):
-        for check in checks:
-            row = table["check"].get(check.code, {})  # a new Check's page lacks its good example until added
-            facts = {"stage": stage, "severity": check.severity.value, "summary": check.summary, "why": check.why,
-                     "help": check.help, "requires": check.requires}
-            out[check.code] = _page(check.code, row, facts)
-    order = list(STAGES)
-    return MappingProxyType(dict(sorted(out.items(), key=lambda item: order.index(item[1].stage))))
+    out = {code: _page(code, row, {**row, **_declared(code)}) for code, row in table["stage"].items()}
+    for check in CHECKS + HOST_CHECKS:
+        row = table["check"].get(check.code, {})  # a new Check's page lacks its good example until added
+        facts = {**_declared(check.code), "summary": check.summary, "why": check.why, "help": check.help,
+                 "requires": check.requires}
+        out[check.code] = _page(check.code, row, facts)
+    return MappingProxyType({code: out[code] for code in CODES if code in out})
+
+
+def _declared(code: str) -> dict[str, str]:
+    """A page's stage and severity, from hvconf/codes.py (tests/test_codes.py: every page's code is there)."""
+    declared = CODES[code]
+    return {"stage": declared.stage, "severity": declared.severity.value}
 
 
 def page(code: str) -> Page:
@@ -223,5 +220,5 @@ def index_text() -> str:
     return "".join(f"{p.code:<{width}}  {p.severity.value:<7}  {p.summary}\n" for p in pages().values())
 
 
-__all__ = ["Example", "Page", "STAGES", "UnknownCode", "docs_markdown", "index_text", "page", "pages",
+__all__ = ["Example", "Page", "UnknownCode", "docs_markdown", "index_text", "page", "pages",
            "to_markdown", "to_text"]

@@ -1,4 +1,4 @@
-"""The `hvconf` command: thin shells over hvconf.compiler, hvconf.lint and hvconf.kvm.
+"""The `hvconf` command: thin shells over hvconf.compiler, hvconf.lint.driver and hvconf.kvm.
 
 Exit status: 0 clean, 1 findings (errors, or warnings with --werror), 2 usage
 or I/O errors (one line: argparse's errors too); `run` passes the launcher's
@@ -19,14 +19,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, NoReturn, Sequence, TextIO
 
 if TYPE_CHECKING:
-    from hvconf.compiler import Built, Result
+    from hvconf.compiler import Result
+    from hvconf.emit.artifacts import Built
     from hvconf.diagnostics import Report
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
 
 # Modules that add commands: each has `register(subparsers)`, called in this order
 # in parser(). Imported only when the parser is built, so they stay cheap to list.
-COMMAND_MODULES: tuple[str, ...] = ("hvconf.cli_host", "hvconf.cli_fmt", "hvconf.cli_docs")
+COMMAND_MODULES: tuple[str, ...] = ("hvconf.cli.host", "hvconf.cli.fmt", "hvconf.cli.docs")
 
 EXAMPLES = """examples:
   hvconf check vms/                     lint every .hv under vms/; needs no /dev/kvm
@@ -85,7 +86,7 @@ def _colour(stream: TextIO, choice: str = "auto") -> bool:
 
 
 def _print_report(report: "Report", stream: TextIO) -> None:
-    from hvconf.render import render, summary
+    from hvconf.lint.render import render, summary
 
     colour = _colour(stream)
     for diag in report:
@@ -113,7 +114,7 @@ def _compile(job: Callable[..., "Result"], paths: Sequence[str], args: argparse.
 
 def _build(args: argparse.Namespace, paths: Sequence[str]) -> "Result | None":
     from hvconf import compiler
-    from hvconf.progress import bar_for
+    from hvconf.lint.progress import bar_for
 
     overrides = Path(args.abi_overrides) if args.abi_overrides else None
     bar = bar_for(sys.stderr) if len(paths) > 1 else None  # `build` of several files, on a terminal
@@ -152,16 +153,16 @@ def _host_facts_error() -> type[Exception]:
 def _check_options(args: argparse.Namespace) -> dict[str, Any]:
     """Keywords for compiler.check from options other modules add to `check`;
     picklable, for --jobs workers. Raises HostFactsError for bad host facts."""
-    from hvconf.cli_host import host_facts_from_args
+    from hvconf.cli.host import host_facts_from_args
 
     return {"host": host_facts_from_args(args)}
 
 
 def cmd_check(args: argparse.Namespace) -> int:
     from hvconf.diagnostics import Severity
-    from hvconf.formats import render
-    from hvconf.formats.text import render as text_render
-    from hvconf.lint import UsageError, discover, filtered, lint, parse_codes
+    from hvconf.lint.formats import render
+    from hvconf.lint.formats.text import render as text_render
+    from hvconf.lint.driver import UsageError, discover, filtered, lint, parse_codes
 
     try:
         select, ignore = parse_codes(args.select), parse_codes(args.ignore)
@@ -187,7 +188,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_completion(args: argparse.Namespace) -> int:
-    from hvconf.completion import script
+    from hvconf.cli.completion import script
 
     sys.stdout.write(script(args.shell, parser()))
     return EXIT_OK
@@ -368,7 +369,7 @@ def _jobs(text: str) -> int:
 
 def parser() -> argparse.ArgumentParser:
     from hvconf import __version__
-    from hvconf.formats import FORMATS
+    from hvconf.lint.formats import FORMATS
 
     top = _Parser(prog="hvconf", description="Compile .hv VM definitions for KVM.",
                                   epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -389,7 +390,7 @@ def parser() -> argparse.ArgumentParser:
                    help="check in N worker processes; 0: one per CPU (default: 1)")
     p.add_argument("--color", choices=["auto", "always", "never"], default="auto",
                    help="colour the text format (default: auto: on a terminal, unless NO_COLOR is set)")
-    import_module("hvconf.cli_host").add_host_options(p)  # --host / --host-facts, via _check_options()
+    import_module("hvconf.cli.host").add_host_options(p)  # --host / --host-facts, via _check_options()
     _path_options(p)
     p.set_defaults(func=cmd_check)
 
@@ -428,7 +429,7 @@ def parser() -> argparse.ArgumentParser:
                            help="kernel image for a VM whose `kernel` file was missing at build time (kernel-missing)")
         p.set_defaults(func=func)
 
-    # --- Commands of other modules (hvconf/cli_host.py, cli_fmt.py, cli_docs.py): listed in
+    # --- Commands of other modules (hvconf/cli/host.py, fmt.py, docs.py): listed in
     # --- COMMAND_MODULES, each module's register(sub) adds its sub-parsers here.
     for module in COMMAND_MODULES:
         import_module(module).register(sub)

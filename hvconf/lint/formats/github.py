@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 from hvconf.diagnostics import Diagnostic, Severity
 
 if TYPE_CHECKING:
-    from hvconf.lint import LintResult
+    from hvconf.lint.driver import LintResult
 
 COMMANDS = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.NOTE: "notice"}
 _DATA = {"%": "%25", "\r": "%0D", "\n": "%0A"}

@@ -1,7 +1,7 @@
 """The `hvconf explain` and `hvconf schema` commands, added to the CLI's
-subparsers by `register` (hvconf/cli.py calls it).
+subparsers by `register` (hvconf/cli/main.py calls it).
 
-Thin shells over hvconf/explain.py and hvconf/schema.py: they print to
+Thin shells over hvconf/lint/explain.py and hvconf/model/json_schema.py: they print to
 stdout, report usage errors on stderr, and return the exit status (0, or 2
 for an unknown code). They never read a definition or open a device.
 Tested by tests/test_explain.py and tests/test_schema.py.
@@ -31,7 +31,7 @@ SCHEMA_EXAMPLES = """examples:
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
-    from hvconf import explain
+    from hvconf.lint import explain
 
     if args.code is None:
         sys.stdout.write(explain.docs_markdown() if args.format == "markdown" else explain.index_text())
@@ -46,7 +46,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
-    from hvconf.schema import dumps
+    from hvconf.model.json_schema import dumps
 
     sys.stdout.write(dumps())
     return EXIT_OK

@@ -29,32 +29,57 @@ _BEFORE = 40
 
 
 @lru_cache(maxsize=16)
-def _lines(text: str) -> list[str]:
-    # Cached by the source text (str hashes are cached too): a report with many
-    # findings in one file splits it once, not once per finding.
-    return text.splitlines()
+def _line_starts(text: str) -> list[int]:
+    """Where each line of `text` starts. Lines end at '\n' only, as the parser counts them
+    (str.splitlines also splits at \f, \x1c-\x1e, \x85, U+2028 and U+2029, so a comment holding
+    one showed the wrong line). Cached by the text (its hash is cached too): a report with many
+    findings in one file indexes it once, not once per finding."""
+    starts = [0]
+    at = text.find("\n")
+    while at >= 0:
+        starts.append(at + 1)
+        at = text.find("\n", at + 1)
+    return starts
 
 
-def _clip(raw: str, col: int, end_col: int) -> tuple[str, int, int, str, str]:
-    """The part of `raw` to show, the span's columns in it, and the elision marks."""
-    if len(raw) <= _WINDOW:
-        return raw, col, end_col, "", ""
+def line_bounds(text: str, line: int) -> tuple[int, int] | None:
+    """Where line `line` (from 1) of `text` starts and ends, without its line ending; None if
+    there is no such line (nothing follows a final newline, as for str.splitlines)."""
+    starts = _line_starts(text)
+    if not 1 <= line <= len(starts) - (starts[-1] == len(text)):
+        return None
+    start, end = starts[line - 1], starts[line] - 1 if line < len(starts) else len(text)
+    return start, end - 1 if end > start and text[end - 1] == "\r" else end
+
+
+def source_line(text: str, line: int) -> str | None:
+    """Line `line` (from 1) of `text` without its line ending, or None."""
+    bounds = line_bounds(text, line)
+    return text[bounds[0]:bounds[1]] if bounds else None
+
+
+def _clip(text: str, start: int, end: int, col: int, end_col: int) -> tuple[str, int, int, str, str]:
+    """The part of the line text[start:end] to show, the span's columns in it, and the elision
+    marks. Only that part is copied: findings on one long line each copied all of it."""
+    if end - start <= _WINDOW:
+        return text[start:end], col, end_col, "", ""
     first = max(col - 1 - _BEFORE, 0)
-    last = min(first + _WINDOW, len(raw))
-    head, tail = ("..." if first else ""), ("..." if last < len(raw) else "")
+    last = min(first + _WINDOW, end - start)
+    head, tail = ("..." if first else ""), ("..." if last < end - start else "")
     shift = first - len(head)
-    return raw[first:last], col - shift, min(end_col, last + 1) - shift, head, tail
+    return text[start + first:start + last], col - shift, min(end_col, last + 1) - shift, head, tail
 
 
 def _source_lines(diag: Diagnostic, sources: Mapping[str, str], colour: bool) -> list[str]:
     span = diag.span
     if span is None or span.file not in sources:
         return []
-    lines = _lines(sources[span.file])
-    if not 1 <= span.line <= len(lines):
+    text = sources[span.file]
+    bounds = line_bounds(text, span.line)
+    if bounds is None:
         return []
-    end_col = span.end_col if span.end_line == span.line else len(lines[span.line - 1]) + 1
-    raw, col, end_col, head, tail = _clip(lines[span.line - 1], span.col, end_col)
+    end_col = span.end_col if span.end_line == span.line else bounds[1] - bounds[0] + 1
+    raw, col, end_col, head, tail = _clip(text, *bounds, span.col, end_col)
     raw = head + raw + tail if head or tail else raw
     text = printable(raw).expandtabs(4)
     # Column positions count characters of the raw line; map them through tab expansion.

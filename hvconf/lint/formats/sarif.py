@@ -19,10 +19,11 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from hvconf.diagnostics import Diagnostic, Span
-from hvconf.formats.rules import DOCS_URL, Rule, rule_index, rules
+from hvconf.lint.formats.rules import DOCS_URL, Rule, rule_index, rules
+from hvconf.lint.render import source_line
 
 if TYPE_CHECKING:
-    from hvconf.lint import LintResult
+    from hvconf.lint.driver import LintResult
 
 SCHEMA = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
 SRCROOT = "%SRCROOT%"
@@ -64,11 +65,20 @@ def _message(d: Diagnostic) -> str:
     return "\n".join([d.message, *extra])
 
 
-def _line_text(d: Diagnostic, sources: dict[str, str]) -> str:
+# A line longer than this enters the fingerprint as its hash: many findings on one long line
+# would otherwise hash the whole line once each, quadratic in the line's length.
+LONG_LINE = 1024
+
+
+def _line_text(d: Diagnostic, sources: dict[str, str], memo: dict[tuple[str, int], str]) -> str:
+    """The stripped text of the diagnostic's line (its sha256 for a long line), once per line."""
     if d.span is None:
         return ""
-    lines = sources.get(d.span.file, "").splitlines()
-    return lines[d.span.line - 1].strip() if 0 < d.span.line <= len(lines) else ""
+    key = (d.span.file, d.span.line)
+    if key not in memo:
+        line = (source_line(sources.get(d.span.file, ""), d.span.line) or "").strip()
+        memo[key] = line if len(line) <= LONG_LINE else "sha256:" + hashlib.sha256(line.encode()).hexdigest()
+    return memo[key]
 
 
 def _result(d: Diagnostic, index: int | None, fingerprint: str) -> dict[str, Any]:
@@ -97,9 +107,10 @@ def log(result: "LintResult") -> dict[str, Any]:
     index = rule_index()
     seen: Counter[str] = Counter()
     results = []
+    lines: dict[tuple[str, int], str] = {}
     for d in result.report:
         # Stable across runs and line moves: what, where (file and line text), and which occurrence.
-        basis = "\0".join([d.code, d.span.file if d.span else "", d.message, _line_text(d, result.report.sources)])
+        basis = "\0".join([d.code, d.span.file if d.span else "", d.message, _line_text(d, result.report.sources, lines)])
         seen[basis] += 1
         digest = hashlib.sha256(f"{basis}\0{seen[basis]}".encode()).hexdigest()
         results.append(_result(d, index.get(d.code), digest))

@@ -10,11 +10,11 @@ on the IR; apply it once per run. Tested by tests/test_suppress.py.
 from __future__ import annotations
 
 import bisect
+import heapq
 import re
-from dataclasses import dataclass, field
 from typing import Iterable, Iterator, Mapping
 
-from hvconf.comments import Comment, comments
+from hvconf.syntax.comments import Comment, comments
 from hvconf.diagnostics import Diagnostic, Report, Severity, Span
 from hvconf.syntax import ast
 from hvconf.syntax.loader import Program
@@ -38,16 +38,19 @@ REFUSALS = {
 Position = tuple[int, int]  # (line, col), as in spans
 
 
-@dataclass
 class Suppression:
-    """One code of one `ignore[...]`, and the region of its file it covers."""
+    """One code of one `ignore[...]`, and the region of its file it covers. A plain class, not
+    a Record: `used` is set as findings are matched (docs/architecture.md#value-types)."""
 
-    code: str
-    span: Span  # the code's text inside the comment
-    start: Position
-    end: Position  # exclusive
-    trailing: bool
-    used: bool = field(default=False, compare=False)
+    __slots__ = ("code", "span", "start", "end", "trailing", "used")
+
+    def __init__(self, code: str, span: Span, start: Position, end: Position, trailing: bool) -> None:
+        self.code = code
+        self.span = span  # the code's text inside the comment
+        self.start = start
+        self.end = end  # exclusive
+        self.trailing = trailing
+        self.used = False
 
     def covers(self, d: Diagnostic) -> bool:
         s = d.span
@@ -122,16 +125,8 @@ def suppressions(file: str, text: str, tree: ast.SourceFile) -> tuple[list[Suppr
     return found, problems
 
 
-def stage_of(code: str) -> str | None:
-    """The pipeline stage that emits `code` (hvconf.explain knows every code's)."""
-    from hvconf.explain import pages
-
-    page = pages().get(code)
-    return page.stage if page else None
-
-
 def _unused(s: Suppression) -> Diagnostic:
-    from hvconf.formats.rules import closest_code, known_codes
+    from hvconf.codes import closest_code, known_codes, stage_of
 
     def warn(message: str, help: str) -> Diagnostic:
         return Diagnostic(CODE, Severity.WARNING, message, s.span, help=help)
@@ -171,19 +166,47 @@ def apply(report: Report, sources: Mapping[str, str],
     if not found and not new:
         return report
 
-    def hidden(d: Diagnostic, pool: list[Suppression]) -> bool:
-        hit = [s for s in pool if s.covers(d)]
-        for s in hit:
-            s.used = True
-        return bool(hit)
-
     ordinary = [s for s in found if s.code != CODE and s.code not in REFUSALS]
-    kept = [d for d in report.diagnostics if not hidden(d, ordinary)]
+    kept = [d for d, hide in zip(report.diagnostics, _hidden(report.diagnostics, ordinary)) if not hide]
     new += [_unused(s) for s in ordinary if not s.used] + [_unused(s) for s in found if s.code in REFUSALS]
     # `ignore[unused-suppression]` may hide the warnings above, and is itself checked.
     meta = [s for s in found if s.code == CODE]
-    new = [d for d in new if not hidden(d, meta)] + [_unused(s) for s in meta if not s.used]
+    new = [d for d, hide in zip(new, _hidden(new, meta)) if not hide] + [_unused(s) for s in meta if not s.used]
     return Report(kept + new, dict(report.sources))
+
+
+def _hidden(diagnostics: list[Diagnostic], pool: list[Suppression]) -> list[bool]:
+    """For each diagnostic, whether a suppression of `pool` covers it; marks those `used`.
+
+    One sweep per (file, code) over the diagnostics' positions in order, with the regions that
+    have started and not ended on a heap: every diagnostic against every suppression made a file
+    of N VMs, each with its finding and its comment, quadratic."""
+    regions: dict[tuple[str, str], list[Suppression]] = {}
+    for s in pool:
+        regions.setdefault((s.span.file, s.code), []).append(s)
+    points: dict[tuple[str, str], list[tuple[Position, int]]] = {}
+    for i, d in enumerate(diagnostics):
+        if d.span is not None and (d.span.file, d.code) in regions:
+            points.setdefault((d.span.file, d.code), []).append(((d.span.line, d.span.col), i))
+    hidden = [False] * len(diagnostics)
+    for key, found in points.items():
+        pending = sorted(regions[key], key=lambda s: s.start)
+        started: list[tuple[Position, int]] = []  # a heap of (end, index in pending)
+        unmarked: list[Suppression] = []  # started since the last diagnostic, not yet used
+        k = 0
+        for where, i in sorted(found):
+            while k < len(pending) and pending[k].start <= where:
+                heapq.heappush(started, (pending[k].end, k))
+                unmarked.append(pending[k])
+                k += 1
+            while started and started[0][0] <= where:
+                heapq.heappop(started)
+            if started:  # every region left on the heap began at or before `where` and ends after it
+                hidden[i] = True
+                for s in unmarked:
+                    s.used = s.used or where < s.end
+            unmarked.clear()  # used now, or ended before `where` (so before every later point)
+    return hidden
 
 
 def apply_to_programs(report: Report, programs: Iterable[Program]) -> Report:

@@ -8,12 +8,11 @@ Must not import the CLI. Tested by tests/test_formats.py.
 
 from __future__ import annotations
 
-import difflib
 import os
-from dataclasses import dataclass
 from functools import lru_cache
 
 from hvconf.diagnostics import Severity
+from hvconf.record import Record
 
 # Where docs/diagnostics.md is published; SARIF's helpUri must be an absolute URI. The
 # project has no published site yet, so a team that hosts the docs (or a fork) points
@@ -21,15 +20,17 @@ from hvconf.diagnostics import Severity
 DOCS_URL = os.environ.get("HVCONF_DOCS_URL", "https://github.com/hvconf/hvconf/blob/main/docs/diagnostics.md")
 
 
-@dataclass(frozen=True)
-class Rule:
+class Rule(Record):
     """What the machine formats say about one code."""
+
+    __slots__ = ("code", "severity", "summary", "why", "help")
+    _defaults = {"why": "", "help": None}
 
     code: str
     severity: Severity
     summary: str
-    why: str = ""
-    help: str | None = None
+    why: str
+    help: str | None
 
     @property
     def url(self) -> str:
@@ -39,20 +40,10 @@ class Rule:
 @lru_cache(maxsize=1)
 def rules() -> tuple[Rule, ...]:
     """Every code in pipeline order (checker codes in CHECKS order): the order of SARIF's ruleIndex."""
-    from hvconf.explain import pages
+    from hvconf.lint.explain import pages
 
     return tuple(Rule(p.code, p.severity, p.summary, p.why, p.help) for p in pages().values())
 
 
 def rule_index() -> dict[str, int]:
     return {rule.code: i for i, rule in enumerate(rules())}
-
-
-def known_codes() -> frozenset[str]:
-    return frozenset(rule.code for rule in rules())
-
-
-def closest_code(word: str) -> str | None:
-    """The known code `word` was probably meant to be, for a did-you-mean."""
-    found = difflib.get_close_matches(word, sorted(known_codes()), n=1, cutoff=0.6)
-    return found[0] if found else None

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from hvconf.diagnostics import Diagnostic, Span
 
 if TYPE_CHECKING:
-    from hvconf.lint import LintResult
+    from hvconf.lint.driver import LintResult
 
 
 def location(span: Span | None) -> dict[str, Any] | None:

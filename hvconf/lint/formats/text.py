@@ -1,4 +1,4 @@
-"""The human format: each diagnostic as hvconf.render draws it, then one summary line.
+"""The human format: each diagnostic as hvconf.lint.render draws it, then one summary line.
 
 Colour is the caller's decision (NO_COLOR, a terminal or not); this module
 never looks at the environment. Tested by tests/test_formats.py.
@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from hvconf.render import render as render_one
-from hvconf.render import summary
+from hvconf.lint.render import render as render_one
+from hvconf.lint.render import summary
 
 if TYPE_CHECKING:
-    from hvconf.lint import LintResult
+    from hvconf.lint.driver import LintResult
 
 
 def render(result: "LintResult", *, colour: bool = False, with_summary: bool = True) -> str:

@@ -2,7 +2,7 @@
 
 Every token of the source lands in exactly one row, written as it was typed
 (numbers, strings and names are never re-spelt), so comments can be placed
-by token afterwards (hvconf/fmt/text.py). This module decides what goes on
+by token afterwards (hvconf/formatter/text.py). This module decides what goes on
 a line; text.py decides spacing between lines. Tested by tests/test_fmt.py.
 """
 
@@ -12,7 +12,7 @@ import bisect
 from dataclasses import dataclass
 from typing import cast
 
-from hvconf.comments import line_starts
+from hvconf.syntax.comments import line_starts
 from hvconf.diagnostics import Span
 from hvconf.syntax import ast
 from hvconf.syntax.parser import lex

@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from hvconf.lint import UsageError, discover
+from hvconf.lint.driver import UsageError, discover
 
 if TYPE_CHECKING:
     SubParsers = argparse._SubParsersAction[argparse.ArgumentParser]
@@ -73,8 +73,8 @@ class _Run:
     def formatted(self, data: bytes, display: str) -> str | None:
         """The formatted text, or None after reporting why the input has none."""
         from hvconf.diagnostics import Report
-        from hvconf.fmt import format_source
-        from hvconf.render import render
+        from hvconf.formatter import format_source
+        from hvconf.lint.render import render
         from hvconf.syntax.parser import decode, parse
 
         report = Report()

@@ -13,10 +13,10 @@ at most). Never changes meaning: tests/test_fmt.py compares IR and plans.
 
 from __future__ import annotations
 
-from hvconf.comments import comments
+from hvconf.syntax.comments import comments
 from hvconf.diagnostics import HvconfError, Report
-from hvconf.fmt.rows import Layout, tokens
-from hvconf.fmt.text import render
+from hvconf.formatter.layout import Layout, tokens
+from hvconf.formatter.text import render
 from hvconf.syntax import ast
 from hvconf.syntax.parser import parse
 

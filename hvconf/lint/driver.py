@@ -5,7 +5,7 @@ checks them with one shared Loader per process (an included file is parsed
 once per process), optionally across `jobs` worker processes, and returns
 the same report, in the same order, whatever `jobs` is. Of each checked file
 it keeps the findings, not the tree or text, so memory stays flat over a repo.
-Writes nothing and prints nothing: rendering is hvconf.formats'.
+Writes nothing and prints nothing: rendering is hvconf.lint.formats'.
 Tested by tests/test_lint_scale.py.
 """
 
@@ -159,7 +159,7 @@ def _merged(parts: Sequence[_Chunk]) -> Report:
     """One report with each distinct diagnostic once (a file included by roots in
     different workers, or visited again by each root, is reported once), after the
     suppressions of all files, in a total order."""
-    from hvconf.suppress import apply
+    from hvconf.check.suppress import apply
 
     merged = Report()
     seen: set[Diagnostic] = set()
@@ -222,9 +222,9 @@ def lint(paths: Sequence[str | Path], *, jobs: int = 1, root: str | None = None,
 def parse_codes(values: Sequence[str] | None) -> frozenset[str]:
     """Codes from repeated, comma-separated options; UsageError with a did-you-mean for unknown ones."""
     codes = {c.strip() for v in values or () for c in v.split(",") if c.strip()}
-    if not codes:  # the usual case: no need to load every rule's docs (hvconf.explain) to list the codes
+    if not codes:  # the usual case: no need to load every rule's docs (hvconf.lint.explain) to list the codes
         return frozenset()
-    from hvconf.formats.rules import closest_code, known_codes
+    from hvconf.codes import closest_code, known_codes
 
     for code in sorted(codes - known_codes()):
         guess = closest_code(code)

@@ -13,7 +13,7 @@ import shutil
 import time
 from typing import TextIO
 
-from hvconf.render import printable
+from hvconf.lint.render import printable
 
 WIDTH = 24  # cells of the bar itself
 INTERVAL = 0.05  # seconds between redraws: drawing every step would slow a fast build

@@ -9,15 +9,16 @@ script is printed for the user to source. Tested by tests/test_cli.py.
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass
 from typing import Callable, Iterable
+
+from hvconf.record import Record
 
 SHELLS = ("bash", "zsh", "fish")
 FILE_METAVARS = frozenset({"FILE", "PATH", "DIR"})
 
 
 def _codes() -> list[str]:
-    from hvconf.formats.rules import known_codes
+    from hvconf.codes import known_codes
 
     return sorted(known_codes())
 
@@ -26,26 +27,27 @@ def _codes() -> list[str]:
 METAVAR_WORDS: dict[str, Callable[[], list[str]]] = {"CODES": _codes, "CODE": _codes}
 
 
-@dataclass(frozen=True)
-class Option:
+class Option(Record):
+    __slots__ = ("flags", "help", "takes_value", "words", "files", "repeat")
+    _defaults = {"words": (), "files": False, "repeat": False}
     flags: tuple[str, ...]
     help: str
     takes_value: bool
-    words: tuple[str, ...] = ()
-    files: bool = False
-    repeat: bool = False
+    words: tuple[str, ...]
+    files: bool
+    repeat: bool
 
 
-@dataclass(frozen=True)
-class Positional:
+class Positional(Record):
+    __slots__ = ("name", "words", "files", "many")
     name: str
     words: tuple[str, ...]
     files: bool
     many: bool
 
 
-@dataclass(frozen=True)
-class Command:
+class Command(Record):
+    __slots__ = ("name", "help", "options", "positionals")
     name: str
     help: str
     options: tuple[Option, ...]

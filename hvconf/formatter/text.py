@@ -3,7 +3,7 @@ which blank lines stay, and the two kinds of column alignment.
 
 A comment alone on its line goes before the row holding the next token; a
 comment after code stays at the end of the row holding the token before it.
-Nothing here looks at the AST (hvconf/fmt/rows.py did). Tested by tests/test_fmt.py.
+Nothing here looks at the AST (hvconf/formatter/layout.py did). Tested by tests/test_fmt.py.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import bisect
 import itertools
 from dataclasses import dataclass, field
 
-from hvconf.comments import Comment
-from hvconf.fmt.rows import INDENT, Row, Tok
+from hvconf.syntax.comments import Comment
+from hvconf.formatter.layout import INDENT, Row, Tok
 
 COMMENT_GAP = 2  # spaces between code and a trailing comment
 

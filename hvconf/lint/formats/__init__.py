@@ -1,7 +1,7 @@
 """Render a lint result in one of the `--format` choices: text, json, sarif, github.
 
 Each renderer is a pure function from a LintResult to the text printed on
-stdout; none prints, reads files or decides the exit status (hvconf/cli.py
+stdout; none prints, reads files or decides the exit status (hvconf/cli/main.py
 does). Field names of json and the SARIF layout are documented in docs/ci.md.
 Tested by tests/test_formats.py.
 """
@@ -12,14 +12,14 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Callable
 
 if TYPE_CHECKING:
-    from hvconf.lint import LintResult
+    from hvconf.lint.driver import LintResult
 
 # Module of each format; each has `render(result, *, colour) -> str`.
 FORMATS: dict[str, str] = {
-    "text": "hvconf.formats.text",
-    "json": "hvconf.formats.json",
-    "sarif": "hvconf.formats.sarif",
-    "github": "hvconf.formats.github",
+    "text": "hvconf.lint.formats.text",
+    "json": "hvconf.lint.formats.json",
+    "sarif": "hvconf.lint.formats.sarif",
+    "github": "hvconf.lint.formats.github",
 }
 
 

@@ -1,0 +1,109 @@
+"""Measurement 7: long include chains and files of thousands of VMs, up to 10,000 of each.
+
+Two inputs (bench/inputs.py): a chain of includes (top.hv includes c0.hv,
+which includes c1.hv, ...) and one file of N `vm vI extends b {}` (10,000
+of them fit in one file under the 256 KiB limit). Their costs:
+
+- in one process (compile_probe.py, round-robin over the sizes): checking the
+  chain, and checking and building the VM file (artifacts in memory), as
+  series with the goal linear, whose slope is the cost per include or per VM;
+  and writing the VM file's artifacts (write_tree: a folder per VM, every
+  file fsynced), into a fresh folder and again over it, as a rebuild does;
+- as a user runs it, whole process, at 10,000: `hvconf check` of the chain and
+  of the VM file, and `hvconf build -o DIR` of the VM file into a fresh folder,
+  each against the issue's budget of a few seconds (5 s).
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+
+from bench import inputs
+from bench.context import Context
+from bench.measure import interleave, run as run_once
+from bench.measurements import Goal, Point, Row, Series, Side
+from bench.suites.common import Runner, command_text, runner
+
+SUITE = "size"
+LINEAR = Goal("linear", 0.0, "linear (r² ≥ 0.95 or within min–max; no upward bend at the end)")
+BUDGET = Goal("a_below", 5000.0, "< 5 s (\"a few seconds\")")
+LARGEST = 10_000
+SIZES = (1000, 2500, 5000, LARGEST)
+QUICK_SIZES = (1000, 4000, LARGEST)
+WRITE_SIZES = (250, 500, 1000)  # each VM is a folder of 3 fsynced files: slow on any disk
+QUICK_WRITE_SIZES = (250, 1000)
+
+
+def _probe(ctx: Context, mode: list[str], rounds: int, paths: list[Path]) -> dict[str, list[float]]:
+    probe = Path(__file__).with_name("compile_probe.py")
+    done = run_once([ctx.python, str(probe), *mode, str(rounds), *map(str, paths)], timeout=3600)
+    values: dict[str, list[float]] = json.loads(done.stdout)
+    return values
+
+
+def _series(id: str, title: str, x_label: str, sizes: tuple[int, ...], paths: list[Path],
+            values: dict[str, list[float]], suffix: str = "", note: str = "") -> Series:
+    unit_note = f"{note}; " if note else ""
+    return Series(id, title, x_label, "ms", "ms", [Point(n, values[f"{p}{suffix}"]) for n, p in zip(sizes, paths)],
+                  LINEAR, note=unit_note + "in one process, after one untimed build")
+
+
+def _fresh_build(ctx: Context, source: Path) -> Runner:
+    """`hvconf build` into a new output folder each time, as a first build writes."""
+    def once() -> float:
+        out = Path(tempfile.mkdtemp(prefix="size-build-", dir=ctx.tmp)) / "out"
+        return runner([*ctx.hvconf, "build", str(source), "-o", str(out)], timeout=3600)()
+
+    return once
+
+
+def run(ctx: Context) -> list[Row | Series]:
+    root = ctx.tmp / "size"
+    root.mkdir()
+    sizes = QUICK_SIZES if ctx.quick else SIZES
+    writes = QUICK_WRITE_SIZES if ctx.quick else WRITE_SIZES
+    chains = [inputs.include_chain_def(root, n) for n in sizes]
+    files = [inputs.many_vms_def(root, n) for n in sizes]
+    small = [inputs.many_vms_def(root, n) for n in writes]
+    rounds = ctx.counts.scaling
+    ctx.log(f"size: chains and VM files of {', '.join(map(str, sizes))}, {rounds} rounds in-process")
+    chain_times = _probe(ctx, ["--check"], rounds, chains)
+    check_times = _probe(ctx, ["--check"], rounds, files)
+    build_times = _probe(ctx, [], rounds, files)
+    write_rounds = max(rounds - 1, 1)
+    ctx.log(f"size: writing {', '.join(map(str, writes))} VM folders, {write_rounds} rounds")
+    (root / "written").mkdir()
+    write_times = _probe(ctx, ["--write", str(root / "written")], write_rounds, small)
+    out: list[Row | Series] = [
+        _series("size.chain.time", "check time vs chained includes (compiler.check)", "chained includes", sizes,
+                chains, chain_times, note="slope: ms per include"),
+        _series("size.vms.check", "check time vs VMs in one file (compiler.check)", "VMs", sizes, files,
+                check_times, note="slope: ms per VM"),
+        _series("size.vms.time", "build time vs VMs in one file (compiler.build, nothing written)", "VMs", sizes,
+                files, build_times, note="slope: ms per VM"),
+        _series("size.write.time", "write time vs VMs (write_tree, fresh folder)", "VMs written", writes, small,
+                write_times, note="slope: ms per VM folder of 3 files, each file and folder fsynced"),
+        _series("size.rewrite.time", "write time vs VMs (write_tree over the previous output)", "VMs rewritten",
+                writes, small, write_times, suffix=":rewrite", note="slope: ms per VM folder"),
+    ]
+    chain, vms = chains[-1], files[-1]
+    whole = [runner([*ctx.hvconf, "check", str(chain)], timeout=600),
+             runner([*ctx.hvconf, "check", str(vms)], timeout=600)]
+    ctx.log(f"size: hvconf check of {LARGEST} chained includes and of {LARGEST} VMs, {rounds} rounds")
+    checks = interleave(whole, rounds, warmup=1)
+    ctx.log(f"size: hvconf build of {LARGEST} VMs into a fresh folder, once")
+    build = interleave([_fresh_build(ctx, vms)], 1, warmup=0)[0]
+    per_vm = Point(LARGEST, build_times[str(vms)]).median
+    out += [
+        Row("size.chain.check", SUITE, f"`hvconf check` of a chain of {LARGEST:,} includes", "ms",
+            Side("hvconf", command_text([*ctx.hvconf, "check", "chain-10000/top.hv"]), checks[0]), goal=BUDGET),
+        Row("size.vms.check", SUITE, f"`hvconf check` of one file of {LARGEST:,} VMs", "ms",
+            Side("hvconf", command_text([*ctx.hvconf, "check", "vms-10000.hv"]), checks[1]), goal=BUDGET),
+        Row("size.vms.build", SUITE, f"`hvconf build` of one file of {LARGEST:,} VMs, writing {LARGEST:,} folders",
+            "ms", Side("hvconf", command_text([*ctx.hvconf, "build", "vms-10000.hv", "-o", "DIR"]), build),
+            goal=BUDGET, note=f"one run, a fresh output folder; compiling them in-process takes {per_vm:.0f} ms "
+                              f"(size.vms.time), the rest is start-up and writing (size.write.time)"),
+    ]
+    return out
