@@ -35,8 +35,10 @@ def family(arch: str) -> str:
 
 
 def part(arch: str, name: str) -> ModuleType:
-    """hvconf.kvm.<family of arch>.<name>, imported on first use (`name` one of PARTS)."""
+    """hvconf.kvm.<family of arch>.<name>, imported on first use (`name` one of PARTS). Always through
+    __import__ (not importlib: it would import warnings and more at every launch), never by looking in
+    sys.modules first: a module another thread is still importing is there, half made, and only the import
+    system waits for it. run.py resolves a run's parts before its vCPU threads start all the same."""
     module = f"{FAMILIES[family(arch)]}.{name}"
-    if module not in sys.modules:
-        __import__(module)  # not importlib: it would import warnings and more at every launch
+    __import__(module)
     return sys.modules[module]

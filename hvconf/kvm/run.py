@@ -132,7 +132,8 @@ def _run(plan: Plan, machine: Machine, tracer: Tracer, out: Output, timeout: flo
             output.stopping = lambda: ending.stopping  # a stalled reader holds a vCPU only until the end
     devs = devices.devices(plan, machine, out)
     threads: list[VcpuThread] = []
-    shared = Shared(machine, Sequencer(), ending, tracer, devs, plan.arch, table(plan.arch),
+    # the family's exit hook is imported here, in the main thread, not by each vCPU thread at once
+    shared = Shared(machine, Sequencer(), ending, tracer, devs, families.part(plan.arch, "exits"), table(plan.arch),
                     lambda: _kick_all(threads))  # fmt: skip
     threads += [VcpuThread(vcpu_id, steps, shared) for vcpu_id, steps in per_vcpu.items()]
     try:

@@ -23,7 +23,6 @@ from __future__ import annotations
 import errno
 import time
 
-from hvconf.kvm import families
 from hvconf.kvm.ioctls.errors import KvmError
 from hvconf.kvm.ioctls.kvm_run import (
     BadExit, FailEntry, Hlt, InternalError, Intr, Io, Mmio, Shutdown, SystemEvent,
@@ -33,6 +32,7 @@ from hvconf.kvm.status import SYSTEM_EVENT_STATUS, Status
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from types import ModuleType
     from typing import Any
 
     from hvconf.contract import Step
@@ -54,7 +54,7 @@ class ExitLoop:
     """Everything one vCPU's exits are answered with."""
 
     def __init__(
-        self, vcpu: Vcpu, machine: Machine, devices: Devices, tracer: Tracer, ending: Ending, arch: str,
+        self, vcpu: Vcpu, machine: Machine, devices: Devices, tracer: Tracer, ending: Ending, family: ModuleType,
         kick_all: Callable[[], None] = _nothing,
     ) -> None:  # fmt: skip
         self.vcpu = vcpu
@@ -66,7 +66,7 @@ class ExitLoop:
         self.tracer = tracer
         self.ending = ending
         self.kick_all = kick_all  # make every vCPU leave KVM_RUN once (sPAPR H_SET_MODE LE)
-        self.family = families.part(arch, "exits")
+        self.family = family  # the plan's family's exits.py (families.part(arch, "exits"))
         self.count = 0  # exits handled
         self.last_exit = time.monotonic()  # when KVM_RUN last returned with an exit
         self.stopped_at: str | None = None  # where the vCPU was when the run's end stopped it ("rip 0x7c1d, a vmcall")

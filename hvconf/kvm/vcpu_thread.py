@@ -24,6 +24,7 @@ from hvconf.record import Record
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
+    from types import ModuleType
 
     from hvconf.contract import Step
     from hvconf.kvm.devices import Devices
@@ -41,14 +42,14 @@ def _nothing() -> None:
 class Shared(Record):
     """What every thread of one run shares."""
 
-    __slots__ = ("machine", "sequencer", "ending", "tracer", "devices", "arch", "steps", "kick_all")
+    __slots__ = ("machine", "sequencer", "ending", "tracer", "devices", "exits", "steps", "kick_all")
     _defaults = {"kick_all": _nothing}
     machine: Machine
     sequencer: Sequencer
     ending: Ending
     tracer: Tracer
     devices: Devices  # the plan's consoles, port writes, hypercall handlers and held vCPUs
-    arch: str  # the plan's: its family answers the exits the generic loop leaves
+    exits: ModuleType  # the plan's family's exits.py: it answers the exits the generic loop leaves
     steps: Mapping[str, StepKind]  # steps.table(arch)
     kick_all: Callable[[], None]  # every vCPU thread's kick()
 
@@ -126,7 +127,7 @@ class VcpuThread:
                         return
                     shared.ending.running(self.vcpu_id)
                     self.loop = ExitLoop(shared.machine.vcpus[self.vcpu_id], shared.machine, shared.devices,
-                                         shared.tracer, shared.ending, shared.arch, shared.kick_all)  # fmt: skip
+                                         shared.tracer, shared.ending, shared.exits, shared.kick_all)  # fmt: skip
                     self.loop.run(step)
                     return
                 if not issue(step, shared):

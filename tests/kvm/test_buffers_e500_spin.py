@@ -29,6 +29,7 @@ from hvconf.emit.output import write_tree
 from hvconf.kvm.ioctls import fd as fd_module
 from hvconf.kvm.powerpc import host_cells, spin_table
 from hvconf.kvm import images as image_files
+from hvconf.kvm import families
 from hvconf.kvm.devices import Devices
 from hvconf.kvm.ending import Ending
 from hvconf.kvm.ioctls.errors import KvmError
@@ -238,7 +239,8 @@ def _thread(outputs: Any, machine: Machine, ending: Ending, trace: io.StringIO) 
     """vCPU 1's thread as run.py makes it, with its KVM_RUN step as the only (first) step."""
     plan, _ = outputs
     [run] = [s for s in plan.steps if s.ioctl == "KVM_RUN" and s.fd == "vcpu:1"]
-    shared = Shared(machine, Sequencer(), ending, Tracer(trace), Devices(held=table_of(plan)), ARCH, table(ARCH))
+    shared = Shared(machine, Sequencer(), ending, Tracer(trace), Devices(held=table_of(plan)),
+                    families.part(ARCH, "exits"), table(ARCH))  # fmt: skip
     return VcpuThread(1, [run._replace(index=0)], shared)
 
 

@@ -562,3 +562,22 @@ def test_a_host_with_less_memory_than_the_image_limit_still_loads_its_images(mak
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=60,
                           cwd=Path(__file__).resolve().parents[2])  # fmt: skip
     assert (done.returncode, done.stderr, done.stdout) == (0, b"", b"hello from hvconf guest\n")
+
+
+@pytest.mark.kvm
+def test_vcpu_threads_never_look_up_their_familys_parts(make_plan, monkeypatch, no_leaks):
+    # Each vCPU thread once imported its family's exits.py itself; on a slow host (the emulated x86 of
+    # tests/x86) one thread got the module another was still importing, half made: AttributeError
+    # handle_exit. The run resolves its family in the main thread; the lookup refuses any other here.
+    import hvconf.kvm.families as families
+
+    real = families.part
+
+    def main_thread_only(arch: str, name: str) -> Any:
+        assert threading.current_thread() is threading.main_thread(), f"{name} looked up by a vCPU thread"
+        return real(arch, name)
+
+    monkeypatch.setattr(families, "part", main_thread_only)
+    run = Launch(*make_plan("smp", vcpus=4), "--timeout", "10")
+    assert run.status == Status.HALTED, run.stderr
+    assert sorted(run.console.splitlines()) == [f"vcpu {i}: hello from protected mode".encode() for i in range(4)]
