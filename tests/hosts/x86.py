@@ -4,7 +4,7 @@ QEMU's TCG emulates AMD SVM (with nested paging), not Intel VMX, so the KVM in t
 kvm_amd: a complete KVM where `vmmcall` returns, unlike the nested paravirtual KVM of the
 development machine. The .deb has no modules.dep, so the modules load in the order below (the
 harness checks it against each module's `depends=`): kvm needs irqbypass, kvm-amd needs kvm and
-ccp.
+ccp. Used by tests/x86; the facts are in docs/kernel-facts.md#the-emulated-x86_64-host.
 CLI: python tests/hosts/x86.py prepare | run DIR | check [--boot].
 """
 
