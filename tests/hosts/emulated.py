@@ -131,7 +131,7 @@ class NoKvm(BootError):
     """init could not load the KVM modules (printed @@NOKVM); `reason` is its one-line reason."""
 
     def __init__(self, reason: str, console: str, title: str = "the emulated host") -> None:
-        self.reason = reason
+        self.reason, self.title = reason, title
         super().__init__(f"KVM did not load in {title}: {reason}", console)
 
 
@@ -439,16 +439,12 @@ def firmware(name: str) -> Path | None:
     return next((d / name for d in FIRMWARE_DIRS if (d / name).is_file()), None)
 
 
-RUNNING: set[subprocess.Popen[bytes]] = set()  # the QEMUs of boots under way, for stop_all()
-
-
 def run_qemu(argv: list[str], timeout: float) -> tuple[str, int, bool, float]:
     """QEMU's console (\\r stripped), exit status, whether `timeout` killed it, and its wall seconds.
     QEMU runs in a session of its own, so nothing it started outlives a kill."""
     t0 = time.monotonic()
     proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             start_new_session=True)
-    RUNNING.add(proc)
     timed_out = False
     try:
         raw, _ = proc.communicate(timeout=timeout)
@@ -460,8 +456,6 @@ def run_qemu(argv: list[str], timeout: float) -> tuple[str, int, bool, float]:
         _kill(proc)
         proc.wait()
         raise
-    finally:
-        RUNNING.discard(proc)
     return raw.decode(errors="replace").replace("\r", ""), proc.returncode, timed_out, time.monotonic() - t0
 
 
@@ -470,13 +464,6 @@ def _kill(proc: subprocess.Popen[bytes]) -> None:
         os.killpg(proc.pid, signal.SIGKILL)
     except ProcessLookupError:  # it ended on its own meanwhile
         pass
-
-
-def stop_all() -> None:
-    """Kill every QEMU a boot is still waiting for (a session ending before its background boots):
-    each such boot then ends with a BootError."""
-    for proc in list(RUNNING):
-        _kill(proc)
 
 
 # --- one host ---------------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from hosts import cpio, emulated, ppc, x86
+from hosts import cpio, emulated, ppc, session, x86
 
 
 def _tree(root: Path) -> Path:
@@ -319,3 +319,53 @@ def test_the_command_line_reports_an_unavailable_host_with_status_3(capsys: pyte
     assert missing.main(["check"], prog="x86.py") == emulated.EXIT["unavailable"] == 3
     assert capsys.readouterr().err == ("x86: unavailable: qemu-system-nowhere not found: "
                                        "run tests/hosts/install-deps.sh as root\n")
+
+
+@pytest.mark.parametrize("err", [
+    emulated.HostUnavailable("qemu-system-x86_64 not found"),
+    emulated.NoKvm("insmod kvm-amd.ko: No such device", "@@NOKVM ...\n", "the emulated x86_64"),
+    emulated.BootError("svm boot: no @@DONE; QEMU exited 1", "line 1\nline 2\n"),
+])  # fmt: skip
+def test_harness_errors_cross_the_process_boundary(err: emulated.HostUnavailable) -> None:
+    back = session.rebuild(*session.flatten(err)[1:])
+    assert (type(back), str(back), getattr(back, "console", None)) == (type(err), str(err), getattr(err, "console", None))
+
+
+def test_a_boot_process_that_dies_is_a_boot_error_and_leaves_nothing(tmp_path: Path) -> None:
+    boot = session.Background("no_such_recipe", tmp_path / "payload", tmp_path / "cache", 5, 5).start()
+    with pytest.raises(emulated.BootError, match=r"^the boot process ended with status 1 and no result: "
+                                                 r"ModuleNotFoundError: No module named 'hosts.no_such_recipe'"):
+        boot.result()
+    assert not boot.out.exists() and not boot.err.exists() and not (tmp_path / "cache").exists()
+
+
+def _qemu_children(pid: int) -> list[int]:
+    """The QEMU processes whose parent is `pid`."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            comm = (entry / "comm").read_text()
+        except (OSError, IndexError, ValueError):
+            continue
+        if parent == pid and comm.startswith("qemu-system"):
+            found.append(int(entry.name))
+    return found
+
+
+def test_stopping_a_boot_under_way_ends_its_qemu(tmp_path: Path) -> None:
+    reason = x86.HOST.unavailable_reason()
+    if reason is not None:
+        pytest.skip(f"emulated x86_64 host unavailable ({reason})")
+    (tmp_path / "payload" / "cases" / "wait").mkdir(parents=True)
+    (tmp_path / "payload" / "cases" / "wait" / "run").write_text("#!/bin/sh\nsleep 600\n")
+    boot = session.Background("x86", tmp_path / "payload", x86.HOST.cache_root(), 600, 600).start()
+    assert boot.proc is not None
+    deadline = time.monotonic() + 300  # a cold prepare downloads the packages first
+    while not (qemu := _qemu_children(boot.proc.pid)) and boot.proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert qemu, "the boot process never started QEMU"
+    boot.stop()
+    with pytest.raises(emulated.BootError, match="ended with status 143"):
+        boot.result()
+    assert not Path(f"/proc/{qemu[0]}").exists() or "zombie" in Path(f"/proc/{qemu[0]}/status").read_text()

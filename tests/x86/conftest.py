@@ -1,8 +1,8 @@
 """The x86 suite's shared boot: every case of x86_cases.py is built here (on the development machine,
 by the compiler), packed into one payload with hvconf's runtime, and run in ONE boot of the emulated
-x86_64 host (kvm_amd under TCG, tests/hosts/x86.py). The boot starts in the background as soon as
-collection ends, so it runs beside the other tests and the POWER boots; the tests then read its
-cases. Skipped only when the host cannot be had here and HVCONF_X86_REQUIRED is unset; CI sets it."""
+x86_64 host (kvm_amd under TCG, tests/hosts/x86.py). The boot starts in a background process as
+soon as collection ends, so it runs beside the other tests and the POWER boots; the tests then read
+its cases. Skipped only when the host cannot be had here and HVCONF_X86_REQUIRED is unset; CI sets it."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ Result = tuple[emulated.Boot, dict[str, Built]]
 class Suite:
     """This session's boot: started at most once, by start()."""
 
-    background: Background[tuple[emulated.Base, emulated.Boot]] | None = None
+    background: Background | None = None
     built: dict[str, Built] = {}
     folder: Path | None = None
     reason: str | None = None  # why the host is unavailable here
@@ -40,7 +40,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 
 
 def start() -> None:
-    """Build the payload here, then prepare and boot the host in the background."""
+    """Build the payload here, then prepare and boot the host in a background process."""
     if Suite.background is not None or Suite.reason is not None:
         return
     Suite.reason = HOST.unavailable_reason()
@@ -50,22 +50,15 @@ def start() -> None:
     payload = folder / "payload"
     Suite.folder = folder
     Suite.built = {c.name: build_case(c, payload / "cases" / c.name, folder / "src") for c in CASES}
-    cache = HOST.cache_root()
-
-    def work() -> tuple[emulated.Base, emulated.Boot]:
-        base = HOST.prepare(cache)
-        emulated.runtime_tree(payload / "lib", base.magic)
-        return base, HOST.boot(base, payload, timeout=BOOT_TIMEOUT, case_timeout=CASE_TIMEOUT)
-
-    Suite.background = Background("x86 boot", work).start()
+    Suite.background = Background("x86", payload, HOST.cache_root(), BOOT_TIMEOUT, CASE_TIMEOUT).start()
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
     if Suite.background is not None:
-        emulated.stop_all()  # a session that ended before the boot (-x, Ctrl-C) leaves no QEMU behind
+        Suite.background.stop()  # a session that ended before the boot (-x, Ctrl-C) leaves no QEMU behind
         try:
             Suite.background.result()
-        except BaseException:  # noqa: BLE001 - reported by the tests that read it, if any ran
+        except Exception:  # noqa: BLE001 - reported by the tests that read it, if any ran
             pass
     if Suite.folder is not None:
         shutil.rmtree(Suite.folder, ignore_errors=True)
