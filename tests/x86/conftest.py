@@ -32,6 +32,7 @@ class Suite:
     built: dict[str, Built] = {}
     folder: Path | None = None
     reason: str | None = None  # why the host is unavailable here
+    error: str | None = None  # why the payload could not be built (a failure wherever it happens)
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
@@ -41,7 +42,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 
 def start() -> None:
     """Build the payload here, then prepare and boot the host in a background process."""
-    if Suite.background is not None or Suite.reason is not None:
+    if Suite.background is not None or Suite.reason is not None or Suite.error is not None:
         return
     Suite.reason = HOST.unavailable_reason()
     if Suite.reason is not None:
@@ -49,7 +50,11 @@ def start() -> None:
     folder = Path(tempfile.mkdtemp(prefix="hvconf-x86-suite-"))
     payload = folder / "payload"
     Suite.folder = folder
-    Suite.built = {c.name: build_case(c, payload / "cases" / c.name, folder / "src") for c in CASES}
+    try:
+        Suite.built = {c.name: build_case(c, payload / "cases" / c.name, folder / "src") for c in CASES}
+    except Exception as err:  # noqa: BLE001 - a pytest hook must not raise: the tests report it
+        Suite.error = f"building the x86 cases failed: {type(err).__name__}: {err}"
+        return
     Suite.background = Background("x86", payload, HOST.cache_root(), BOOT_TIMEOUT, CASE_TIMEOUT).start()
 
 
@@ -68,6 +73,8 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 def x86_boot() -> Result:
     """The session's boot of the emulated x86_64 host and how each case was built."""
     start()  # a no-op unless collection did not see the fixture (requested dynamically)
+    if Suite.error is not None:
+        pytest.fail(Suite.error)
     background = Suite.background
     try:
         if background is not None:

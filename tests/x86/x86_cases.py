@@ -10,6 +10,7 @@ written here for what only a complete KVM can show. Used by conftest.py and the 
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,8 +37,9 @@ vm {name} {{
 
 def definition(name: str, guest: str, mode: str, *, vcpus: int = 1, memory: str = "4M", at: str = "",
                body: str = "") -> str:
-    return DEFINITION.format(name=name, memory=memory, vcpus=vcpus, body=body, guest=(GUESTS / guest).as_posix(),
-                             mode=mode, at=f" at {at}" if at else "")
+    """A definition of `guest` (a file of guests/x86/, copied beside it: a definition reads its own project)."""
+    return DEFINITION.format(name=name, memory=memory, vcpus=vcpus, body=body, guest=guest, mode=mode,
+                             at=f" at {at}" if at else "")
 
 
 GATED = """    irqchip kernel
@@ -116,6 +118,8 @@ def build_case(case: Case, into: Path, src: Path) -> Built:
         source = src / f"{case.name}.hv"
         source.parent.mkdir(parents=True, exist_ok=True)
         source.write_text(case.text)
+        for guest in GUESTS.glob("*.S"):
+            shutil.copyfile(guest, src / guest.name)
     built = Built(case, into, source)
     if source is not None:
         result = compiler.build([source])
