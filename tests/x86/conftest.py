@@ -7,7 +7,6 @@ its cases. Skipped only when the host cannot be had here and HVCONF_X86_REQUIRED
 from __future__ import annotations
 
 import shutil
-import sys
 import tempfile
 from pathlib import Path
 
@@ -33,6 +32,7 @@ class Suite:
     folder: Path | None = None
     reason: str | None = None  # why the host is unavailable here
     error: str | None = None  # why the payload could not be built (a failure wherever it happens)
+    summary = ""  # the boot's figures, for the end of the test report
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
@@ -85,7 +85,12 @@ def x86_boot() -> Result:
         if HOST.required():
             pytest.fail(f"HVCONF_X86_REQUIRED is set but the emulated x86_64 host is unavailable: {Suite.reason}")
         pytest.skip(f"emulated x86_64 host unavailable ({Suite.reason}); HVCONF_X86_REQUIRED=1 makes this a failure")
-    print(f"x86: {len(boot.cases)} cases in one boot of {boot.seconds:.1f} s (/init at {boot.booted_ms} ms, "
-          f"KVM at {boot.host.get('kvm_ms')} ms); prepare and boot took {background.seconds:.1f} s "
-          f"in the background; base {base.key}", file=sys.stderr)
+    Suite.summary = (f"emulated x86_64: {len(boot.cases)} cases in one boot of {boot.seconds:.1f} s (/init at "
+                     f"{boot.booted_ms} ms, kvm_amd at {boot.host.get('kvm_ms')} ms); prepared and booted in the "
+                     f"background in {background.seconds:.1f} s from the end of collection; base {base.key}")
     return boot, Suite.built
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if Suite.summary:
+        terminalreporter.write_line(Suite.summary)

@@ -179,3 +179,23 @@ def test_hypercalls_return_what_the_kernel_and_the_launcher_answer(x86_boot: Any
     assert [(gpa, int(ret)) for gpa, ret in forwarded] == FORWARDED.get(name, [])
     assert summary(trace) == (name, "guest powered off (SLP_EN at port 0x604)",
                               serial_exits(console) + 1 + len(forwarded) + MMIO.get(name, 0))
+
+
+def test_a_kick_wakes_a_vcpu_halted_with_interrupts_off(x86_boot: Any) -> None:
+    status, console, trace = run(x86_boot, "kick")
+    assert status == 0, trace[-1500:]
+    lines = console.splitlines()
+    assert sorted(lines) == ["vcpu 0: KVM_HC_KICK_CPU(1) = 0x00000000", "vcpu 1: halting", "vcpu 1: woken"]
+    assert lines.index("vcpu 1: halting") < lines.index("vcpu 1: woken")
+    # the halt, the kick and the wake-up all stay in the kernel
+    assert summary(trace) == ("kick", "guest powered off (SLP_EN at port 0x604)", serial_exits(console) + 1)
+
+
+def test_without_pv_unhalt_the_kick_is_refused_and_nothing_wakes_the_vcpu(x86_boot: Any) -> None:
+    status, console, trace = run(x86_boot, "kick-gated")
+    assert status == 4, trace[-1500:]
+    assert console.splitlines() == ["vcpu 1: halting", f"vcpu 0: KVM_HC_KICK_CPU(1) = {ENOSYS & 0xFFFFFFFF:#010x}"]
+    last = trace.strip().splitlines()[-1]
+    assert re.fullmatch(r"launch: error: kick-gated: watchdog: the guest was still running after 3 s \(vcpu:0 had no "
+                        r"exit for [0-9.]+ s; vcpu:1 had no exit for [0-9.]+ s\); stopped vcpu:0 at rip 0x[0-9a-f]+, "
+                        r"vcpu:1 at rip 0x[0-9a-f]+ \(status 4: watchdog timeout\)", last), last

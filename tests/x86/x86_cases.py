@@ -50,6 +50,20 @@ GATED = """    irqchip kernel
         exit   KVM_HC_MAP_GPA_RANGE
     }
 """
+KICK = """    irqchip kernel
+    pv_features { pv_unhalt }
+    hcalls {
+        enforce
+        enable KVM_HC_KICK_CPU
+    }
+"""
+NO_KICK = """    irqchip kernel
+    pv_features { pv_eoi }
+    hcalls {
+        enforce
+        disable KVM_HC_KICK_CPU
+    }
+"""
 IPI = """    irqchip kernel
     pv_features { pv_send_ipi  pv_sched_yield }
     hcalls {
@@ -91,6 +105,10 @@ CASES: tuple[Case, ...] = (
     Case("hypercalls-plain", text=definition("hypercalls-plain", "hypercalls.S", "long64")),
     Case("hypercalls-gated", text=definition("hypercalls-gated", "hypercalls.S", "long64", vcpus=2, body=GATED)),
     Case("hypercalls-ipi", text=definition("hypercalls-ipi", "hypercalls.S", "long64", body=IPI)),
+    # a vCPU halted with interrupts off, woken by the other's KVM_HC_KICK_CPU; and the same with the kick gated off
+    Case("kick", text=definition("kick", "kick.S", "prot32", vcpus=2, memory="64M", at="0x10000", body=KICK)),
+    Case("kick-gated", text=definition("kick-gated", "kick.S", "prot32", vcpus=2, memory="64M", at="0x10000",
+                                       body=NO_KICK), timeout=3),
     Case("probe", run="python3 -m hvconf.kvm.probe"),
     # the harness itself (tests/hosts/init): a status, a case that overruns its bound with an orphan,
     # and the next case, which must not see that orphan
