@@ -38,7 +38,7 @@ class Background:
         self.proc: subprocess.Popen[bytes] | None = None
         self.out = self._temp(recipe, ".pickle")
         self.err = self._temp(recipe, ".stderr")
-        self.started = self.finished = 0.0
+        self.started = self.finished = 0.0  # wall-clock times (time.time(): the child's result file says when it ended)
         self._outcome: Any = None
 
     @staticmethod
@@ -49,7 +49,7 @@ class Background:
 
     def start(self) -> Background:
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(TESTS), os.environ.get("PYTHONPATH")]))}
-        self.started = time.monotonic()
+        self.started = time.time()
         with open(self.out, "wb") as out, open(self.err, "wb") as err:  # the parent keeps no fd of them
             self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=env,
                                          cwd=TESTS, start_new_session=True)
@@ -60,7 +60,10 @@ class Background:
         if self._outcome is None:
             assert self.proc is not None, "start() first"
             rc = self.proc.wait()
-            self.finished = time.monotonic()
+            try:
+                self.finished = self.out.stat().st_mtime  # when the child wrote its result, not when we asked
+            except OSError:
+                self.finished = time.time()
             try:
                 self._outcome = pickle.loads(self.out.read_bytes())
             except (OSError, EOFError, pickle.UnpicklingError):
@@ -81,8 +84,8 @@ class Background:
 
     @property
     def seconds(self) -> float:
-        """How long the child ran (so far)."""
-        return (self.finished or time.monotonic()) - self.started
+        """How long the child took from start() to its result (so far, before result())."""
+        return (self.finished or time.time()) - self.started
 
 
 def flatten(err: BaseException) -> tuple[str, str, str, str, str]:
