@@ -70,7 +70,7 @@ class Recipe:
     """What differs between the emulated hosts; everything else is the harness's."""
 
     name: str  # "ppc": ~/.cache/hvconf/ppc-host, $HVCONF_PPC_CACHE, $HVCONF_PPC_REQUIRED
-    title: str  # "emulated POWER9", for messages
+    title: str  # "the emulated POWER9", for messages
     arch: str  # the Debian architecture of every package
     triplet: str  # its multiarch folder, usr/lib/<triplet>
     kernel_meta: str  # the metapackage whose Depends names the current versioned kernel
