@@ -620,7 +620,7 @@ class Host:
     def main(self, argv: list[str] | None = None, prog: str | None = None) -> int:
         """`prepare | run PAYLOAD_DIR | check`; exit status as EXIT says."""
         r = self.recipe
-        parser = argparse.ArgumentParser(prog=prog, description=f"The {r.title} test host (tests/hosts).")
+        parser = argparse.ArgumentParser(prog=prog, description=f"{r.title[:1].upper()}{r.title[1:]} test host (tests/hosts).")
         parser.add_argument("--cache", type=Path,
                             help=f"cache folder (default ${self.env}_CACHE or ~/.cache/hvconf/{r.name}-host)")
         sub = parser.add_subparsers(dest="command", required=True)
