@@ -19,7 +19,7 @@ from hosts.x86 import HOST
 from .x86_cases import CASES, Built, build_case
 
 FIXTURE = "x86_boot"
-BOOT_TIMEOUT = 600.0  # s: the whole boot's wall-clock bound (it takes ~30-40 s on 2 shared cores)
+BOOT_TIMEOUT = 600.0  # s: the whole boot's wall-clock bound (it takes 30-80 s on 2 shared cores)
 CASE_TIMEOUT = 120  # s: init's bound per case; each launcher's own watchdog is far shorter
 Result = tuple[emulated.Boot, dict[str, Built]]
 
