@@ -118,7 +118,9 @@ def to_json(plan: Plan, root_dir: Path, proposed: "abi.ProposedAbi") -> dict[str
 
 
 def dumps(data: dict[str, Any]) -> str:
-    return json.dumps(data, indent=2) + "\n"
+    from hvconf.emit import jsontext
+
+    return jsontext.dumps(data) + "\n"  # json.dumps(data, indent=2), faster
 
 
 def _arg_text(args: dict[str, Any]) -> str:
