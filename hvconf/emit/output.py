@@ -201,7 +201,7 @@ def _leftovers(out_dir: Path, names: Iterable[str]) -> dict[str, list[Path]]:
     rebuilding N VMs into a folder of N quadratic)."""
     wanted = set(names)
     found: dict[str, list[Path]] = {}
-    for entry in sorted(os.listdir(out_dir)):
+    for entry in sorted(e for e in os.listdir(out_dir) if e.startswith(".")):  # a rebuild lists every VM folder
         match = _LEFTOVER.fullmatch(entry)
         if match and match.group(1) in wanted:
             found.setdefault(match.group(1), []).append(out_dir / entry)
