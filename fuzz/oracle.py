@@ -18,6 +18,7 @@ import resource
 import signal
 import subprocess
 import sys
+import time
 import traceback
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -87,11 +88,23 @@ def _judge(result: object, built: bool) -> str | None:
 
 def run_case(data: bytes, folder: Path, name: str = "case", seconds: float = CASE_SECONDS) -> Finding | None:
     """Check and build `data` in-process; None when hvconf behaved."""
+    path = folder / f"{name}.hv"
+    path.write_bytes(data)
+    start = time.monotonic()
+    finding = _run_jobs(path, seconds)
+    # The alarm's exception can be swallowed where Python ignores exceptions (a gc callback, a
+    # __del__: seen in long runs under load), so a case that ran past its deadline is a hang
+    # even when it returned.
+    elapsed = time.monotonic() - start
+    if finding is None and elapsed > seconds:
+        return Finding("hang", f"took {elapsed:.1f} s, over the {seconds:g} s deadline")
+    return finding
+
+
+def _run_jobs(path: Path, seconds: float) -> Finding | None:
     from hvconf import compiler
     from hvconf.syntax.loader import InputError
 
-    path = folder / f"{name}.hv"
-    path.write_bytes(data)
     try:
         with deadline(seconds):
             for job, built in ((compiler.check, False), (compiler.build, True)):

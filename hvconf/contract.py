@@ -22,9 +22,10 @@
 - Host facts (docs/host.md): HOST_FACTS_FORMAT and the keys a family's probe
   fills in; hvconf/kvm/probe.py writes them, hvconf/model/host.py reads them.
 
-Standard library and hvconf/record.py only, one module, cheap to import (json
-loads only to write plan.json): every launch reads it, and it ships with the
-runtime to hosts that have nothing but cffi (tests/test_layering.py).
+Standard library and hvconf/record.py only, one module, cheap to import: every
+launch reads it, and it ships with the runtime to hosts that have nothing but
+cffi (tests/test_layering.py). plan.json's text is the compiler's to render
+(hvconf/emit/plan.py `dumps`).
 Tests: tests/test_contract.py, tests/test_plan.py, tests/kvm/test_runtime.py.
 """
 
@@ -275,13 +276,6 @@ def write_plan(
         "steps": [{"fd": s.fd, "ioctl": s.ioctl, "request": s.request, "args": s.args, "source": s.source}
                   for s in steps],
     }  # fmt: skip
-
-
-def dumps_plan(data: Mapping[str, Any]) -> str:
-    """plan.json's text: the object `write_plan` returns, indented, with a final newline."""
-    import json  # here only: a launch reads its plan as a Python literal (launch.py), without json
-
-    return json.dumps(data, indent=2) + "\n"
 
 
 # -- host facts --

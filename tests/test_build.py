@@ -293,3 +293,23 @@ def test_unwritable_output_folder_is_one_line_and_status_2(tmp_path: Path, where
     lines = done.stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith("hvconf: error: "), done.stderr
     assert (tmp_path / "file").read_text() == "not a folder"
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o000, 0o027])
+@pytest.mark.parametrize("known", [True, False], ids=["umask-read", "umask-unknown"])
+def test_written_modes_do_not_depend_on_the_umask(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                  umask: int, known: bool) -> None:
+    # The folder and launch.py 0755, every other file 0644, as before a chmod per file was
+    # skipped where the umask takes nothing away.
+    from hvconf.emit import output
+
+    if not known:  # /proc/self/status unreadable: a chmod for every file and folder
+        monkeypatch.setattr(output, "_umask", lambda: None)
+    old = os.umask(umask)
+    try:
+        write_tree(tmp_path / "out", {"vm": {"launch.py": b"#!", "plan.json": b"{}"}})
+        write_tree(tmp_path / "out", {"vm": {"launch.py": b"#!", "plan.json": b"{}"}})  # over it
+    finally:
+        os.umask(old)
+    modes = {p.name: oct(p.stat().st_mode & 0o7777) for p in [tmp_path / "out" / "vm", *(tmp_path / "out" / "vm").iterdir()]}
+    assert modes == {"vm": "0o755", "launch.py": "0o755", "plan.json": "0o644"}

@@ -2,15 +2,21 @@
 builds failing mid-write, and the leftovers a killed build can leave.
 
 A `sitecustomize` on PYTHONPATH (no LD_PRELOAD) slows hvconf.emit.output
-down (a sleep after every fsync and rename, and around every folder swap) so
-kills land inside the write; with the exchange disabled, the old two-rename
-swap fails this test. After every kill each `out/<vm>/` must hash exactly like
-the complete old output or the complete new one; the next build removes
-what the killed one left. KILL_POINTS_CLI + KILL_POINTS_WRITE kill points.
+down (a sleep after every fsync and rename, around every folder swap and
+around the syncfs) so kills land inside the write; with the exchange
+disabled, the old two-rename swap fails this test. After every kill each
+`out/<vm>/` must hash exactly like the complete old output or the complete
+new one; the next build removes what the killed one left. Both ways of
+making the files durable are killed and failed: an fsync per file and
+folder (a build of few files), and one syncfs for all of them (many files;
+HVCONF_TEST_SYNCFS_FROM=1 puts the four samples there). The failures are
+injected (ENOSPC from an fsync, EIO from the syncfs): no failing disk here.
+2 × (KILL_POINTS_CLI + KILL_POINTS_WRITE) kill points.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import pickle
@@ -40,16 +46,32 @@ SITECUSTOMIZE = '''
 import os, time
 _delay = float(os.environ.get("HVCONF_TEST_WRITE_DELAY", "0"))
 _fail_at = int(os.environ.get("HVCONF_TEST_FAIL_FSYNC", "0"))
+_syncfs_errno = int(os.environ.get("HVCONF_TEST_SYNCFS_ERRNO", "0"))
 _log = os.environ.get("HVCONF_TEST_WRITE_LOG")
-if _delay or _fail_at:
+_calls = os.environ.get("HVCONF_TEST_SYNC_LOG")
+if _delay or _fail_at or _syncfs_errno or _calls:
     import hvconf.emit.output as _out
     _fsync, _rename, _install, _write_tree, _count = os.fsync, os.rename, _out._install, _out.write_tree, [0]
+    _syncfs = _out._syncfs_call
+
+    def _note(what):
+        if _calls:
+            open(_calls, "a").write(what + "\\n")
+
+    def _slow_syncfs(fd):  # the syncfs path's kill points: before and after it
+        _note("syncfs")
+        time.sleep(_delay * 3)
+        if _syncfs_errno:
+            raise OSError(_syncfs_errno, os.strerror(_syncfs_errno))
+        _syncfs(fd)
+        time.sleep(_delay * 3)
 
     def _slow_rename(*args):  # widens the window between two renames
         _rename(*args)
         time.sleep(_delay)
 
     def _slow_fsync(fd):
+        _note("fsync")
         _count[0] += 1
         if _count[0] == _fail_at:
             raise OSError(28, "No space left on device")
@@ -57,6 +79,7 @@ if _delay or _fail_at:
         time.sleep(_delay)
 
     def _slow_install(*args):
+        _note("swap")
         time.sleep(_delay)
         _install(*args)
         time.sleep(_delay)
@@ -71,8 +94,12 @@ if _delay or _fail_at:
                 open(_log, "a").write(f"end {time.time()}\\n")
 
     os.fsync, os.rename = _slow_fsync, _slow_rename
-    _out._install, _out.write_tree = _slow_install, _logged_write_tree
+    _out._install, _out.write_tree, _out._syncfs_call = _slow_install, _logged_write_tree, _slow_syncfs
 '''
+
+# How the files are made durable: HVCONF_TEST_SYNCFS_FROM (test-only, hvconf/emit/output.py)
+# moves the threshold of files from which one syncfs replaces the fsyncs.
+MODES = {"fsync": {"HVCONF_TEST_SYNCFS_FROM": "1000000"}, "syncfs": {"HVCONF_TEST_SYNCFS_FROM": "1"}}
 
 WRITER = "import pickle, sys; from pathlib import Path; from hvconf.emit.output import write_tree; " \
          "write_tree(Path(sys.argv[1]), pickle.load(open(sys.argv[2], 'rb')))"
@@ -194,15 +221,31 @@ def _kill_points(first: float, last: float, n: int) -> list[float]:
     return [first + (last - first) * (i + 0.5) / n for i in range(n)]
 
 
-def test_cli_build_killed_anywhere_leaves_old_or_new(project: dict[str, object], tmp_path: Path) -> None:
+def _syncs(log: Path) -> list[str]:
+    """The fsync and syncfs calls and folder swaps the sitecustomize saw, in order."""
+    return log.read_text().split() if log.exists() else []
+
+
+def _assert_durable_by(mode: str, calls: list[str], project: dict[str, object]) -> None:
+    """The files were made durable the way `mode` says before any folder was swapped in (an
+    fsync per file and per VM folder, or one syncfs), then one fsync of the output folder."""
+    files = sum(len(f) for f in project["expected"]["new"].values())  # type: ignore[index]
+    durable = ["syncfs"] if mode == "syncfs" else ["fsync"] * (files + len(SAMPLES))
+    assert calls == durable + ["swap"] * len(SAMPLES) + ["fsync"], calls
+
+
+@pytest.mark.parametrize("mode", sorted(MODES))
+def test_cli_build_killed_anywhere_leaves_old_or_new(project: dict[str, object], tmp_path: Path, mode: str) -> None:
     root = project["root"]
     out = tmp_path / "out"
     command = [sys.executable, "-m", "hvconf", "build", *[f"samples/{s}.hv" for s in SAMPLES], "-o", str(out)]
-    env = _env(project, HVCONF_TEST_WRITE_DELAY=str(DELAY))
+    env = _env(project, HVCONF_TEST_WRITE_DELAY=str(DELAY), **MODES[mode])
     _fresh_old_output(project, out)
-    w0, w1, total = _timed_run(command, env, root / "new", tmp_path / "log")  # type: ignore[operator]
+    w0, w1, total = _timed_run(command, {**env, "HVCONF_TEST_SYNC_LOG": str(tmp_path / "syncs")}, root / "new",
+                               tmp_path / "log")  # type: ignore[operator]
     assert _assert_old_or_new(project, out, "unkilled") == "nnnn"
-    assert w1 - w0 > 0.3, "the sitecustomize did not slow the write down"
+    _assert_durable_by(mode, _syncs(tmp_path / "syncs"), project)
+    assert w1 - w0 > 0.25, "the sitecustomize did not slow the write down"
     # Two kill points while compiling (by the clock), the rest spread over the write itself
     # (timed from the write's start mark, so a slower or faster run cannot move them out).
     seen = set()
@@ -217,14 +260,17 @@ def test_cli_build_killed_anywhere_leaves_old_or_new(project: dict[str, object],
     assert "oooo" in seen and len(seen) > 1, f"kills never landed inside the write: {seen}"
 
 
+@pytest.mark.parametrize("mode", sorted(MODES))
 def test_writer_killed_inside_the_write_leaves_old_or_new_and_next_build_cleans_up(
-        project: dict[str, object], tmp_path: Path) -> None:
+        project: dict[str, object], tmp_path: Path, mode: str) -> None:
     root = project["root"]
     out = tmp_path / "out"
     command = [sys.executable, "-c", WRITER, str(out), str(root / "new.pickle")]  # type: ignore[operator]
-    env = _env(project, HVCONF_TEST_WRITE_DELAY=str(DELAY))
+    env = _env(project, HVCONF_TEST_WRITE_DELAY=str(DELAY), **MODES[mode])
     _fresh_old_output(project, out)
-    w0, w1, _ = _timed_run(command, env, tmp_path, tmp_path / "log")
+    w0, w1, _ = _timed_run(command, {**env, "HVCONF_TEST_SYNC_LOG": str(tmp_path / "syncs")}, tmp_path,
+                           tmp_path / "log")
+    _assert_durable_by(mode, _syncs(tmp_path / "syncs"), project)
     seen, left = set(), 0
     for t in _kill_points(0.0, w1 - w0, KILL_POINTS_WRITE):
         _fresh_old_output(project, out)
@@ -245,12 +291,46 @@ def test_a_write_failing_midway_keeps_every_old_folder(project: dict[str, object
     for fail_at in (1, 5, 12):  # the nth fsync fails with ENOSPC
         _fresh_old_output(project, out)
         done = subprocess.run([sys.executable, "-m", "hvconf", "build", *[f"samples/{s}.hv" for s in SAMPLES],
-                               "-o", str(out)], env=_env(project, HVCONF_TEST_FAIL_FSYNC=str(fail_at)),
+                               "-o", str(out)], env=_env(project, HVCONF_TEST_FAIL_FSYNC=str(fail_at), **MODES["fsync"]),
                               cwd=root / "new", capture_output=True, text=True, timeout=120)  # type: ignore[operator]
         assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
         assert "No space left on device" in done.stderr
         assert _assert_old_or_new(project, out, f"fsync {fail_at} failed") == "oooo"
         assert leftovers(out) == []
+
+
+@pytest.mark.parametrize("err", [errno.EIO, errno.ENOSPC, errno.EDQUOT])
+def test_a_failing_syncfs_fails_the_build_and_keeps_every_old_folder(project: dict[str, object], tmp_path: Path,
+                                                                    err: int) -> None:
+    # What syncfs reports (a writeback error of any file written since the output folder was
+    # opened) fails the build before any folder is swapped in, as a failing fsync does.
+    root = project["root"]
+    out = tmp_path / "out"
+    _fresh_old_output(project, out)
+    done = subprocess.run([sys.executable, "-m", "hvconf", "build", *[f"samples/{s}.hv" for s in SAMPLES],
+                           "-o", str(out)], env=_env(project, HVCONF_TEST_SYNCFS_ERRNO=str(err), **MODES["syncfs"]),
+                          cwd=root / "new", capture_output=True, text=True, timeout=120)  # type: ignore[operator]
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert done.stderr.strip().splitlines()[-1] == f"hvconf: error: cannot write {out}: {os.strerror(err)}"
+    assert _assert_old_or_new(project, out, f"syncfs failed with {errno.errorcode[err]}") == "oooo"
+    assert leftovers(out) == []
+
+
+@pytest.mark.parametrize("err", [errno.ENOSYS, errno.EPERM])
+def test_a_refused_syncfs_falls_back_to_an_fsync_per_file(project: dict[str, object], tmp_path: Path,
+                                                          err: int) -> None:
+    # A seccomp filter that refuses the call itself: every staged file and folder is fsynced instead.
+    root = project["root"]
+    out = tmp_path / "out"
+    _fresh_old_output(project, out)
+    subprocess.run([sys.executable, "-m", "hvconf", "build", *[f"samples/{s}.hv" for s in SAMPLES], "-o", str(out)],
+                   env=_env(project, HVCONF_TEST_SYNCFS_ERRNO=str(err), HVCONF_TEST_SYNC_LOG=str(tmp_path / "syncs"),
+                            **MODES["syncfs"]),
+                   cwd=root / "new", check=True, capture_output=True, timeout=120)  # type: ignore[operator]
+    assert _assert_old_or_new(project, out, "after the fallback") == "nnnn"
+    calls = _syncs(tmp_path / "syncs")
+    assert calls[0] == "syncfs", calls
+    _assert_durable_by("fsync", calls[1:], project)
 
 
 def test_stale_leftovers_of_the_written_vms_only_are_removed(tmp_path: Path) -> None:
@@ -296,3 +376,89 @@ def test_exchange_is_atomic_here(tmp_path: Path) -> None:
     (tmp_path / "x" / "1").touch()
     assert output._exchange(tmp_path / "x", tmp_path / "y")
     assert (tmp_path / "y" / "1").exists() and not (tmp_path / "x" / "1").exists()
+
+
+def _count_syncs(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    calls: list[str] = []
+    fsync, syncfs = os.fsync, output._syncfs_call
+    monkeypatch.setattr(os, "fsync", lambda fd: calls.append("fsync") or fsync(fd))
+    monkeypatch.setattr(output, "_syncfs_call", lambda fd: calls.append("syncfs") or syncfs(fd))
+    return calls
+
+
+def test_the_number_of_files_picks_fsyncs_or_one_syncfs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(output.SYNCFS_FROM_ENV, raising=False)
+    fd = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        if not output._bulk(fd, output.SYNCFS_FROM_FILES):
+            pytest.skip("syncfs is not used on this kernel or filesystem")
+    finally:
+        os.close(fd)
+    calls = _count_syncs(monkeypatch)
+    few = output.SYNCFS_FROM_FILES - 1
+    write_tree(tmp_path / "few", {f"v{i}": {"f": b"x"} for i in range(few)})
+    assert calls == ["fsync"] * (2 * few + 1)  # each file and folder, then the output folder
+    calls.clear()
+    write_tree(tmp_path / "many", {f"v{i}": {"f": b"x"} for i in range(few + 1)})
+    assert calls == ["syncfs", "fsync"]
+    assert sorted(p.name for p in (tmp_path / "many").iterdir()) == sorted(f"v{i}" for i in range(few + 1))
+
+
+def test_syncfs_only_where_it_reports_errors_and_reaches_the_disk(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    fd = os.open(tmp_path, os.O_RDONLY)
+    try:
+        if not output._bulk(fd, 10**6):
+            pytest.skip("syncfs is not used on this kernel or filesystem")
+        monkeypatch.setattr(output, "_filesystem_type", lambda fd: 0x6969)  # NFS: syncfs may not commit
+        assert not output._bulk(fd, 10**6)
+        monkeypatch.setattr(output, "_filesystem_type", lambda fd: None)  # fstatfs failed
+        assert not output._bulk(fd, 10**6)
+        monkeypatch.undo()
+        monkeypatch.setattr(output, "_syncfs", lambda: None)  # no syncfs in libc, or an older kernel
+        assert not output._bulk(fd, 10**6)
+    finally:
+        os.close(fd)
+
+
+@pytest.mark.parametrize("release, version", [("6.18.44-fc-v1272", (6, 18)), ("5.16.0-7-amd64", (5, 16)),
+                                              ("5.17", (5, 17)), ("4.19.0+", (4, 19)), ("unknown", (0, 0))])
+def test_kernel_releases_are_read(release: str, version: tuple[int, int]) -> None:
+    assert output._kernel(release) == version
+
+
+def test_syncfs_is_not_trusted_on_kernels_that_drop_its_errors(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Before 5.17 syncfs could return 0 after a failed journal commit (5679897eb104).
+    monkeypatch.setattr(os, "uname", lambda: os.uname_result(("Linux", "host", "5.16.20", "#1", "x86_64")))
+    output._syncfs.cache_clear()
+    try:
+        assert output._syncfs() is None
+    finally:
+        output._syncfs.cache_clear()
+
+
+@pytest.mark.parametrize("where", ["tmp", "/proc", "/dev/shm", "/sys"])
+def test_the_filesystem_type_is_what_statfs_reports(tmp_path: Path, where: str) -> None:
+    # Real fstatfs(2) through ctypes against stat(1): the struct's first field is read right.
+    path = tmp_path if where == "tmp" else Path(where)
+    if not path.is_dir():
+        pytest.skip(f"no {where} here")
+    want = subprocess.run(["stat", "-f", "-c", "%t", str(path)], capture_output=True, text=True, check=True)
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        assert output._filesystem_type(fd) == int(want.stdout, 16)
+    finally:
+        os.close(fd)
+
+
+def test_syncfs_runs_on_this_kernel(tmp_path: Path) -> None:
+    if output._syncfs() is None:
+        pytest.skip("no trusted syncfs on this kernel")
+    fd = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        output._syncfs_call(fd)  # a real syncfs(2): nothing failed since fd was opened
+        with pytest.raises(OSError) as err:
+            output._syncfs_call(-1)
+        assert err.value.errno == errno.EBADF  # its errors are raised, never ignored
+    finally:
+        os.close(fd)

@@ -168,6 +168,22 @@ def test_the_oracle_reports_leaks_of_outside_files(ws: Path, monkeypatch: pytest
     assert finding is not None and "outside the project" in finding.detail
 
 
+def test_the_oracle_reports_a_hang_whose_alarm_was_swallowed(ws: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Seen in a long run under load: the alarm's exception raised inside a gc callback is ignored
+    # by Python, and the case ran on. The elapsed time still makes it a hang.
+    from contextlib import nullcontext
+
+    from hvconf import compiler
+
+    import fuzz.oracle
+
+    real_check = compiler.check
+    monkeypatch.setattr(fuzz.oracle, "deadline", lambda seconds: nullcontext())
+    monkeypatch.setattr(compiler, "check", lambda paths, **kw: (time.sleep(0.5), real_check(paths, **kw))[1])
+    finding = run_case((REPO / "samples" / "x86-hello.hv").read_bytes(), ws, seconds=0.3)
+    assert finding is not None and finding.kind == "hang" and "deadline" in finding.detail
+
+
 def test_the_oracle_reports_crashes_hangs_and_bad_results(ws: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from hvconf import compiler
 

