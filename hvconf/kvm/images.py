@@ -37,6 +37,7 @@ except ImportError:  # pragma: no cover - another Python
         from hashlib import sha256
 ELF_MAGIC = b"\x7fELF"  # elf.MAGIC: elf.py loads only for an ELF image
 MIN_IMAGE_LIMIT = 1 << 30  # an ELF file may carry more than the memory it fills (symbols, debug info)
+READ_CHUNK = 1 << 20  # what a file that grows (or a /proc file, of size 0) is read in
 
 
 class Loaded(Record):
@@ -63,7 +64,11 @@ def read_image(path: str | os.PathLike[str], limit: int) -> bytes:
         data = b""
         if info.st_size <= limit:
             with open(fd, "rb", closefd=False) as file:
-                data = file.read(limit + 1)  # bounded: the file may grow after the fstat
+                # read(n) allocates n bytes first: ask for what the file holds, not the limit (1 GiB was a
+                # MemoryError on a host with 1 GiB), then for what it grew by after the fstat, up to the limit
+                data = file.read(info.st_size)
+                while len(data) <= limit and (more := file.read(min(READ_CHUNK, limit + 1 - len(data)))):
+                    data += more
         if len(data) > limit or info.st_size > limit:
             raise OSError(errno.EFBIG, f"larger than {limit} bytes, the larger of guest memory and 1 GiB")
         return data

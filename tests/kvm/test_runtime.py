@@ -534,3 +534,18 @@ def test_guest_memory_beyond_the_host_is_refused_before_anything_is_mapped(make_
     assert run_.status == Status.HOST
     assert run_.stderr.strip() == ("launch: error: host cannot run the target: x86-hello needs 0x10000000000 bytes "
                                    f"of guest memory ({region['source']}); this host has 0x1000000000")
+
+
+@pytest.mark.kvm
+def test_a_host_with_less_memory_than_the_image_limit_still_loads_its_images(make_plan, tmp_path):
+    # The image limit is the larger of guest memory and 1 GiB; reading a 512-byte image used to allocate
+    # the whole limit first (read(limit + 1)), a MemoryError on the emulated POWER9 of tests/ppc (1 GiB of
+    # RAM). An address space of 768 MiB here is that host.
+    plan, base = make_plan("hello")
+    (tmp_path / "plan.json").write_text(json.dumps(plan))
+    code = ("import json, resource, sys; resource.setrlimit(resource.RLIMIT_AS, (768 << 20, 768 << 20)); "
+            "from hvconf.kvm.launch import main; "
+            f"sys.exit(main(json.load(open({str(tmp_path / 'plan.json')!r})), ['--quiet'], {str(base)!r}))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=60,
+                          cwd=Path(__file__).resolve().parents[2])  # fmt: skip
+    assert (done.returncode, done.stderr, done.stdout) == (0, b"", b"hello from hvconf guest\n")
