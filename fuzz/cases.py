@@ -11,6 +11,7 @@ Tested by tests/test_fuzz.py.
 
 from __future__ import annotations
 
+import os
 import random
 import re
 import shutil
@@ -293,8 +294,6 @@ def workspace(folder: Path) -> Path:
     """A project laid out like samples/ (includes and guests resolve), odd files the vocabulary
     names, the symlinks and guest sources PATHS names, and beside the project a folder of host
     files holding SECRET; returns the folder cases are written into."""
-    import os
-
     project, outside = folder / "project", folder / "outside"
     outside.mkdir(parents=True, exist_ok=True)
     for name in ("secret.hv", "secret.txt", "vmlinux", "secret.S", "secret.bin"):

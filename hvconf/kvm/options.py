@@ -2,7 +2,7 @@
 
 Each check takes the text of a command line value and returns the value, or
 raises ValueError with what was expected (one line, quoting the text), so
-`launch.py` and `hvconf run` (hvconf/cli.py, through argparse) refuse the
+`launch.py` and `hvconf run` (hvconf/cli/main.py, through argparse) refuse the
 same values with the same words and status 2. Imports nothing: the
 launcher's start-up pays for none of it. Tests: tests/kvm/test_options.py.
 """
