@@ -33,7 +33,7 @@ STAGES: Mapping[str, str] = MappingProxyType({
     "check": "the KVM rules (hvconf/check)",
     "host": "holding a VM against one host's facts (hvconf/check/host.py); reported only with check --host "
             "or --host-facts FILE",
-    "build": "writing the artifacts (hvconf/arch, hvconf/emit); reported by build, plan, dts and run, not by check",
+    "build": "writing the artifacts (hvconf/platforms, hvconf/emit); reported by build, plan, dts and run, not by check",
 })
 
 

@@ -264,7 +264,7 @@ def test_the_suggested_liobn_gives_the_table_a_phb_of_its_own(tmp_path: Path) ->
 def test_the_checks_see_the_phbs_and_mmio_window_the_tree_writes(tmp_path: Path) -> None:
     """tce-phb-shared and tce-window-overlap read the PHB index and the 32-bit MMIO window from
     target data; the device tree places them with its own constants. They must agree."""
-    from hvconf.arch import spapr_tree
+    from hvconf.platforms import spapr_tree
     from hvconf.compiler import build
 
     tce_data = load_target("ppc64-spapr").features.tce

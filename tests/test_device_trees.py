@@ -1,4 +1,4 @@
-"""The sPAPR and e500 device trees built from real .hv definitions (hvconf/arch/spapr_tree.py, e500_tree.py).
+"""The sPAPR and e500 device trees built from real .hv definitions (hvconf/platforms/spapr_tree.py, e500_tree.py).
 
 Each definition goes .hv -> loader -> lower -> hcall set -> tree -> DTS and DTB. dtc compiles
 the DTS without a warning and reads the DTB back; libfdt reads the exact values (hypertas sets,
@@ -18,8 +18,8 @@ import pytest
 
 from hvconf import abi
 from hvconf.abi import hcalls as abi_hcalls
-from hvconf.arch import e500_spin, e500_tree, spapr_tree
-from hvconf.arch.base import BuildContext
+from hvconf.platforms import e500_spin, e500_tree, spapr_tree
+from hvconf.platforms.base import BuildContext
 from hvconf.diagnostics import Report
 from hvconf.emit.dtb import to_dtb
 from hvconf.emit.dts import to_dts
@@ -153,7 +153,7 @@ def build(folder: Path, text: str, *, file: str = "vm.hv") -> Built:
     assert not report.has_errors, list(report)
     target = load_target(vm.target)
     ctx = BuildContext(vm, target, report, folder, abi.proposed(), hcallset.resolve(vm, target))
-    module = spapr_tree if target.arch_module == "ppc64_spapr" else e500_tree
+    module = spapr_tree if target.platform_module == "ppc64_spapr" else e500_tree
     root = module.device_tree(ctx)
     return Built(ctx, root, to_dts(root, reserve=ctx.reserve), to_dtb(root, reserve=ctx.reserve), hv)
 

@@ -22,7 +22,7 @@ from hvconf.kvm.families import FAMILIES, PARTS
 
 PACKAGE = Path(__file__).resolve().parent.parent / "hvconf"
 KVM = PACKAGE / "kvm"
-COMPILER = ["syntax", "model", "check", "arch", "emit", "compiler.py", "diagnostics.py", "resources.py"]
+COMPILER = ["syntax", "model", "check", "platforms", "emit", "compiler.py", "diagnostics.py", "resources.py"]
 RUNTIME_MAY_IMPORT = {"hvconf.kvm", "hvconf.abi", "hvconf.contract", "hvconf.record", "cffi"}
 COMPILER_LIBRARIES = {"lark", "pydantic", "jinja2", "pyfdt"}
 # What each part of a family must define: the names the generic layer calls (docs/runtime.md).
@@ -197,7 +197,7 @@ def test_only_the_runtime_opens_dev_kvm() -> None:
 
 # ---- the compiler's own order (docs/architecture.md#packages-their-jobs-and-what-they-may-import)
 
-COMPILER_ORDER = ["syntax", "model", "check", "arch", "emit"]  # each may import only those before it
+COMPILER_ORDER = ["syntax", "model", "check", "platforms", "emit"]  # each may import only those before it
 SHARED = {"hvconf", "hvconf.codes", "hvconf.contract", "hvconf.diagnostics", "hvconf.record", "hvconf.resources",
           "hvconf.abi"}
 

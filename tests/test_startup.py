@@ -209,7 +209,7 @@ def test_checking_one_file_loads_no_module_it_does_not_need(tmp_path: Path) -> N
     code = ("import sys; from hvconf.cli.main import main; status = main(['check', sys.argv[1]]);"
             "print(*sorted(m for m in sys.modules if m.split('.')[0] in"
             " ('jinja2', 'cffi', 'pyfdt', 'hvconf') and m.startswith(('jinja2', 'cffi', 'pyfdt',"
-            " 'hvconf.model.host', 'hvconf.lint.explain', 'hvconf.kvm', 'hvconf.emit', 'hvconf.arch'))))")
+            " 'hvconf.model.host', 'hvconf.lint.explain', 'hvconf.kvm', 'hvconf.emit', 'hvconf.platforms'))))")
     env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path)}
     done = subprocess.run([sys.executable, "-c", code, str(REPO / "samples" / "x86-hello.hv")],
                           capture_output=True, text=True, env=env, timeout=60)

@@ -145,7 +145,7 @@ _FAMILY_NAMES = {
 def native_names(target: "Target") -> list[str]:
     """Hypercall names a VM of this target may write."""
     names = list(target.name2hcall)
-    family = target.arch_module
+    family = target.platform_module
     if family in _FAMILY_NAMES:
         names += _FAMILY_NAMES[family][1]()
     arch = _ABI_ARCH.get(family)
@@ -158,7 +158,7 @@ def foreign_label(name: str, target: "Target") -> str | None:
     row: "Hcall | None" = target.name2hcall.get(name)
     if row is not None:
         return _ARCH_LABEL.get(row.foreign_arch, f"a {row.foreign_arch} hypercall") if row.foreign_arch else None
-    family = target.arch_module
+    family = target.platform_module
     kvm_row = abi.x86_hypercalls().get(name)
     if kvm_row is not None:
         if family == "ppc64_spapr":  # sPAPR takes PAPR hcalls only; KVM_HC_* tokens are ePAPR/x86

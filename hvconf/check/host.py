@@ -46,8 +46,8 @@ def host_plan(ctx: CheckContext) -> PlanBuilder | None:
 def _plan(ctx: CheckContext) -> PlanBuilder | None:
     if ctx.host is None or any(d.severity is Severity.ERROR and not d.code.startswith("host-") for d in ctx.report):
         return None
-    from hvconf.arch import arch_module
-    from hvconf.arch.base import BuildContext
+    from hvconf.platforms import platform_module
+    from hvconf.platforms.base import BuildContext
 
     vm = ctx.vm
     root = Path(vm.span.file).parent if vm.span is not None else Path.cwd()
@@ -55,7 +55,7 @@ def _plan(ctx: CheckContext) -> PlanBuilder | None:
     # kernel) belong to `hvconf build`; here only the plan's shape matters.
     build = BuildContext(vm, ctx.target, Report(), root, proposed_for(ctx.host), hcallset.resolve(vm, ctx.target),
                          scope=ctx.scope)
-    return arch_module(ctx.target.arch_module).plan(build)
+    return platform_module(ctx.target.platform_module).plan(build)
 
 
 def vm_type_of(plan: PlanBuilder) -> int:

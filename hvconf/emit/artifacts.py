@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from hvconf import abi
-from hvconf.arch import arch_module
-from hvconf.arch.base import BuildContext
+from hvconf.platforms import platform_module
+from hvconf.platforms.base import BuildContext
 from hvconf.diagnostics import Report, Severity
 from hvconf.emit import launcher, manifest
 from hvconf.emit.plan import dumps, to_json
@@ -57,7 +57,7 @@ def artifacts(vm: ir.Vm, program: Program, report: Report, proposed_overrides: P
         return None
     root_dir = program.root.path.parent
     ctx = BuildContext(vm, target, report, root_dir, proposed, resolve(vm, target), scope=program.scope)
-    module = arch_module(target.arch_module)
+    module = platform_module(target.platform_module)
     files: dict[str, bytes] = {}
     tree = module.device_tree(ctx) if target.has_device_tree else None
     if tree is not None:

@@ -75,7 +75,7 @@ def _target_rows(target: "Target") -> Callable[[str | int], tuple[str | None, in
     return resolve
 
 
-# How each target family names its hypercalls (keyed like targets' arch_module).
+# How each target family names its hypercalls (keyed like targets' platform_module).
 _RESOLVERS: dict[str, Callable[[str | int], tuple[str | None, int | None]]] = {
     "ppc64_spapr": _papr,
     "x86_64": _x86,
@@ -155,7 +155,7 @@ def resolve(vm: ir.Vm, target: "Target") -> HcallSet:
 @lru_cache(maxsize=16)  # a few VMs at a time: the ones being checked or built
 def _resolve(vm_key: _Same, target_key: _Same) -> HcallSet:
     vm, target = cast(ir.Vm, vm_key.obj), cast("Target", target_key.obj)
-    family = target.arch_module
+    family = target.platform_module
     resolver = _RESOLVERS.get(family, _target_rows(target))
     refs = []
     for op in vm.hcalls.ops:

@@ -2,7 +2,7 @@
 as `build` will read them: resolved against the project's scope (hvconf/syntax/paths.py)
 and refused where they are outside it, not regular files, or fail stat(2); a `.S` guest's
 `.include`/`.incbin` too (hvconf/syntax/gas.py). Nothing else is opened here; the build
-reads them through the same rules (hvconf/arch/common.py, hvconf/emit/guest.py).
+reads them through the same rules (hvconf/platforms/common.py, hvconf/emit/guest.py).
 
 A missing `kernel` is no finding here: a build machine rarely has it (`build` warns with
 `kernel-missing`). Tested by tests/test_paths.py.

@@ -381,7 +381,7 @@ class TargetSpec(_Row):
 
     name: str
     description: str
-    arch_module: str
+    platform_module: str
     arches: tuple[str, ...] = Field(min_length=1)
     flavours: tuple[str, ...] = Field(min_length=1)
     default_flavour: str

@@ -19,7 +19,7 @@ import pytest
 
 import hvconf.abi
 from hvconf import compiler
-from hvconf.arch import x86_64 as arch_x86
+from hvconf.platforms import x86_64 as arch_x86
 from hvconf.emit.guest import assemble
 from hvconf.contract import PlanError, read_plan
 from hvconf.kvm import elf

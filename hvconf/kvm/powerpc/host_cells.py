@@ -5,7 +5,7 @@ its cpu nodes must carry the host's timebase-frequency, and QEMU copies the
 host's clock-frequency too (hw/ppc/e500.c: kvmppc_get_tbfreq,
 kvmppc_get_clockfreq). plan.launcher.epapr.host_cells = {image, cells: {property:
 [offsets]}} names the image and, per property, where its 4-byte big-endian
-values sit in it (hvconf/arch/ppc_e500.py finds them in the DTB it built).
+values sit in it (hvconf/platforms/ppc_e500.py finds them in the DTB it built).
 `patch` reads each property from the host's first cpu node in its own device
 tree (/proc/device-tree/cpus/*/, as QEMU's kvmppc_read_int_cpu_dt does) and
 writes it at every offset. A host that has no such property keeps the built

@@ -1,7 +1,7 @@
 """The ePAPR spin table, run by the launcher: secondary e500 vCPUs wait outside KVM_RUN until released.
 
 plan.launcher.epapr.spin_table = {address, entry_size, vcpus, map_size, tlb_entry}
-(hvconf/arch/e500_spin.py writes it; the table's first contents are a plan
+(hvconf/platforms/e500_spin.py writes it; the table's first contents are a plan
 image). ePAPR 1.1 §5.5 puts a spinning CPU in a loop over its entry; here the
 vCPU's thread is that loop: `wait` reads the entry's entry_addr (big-endian,
 as the guest wrote it) every POLL seconds until bit 0 is clear or the run

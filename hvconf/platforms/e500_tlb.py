@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from hvconf.abi import hcalls as abi_hcalls
-from hvconf.arch.base import BuildContext
+from hvconf.platforms.base import BuildContext
 from hvconf.model import capargs
 
 TLB0, TLB1 = 0, 1

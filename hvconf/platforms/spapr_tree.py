@@ -32,7 +32,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from hvconf.arch.base import BuildContext
+from hvconf.platforms.base import BuildContext
 from hvconf.diagnostics import Span
 from hvconf.emit.fdt import Empty, FdtError, Node, cells, cells64, strings
 from hvconf.emit.plan import source_of

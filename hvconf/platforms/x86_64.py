@@ -12,8 +12,8 @@ tests/kvm/test_modes.py (which holds TABLES_SIZE to the runtime's layout).
 from __future__ import annotations
 
 from hvconf import abi
-from hvconf.arch import common
-from hvconf.arch.base import BuildContext
+from hvconf.platforms import common
+from hvconf.platforms.base import BuildContext
 from hvconf.emit.plan import PlanBuilder
 
 # KVM_SET_TSS_ADDR: three pages just below the 4 GiB BIOS area, where kvmtool and

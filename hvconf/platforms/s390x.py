@@ -19,8 +19,8 @@ Tested by tests/test_plan.py and the golden tests.
 from __future__ import annotations
 
 from hvconf.abi.tables import raw
-from hvconf.arch import common
-from hvconf.arch.base import BuildContext
+from hvconf.platforms import common
+from hvconf.platforms.base import BuildContext
 from hvconf.emit.plan import PlanBuilder
 
 PSW_MASK_64 = 0x0000_0001_8000_0000  # EA + BA: 64-bit addressing

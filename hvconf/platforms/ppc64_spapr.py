@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from hvconf import abi
 from hvconf.abi.tables import raw
-from hvconf.arch import common
-from hvconf.arch.base import BuildContext
-from hvconf.arch.spapr_tree import device_tree
+from hvconf.platforms import common
+from hvconf.platforms.base import BuildContext
+from hvconf.platforms.spapr_tree import device_tree
 from hvconf.emit.plan import PlanBuilder
 
 __all__ = ["plan", "device_tree", "htab_order", "fdt_address"]

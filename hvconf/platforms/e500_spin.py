@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from hvconf.arch import e500_tlb
+from hvconf.platforms import e500_tlb
 
 ADDRESS = 0x00EF_F000  # the page below the DTB (ppc_e500.DTB_ADDRESS, 15 MiB), inside the boot IMA
 SIZE = 0x1000  # one page: 64 entries, more than target.toml's 32 vCPUs

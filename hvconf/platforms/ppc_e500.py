@@ -3,19 +3,19 @@
 QEMU's ppce500 order (hw/ppc/e500.c ppce500_init, target/ppc/kvm.c
 kvm_arch_init_vcpu): VM, VM caps, KVM_PPC_GET_PVINFO (so the launcher can
 confirm the hcall-instructions the device tree carries), RAM, then per vCPU:
-create, KVM_CAP_SW_TLB (its `config`: hvconf.arch.e500_tlb) and other caps,
+create, KVM_CAP_SW_TLB (its `config`: hvconf.platforms.e500_tlb) and other caps,
 and for the boot vCPU the initial mapped area as a TLB1 entry (KVM_DIRTY_TLB)
 and the ePAPR boot registers; then KVM_RUN. The secondaries wait in the ePAPR
-spin table (an image, and plan.launcher.epapr.spin_table: hvconf.arch.e500_spin)
+spin table (an image, and plan.launcher.epapr.spin_table: hvconf.platforms.e500_spin)
 until the guest releases them. The device tree lives in e500_tree.py.
 Tested by tests/test_plan.py and the golden tests.
 """
 
 from __future__ import annotations
 
-from hvconf.arch import common, e500_spin, e500_tlb
-from hvconf.arch.base import BuildContext
-from hvconf.arch.e500_tree import HOST_CELLS, device_tree, hcall_instructions
+from hvconf.platforms import common, e500_spin, e500_tlb
+from hvconf.platforms.base import BuildContext
+from hvconf.platforms.e500_tree import HOST_CELLS, device_tree, hcall_instructions
 from hvconf.contract import Step
 from hvconf.emit.plan import PlanBuilder
 

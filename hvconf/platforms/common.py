@@ -12,8 +12,8 @@ import os
 from pathlib import Path
 from typing import Any, Iterable
 
-from hvconf.arch import e500_tlb
-from hvconf.arch.base import BuildContext
+from hvconf.platforms import e500_tlb
+from hvconf.platforms.base import BuildContext
 from hvconf.contract import ARCHES
 from hvconf.diagnostics import Diagnostic, Severity, Span
 from hvconf.emit.guest import GuestBuildError, assemble

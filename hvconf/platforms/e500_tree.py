@@ -9,7 +9,7 @@ hw/ppc/e500plat.c):
   timebase-frequency (generic_calibrate_decr reads them), the cache geometry
   of the `mmu`'s CPU, bus-frequency; secondaries are status "disabled" with
   enable-method "spin-table" and their cpu-release-addr (ePAPR 1.1 §5.5; the
-  table itself and its /memreserve/ entry: hvconf.arch.e500_spin);
+  table itself and its /memreserve/ entry: hvconf.platforms.e500_spin);
 - /soc@fe0000000 (the CCSR window, fsl,mpc8544-immr simple-bus) holding the
   MPIC at pic@40000: qemu_e500_pic_init() BUG()s when mpic_alloc() finds no
   open-pic node to map;
@@ -47,8 +47,8 @@ Where this differs from QEMU (each row of QEMU_PROPERTIES says why):
 from __future__ import annotations
 
 from hvconf.abi import hcalls as abi_hcalls
-from hvconf.arch import e500_spin
-from hvconf.arch.base import BuildContext
+from hvconf.platforms import e500_spin
+from hvconf.platforms.base import BuildContext
 from hvconf.diagnostics import Span
 from hvconf.emit.fdt import Empty, FdtError, Node, Phandles, cells, cells64, strings
 from hvconf.emit.plan import source_of
