@@ -1,8 +1,9 @@
-"""Where hvconf finds its data: the grammar, the target knowledge base and
-the bad samples `hvconf explain` shows; and where it may keep a per-user cache.
+"""Where hvconf finds its data: the grammar, the target knowledge base, the bad
+samples `hvconf explain` shows and the language reference the language server's
+hover quotes; and where it may keep a per-user cache.
 
-In a wheel they are packaged as hvconf/_data/{grammar,targets,examples/invalid};
-in a source checkout they sit in the repo (grammar/, targets/, tests/invalid/).
+In a wheel they are packaged as hvconf/_data/{grammar,targets,examples/invalid,docs};
+in a source checkout they sit in the repo (grammar/, targets/, tests/invalid/, docs/).
 This is the only module that knows both places. Tested by tests/test_resources.py.
 """
 
@@ -35,6 +36,11 @@ def grammar_path() -> Path:
 def targets_dir() -> Path:
     """The folder holding one sub-folder per target (targets/<name>/)."""
     return _data_dir("targets")
+
+
+def language_doc() -> Path:
+    """docs/language.md: every construct of the language, one section each."""
+    return _data_dir("docs") / "language.md"
 
 
 def invalid_samples_dir() -> Path:

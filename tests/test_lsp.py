@@ -1,0 +1,245 @@
+"""`hvconf lsp` over stdio, driven by pygls's LanguageClient as an editor drives it: a real
+subprocess (`python -m hvconf lsp`), real JSON-RPC, a real project on disk with an include.
+
+Each test opens buffers whose text differs from the files on disk, so what is asserted is what
+the server made of the buffer (unsaved edits), with includes resolved against the file's path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import shutil
+import sys
+from pathlib import Path
+from typing import Any, AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+import pytest
+
+if importlib.util.find_spec("pygls") is None:
+    pytest.skip("pygls is not installed (pip install '.[lsp]' or '.[test]')", allow_module_level=True)
+
+from lsprotocol import types as lsp  # noqa: E402
+from pygls.lsp.client import LanguageClient  # noqa: E402
+from pygls.uris import from_fs_path  # noqa: E402
+
+from hvconf.formatter import format_text  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+SAMPLE = (REPO / "samples" / "pseries.hv").read_text()
+BAD = SAMPLE.replace("enable  H_RANDOM H_RPT_INVALIDATE", "enable  H_RANDOM H_RTAS")
+TIMEOUT = 60  # seconds for one answer: the shared machine may be slow, a hung server is a failure
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """samples/pseries.hv with its include, as a project of its own."""
+    (tmp_path / "base").mkdir()
+    shutil.copy(REPO / "samples" / "base" / "pseries.hv", tmp_path / "base" / "pseries.hv")
+    (tmp_path / "pseries.hv").write_text(SAMPLE)
+    return tmp_path
+
+
+class Session:
+    """A started server, the client, and every publishDiagnostics it sent, by URI."""
+
+    def __init__(self, client: LanguageClient) -> None:
+        self.client = client
+        self.published: dict[str, list[lsp.PublishDiagnosticsParams]] = {}
+        self.arrived = asyncio.Event()
+
+    def open(self, path: Path, text: str) -> str:
+        uri = from_fs_path(str(path)) or ""
+        self.client.text_document_did_open(lsp.DidOpenTextDocumentParams(
+            lsp.TextDocumentItem(uri=uri, language_id="hvconf", version=1, text=text)))
+        return uri
+
+    def change(self, uri: str, text: str, version: int) -> None:
+        self.client.text_document_did_change(lsp.DidChangeTextDocumentParams(
+            lsp.VersionedTextDocumentIdentifier(uri=uri, version=version),
+            [lsp.TextDocumentContentChangeWholeDocument(text=text)]))
+
+    async def diagnostics(self, uri: str, count: int = 1) -> list[lsp.Diagnostic]:
+        """The diagnostics of the `count`-th publication for `uri`."""
+        async def wait() -> None:
+            while len(self.published.get(uri, [])) < count:
+                self.arrived.clear()
+                await self.arrived.wait()
+        await asyncio.wait_for(wait(), TIMEOUT)
+        return list(self.published[uri][count - 1].diagnostics)
+
+
+@asynccontextmanager
+async def session(root: Path) -> AsyncIterator[Session]:
+    client = LanguageClient("hvconf-test", "1")
+    s = Session(client)
+
+    @client.feature(lsp.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS)
+    def published(params: lsp.PublishDiagnosticsParams) -> None:
+        s.published.setdefault(params.uri, []).append(params)
+        s.arrived.set()
+
+    await client.start_io(sys.executable, "-m", "hvconf", "lsp", cwd=str(root))
+    await asyncio.wait_for(client.initialize_async(lsp.InitializeParams(
+        capabilities=lsp.ClientCapabilities(), root_uri=from_fs_path(str(root)))), TIMEOUT)
+    client.initialized(lsp.InitializedParams())
+    try:
+        yield s
+    finally:
+        await asyncio.wait_for(client.shutdown_async(None), TIMEOUT)
+        client.exit(None)
+        await client.stop()
+
+
+def run(scenario: Callable[[], Any]) -> Any:
+    return asyncio.run(scenario())
+
+
+def position_of(text: str, needle: str, offset: int = 0) -> lsp.Position:
+    before = text[:text.index(needle) + offset]
+    return lsp.Position(before.count("\n"), len(before) - before.rfind("\n") - 1)
+
+
+def test_diagnostics_follow_the_unsaved_buffer(project: Path) -> None:
+    async def scenario() -> None:
+        async with session(project) as s:
+            uri = s.open(project / "pseries.hv", BAD)
+            first = await s.diagnostics(uri)
+            assert [d.code for d in first] == ["hcall-not-toggleable"]
+            assert first[0].range.start == position_of(BAD, "H_RTAS")
+            assert first[0].severity == lsp.DiagnosticSeverity.Error and first[0].source == "hvconf"
+            s.change(uri, SAMPLE, 2)
+            assert await s.diagnostics(uri, 2) == []
+    run(scenario)
+    assert (project / "pseries.hv").read_text() == SAMPLE  # nothing was saved
+
+
+def test_includes_resolve_against_the_buffer_path(project: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
+    elsewhere = tmp_path_factory.mktemp("elsewhere")
+
+    async def scenario() -> None:
+        async with session(project) as s:
+            here = s.open(project / "pseries.hv", SAMPLE)
+            there = s.open(elsewhere / "pseries.hv", SAMPLE)  # a path with no base/ beside it, not on disk
+            assert await s.diagnostics(here) == []
+            assert "include-not-found" in [d.code for d in await s.diagnostics(there)]
+    run(scenario)
+
+
+def test_positions_count_utf16_code_units(project: Path) -> None:
+    text = BAD.replace('cmdline "console=hvc0"', 'cmdline "\U0001F600\U0001F600" hcalls { enable H_RTAS }')
+
+    async def scenario() -> None:
+        async with session(project) as s:
+            uri = s.open(project / "pseries.hv", text)
+            found = [d for d in await s.diagnostics(uri) if d.range.start.line == position_of(text, "\U0001F600").line]
+            assert found, "no diagnostic on the line with the emoji"
+            line = text.splitlines()[found[0].range.start.line]
+            assert found[0].range.start.character == line.index("H_RTAS") + 2  # two astral characters: 2 units each
+    run(scenario)
+
+
+def hover_text(s: Session, uri: str, position: lsp.Position) -> Any:
+    return s.client.text_document_hover_async(lsp.HoverParams(lsp.TextDocumentIdentifier(uri), position))
+
+
+def test_hover_explains_diagnostics_and_names(project: Path) -> None:
+    async def scenario() -> dict[str, str]:
+        async with session(project) as s:
+            uri = s.open(project / "pseries.hv", BAD)
+            await s.diagnostics(uri)
+            out = {}
+            for needle in ("H_RTAS", "H_RANDOM", "KVM_CAP_PPC_SMT", "memory", "hcalls"):
+                answer = await asyncio.wait_for(hover_text(s, uri, position_of(BAD, needle, 1)), TIMEOUT)
+                out[needle] = answer.contents.value if answer else ""
+            return out
+    pages = run(scenario)
+    assert "## hcall-not-toggleable" in pages["H_RTAS"]  # the explain page of the error under the cursor
+    assert "opcode 0xf000" in pages["H_RTAS"]  # and what the hcall is
+    assert "opcode 0x300 (PAPR)" in pages["H_RANDOM"] and "handler: kernel" in pages["H_RANDOM"]
+    assert "KVM_ENABLE_CAP on the VM fd" in pages["KVM_CAP_PPC_SMT"] and "vsmt_mode" in pages["KVM_CAP_PPC_SMT"]
+    assert "KVM_SET_USER_MEMORY_REGION" in pages["memory"]  # docs/language.md's section
+    assert "# fragment:" not in pages["hcalls"]  # the docs' test markers are not shown
+
+
+def complete(s: Session, uri: str, position: lsp.Position) -> Any:
+    return s.client.text_document_completion_async(lsp.CompletionParams(lsp.TextDocumentIdentifier(uri), position))
+
+
+def test_completion_offers_what_the_target_accepts(project: Path) -> None:
+    lines = {"cap": "    cap ", "on": "    cap KVM_CAP_PPC_PAPR on ", "enable": "    hcalls { enable H_",
+             "preset": "    hcalls { preset ", "console": "    console ", "statement": "    me"}
+
+    async def scenario() -> dict[str, set[str]]:
+        async with session(project) as s:
+            out = {}
+            for version, (name, line) in enumerate(lines.items(), 1):
+                text = SAMPLE.replace("    memory 4G\n", f"    memory 4G\n{line}\n")
+                uri = s.open(project / f"c{version}.hv", text)
+                await s.diagnostics(uri)
+                answer = await asyncio.wait_for(complete(s, uri, position_of(text, line, len(line))), TIMEOUT)
+                out[name] = {item.label for item in answer.items}
+            return out
+    offered = run(scenario)
+    assert "KVM_CAP_PPC_SMT" in offered["cap"] and "KVM_CAP_PPC_PAPR" in offered["cap"]
+    assert "KVM_CAP_PPC_ENABLE_HCALL" not in offered["cap"]  # written by the plan from `hcalls`, never by hand
+    assert not {c for c in offered["cap"] if c.startswith(("KVM_CAP_X86", "KVM_CAP_S390"))}  # other targets' caps
+    assert offered["on"] == {"vcpus", "vcpu"}  # a vCPU cap: never `on vm`
+    assert "H_RANDOM" in offered["enable"] and "KVM_HC_KICK_CPU" not in offered["enable"]
+    assert offered["preset"] == {"kernel_default", "qemu", "none"}
+    assert offered["console"] == {"hvterm", "none"}
+    assert "memory" in offered["statement"]
+
+
+def test_definition_of_include_and_extends(project: Path) -> None:
+    async def scenario() -> list[Any]:
+        async with session(project) as s:
+            uri = s.open(project / "pseries.hv", SAMPLE)
+            await s.diagnostics(uri)
+            found = []
+            for needle in ('base/pseries.hv"', "power9_base"):
+                found.append(await asyncio.wait_for(s.client.text_document_definition_async(
+                    lsp.DefinitionParams(lsp.TextDocumentIdentifier(uri), position_of(SAMPLE, needle, 2))), TIMEOUT))
+            return found
+    include, base = run(scenario)
+    target = from_fs_path(str(project / "base" / "pseries.hv"))
+    assert include.uri == target
+    base_text = (project / "base" / "pseries.hv").read_text()
+    assert base.uri == target and base.range.start == position_of(base_text, "power9_base")
+
+
+def test_formatting_is_hvconf_fmt(project: Path) -> None:
+    messy = SAMPLE.replace("    memory 4G\n", "memory     4G\n").replace("    vcpus  8 ", "  vcpus 8")
+
+    async def scenario() -> tuple[Any, Any]:
+        async with session(project) as s:
+            uri = s.open(project / "pseries.hv", messy)
+            options = lsp.FormattingOptions(tab_size=4, insert_spaces=True)
+            edits = await asyncio.wait_for(s.client.text_document_formatting_async(
+                lsp.DocumentFormattingParams(lsp.TextDocumentIdentifier(uri), options)), TIMEOUT)
+            s.change(uri, edits[0].new_text, 2)
+            again = await asyncio.wait_for(s.client.text_document_formatting_async(
+                lsp.DocumentFormattingParams(lsp.TextDocumentIdentifier(uri), options)), TIMEOUT)
+            return edits, again
+    edits, again = run(scenario)
+    assert len(edits) == 1 and edits[0].new_text == format_text(messy) != messy
+    assert edits[0].range.start == lsp.Position(0, 0)
+    assert list(again) == []  # formatted text is left alone
+
+
+def test_code_action_suppresses_a_finding(project: Path) -> None:
+    async def scenario() -> tuple[list[lsp.CodeAction], list[lsp.Diagnostic]]:
+        async with session(project) as s:
+            uri = s.open(project / "pseries.hv", BAD)
+            found = await s.diagnostics(uri)
+            actions = await asyncio.wait_for(s.client.text_document_code_action_async(lsp.CodeActionParams(
+                lsp.TextDocumentIdentifier(uri), found[0].range, lsp.CodeActionContext(diagnostics=found))), TIMEOUT)
+            edit = actions[0].edit.changes[uri][0]
+            lines = BAD.split("\n")
+            lines.insert(edit.range.start.line, edit.new_text.rstrip("\n"))
+            s.change(uri, "\n".join(lines), 2)
+            return actions, await s.diagnostics(uri, 2)
+    actions, after = run(scenario)
+    assert [a.title for a in actions] == ["Ignore hcall-not-toggleable here (# hvconf: ignore[hcall-not-toggleable])"]
+    assert after == []  # the inserted comment hides the finding, and is used (no unused-suppression)
