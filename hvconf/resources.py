@@ -2,8 +2,9 @@
 samples `hvconf explain` shows and the language reference the language server's
 hover quotes; and where it may keep a per-user cache.
 
-In a wheel they are packaged as hvconf/_data/{grammar,targets,examples/invalid,docs};
-in a source checkout they sit in the repo (grammar/, targets/, tests/invalid/, docs/).
+In a wheel they are packaged as hvconf/_data/{grammar,targets,examples/invalid,docs,samples,guests};
+in a source checkout they sit in the repo (grammar/, targets/, tests/invalid/, docs/, samples/,
+guests/). tests/test_wheel.py builds the wheel and checks an installed copy finds them.
 This is the only module that knows both places. Tested by tests/test_resources.py.
 """
 
@@ -36,6 +37,11 @@ def grammar_path() -> Path:
 def targets_dir() -> Path:
     """The folder holding one sub-folder per target (targets/<name>/)."""
     return _data_dir("targets")
+
+
+def samples_dir() -> Path:
+    """samples/: one example VM per target; their guest sources sit in ../guests beside it."""
+    return _data_dir("samples")
 
 
 def language_doc() -> Path:
