@@ -14,10 +14,11 @@ from functools import lru_cache
 from hvconf.diagnostics import Severity
 from hvconf.record import Record
 
-# Where docs/diagnostics.md is published; SARIF's helpUri must be an absolute URI. The
-# project has no published site yet, so a team that hosts the docs (or a fork) points
-# HVCONF_DOCS_URL at its copy; the default is the repository's own file.
-DOCS_URL = os.environ.get("HVCONF_DOCS_URL", "https://github.com/hvconf/hvconf/blob/main/docs/diagnostics.md")
+# Where the docs site (mkdocs.yml's site_url) is published; SARIF's helpUri must be an
+# absolute URI. A team that hosts its own copy of the site (or a fork) points HVCONF_DOCS_URL
+# at that copy's base. DOCS_URL is the diagnostics page, where each code is a heading (#code).
+DOCS_BASE = os.environ.get("HVCONF_DOCS_URL", "https://hvconf.github.io/hvconf/").rstrip("/") + "/"
+DOCS_URL = f"{DOCS_BASE}diagnostics/"
 
 
 class Rule(Record):

@@ -1,7 +1,7 @@
 """The sarif format: one SARIF 2.1.0 log for GitHub code scanning and other viewers.
 
 The run lists every hvconf code as a rule (id, short and full description,
-help text and helpUri to docs/diagnostics.md#<code>); each result points at
+help text and helpUri to the docs site's diagnostics page, #<code>); each result points at
 its rule by ruleId and ruleIndex and at its place by a physical location
 whose uri is relative to the working directory (uriBaseId %SRCROOT%).
 Columns count Unicode code points, end columns are exclusive, as in SARIF.
@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from hvconf.diagnostics import Diagnostic, Span
-from hvconf.lint.formats.rules import DOCS_URL, Rule, rule_index, rules
+from hvconf.lint.formats.rules import DOCS_BASE, Rule, rule_index, rules
 from hvconf.lint.render import source_line
 
 if TYPE_CHECKING:
@@ -120,7 +120,7 @@ def log(result: "LintResult") -> dict[str, Any]:
             {"level": "error", "message": {"text": text}} for text in result.unreadable]
     run: dict[str, Any] = {
         "tool": {"driver": {"name": "hvconf", "version": __version__, "semanticVersion": __version__,
-                            "informationUri": DOCS_URL,
+                            "informationUri": DOCS_BASE,
                             "rules": [_rule(r) for r in rules()]}},
         "invocations": [invocation],
         "originalUriBaseIds": {SRCROOT: {"uri": Path(os.getcwd()).as_uri().rstrip("/") + "/"}},
