@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any, AsyncIterator, Callable
@@ -150,7 +151,7 @@ def test_hover_explains_diagnostics_and_names(project: Path) -> None:
             uri = s.open(project / "pseries.hv", BAD)
             await s.diagnostics(uri)
             out = {}
-            for needle in ("H_RTAS", "H_RANDOM", "KVM_CAP_PPC_SMT", "memory", "hcalls"):
+            for needle in ("H_RTAS", "H_RANDOM", "KVM_CAP_PPC_SMT", "memory", "hcalls", "vsmt_mode"):
                 answer = await asyncio.wait_for(hover_text(s, uri, position_of(BAD, needle, 1)), TIMEOUT)
                 out[needle] = answer.contents.value if answer else ""
             return out
@@ -161,6 +162,22 @@ def test_hover_explains_diagnostics_and_names(project: Path) -> None:
     assert "KVM_ENABLE_CAP on the VM fd" in pages["KVM_CAP_PPC_SMT"] and "vsmt_mode" in pages["KVM_CAP_PPC_SMT"]
     assert "KVM_SET_USER_MEMORY_REGION" in pages["memory"]  # docs/language.md's section
     assert "# fragment:" not in pages["hcalls"]  # the docs' test markers are not shown
+    assert pages["vsmt_mode"] == ""  # a cap argument's name: nothing to say, no guess
+
+
+def test_hover_on_presets_and_consoles_uses_the_vms_target(project: Path) -> None:
+    text = SAMPLE.replace("    memory 4G\n", "    memory 4G\n    console hvterm\n    hcalls { preset qemu }\n")
+
+    async def scenario() -> list[str]:
+        async with session(project) as s:
+            uri = s.open(project / "pseries.hv", text)
+            await s.diagnostics(uri)
+            return [(await asyncio.wait_for(hover_text(s, uri, position_of(text, needle, offset)), TIMEOUT)).contents.value
+                    for needle, offset in (("console hvterm", 9), ("preset qemu", 8))]
+    console, preset = run(scenario)
+    assert "/vdevice/vty@30000000" in console and "*ppc64-spapr*" in console
+    assert "*ppc64-spapr, book3s_hv*" in preset and "H_LOGICAL_CI_LOAD" in preset
+    assert "book3s_pr" not in preset  # the VM's flavour (HV, from power9_base), not every flavour
 
 
 def complete(s: Session, uri: str, position: lsp.Position) -> Any:
@@ -169,7 +186,8 @@ def complete(s: Session, uri: str, position: lsp.Position) -> Any:
 
 def test_completion_offers_what_the_target_accepts(project: Path) -> None:
     lines = {"cap": "    cap ", "on": "    cap KVM_CAP_PPC_PAPR on ", "enable": "    hcalls { enable H_",
-             "preset": "    hcalls { preset ", "console": "    console ", "statement": "    me"}
+             "preset": "    hcalls { preset ", "console": "    console ", "statement": "    me",
+             "extends": "vm other extends "}
 
     async def scenario() -> dict[str, set[str]]:
         async with session(project) as s:
@@ -190,6 +208,26 @@ def test_completion_offers_what_the_target_accepts(project: Path) -> None:
     assert offered["preset"] == {"kernel_default", "qemu", "none"}
     assert offered["console"] == {"hvterm", "none"}
     assert "memory" in offered["statement"]
+    assert offered["extends"] == {"pseries_base", "power9_base", "pseries"}  # its own VMs and its include's
+
+
+def test_findings_in_an_included_file_are_shown_at_the_top(project: Path) -> None:
+    base = project / "base" / "pseries.hv"
+    base.write_text(base.read_text().replace("console hvterm", "console hvterm2"))
+
+    async def scenario() -> list[lsp.Diagnostic]:
+        async with session(project) as s:
+            return await s.diagnostics(s.open(project / "pseries.hv", SAMPLE))
+    found = run(scenario)
+    assert found and all(d.range.start == lsp.Position(0, 0) for d in found)
+    assert all(d.message.startswith(f"{base}:") or d.message.startswith("base/pseries.hv:") for d in found), found
+
+
+def test_without_pygls_the_command_says_what_to_install() -> None:
+    hide = "import sys; sys.modules['pygls'] = None; from hvconf.cli.main import main; sys.exit(main(['lsp']))"
+    done = subprocess.run([sys.executable, "-c", hide], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and done.stderr.startswith("hvconf: error: `hvconf lsp` needs pygls"), done.stderr
+    assert "Traceback" not in done.stderr
 
 
 def test_definition_of_include_and_extends(project: Path) -> None:

@@ -8,7 +8,6 @@ lsprotocol come with the `lsp` extra; without them the command says how to insta
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import sys
 from typing import TYPE_CHECKING
 
@@ -24,13 +23,12 @@ LSP_EXAMPLES = """examples:
 
 
 def cmd_lsp(args: argparse.Namespace) -> int:
-    missing = [m for m in ("pygls", "lsprotocol") if importlib.util.find_spec(m) is None]
-    if missing:
-        print(f"hvconf: error: `hvconf lsp` needs {' and '.join(missing)}: pip install 'hvconf[lsp]'",
-              file=sys.stderr)
+    try:
+        from hvconf.lsp.server import main
+    except ImportError as err:  # pygls or lsprotocol missing, or unusable
+        print(f"hvconf: error: `hvconf lsp` needs pygls and lsprotocol ({err.name or err}): "
+              "pip install 'hvconf[lsp]'", file=sys.stderr)
         return EXIT_USAGE
-    from hvconf.lsp.server import main
-
     main()
     return 0
 

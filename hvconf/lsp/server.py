@@ -8,6 +8,7 @@ code units (the protocol's default), hvconf's spans characters: `_Lines` convert
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -128,6 +129,11 @@ def lint(ls: HvconfServer, uri: str) -> None:
     except InputError as err:
         ls.window_show_message(lsp.ShowMessageParams(lsp.MessageType.Warning, f"hvconf: {err}"))
         result = None
+    except Exception as err:  # a bug of hvconf's: one line for the user, the traceback in the server's log
+        logging.getLogger(__name__).exception("linting %s", uri)
+        ls.window_show_message(lsp.ShowMessageParams(lsp.MessageType.Error, f"hvconf: internal error while "
+                                                     f"checking {path.name}: {type(err).__name__}: {err}"))
+        result = None
     published = [(_to_lsp(d, path, lines), d) for d in result.report] if result else []
     ls.buffers[uri] = Buffer(path, result, published)
     if result is not None and result.vms:
@@ -165,20 +171,24 @@ def _scope(ls: HvconfServer, uri: str, lines: _Lines, row: int) -> knowledge.Sco
     never lowered it (the line being typed does not parse yet), from the buffer without that line."""
     name = cursor.enclosing_vm(lines.lines, row) or ""
     if name not in ls.vm_targets.get(uri, {}):
-        ls.vm_targets.setdefault(uri, {}).update(_targets_without_line(uri, lines, row))
+        result = _without_line(uri, lines, row)
+        found = {vm.name: (vm.target, vm.flavour) for vm in result.vms} if result else {}
+        ls.vm_targets.setdefault(uri, {}).update(found)
     target, flavour = ls.vm_targets[uri].get(name, (None, None))
     return knowledge.scope_for(target, flavour)
 
 
-def _targets_without_line(uri: str, lines: _Lines, row: int) -> dict[str, tuple[str | None, str | None]]:
+def _without_line(uri: str, lines: _Lines, row: int) -> Result | None:
+    """The lint of the buffer with line `row` blanked: what the rest of a buffer says while
+    the line being typed does not parse. None when even that cannot be read."""
     from hvconf.lsp.buffers import check_text
     from hvconf.syntax.loader import InputError
 
     text = "\n".join(line if i != row else "" for i, line in enumerate(lines.lines))
     try:
-        return {vm.name: (vm.target, vm.flavour) for vm in check_text(text, path_of(uri)).vms}
+        return check_text(text, path_of(uri))
     except InputError:
-        return {}
+        return None
 
 
 def _diagnostic_pages(ls: HvconfServer, uri: str, position: lsp.Position) -> list[str]:
@@ -210,7 +220,9 @@ def hover(ls: HvconfServer, params: lsp.HoverParams) -> lsp.Hover | None:
     return lsp.Hover(contents=lsp.MarkupContent(kind=lsp.MarkupKind.Markdown, value="\n\n---\n\n".join(parts)))
 
 
-def _items(ls: HvconfServer, uri: str, kind: str, argument: str | None, scope: knowledge.Scope) -> list[knowledge.Item]:
+def _items(ls: HvconfServer, uri: str, kind: str, argument: str | None, lines: _Lines,
+           row: int) -> list[knowledge.Item]:
+    scope = _scope(ls, uri, lines, row) if kind not in ("keyword", "arch", "extends") else knowledge.scope_for(None, None)
     offers = {
         "keyword": lambda: knowledge.keywords(),
         "cap": lambda: knowledge.caps(scope),
@@ -220,16 +232,20 @@ def _items(ls: HvconfServer, uri: str, kind: str, argument: str | None, scope: k
         "console": lambda: knowledge.consoles(scope),
         "arch": lambda: knowledge.arches(),
         "kvm": lambda: knowledge.flavours(scope),
-        "extends": lambda: _vm_names(ls, uri),
+        "extends": lambda: _vm_names(ls, uri, lines, row),
     }
     return offers[kind]()
 
 
-def _vm_names(ls: HvconfServer, uri: str) -> list[knowledge.Item]:
+def _vm_names(ls: HvconfServer, uri: str, lines: _Lines, row: int) -> list[knowledge.Item]:
+    """The VMs the buffer sees (its own and its includes'), from the last lint that parsed it."""
     buffer = ls.buffers.get(uri)
-    if buffer is None or buffer.result is None or not buffer.result.checked:
+    result = buffer.result if buffer else None
+    if result is None or not result.checked or result.checked[0].program.root.tree is None:
+        result = _without_line(uri, lines, row)
+    if result is None or not result.checked:
         return []
-    vms = buffer.result.checked[0].program.vms
+    vms = result.checked[0].program.vms
     return [knowledge.Item(name, "vm", "abstract vm" if decl.abstract else "vm", decl.name.span.file)
             for name, decl in sorted(vms.items())]
 
@@ -242,7 +258,7 @@ def completion(ls: HvconfServer, params: lsp.CompletionParams) -> lsp.Completion
     context = cursor.completion_context(prefix)
     if context is None:
         return lsp.CompletionList(is_incomplete=False, items=[])
-    items = _items(ls, uri, context[0], context[1], _scope(ls, uri, lines, position.line))
+    items = _items(ls, uri, context[0], context[1], lines, position.line)
     return lsp.CompletionList(is_incomplete=False, items=[
         lsp.CompletionItem(label=i.label, kind=ITEM_KIND.get(i.kind, lsp.CompletionItemKind.Text), detail=i.detail,
                            documentation=lsp.MarkupContent(lsp.MarkupKind.Markdown, i.doc) if i.doc else None)
