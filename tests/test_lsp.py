@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import json
 import shutil
 import subprocess
 import sys
@@ -228,6 +229,24 @@ def test_without_pygls_the_command_says_what_to_install() -> None:
     done = subprocess.run([sys.executable, "-c", hide], capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and done.stderr.startswith("hvconf: error: `hvconf lsp` needs pygls"), done.stderr
     assert "Traceback" not in done.stderr
+
+
+def jsonrpc(*messages: dict[str, Any]) -> bytes:
+    bodies = [json.dumps({"jsonrpc": "2.0", **m}).encode() for m in messages]
+    return b"".join(b"Content-Length: %d\r\n\r\n%s" % (len(body), body) for body in bodies)
+
+
+@pytest.mark.parametrize("shutdown, status", [(True, 0), (False, 1)])
+def test_exit_status_follows_the_protocol(tmp_path: Path, shutdown: bool, status: int) -> None:
+    """0 after shutdown then exit, 1 for an exit without shutdown; never a traceback."""
+    messages = [{"id": 1, "method": "initialize", "params": {"capabilities": {}, "processId": None}},
+                {"method": "initialized", "params": {}}]
+    messages += [{"id": 2, "method": "shutdown"}] if shutdown else []
+    messages += [{"method": "exit"}]
+    done = subprocess.run([sys.executable, "-m", "hvconf", "lsp"], input=jsonrpc(*messages), cwd=tmp_path,
+                          capture_output=True, timeout=120)
+    assert done.returncode == status, done.stderr.decode()
+    assert b"Traceback" not in done.stderr and b'"capabilities"' in done.stdout
 
 
 def test_definition_of_include_and_extends(project: Path) -> None:

@@ -44,6 +44,8 @@ def test_neovim_shows_the_servers_diagnostics(tmp_path: Path) -> None:
     done = subprocess.run([editor, "--headless", "-n", "-i", "NONE", "-u", str(REPO / "tests" / "nvim" / "config.lua")],
                           env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
     assert out.is_file(), f"nvim wrote nothing (status {done.returncode}): {done.stderr[-2000:]}"
+    # Neovim stops the server (shutdown, exit) before quitting: it must end with status 0.
+    assert done.returncode == 0 and "quit with exit code" not in done.stdout + done.stderr, done.stdout + done.stderr
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert rows and "error" not in rows[0], rows
     line = next(i for i, row in enumerate(sample.read_text().splitlines()) if "H_RTAS" in row)

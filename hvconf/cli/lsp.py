@@ -29,8 +29,7 @@ def cmd_lsp(args: argparse.Namespace) -> int:
         print(f"hvconf: error: `hvconf lsp` needs pygls and lsprotocol ({err.name or err}): "
               "pip install 'hvconf[lsp]'", file=sys.stderr)
         return EXIT_USAGE
-    main()
-    return 0
+    return main()
 
 
 def register(sub: "SubParsers") -> None:

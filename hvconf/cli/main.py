@@ -460,6 +460,8 @@ def _leave(status: int) -> NoReturn:
         sys.stderr.flush()
     except BrokenPipeError:  # a reader that went away early, as in `hvconf check ... | head`
         pass
+    except ValueError:  # a stream the command closed itself: `hvconf lsp`'s stdout, at the client's exit
+        pass
     os._exit(status)
 
 

@@ -80,6 +80,7 @@ class Buffer:
 class HvconfServer(LanguageServer):
     def __init__(self) -> None:
         super().__init__("hvconf", __version__)
+        self.shut_down = False
         self.buffers: dict[str, Buffer] = {}
         # VM name -> (target, flavour) from the last lint that lowered it: completion keeps
         # working while the buffer does not parse (half-typed statements).
@@ -359,6 +360,13 @@ def code_action(ls: HvconfServer, params: lsp.CodeActionParams) -> list[lsp.Code
     return actions
 
 
-def main() -> None:
-    """Serve LSP on stdin and stdout until the client says exit."""
+@server.feature(lsp.SHUTDOWN)
+def shutdown(ls: HvconfServer, params: None) -> None:
+    ls.shut_down = True
+
+
+def main() -> int:
+    """Serve LSP on stdin and stdout until the client says exit (or closes stdin). The exit
+    status is 0 after a `shutdown` request, 1 without one (the protocol's `exit` notification)."""
     server.start_io()
+    return 0 if server.shut_down else 1
