@@ -152,7 +152,8 @@ def test_hover_explains_diagnostics_and_names(project: Path) -> None:
             uri = s.open(project / "pseries.hv", BAD)
             await s.diagnostics(uri)
             out = {}
-            for needle in ("H_RTAS", "H_RANDOM", "KVM_CAP_PPC_SMT", "memory", "hcalls", "vsmt_mode"):
+            for needle in ("H_RTAS", "H_RANDOM", "KVM_CAP_PPC_SMT", "memory", "hcalls", "vsmt_mode", "liobn",
+                           "vio0"):
                 answer = await asyncio.wait_for(hover_text(s, uri, position_of(BAD, needle, 1)), TIMEOUT)
                 out[needle] = answer.contents.value if answer else ""
             return out
@@ -163,7 +164,9 @@ def test_hover_explains_diagnostics_and_names(project: Path) -> None:
     assert "KVM_ENABLE_CAP on the VM fd" in pages["KVM_CAP_PPC_SMT"] and "vsmt_mode" in pages["KVM_CAP_PPC_SMT"]
     assert "KVM_SET_USER_MEMORY_REGION" in pages["memory"]  # docs/language.md's section
     assert "# fragment:" not in pages["hcalls"]  # the docs' test markers are not shown
-    assert pages["vsmt_mode"] == ""  # a cap argument's name: nothing to say, no guess
+    assert "an argument of KVM_CAP_PPC_SMT" in pages["vsmt_mode"] and "args[0], 1..8, a power of two" in pages["vsmt_mode"]
+    assert pages["liobn"].startswith("**`tce`** (docs/language.md)")  # a block's property: the block's section
+    assert pages["vio0"] == ""  # a name the user chose: nothing to say, no guess
 
 
 def test_hover_on_presets_and_consoles_uses_the_vms_target(project: Path) -> None:

@@ -53,6 +53,22 @@ def enclosing_vm(lines: list[str], line: int) -> str | None:
     return None
 
 
+_CAP_BLOCK = re.compile(r"\bcap\s+([A-Za-z0-9_]+)\s*(?:on\s+\w+(?:\s+\d+)?\s*)?\{")
+_BLOCK_KEYWORD = re.compile(r"\b(tce|hypervisor)\b[^{}]*\{")
+
+
+def cap_block(line: str, start: int) -> str | None:
+    """The cap whose `{ ... }` block index `start` of `line` is in (`cap KVM_CAP_PPC_SMT { vsmt_mode 4 }`)."""
+    found = [m for m in _CAP_BLOCK.finditer(line[:start])]
+    return found[-1].group(1) if found and "}" not in line[found[-1].end():start] else None
+
+
+def block_keyword(line: str, start: int) -> str | None:
+    """The keyword of the block index `start` of `line` is in (`tce`, `hypervisor`), on that line."""
+    found = [m for m in _BLOCK_KEYWORD.finditer(line[:start])]
+    return found[-1].group(1) if found and "}" not in line[found[-1].end():start] else None
+
+
 def include_at(line: str, col: int) -> str | None:
     """The path of an `include "PATH"` whose string holds index `col`, unescaped as the parser does."""
     for match in _INCLUDE.finditer(line):

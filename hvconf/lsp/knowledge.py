@@ -186,12 +186,35 @@ def console_doc(name: str, scope: Scope) -> str | None:
     return f"**console {name}**\n\n" + "\n\n".join(parts) if parts else None
 
 
+def cap_arg_doc(cap: str, name: str, scope: Scope) -> str | None:
+    """An argument of a cap block (`cap KVM_CAP_PPC_SMT { vsmt_mode 4 }`): its type, slot and range."""
+    parts = []
+    for target in scope.targets:
+        row = target.name2cap.get(cap)
+        arg = next((a for a in row.args if a.name == name), None) if row else None
+        if arg is None:
+            continue
+        facts = [arg.kind, f"args[{arg.slot}]" if arg.slot is not None else "",
+                 f"{arg.min}..{arg.max}" if arg.min is not None and arg.max is not None else "",
+                 "a power of two" if arg.power_of_two else "", "required" if arg.required else "",
+                 f"default {arg.default}" if arg.default is not None else "",
+                 f"values {', '.join(map(str, arg.values))}" if arg.values else ""]
+        parts.append(f"*{target.name}*: {', '.join(f for f in facts if f)}{'. ' + arg.doc if arg.doc else ''}")
+    return f"**{name}**, an argument of {cap} (KVM_ENABLE_CAP args)\n\n" + "\n\n".join(parts) if parts else None
+
+
 # What a word after a keyword names: `preset kernel_default`, `console hvterm`.
 AFTER_KEYWORD: dict[str, Callable[[str, Scope], str | None]] = {"preset": preset_doc, "console": console_doc}
 
 
-def describe(word: str, before: str | None, scope: Scope) -> str | None:
-    """Hover text for `word`, `before` being the word in front of it on its line."""
+def describe(word: str, before: str | None, scope: Scope, cap: str | None = None,
+             block: str | None = None) -> str | None:
+    """Hover text for `word`: `before` is the word in front of it on its line, `cap` the cap
+    whose block it is in and `block` the keyword of the block it is in (`tce`, `hypervisor`)."""
+    if cap is not None and word != cap:
+        found = cap_arg_doc(cap, word, scope)
+        if found:
+            return found
     if before in AFTER_KEYWORD:
         found = AFTER_KEYWORD[before](word, scope)
         if found:
@@ -200,7 +223,8 @@ def describe(word: str, before: str | None, scope: Scope) -> str | None:
         found = lookup(word, scope)
         if found:
             return found
-    return code_doc(word) or keyword_doc(word)
+    # A property of a block (`liobn` in a `tce` block) is documented in the block's section.
+    return code_doc(word) or keyword_doc(word) or (keyword_doc(block) if block and word != before else None)
 
 
 # ---- completion ---------------------------------------------------------------------------

@@ -213,7 +213,8 @@ def hover(ls: HvconfServer, params: lsp.HoverParams) -> lsp.Hover | None:
     found = cursor.word_at(line, lines.to_index(row, position.character))
     if found:
         word, start, _ = found
-        text = knowledge.describe(word, cursor.word_before(line, start), _scope(ls, uri, lines, row))
+        text = knowledge.describe(word, cursor.word_before(line, start), _scope(ls, uri, lines, row),
+                                  cursor.cap_block(line, start), cursor.block_keyword(line, start))
         if text and text not in parts:
             parts.append(text)
     if not parts:
