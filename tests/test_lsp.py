@@ -14,7 +14,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any, AsyncIterator, Callable
+from typing import Any, AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 
 import pytest
@@ -72,8 +72,7 @@ class Session:
         return list(self.published[uri][count - 1].diagnostics)
 
 
-@asynccontextmanager
-async def session(root: Path) -> AsyncIterator[Session]:
+async def start(root: Path) -> tuple[LanguageClient, Session]:
     client = LanguageClient("hvconf-test", "1")
     s = Session(client)
 
@@ -86,16 +85,42 @@ async def session(root: Path) -> AsyncIterator[Session]:
     await asyncio.wait_for(client.initialize_async(lsp.InitializeParams(
         capabilities=lsp.ClientCapabilities(), root_uri=from_fs_path(str(root)))), TIMEOUT)
     client.initialized(lsp.InitializedParams())
+    return client, s
+
+
+async def stop(client: LanguageClient) -> None:
+    await asyncio.wait_for(client.shutdown_async(None), TIMEOUT)
+    client.exit(None)
+    await client.stop()
+
+
+# One server for the module, as an editor keeps one for many files: each test works in its
+# own folder, with its own URIs. Starting a server costs seconds (pygls, the knowledge base).
+SHARED: dict[str, Any] = {}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_server() -> Iterator[None]:
+    SHARED["loop"] = asyncio.new_event_loop()
     try:
-        yield s
+        yield
     finally:
-        await asyncio.wait_for(client.shutdown_async(None), TIMEOUT)
-        client.exit(None)
-        await client.stop()
+        if "client" in SHARED:
+            SHARED["loop"].run_until_complete(stop(SHARED.pop("client")))
+        SHARED.pop("session", None)
+        SHARED.pop("loop").close()
+
+
+@asynccontextmanager
+async def session(root: Path) -> AsyncIterator[Session]:
+    """The module's server (started on first use), for a test working in folder `root`."""
+    if "session" not in SHARED:
+        SHARED["client"], SHARED["session"] = await start(REPO)
+    yield SHARED["session"]
 
 
 def run(scenario: Callable[[], Any]) -> Any:
-    return asyncio.run(scenario())
+    return SHARED["loop"].run_until_complete(scenario())
 
 
 def position_of(text: str, needle: str, offset: int = 0) -> lsp.Position:
