@@ -18,7 +18,8 @@ EXIT_USAGE = 2
 
 LSP_EXAMPLES = """examples:
   hvconf lsp                 an editor starts it and speaks LSP on its stdin and stdout
-  Neovim:  vim.lsp.start({name = "hvconf", cmd = {"hvconf", "lsp"}})     (README.md#editors)
+  Neovim:  require("hvconf").setup() with editors/nvim/hvconf.lua       (README.md#editors)
+  VS Code: the extension in editors/vscode/
 """
 
 
