@@ -328,3 +328,24 @@ def test_code_action_suppresses_a_finding(project: Path) -> None:
     actions, after = run(scenario)
     assert [a.title for a in actions] == ["Ignore hcall-not-toggleable here (# hvconf: ignore[hcall-not-toggleable])"]
     assert after == []  # the inserted comment hides the finding, and is used (no unused-suppression)
+
+
+def test_a_diagnostics_fix_becomes_edits_stand_in() -> None:
+    """Named a stand-in: no diagnostic on this branch carries a `fix` yet (`--fix`, issue 16 item 4,
+    adds Fix(message, edits=(Edit(span, content), ...))); this holds the conversion to that shape."""
+    from types import SimpleNamespace
+
+    from hvconf.diagnostics import Diagnostic, Severity, Span
+    from hvconf.lsp.server import _Lines, fix_edits
+
+    text = 'vm a {\n    cmdline "\U0001F600" memory 3M\n}\n'
+    col = text.splitlines()[1].index("3M") + 1
+    span = Span("a.hv", 2, col, 2, col + 2)
+    plain = Diagnostic("memory-granularity", Severity.ERROR, "not a multiple", span)
+    assert fix_edits(plain, _Lines(text)) is None
+    fixed = SimpleNamespace(**{k: getattr(plain, k) for k in plain.__slots__},
+                            fix=SimpleNamespace(message="round up to 4M", edits=(SimpleNamespace(span=span, content="4M"),)))
+    title, edits = fix_edits(fixed, _Lines(text))  # type: ignore[misc, arg-type]
+    assert title == "round up to 4M"
+    assert [(e.range.start, e.range.end, e.new_text) for e in edits] == [
+        (lsp.Position(1, col), lsp.Position(1, col + 2), "4M")]  # col - 1 characters + 1 for the astral one

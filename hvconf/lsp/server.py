@@ -314,12 +314,15 @@ def formatting(ls: HvconfServer, params: lsp.DocumentFormattingParams) -> list[l
     return [lsp.TextEdit(range=_Lines(document.source).whole(), new_text=formatted)]
 
 
-def fix_edits(diag: Diagnostic, lines: _Lines) -> list[lsp.TextEdit]:
-    """The machine-applicable fix a diagnostic carries, as edits. The hook for `--fix`: a
-    Diagnostic with a `fix` attribute holding (Span, replacement) pairs; none has one yet, so
-    this returns [] until the checks attach them."""
+def fix_edits(diag: Diagnostic, lines: _Lines) -> tuple[str, list[lsp.TextEdit]] | None:
+    """The machine-applicable fix a diagnostic carries (`hvconf check --fix`), as a title and
+    edits: `diag.fix` is a Fix whose `message` says what it does and whose `edits` each replace
+    the text of a `span` with `content` (an empty span inserts). None without one: diagnostics
+    carry fixes once `--fix` is on main (issue 16 item 4); until then only suppressions are offered."""
     fix: Any = getattr(diag, "fix", None)
-    return [lsp.TextEdit(range=lines.range(span), new_text=text) for span, text in fix or ()]
+    if fix is None or not fix.edits:
+        return None
+    return fix.message, [lsp.TextEdit(range=lines.range(edit.span), new_text=edit.content) for edit in fix.edits]
 
 
 def suppress_edit(diag: Diagnostic, lines: _Lines) -> lsp.TextEdit | None:
@@ -348,11 +351,10 @@ def code_action(ls: HvconfServer, params: lsp.CodeActionParams) -> list[lsp.Code
     for shown, diag in buffer.published:
         if (shown.range.start.line, shown.range.start.character, str(shown.code)) not in asked:
             continue
-        edits = fix_edits(diag, lines)
-        if edits:
-            actions.append(lsp.CodeAction(title=f"Fix: {diag.help or diag.code}", kind=lsp.CodeActionKind.QuickFix,
-                                          diagnostics=[shown], is_preferred=True,
-                                          edit=lsp.WorkspaceEdit(changes={uri: edits})))
+        fix = fix_edits(diag, lines) if _same_file(diag.span.file if diag.span else "", buffer.path) else None
+        if fix is not None:
+            actions.append(lsp.CodeAction(title=fix[0], kind=lsp.CodeActionKind.QuickFix, diagnostics=[shown],
+                                          is_preferred=True, edit=lsp.WorkspaceEdit(changes={uri: fix[1]})))
         suppress = suppress_edit(diag, lines) if _same_file(diag.span.file if diag.span else "", buffer.path) else None
         if suppress is not None:
             actions.append(lsp.CodeAction(title=f"Ignore {diag.code} here (# hvconf: ignore[{diag.code}])",
