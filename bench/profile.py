@@ -159,7 +159,7 @@ PROFILES: dict[str, Callable[[Context], str]] = {
     + "\n" + cprofile_threads(_launcher(ctx.hello_dir), [], ctx, "launch.py x86-hello"),
     "launch.import": lambda ctx: importtime(["-c", "import hvconf.kvm.launch, hvconf.kvm.run"], ctx,
                                             "import of the runtime"),
-    "exits.vs_floor": lambda ctx: cprofile_threads(_launcher(ctx.exitloop_dir), ["--timeout", "120"], ctx,
+    "exits.vs_floor": lambda ctx: cprofile_threads(_launcher(ctx.exitloop_dir), ["--timeout", "600"], ctx,
                                                    "launch.py exitloop (200,001 exits)"),
     "lint.vs_dtc": lambda ctx: cprofile([*_hvconf(ctx), "check", *_lint_files(ctx, True)], ctx,
                                         "hvconf check on the sPAPR/e500 half"),

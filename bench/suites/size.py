@@ -23,7 +23,7 @@ from pathlib import Path
 
 from bench import inputs
 from bench.context import Context
-from bench.measure import interleave, run as run_once
+from bench.measure import Timing, interleave, run as run_once
 from bench.measurements import Goal, Point, Row, Series, Side
 from bench.suites.common import Runner, command_text, runner
 
@@ -53,7 +53,7 @@ def _series(id: str, title: str, x_label: str, sizes: tuple[int, ...], paths: li
 
 def _fresh_build(ctx: Context, source: Path) -> Runner:
     """`hvconf build` into a new output folder each time, as a first build writes."""
-    def once() -> float:
+    def once() -> Timing:
         out = Path(tempfile.mkdtemp(prefix="size-build-", dir=ctx.tmp)) / "out"
         return runner([*ctx.hvconf, "build", str(source), "-o", str(out)], timeout=3600)()
 
