@@ -90,8 +90,8 @@ def run(ctx: Context) -> list[Row | Series]:
                 writes, small, write_times, suffix=":rewrite", note="slope: ms per VM folder"),
     ]
     chain, vms = chains[-1], files[-1]
-    whole = [runner([*ctx.hvconf, "check", str(chain)], timeout=600),
-             runner([*ctx.hvconf, "check", str(vms)], timeout=600)]
+    whole = [runner([*ctx.hvconf, "check", "--no-cache", str(chain)], timeout=600),
+             runner([*ctx.hvconf, "check", "--no-cache", str(vms)], timeout=600)]
     ctx.log(f"size: hvconf check of {LARGEST} chained includes and of {LARGEST} VMs, {rounds} rounds")
     checks = interleave(whole, rounds, warmup=1)
     ctx.log(f"size: hvconf build of {LARGEST} VMs into a fresh folder each time, {rounds} rounds")
