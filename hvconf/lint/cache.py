@@ -37,7 +37,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import stat
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator, Sequence
@@ -383,6 +382,8 @@ def _mark(folder: Path) -> None:
 def clean(folder: str | None) -> Path | None:
     """Remove the lint cache: the user's whole lint folder, or what hvconf wrote in `folder`
     (--cache-dir: its entries and marks, never anything else there). The folder cleaned, or None."""
+    import shutil  # only `hvconf clean` needs it (and its bz2, lzma): not at a check's start-up
+
     if folder is None:
         base = default_folder()
         if base is None or not os.path.isdir(base) or os.path.islink(base):
