@@ -233,3 +233,15 @@ def test_an_entry_keeps_the_findings_of_includes_read_for_an_earlier_file(
     assert both[0] == 1 and "syntax-error" in both[1]
     alone = _check(capsys, *cache, "c.hv")
     assert alone == _check(capsys, "--no-cache", "c.hv") and "syntax-error" in alone[1]
+
+
+def test_a_symlinked_entries_folder_is_not_read(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    root = _project(tmp_path)
+    monkeypatch.chdir(root)
+    folder = tmp_path / "cache"
+    _check(capsys, "--cache-dir", str(folder), "a.hv")
+    (folder / LAYOUT).rename(tmp_path / "elsewhere")
+    (folder / LAYOUT).symlink_to(tmp_path / "elsewhere")  # entries that would still hit, behind a link
+    status, out, err = _check(capsys, "--cache-dir", str(folder), "a.hv")
+    assert status == 0 and err.startswith("hvconf: warning: lint cache not used: ") and "symbolic link" in err

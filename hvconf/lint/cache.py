@@ -217,7 +217,7 @@ def _dependencies(result: Result) -> list[str] | None:
     or None when one cannot be known (a guest source's directive that was refused)."""
     from hvconf.model.inputs import named_files, source_path
     from hvconf.syntax import ast
-    from hvconf.syntax.gas import scan
+    from hvconf.syntax.gas import MAX_SOURCE_BYTES as MAX_GUEST_SOURCE, scan
     from hvconf.syntax.paths import PathRefused, read_resolved, resolve
 
     checked = result.checked[0]
@@ -237,7 +237,7 @@ def _dependencies(result: Result) -> list[str] | None:
                 continue
             try:
                 real, _ = resolve(source, program.scope)
-                text = read_resolved(real, program.scope, MAX_SOURCE_BYTES * 4).decode("utf-8")
+                text = read_resolved(real, program.scope, MAX_GUEST_SOURCE).decode("utf-8")
             except (PathRefused, UnicodeDecodeError):
                 continue  # refused or unreadable: its own state above says so
             found, refused = scan(source, text, program.scope)
@@ -362,6 +362,13 @@ def open_cache(folder: str | None, options: dict[str, Any], root: str | None,
     else:
         path = _folder(Path(folder), create=True)
         _mark(path)
+    if os.path.lexists(path / LAYOUT):  # entries are read from here: it must pass the same test
+        try:
+            _folder(path / LAYOUT, create=False)
+        except CacheDirError:
+            if folder is None:
+                return None
+            raise
     return LintCache(path, options, root, allow)
 
 
