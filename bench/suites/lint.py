@@ -49,6 +49,13 @@ def _dts_files(ctx: Context, files: list[inputs.RepoFile]) -> list[Path]:
     return dts
 
 
+def _fresh_flag(hvconf: list[str], env: dict[str, str] | None) -> list[str]:
+    """[FRESH] if that hvconf has a lint cache to turn off: the one run.py was started with may be
+    another checkout (an editable install), older than this one."""
+    done = run_once([*hvconf, "check", "--help"], env=env)
+    return [FRESH] if FRESH.encode() in done.stdout else []
+
+
 def _cold_rows(ctx: Context) -> list[Row | Series]:
     small = REPO / "samples" / "x86-hello.hv"
     check = [*ctx.hvconf, "check", FRESH, str(small)]
@@ -56,7 +63,8 @@ def _cold_rows(ctx: Context) -> list[Row | Series]:
     python = [ctx.python, "-c", "pass"]
     ctx.log(f"lint: cold start, {ctx.counts.cold} rounds")
     found = ctx.env_as_found or None
-    as_found = [*(ctx.found_hvconf or ctx.hvconf), "check", FRESH, str(small)]
+    found_hvconf = ctx.found_hvconf or ctx.hvconf
+    as_found = [*found_hvconf, "check", *_fresh_flag(found_hvconf, found), str(small)]
     a, b, c, d = interleave([runner(check), runner(python), runner(as_found, env=found), runner(cached)],
                             ctx.counts.cold, warmup=1)
     measured = Side("hvconf check --no-cache", command_text(check), a)
