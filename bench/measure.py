@@ -1,8 +1,11 @@
 """Timing helpers: run one command and time it, interleave runners, summarise, fit a line.
 
-`run(cmd)` times a child from spawn to exit (wall clock) and reads its peak
-RSS from wait4's rusage; a wrong exit status raises MeasureError with the
-child's stderr, so a broken command is never timed as if it worked.
+`run(cmd)` times a child from spawn to exit (wall clock) and reads its CPU
+time (user + sys) and peak RSS from wait4's rusage, which counts the child
+and every descendant it reaped (a shell loop's dtc processes too); a wrong
+exit status raises MeasureError with the child's stderr, so a broken command
+is never timed as if it worked. Wall time swings with this shared machine's
+load, CPU time much less: every pair reports both (a `Timing`).
 `interleave` runs A B A B ... so drift on this shared machine hits every
 side alike. No printing and no files besides the child's captured output.
 """
@@ -17,6 +20,9 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple, TypeVar
+
+T = TypeVar("T")
 
 
 class MeasureError(RuntimeError):
@@ -25,13 +31,22 @@ class MeasureError(RuntimeError):
 
 @dataclass(frozen=True)
 class Sample:
-    """One run of one command: wall seconds, the child's peak RSS (KiB), status and output."""
+    """One run of one command: wall seconds, CPU seconds (user + sys, reaped descendants
+    included), the child's peak RSS (KiB), status and output."""
 
     seconds: float
     maxrss_kib: int
     status: int
     stdout: bytes
     stderr: bytes
+    cpu_seconds: float = 0.0
+
+
+class Timing(NamedTuple):
+    """One measured value in both terms: wall clock and CPU (user + sys), same unit."""
+
+    wall: float
+    cpu: float
 
 
 def run(
@@ -42,7 +57,7 @@ def run(
     timeout: float = 300.0,
     expect: Sequence[int] = (0,),
 ) -> Sample:
-    """Run `cmd` once; wall time from spawn to reaped exit, peak RSS of the child."""
+    """Run `cmd` once; wall time from spawn to reaped exit, CPU time and peak RSS of the child."""
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         start = time.perf_counter()
         proc = subprocess.Popen(list(cmd), stdin=subprocess.DEVNULL, stdout=out, stderr=err,
@@ -50,7 +65,8 @@ def run(
         killer = threading.Timer(timeout, proc.kill)  # bounds every child, KVM guests included
         killer.start()
         try:
-            # wait4, not Popen.wait: only wait4 returns the child's rusage (ru_maxrss)
+            # wait4, not Popen.wait: only wait4 returns the child's own rusage (CPU, ru_maxrss), not
+            # that of every child this process reaped so far (RUSAGE_CHILDREN)
             _, wstatus, usage = os.wait4(proc.pid, 0)
         finally:
             killer.cancel()
@@ -58,7 +74,8 @@ def run(
         proc.returncode = status = os.waitstatus_to_exitcode(wstatus)
         out.seek(0)
         err.seek(0)
-        sample = Sample(seconds, int(usage.ru_maxrss), status, out.read(), err.read())
+        sample = Sample(seconds, int(usage.ru_maxrss), status, out.read(), err.read(),
+                        usage.ru_utime + usage.ru_stime)
     if status not in expect:
         why = "killed after the timeout" if status == -9 else f"exit status {status}"
         said = sample.stderr.strip() or sample.stdout.strip()  # some tools report findings on stdout
@@ -67,12 +84,12 @@ def run(
     return sample
 
 
-def interleave(runners: Sequence[Callable[[], float]], rounds: int, warmup: int = 1) -> list[list[float]]:
+def interleave(runners: Sequence[Callable[[], T]], rounds: int, warmup: int = 1) -> list[list[T]]:
     """Call each runner once per round in order (A B A B ...); values per runner, warm-up rounds dropped."""
     for _ in range(warmup):
         for runner in runners:
             runner()
-    values: list[list[float]] = [[] for _ in runners]
+    values: list[list[T]] = [[] for _ in runners]
     for _ in range(rounds):
         for i, runner in enumerate(runners):
             values[i].append(runner())

@@ -2,8 +2,12 @@
 
 A `Row` is one side-by-side measurement (A against B, ratio A/B) or a single
 side against an absolute goal; a `Series` is one scaling curve with its
-least-squares line. Verdicts are computed here from the numbers only, never
-set by hand: met, missed, info (no goal), skipped or failed (with the reason).
+least-squares line. A side holds wall-clock samples and, where the child's
+rusage gives them, CPU samples (user + sys) of the same rounds; a goal is
+judged on each (`cpu_goal` where CPU has its own bound) and met only when
+both meet it, since wall time on this shared machine swings with its load.
+Verdicts are computed here from the numbers only, never set by hand: met,
+missed, info (no goal), skipped or failed (with the reason).
 report.py turns these into JSON, Markdown and a plot.
 """
 
@@ -13,7 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from bench.measure import Fit, least_squares, summary
+from bench.measure import Fit, Timing, least_squares, summary
 
 # goal kind -> test on (ratio, a_median); the Goal's `value` is the bound
 GOAL_TESTS: dict[str, Callable[[float | None, float, float], bool]] = {
@@ -31,19 +35,45 @@ class Goal:
     text: str  # as the issue words it, e.g. "≤ 0.5x QEMU"
 
 
+def _split(samples: list[Any]) -> tuple[list[float], list[float]]:
+    """Wall and CPU values of a list of Timings; plain numbers are wall values with no CPU."""
+    if samples and isinstance(samples[0], Timing):
+        return [t.wall for t in samples], [t.cpu for t in samples]
+    return list(samples), []
+
+
 @dataclass
 class Side:
+    """`samples`: wall values, or Timings (split here into `samples` and `cpu_samples`)."""
+
     label: str
     command: str
     samples: list[float]
+    cpu_samples: list[float] = field(default_factory=list)
     median: float = 0.0
     min: float = 0.0
     max: float = 0.0
+    cpu_median: float | None = None
+    cpu_min: float | None = None
+    cpu_max: float | None = None
 
     def __post_init__(self) -> None:
+        wall, cpu = _split(self.samples)
+        self.samples, self.cpu_samples = wall, self.cpu_samples or cpu
         if self.samples:
             s = summary(self.samples)
             self.median, self.min, self.max = s.median, s.min, s.max
+        if self.cpu_samples:
+            c = summary(self.cpu_samples)
+            self.cpu_median, self.cpu_min, self.cpu_max = c.median, c.min, c.max
+
+
+def _per_round(a: Sequence[float], b: Sequence[float]) -> dict[str, float] | None:
+    """A/B of each round's back-to-back pair: median, min, max (drift between rounds cancels)."""
+    if not a or len(a) != len(b) or min(b) <= 0:
+        return None
+    s = summary([x / y for x, y in zip(a, b)])
+    return {"median": s.median, "min": s.min, "max": s.max}
 
 
 @dataclass
@@ -54,29 +84,48 @@ class Row:
     unit: str
     a: Side | None
     b: Side | None = None
-    goal: Goal | None = None
+    goal: Goal | None = None  # judged on wall time, and on CPU time unless cpu_goal says otherwise
     ratio: float | None = None
     verdict: str = "info"
     note: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    cpu_goal: Goal | None = None
+    cpu_ratio: float | None = None
+    verdict_wall: str = "info"
+    verdict_cpu: str = "info"
 
     def __post_init__(self) -> None:
-        if self.a is not None and self.b is not None and self.b.median > 0:
-            self.ratio = self.a.median / self.b.median
-            if len(self.a.samples) == len(self.b.samples) and min(self.b.samples) > 0:
-                # A and B of one round ran back to back: their ratio cancels drift between rounds
-                per_round = summary([x / y for x, y in zip(self.a.samples, self.b.samples)])
-                self.extra["paired_ratio"] = {"median": per_round.median, "min": per_round.min,
-                                              "max": per_round.max}
-        if self.verdict in ("skipped", "failed") or self.a is None:
+        a, b = self.a, self.b
+        if a is not None and b is not None and b.median > 0:
+            self.ratio = a.median / b.median
+            paired = _per_round(a.samples, b.samples)
+            if paired:
+                self.extra["paired_ratio"] = paired
+        if a is not None and b is not None and a.cpu_median is not None and b.cpu_median:
+            self.cpu_ratio = a.cpu_median / b.cpu_median
+            paired = _per_round(a.cpu_samples, b.cpu_samples)
+            if paired:
+                self.extra["paired_cpu_ratio"] = paired
+        if self.verdict in ("skipped", "failed") or a is None:
             return
-        if self.goal is None:
+        if self.goal is None and self.cpu_goal is None:
             self.verdict = "info"
-        elif self.goal.kind.startswith("ratio") and self.b is None:
-            self.verdict = "skipped"
-        else:
-            ok = GOAL_TESTS[self.goal.kind](self.ratio, self.a.median, self.goal.value)
-            self.verdict = "met" if ok else "missed"
+            return
+        self.verdict_wall = self._judge(self.goal, self.ratio, a.median)
+        self.verdict_cpu = self._judge(self.cpu_goal or self.goal, self.cpu_ratio, a.cpu_median)
+        verdicts = {self.verdict_wall, self.verdict_cpu} - {"info"}
+        self.verdict = ("skipped" if "skipped" in verdicts else "missed" if "missed" in verdicts
+                        else "met" if verdicts else "info")
+
+    def _judge(self, goal: Goal | None, ratio: float | None, a_median: float | None) -> str:
+        """One goal on one kind of time; info when that time was not measured."""
+        if goal is None or a_median is None:
+            return "info"
+        if goal.kind.startswith("ratio") and self.b is None:
+            return "skipped"
+        if goal.kind.startswith("ratio") and ratio is None:
+            return "info"  # B has no CPU figure (e.g. a side's own clock)
+        return "met" if GOAL_TESTS[goal.kind](ratio, a_median, goal.value) else "missed"
 
 
 def not_measured(id: str, suite: str, measurement: str, unit: str, goal: Goal | None, why: str,
@@ -87,15 +136,23 @@ def not_measured(id: str, suite: str, measurement: str, unit: str, goal: Goal | 
 
 @dataclass
 class Point:
+    """`samples`: wall values, or Timings; the line is fitted to the wall medians."""
+
     x: float
     samples: list[float]
     median: float = 0.0
     min: float = 0.0
     max: float = 0.0
+    cpu_samples: list[float] = field(default_factory=list)
+    cpu_median: float | None = None
 
     def __post_init__(self) -> None:
+        self.samples, cpu = _split(self.samples)
+        self.cpu_samples = self.cpu_samples or cpu
         s = summary(self.samples)
         self.median, self.min, self.max = s.median, s.min, s.max
+        if self.cpu_samples:
+            self.cpu_median = summary(self.cpu_samples).median
 
 
 @dataclass

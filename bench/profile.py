@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bench.context import REPO, Context
+from bench.suites.launch import IMPORT_PROBE
 
 TOP = 18
 
@@ -154,19 +155,22 @@ def _scaling_build(pattern: str) -> Callable[[Context], str]:
                                 ctx, f"hvconf build of the largest point ({pattern})")
 
 
+def _cold(ctx: Context, flags: list[str], what: str) -> str:
+    """-X importtime and cProfile of a one-file check (with the run's lint cache, unless `flags` say no)."""
+    cmd = [*_hvconf(ctx), "check", *flags, str(REPO / "samples" / "x86-hello.hv")]
+    return importtime(cmd, ctx, what) + "\n" + cprofile(cmd, ctx, what)
+
+
 PROFILES: dict[str, Callable[[Context], str]] = {
     "launch.vs_qemu": lambda ctx: importtime([_launcher(ctx.hello_dir)], ctx, "launch.py x86-hello")
     + "\n" + cprofile_threads(_launcher(ctx.hello_dir), [], ctx, "launch.py x86-hello"),
-    "launch.import": lambda ctx: importtime(["-c", "import hvconf.kvm.launch, hvconf.kvm.run"], ctx,
-                                            "import of the runtime"),
-    "exits.vs_floor": lambda ctx: cprofile_threads(_launcher(ctx.exitloop_dir), ["--timeout", "120"], ctx,
+    "launch.import": lambda ctx: importtime(["-c", IMPORT_PROBE], ctx, "import of the runtime and the x86 family"),
+    "exits.vs_floor": lambda ctx: cprofile_threads(_launcher(ctx.exitloop_dir), ["--timeout", "600"], ctx,
                                                    "launch.py exitloop (200,001 exits)"),
-    "lint.vs_dtc": lambda ctx: cprofile([*_hvconf(ctx), "check", *_lint_files(ctx, True)], ctx,
+    "lint.vs_dtc": lambda ctx: cprofile([*_hvconf(ctx), "check", "--no-cache", *_lint_files(ctx, True)], ctx,
                                         "hvconf check on the sPAPR/e500 half"),
-    "lint.cold": lambda ctx: importtime([*_hvconf(ctx), "check", str(REPO / "samples" / "x86-hello.hv")], ctx,
-                                        "hvconf check x86-hello.hv")
-    + "\n" + cprofile([*_hvconf(ctx), "check", str(REPO / "samples" / "x86-hello.hv")], ctx,
-                      "hvconf check x86-hello.hv"),
+    "lint.cold": lambda ctx: _cold(ctx, ["--no-cache"], "hvconf check --no-cache x86-hello.hv"),
+    "lint.cold_cached": lambda ctx: _cold(ctx, [], "hvconf check x86-hello.hv (a cache hit)"),
 }
 PROFILES["launch.vs_floor"] = PROFILES["launch.vs_qemu"]
 PROFILES["lint.all_vs_dtc"] = PROFILES["lint.vs_dtc"]
@@ -215,12 +219,12 @@ PROFILES["size.vms.build"] = lambda ctx: cprofile(
     [*_hvconf(ctx), "build", str(ctx.tmp / "size" / "vms-10000.hv"), "-o", str(ctx.tmp / "profile-out")], ctx,
     "hvconf build of 10,000 VMs into a fresh folder")
 PROFILES["size.chain.check"] = lambda ctx: cprofile(
-    [*_hvconf(ctx), "check", str(ctx.tmp / "size" / "chain-10000" / "top.hv")], ctx,
+    [*_hvconf(ctx), "check", "--no-cache", str(ctx.tmp / "size" / "chain-10000" / "top.hv")], ctx,
     "hvconf check of 10,000 chained includes")
-PROFILES["size.vms.check"] = lambda ctx: cprofile([*_hvconf(ctx), "check", str(ctx.tmp / "size" / "vms-10000.hv")],
+PROFILES["size.vms.check"] = lambda ctx: cprofile([*_hvconf(ctx), "check", "--no-cache", str(ctx.tmp / "size" / "vms-10000.hv")],
                                                   ctx, "hvconf check of 10,000 VMs")
 PROFILES["reposize.rss"] = lambda ctx: tracemalloc_profile(_largest_repo(ctx), ctx)
-PROFILES["reposize.time"] = lambda ctx: cprofile([*_hvconf(ctx), "check", *_largest_repo(ctx)], ctx,
+PROFILES["reposize.time"] = lambda ctx: cprofile([*_hvconf(ctx), "check", "--no-cache", *_largest_repo(ctx)], ctx,
                                                  "hvconf check on the largest repo")
 
 

@@ -30,7 +30,31 @@ def num(value: float | None) -> str:
 def _side(side: Side | None, unit: str) -> str:
     if side is None:
         return "–"
-    return f"{side.label}: {num(side.median)} [{num(side.min)}–{num(side.max)}] {unit} (n={len(side.samples)})"
+    text = f"{side.label}: {num(side.median)} [{num(side.min)}–{num(side.max)}] {unit}"
+    if side.cpu_median is not None:
+        text += f"; CPU {num(side.cpu_median)} [{num(side.cpu_min)}–{num(side.cpu_max)}]"
+    return text + f" (n={len(side.samples)})"
+
+
+def _ratio(ratio: float | None, paired: dict[str, float] | None) -> str:
+    if ratio is None:
+        return "–"
+    text = f"{ratio:.2f}x"
+    if paired:
+        text += f" (per round {num(paired['median'])} [{num(paired['min'])}–{num(paired['max'])}])"
+    return text
+
+
+def _goal(r: Row) -> str:
+    if r.cpu_goal is not None:
+        return f"{r.goal.text if r.goal else '–'}; {r.cpu_goal.text}"
+    return r.goal.text if r.goal else "–"
+
+
+def _verdict(r: Row) -> str:
+    if r.verdict in ("met", "missed"):
+        return f"{MARK[r.verdict]} (wall {r.verdict_wall}, CPU {r.verdict_cpu})"
+    return MARK[r.verdict]
 
 
 def write_json(path: Path, meta: dict[str, Any], records: Sequence[Row | Series]) -> None:
@@ -49,23 +73,22 @@ def markdown(meta: dict[str, Any], records: Sequence[Row | Series]) -> str:
         f"{meta['started']} · {meta['mode']} run · {meta['host']['cpu']} ({meta['host']['cores']} cores) · "
         f"Linux {meta['host']['kernel']} · Python {meta['host']['python']} · hvconf {meta['hvconf']['commit']}",
         "",
-        "Medians with [min–max]; A and B ran interleaved (A B A B ...) in one run. Ratio = median A / "
-        "median B (the verdict's); per round: A/B of each back-to-back pair, median [min–max]. "
+        "Medians with [min–max], wall clock then CPU (user + sys of the child and what it reaped, from "
+        "wait4); A and B ran interleaved (A B A B ...) in one run. Ratio = median A / median B (the "
+        "verdict's), wall and CPU; per round: A/B of each back-to-back pair, median [min–max]. A goal "
+        "is met when both wall and CPU meet it. "
         f"Load average (1 min) at start {meta['load_average']['start'][0]:.1f}, "
         f"at end {meta['load_average']['end'][0]:.1f}, on {meta['host']['cores']} cores.",
         "",
-        "| measurement | A median [min–max] | B median [min–max] | ratio | goal | met? |",
-        "|---|---|---|---|---|---|",
+        "| measurement | A median [min–max] | B median [min–max] | ratio, wall | ratio, CPU | goal | met? |",
+        "|---|---|---|---|---|---|---|",
     ]
     for r in records:
         if isinstance(r, Row):
-            goal = r.goal.text if r.goal else "–"
-            ratio = f"{r.ratio:.2f}x" if r.ratio is not None else "–"
-            paired = r.extra.get("paired_ratio")
-            if paired:
-                ratio += f" (per round {num(paired['median'])} [{num(paired['min'])}–{num(paired['max'])}])"
-            lines.append(f"| {r.measurement} | {_side(r.a, r.unit)} | {_side(r.b, r.unit)} | {ratio} | {goal} "
-                         f"| {MARK[r.verdict]} |")
+            wall = _ratio(r.ratio, r.extra.get("paired_ratio"))
+            cpu = _ratio(r.cpu_ratio, r.extra.get("paired_cpu_ratio"))
+            lines.append(f"| {r.measurement} | {_side(r.a, r.unit)} | {_side(r.b, r.unit)} | {wall} | {cpu} "
+                         f"| {_goal(r)} | {_verdict(r)} |")
     lines += ["", "## Scaling (least squares on the medians)", "",
               "| series | points (x: median) | slope | r² | goal | met? |", "|---|---|---|---|---|---|"]
     for s in records:

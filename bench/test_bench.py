@@ -19,7 +19,7 @@ import pytest
 
 from bench import inputs
 from bench.context import BENCH, hvconf_command
-from bench.measure import MeasureError, interleave, least_squares, run, summary
+from bench.measure import MeasureError, Timing, interleave, least_squares, run, summary
 from bench.measurements import Goal, Point, Row, Series, Side
 from bench.suites.exits import EXITS, floor_us_per_exit, launcher_us_per_exit
 
@@ -45,6 +45,19 @@ def test_run_times_a_child_and_reads_its_peak_rss() -> None:
     sample = run([sys.executable, "-c", "b = bytearray(64 << 20); b[::4096] = b'x' * len(b[::4096])"])
     assert sample.status == 0 and sample.seconds > 0
     assert sample.maxrss_kib > 64 * 1024  # the 64 MiB it touched
+
+
+BUSY = "import time; t = time.process_time()\nwhile time.process_time() - t < 0.3: pass"
+
+
+def test_run_reads_cpu_time_of_the_child_and_what_it_reaped() -> None:
+    busy = run([sys.executable, "-c", BUSY])
+    idle = run([sys.executable, "-c", "import time; time.sleep(0.3)"])
+    assert busy.cpu_seconds >= 0.3 and idle.seconds >= 0.3
+    assert idle.cpu_seconds < busy.cpu_seconds - 0.2  # a sleeping child costs wall time, not CPU
+    # a grandchild that the child waited for is counted too (a shell loop's dtc processes)
+    nested = run(["sh", "-c", 'for i in 1 2; do "$0" -c "$1" || exit 1; done', sys.executable, BUSY])
+    assert nested.cpu_seconds >= 0.6
 
 
 def test_run_raises_on_a_wrong_status_with_stderr() -> None:
@@ -79,6 +92,23 @@ def test_row_verdicts_follow_the_numbers() -> None:
     paired = Row("r", "s", "m", "ms", a, b).extra["paired_ratio"]  # 10/30, 12/32, 11/31
     assert paired["min"] == pytest.approx(1 / 3) and paired["max"] == pytest.approx(12 / 32)
     assert Row("r", "s", "m", "ms", a, None, Goal("ratio_max", 1.0, "")).verdict == "skipped"
+
+
+def test_goals_are_judged_on_wall_and_cpu() -> None:
+    # wall 11 vs 31 meets 0.5x; CPU 20 vs 30 does not: the row misses, and says which
+    a = Side("a", "", [Timing(10.0, 19.0), Timing(12.0, 21.0), Timing(11.0, 20.0)])
+    b = Side("b", "", [Timing(30.0, 29.0), Timing(32.0, 31.0), Timing(31.0, 30.0)])
+    assert (a.samples, a.cpu_samples, a.cpu_median) == ([10.0, 12.0, 11.0], [19.0, 21.0, 20.0], 20.0)
+    row = Row("r", "s", "m", "ms", a, b, Goal("ratio_max", 0.5, ""))
+    assert (row.verdict, row.verdict_wall, row.verdict_cpu) == ("missed", "met", "missed")
+    assert row.cpu_ratio == pytest.approx(20 / 30) and row.extra["paired_cpu_ratio"]["max"] == pytest.approx(21 / 31)
+    assert Row("r", "s", "m", "ms", a, b, Goal("ratio_max", 0.7, "")).verdict == "met"
+    # a CPU goal of its own: wall on A's median, CPU on the ratio
+    own = Row("r", "s", "m", "ms", a, b, Goal("a_below", 12.0, ""), cpu_goal=Goal("ratio_below", 0.6, ""))
+    assert (own.verdict_wall, own.verdict_cpu, own.verdict) == ("met", "missed", "missed")
+    # sides without CPU figures are judged on wall time alone
+    plain = Row("r", "s", "m", "ms", Side("a", "", [1.0]), Side("b", "", [4.0]), Goal("ratio_max", 0.5, ""))
+    assert (plain.verdict, plain.verdict_cpu, plain.cpu_ratio) == ("met", "info", None)
 
 
 def _series(ys: list[float], kind: str = "linear", value: float = 0.0) -> Series:
@@ -159,6 +189,14 @@ def test_floor_watchdog_ends_a_spinning_guest(tmp_path: Path) -> None:
     spin.write_bytes(b"\xeb\xfe")  # jmp . : never exits to userspace
     with pytest.raises(MeasureError, match="exit status 3"):
         run([str(floor), str(spin), "0x7c00", "0x200000", "1"], timeout=10)
+
+
+def test_import_probe_loads_what_a_launch_loads() -> None:
+    from bench.suites.launch import IMPORT_PROBE, probe_timing
+
+    check = "; import sys; assert {'hvconf.kvm.run', 'hvconf.kvm.x86.exits', 'hvconf.kvm.x86.devices'} <= set(sys.modules)"
+    timing = probe_timing(run([sys.executable, "-c", IMPORT_PROBE + check]))
+    assert timing.wall > 0 and timing.cpu > 0
 
 
 def test_launcher_summary_parses_and_checks_the_count() -> None:

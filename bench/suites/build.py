@@ -15,9 +15,9 @@ import tempfile
 from pathlib import Path
 
 from bench.context import REPO, Context
-from bench.measure import interleave, run as run_once
+from bench.measure import Timing, interleave, run as run_once
 from bench.measurements import Row, Series, Side
-from bench.suites.common import Runner, command_text
+from bench.suites.common import Runner, command_text, timing_ms
 
 SUITE = "build"
 SAMPLES = {"ppc64-spapr": "pseries.hv", "ppc-e500": "e500.hv", "x86_64": "x86-hello.hv", "s390x": "s390x.hv"}
@@ -31,11 +31,11 @@ def _env(home: Path) -> dict[str, str]:
 
 
 def _cold(ctx: Context, cmd_for: Path, seen_cache: list[bool]) -> Runner:
-    def once() -> float:
+    def once() -> Timing:
         tmp = Path(tempfile.mkdtemp(prefix="cold-", dir=ctx.tmp))
         sample = run_once([*ctx.hvconf, "build", str(cmd_for), "-o", str(tmp / "out")], env=_env(tmp))
         seen_cache.append(all((tmp / "cache" / "hvconf" / name).is_file() for name in CACHED))
-        return sample.seconds * 1000.0
+        return timing_ms(sample)
 
     return once
 
@@ -43,7 +43,7 @@ def _cold(ctx: Context, cmd_for: Path, seen_cache: list[bool]) -> Runner:
 def _warm(ctx: Context, source: Path, home: Path) -> Runner:
     env = _env(home)
     cmd = [*ctx.hvconf, "build", str(source), "-o", str(home / "out")]
-    return lambda: run_once(cmd, env=env).seconds * 1000.0
+    return lambda: timing_ms(run_once(cmd, env=env))
 
 
 def run(ctx: Context) -> list[Row | Series]:

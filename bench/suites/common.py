@@ -2,17 +2,23 @@
 
 `runner(cmd, must_print=...)` returns a zero-argument callable for
 measure.interleave that runs the command once, checks its status and
-output, and returns the wall time in ms (or a value the child reports,
-through `value`). It adds nothing to what it times but spawn and reap.
+output, and returns a Timing: wall and CPU time (user + sys, from wait4)
+in ms, or values the child reports, through `value`. It adds nothing to
+what it times but spawn and reap.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 
-from bench.measure import MeasureError, Sample, run
+from bench.measure import MeasureError, Sample, Timing, run
 
-Runner = Callable[[], float]
+Runner = Callable[[], Timing]
+
+
+def timing_ms(sample: Sample) -> Timing:
+    """A child's wall and CPU time in ms."""
+    return Timing(sample.seconds * 1000.0, sample.cpu_seconds * 1000.0)
 
 
 def runner(
@@ -21,20 +27,20 @@ def runner(
     expect: Sequence[int] = (0,),
     must_print: bytes | None = None,
     env: Mapping[str, str] | None = None,
-    value: Callable[[Sample], float] | None = None,
+    value: Callable[[Sample], Timing] | None = None,
     timeout: float = 300.0,
     on_sample: Callable[[Sample], None] | None = None,
 ) -> Runner:
-    """A callable that runs `cmd` once and returns ms (or `value(sample)`)."""
+    """A callable that runs `cmd` once and returns its Timing in ms (or `value(sample)`)."""
 
-    def once() -> float:
+    def once() -> Timing:
         sample = run(cmd, env=env, expect=expect, timeout=timeout)
         if must_print is not None and must_print not in sample.stdout:
             raise MeasureError(f"`{' '.join(cmd)[:200]}` did not print {must_print!r} "
                                f"(stdout {sample.stdout[:120]!r})")
         if on_sample is not None:
             on_sample(sample)
-        return value(sample) if value is not None else sample.seconds * 1000.0
+        return value(sample) if value is not None else timing_ms(sample)
 
     return once
 

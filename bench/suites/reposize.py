@@ -35,7 +35,7 @@ def run(ctx: Context) -> list[Row | Series]:
     for n in sizes:
         root = ctx.tmp / f"reposize-{n}"
         inputs.write_repo(root, n)
-        cmd = [*ctx.hvconf, "check", str(root / "vms")]  # also checks the 4 shared bases
+        cmd = [*ctx.hvconf, "check", "--no-cache", str(root / "vms")]  # also checks the 4 shared bases
         runners.append(runner(cmd, timeout=900, on_sample=keep_rss(n)))
     ctx.log(f"reposize: sizes {', '.join(map(str, sizes))}, {ctx.counts.scaling} rounds")
     times = interleave(runners, ctx.counts.scaling, warmup=1)

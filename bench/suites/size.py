@@ -23,7 +23,7 @@ from pathlib import Path
 
 from bench import inputs
 from bench.context import Context
-from bench.measure import interleave, run as run_once
+from bench.measure import Timing, interleave, run as run_once
 from bench.measurements import Goal, Point, Row, Series, Side
 from bench.suites.common import Runner, command_text, runner
 
@@ -53,7 +53,7 @@ def _series(id: str, title: str, x_label: str, sizes: tuple[int, ...], paths: li
 
 def _fresh_build(ctx: Context, source: Path) -> Runner:
     """`hvconf build` into a new output folder each time, as a first build writes."""
-    def once() -> float:
+    def once() -> Timing:
         out = Path(tempfile.mkdtemp(prefix="size-build-", dir=ctx.tmp)) / "out"
         return runner([*ctx.hvconf, "build", str(source), "-o", str(out)], timeout=3600)()
 
@@ -90,8 +90,8 @@ def run(ctx: Context) -> list[Row | Series]:
                 writes, small, write_times, suffix=":rewrite", note="slope: ms per VM folder"),
     ]
     chain, vms = chains[-1], files[-1]
-    whole = [runner([*ctx.hvconf, "check", str(chain)], timeout=600),
-             runner([*ctx.hvconf, "check", str(vms)], timeout=600)]
+    whole = [runner([*ctx.hvconf, "check", "--no-cache", str(chain)], timeout=600),
+             runner([*ctx.hvconf, "check", "--no-cache", str(vms)], timeout=600)]
     ctx.log(f"size: hvconf check of {LARGEST} chained includes and of {LARGEST} VMs, {rounds} rounds")
     checks = interleave(whole, rounds, warmup=1)
     ctx.log(f"size: hvconf build of {LARGEST} VMs into a fresh folder each time, {rounds} rounds")

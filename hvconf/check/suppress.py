@@ -72,11 +72,17 @@ def _statement_spans(tree: ast.SourceFile) -> Iterator[Span]:
             yield from (line.span for line in getattr(stmt, _BLOCK_LINES.get(type(stmt), ""), ()))
 
 
+def statement_spans(tree: ast.SourceFile) -> list[Span]:
+    """What suppressions need of a tree: the spans of its statements (the lint cache keeps
+    these instead of the tree, hvconf/lint/cache.py)."""
+    return list(_statement_spans(tree))
+
+
 class _Scopes:
     """What a comment on a line of its own covers: the outermost node that starts next."""
 
-    def __init__(self, tree: ast.SourceFile) -> None:
-        nodes = sorted(((s.line, s.col), (-s.end_line, -s.end_col)) for s in _statement_spans(tree))
+    def __init__(self, spans: Iterable[Span]) -> None:
+        nodes = sorted(((s.line, s.col), (-s.end_line, -s.end_col)) for s in spans)
         self.starts = [start for start, _ in nodes]
         self.nodes = [(start, (-neg[0], -neg[1])) for start, neg in nodes]
 
@@ -113,13 +119,15 @@ def _pragmas(file: str, comment: Comment, scopes: _Scopes,
                           start, end, trailing=not comment.own_line)
 
 
-def suppressions(file: str, text: str, tree: ast.SourceFile) -> tuple[list[Suppression], list[Diagnostic]]:
-    """The suppressions of one parsed file, and warnings for malformed ones."""
+def suppressions(file: str, text: str, tree: ast.SourceFile | list[Span]) -> tuple[list[Suppression],
+                                                                                 list[Diagnostic]]:
+    """The suppressions of one parsed file (its tree, or its statement_spans), and warnings for
+    malformed ones."""
     found: list[Suppression] = []
     problems: list[Diagnostic] = []
     if "hvconf" not in text:  # the common case: no comment to read
         return found, problems
-    scopes = _Scopes(tree)
+    scopes = _Scopes(tree if isinstance(tree, list) else _statement_spans(tree))
     for comment in comments(text):
         found += _pragmas(file, comment, scopes, problems)
     return found, problems
@@ -146,19 +154,24 @@ def _unused(s: Suppression) -> Diagnostic:
 
 
 def apply(report: Report, sources: Mapping[str, str],
-          trees: Mapping[str, ast.SourceFile] | None = None) -> Report:
+          trees: Mapping[str, ast.SourceFile] | None = None,
+          spans: Mapping[str, list[Span] | None] | None = None) -> Report:
     """`report` without the findings its files' suppressions cover, plus an
     `unused-suppression` warning for each code that covered nothing.
 
-    `sources` maps file names (as in spans) to their text; `trees` their ASTs
-    (parsed again from `sources` when missing). Files that do not parse are skipped.
+    `sources` maps file names (as in spans) to their text; `trees` their ASTs, or `spans`
+    their statement_spans (None: the file did not parse), parsed again from `sources` when
+    neither has the file. Files that do not parse are skipped.
     """
     from hvconf.syntax.parser import parse
 
     found: list[Suppression] = []
     new: list[Diagnostic] = []
     for file, text in sources.items():
-        tree = (trees or {}).get(file) or (parse(text, file, Report()) if "hvconf" in text else None)
+        if spans and file in spans and not (trees and file in trees):
+            tree: ast.SourceFile | list[Span] | None = spans[file]
+        else:
+            tree = (trees or {}).get(file) or (parse(text, file, Report()) if "hvconf" in text else None)
         if tree is not None:
             more, problems = suppressions(file, text, tree)
             found += more

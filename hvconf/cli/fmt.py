@@ -9,10 +9,8 @@ parse, 2 a path cannot be read or written. Tested by tests/test_fmt.py.
 from __future__ import annotations
 
 import argparse
-import difflib
 import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -48,6 +46,8 @@ def write_atomically(path: Path, text: str) -> None:
     """Replace the file `path` (a symlink's target) by `text`, keeping its mode."""
     real = Path(os.path.realpath(path))
     mode = real.stat().st_mode & 0o7777
+    import tempfile  # here, not at the top: every command registers fmt, and `check` needs neither
+
     fd, tmp = tempfile.mkstemp(prefix=f".{real.name}.", suffix=".tmp", dir=real.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
@@ -135,6 +135,8 @@ class _Run:
 
     @staticmethod
     def diff(old: str, new: str, display: str) -> None:
+        import difflib
+
         for line in difflib.unified_diff(old.splitlines(True), new.splitlines(True), f"a/{display}", f"b/{display}"):
             sys.stdout.write(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n")
 

@@ -27,7 +27,8 @@ EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
 
 # Modules that add commands: each has `register(subparsers)`, called in this order
 # in parser(). Imported only when the parser is built, so they stay cheap to list.
-COMMAND_MODULES: tuple[str, ...] = ("hvconf.cli.host", "hvconf.cli.fmt", "hvconf.cli.docs", "hvconf.cli.lsp")
+COMMAND_MODULES: tuple[str, ...] = ("hvconf.cli.host", "hvconf.cli.fmt", "hvconf.cli.docs", "hvconf.cli.cache",
+                                   "hvconf.cli.lsp")
 
 EXAMPLES = """examples:
   hvconf check vms/                     lint every .hv under vms/; needs no /dev/kvm
@@ -172,7 +173,8 @@ def cmd_check(args: argparse.Namespace) -> int:
         return _fail(str(err))
     except _host_facts_error() as err:  # evaluated only once something was raised
         return _fail(str(err))
-    result = lint(paths, jobs=args.jobs, root=args.root, allow=args.allow_path or (), **options)
+    cache = import_module("hvconf.cli.cache").cache_from_args(args, options, args.root, args.allow_path or ())
+    result = lint(paths, jobs=args.jobs, root=args.root, allow=args.allow_path or (), cache=cache, **options)
     result.report = filtered(result.report, select=select, ignore=ignore)
     status = _status(result.report, args.werror)
     if args.quiet:  # only what fails the run
@@ -390,6 +392,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--color", choices=["auto", "always", "never"], default="auto",
                    help="colour the text format (default: auto: on a terminal, unless NO_COLOR is set)")
     import_module("hvconf.cli.host").add_host_options(p)  # --host / --host-facts, via _check_options()
+    import_module("hvconf.cli.cache").add_cache_options(p)  # --no-cache / --cache-dir
     _path_options(p)
     p.set_defaults(func=cmd_check)
 

@@ -5,25 +5,31 @@ checks them with one shared Loader per process (an included file is parsed
 once per process), optionally across `jobs` worker processes, and returns
 the same report, in the same order, whatever `jobs` is. Of each checked file
 it keeps the findings, not the tree or text, so memory stays flat over a repo.
-Writes nothing and prints nothing: rendering is hvconf.lint.formats'.
-Tested by tests/test_lint_scale.py.
+Writes nothing and prints nothing (but the lint cache's entries, given a
+cache: hvconf/lint/cache.py); rendering is hvconf.lint.formats'. Tested by
+tests/test_lint_scale.py and tests/test_lint_cache.py.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
-from hvconf.diagnostics import Diagnostic, Report, Severity
+from hvconf.diagnostics import Diagnostic, Report, Severity, Span
 
 if TYPE_CHECKING:
     from multiprocessing.context import BaseContext
 
+    from hvconf.lint.cache import LintCache
     from hvconf.syntax import ast
     from hvconf.syntax.loader import Program
 
 SUFFIX = ".hv"
+# hvconf/check/suppress.py's _PRAGMA: a file without one has no suppression to apply, and a cache
+# hit need not import the checks (hvconf.check) to find that out.
+_PRAGMA = re.compile(r"#\s*hvconf\s*:")
 
 
 class UsageError(Exception):
@@ -94,20 +100,23 @@ def _once_each(paths: list[str]) -> list[str]:
 
 class _Chunk:
     """What one worker sends back: its report, how many roots it checked, the roots it
-    could not read, and the trees of files that may hold `# hvconf:` comments."""
+    could not read, and the trees (or, from the cache, the statement spans) of files that
+    may hold `# hvconf:` comments; with a cache, each checked root's entry to store."""
 
     def __init__(self, report: Report) -> None:
         self.report = report
         self.checked = 0
         self.unreadable: list[str] = []
         self.trees: dict[str, ast.SourceFile] = {}
+        self.spans: dict[str, list[Span] | None] = {}
+        self.recorded: list[tuple[str, dict[str, Any]]] = []
 
 
 def _check_chunk(paths: Sequence[str | Path], options: dict[str, Any], root: str | None = None,
-                 allow: tuple[str, ...] = ()) -> _Chunk:
+                 allow: tuple[str, ...] = (), record: bool = False) -> _Chunk:
     """Check `paths` with one Loader (reading within `root` and `allow`, see Loader); a root
     that cannot be read is noted, not fatal. Suppressions are left to the caller: they apply
-    once, to the merged report."""
+    once, to the merged report. `record`: keep each root's cache entry (hvconf/lint/cache.py)."""
     from hvconf import compiler
     from hvconf.syntax.loader import InputError, Loader
 
@@ -118,6 +127,12 @@ def _check_chunk(paths: Sequence[str | Path], options: dict[str, Any], root: str
         except InputError as err:
             chunk.unreadable.append(str(err))
             continue
+        if record:
+            from hvconf.lint.cache import record as entry_of
+
+            entry = entry_of(result)
+            if entry is not None:
+                chunk.recorded.append((str(path), entry))
         program = result.checked[0].program
         if not _base(program) and loader.release(program.root.path):  # keep its findings only
             _drop_unneeded_source(result.report, program.root.display)
@@ -159,19 +174,22 @@ def _merged(parts: Sequence[_Chunk]) -> Report:
     """One report with each distinct diagnostic once (a file included by roots in
     different workers, or visited again by each root, is reported once), after the
     suppressions of all files, in a total order."""
-    from hvconf.check.suppress import apply
-
     merged = Report()
     seen: set[Diagnostic] = set()
     trees: dict[str, ast.SourceFile] = {}
+    spans: dict[str, list[Span] | None] = {}
     for part in parts:
         merged.sources.update(part.report.sources)
         trees.update(part.trees)
+        spans.update(part.spans)
         for d in part.report.diagnostics:
             if d not in seen:
                 seen.add(d)
                 merged.diagnostics.append(d)
-    merged = apply(merged, merged.sources, trees)
+    if any(_PRAGMA.search(text) for text in merged.sources.values()):  # else no comment suppresses
+        from hvconf.check.suppress import apply
+
+        merged = apply(merged, merged.sources, trees, spans)
     merged.diagnostics.sort(key=_total_key)
     return merged
 
@@ -202,20 +220,47 @@ def _context() -> "BaseContext | None":
     return multiprocessing.get_context("fork")
 
 
+def _from_cache(paths: Sequence[str | Path], cache: LintCache) -> tuple[_Chunk, list[str | Path]]:
+    """The cache hits among `paths` as one chunk, and the paths left to check."""
+    from hvconf.lint.cache import cached_chunk_parts
+
+    hits, misses = [], []
+    for path in paths:
+        entry = cache.lookup(str(path))
+        if entry is None:
+            misses.append(path)
+        else:
+            hits.append(entry)
+    report, spans = cached_chunk_parts(hits)
+    chunk = _Chunk(report)
+    chunk.checked, chunk.spans = len(hits), spans
+    return chunk, misses
+
+
 def lint(paths: Sequence[str | Path], *, jobs: int = 1, root: str | None = None, allow: Sequence[str] = (),
-         **options: Any) -> LintResult:
+         cache: LintCache | None = None, **options: Any) -> LintResult:
     """Check every path; `options` go to compiler.check. jobs <= 0 means one per CPU. `root`
-    (--root) and `allow` (--allow-path) say where definitions may read (hvconf/syntax/paths.py)."""
+    (--root) and `allow` (--allow-path) say where definitions may read (hvconf/syntax/paths.py).
+    With a `cache`, unchanged files are taken from it and the others stored in it."""
+    parts: list[_Chunk] = []
+    if cache is not None:
+        hit, paths = _from_cache(paths, cache)
+        parts.append(hit)
     jobs = jobs if jobs > 0 else (os.cpu_count() or 1)
     jobs = min(jobs, len(paths)) or 1
-    if jobs == 1:
-        parts = [_check_chunk(paths, options, root, tuple(allow))]
-    else:
+    record = cache is not None
+    if paths and jobs == 1:
+        parts.append(_check_chunk(paths, options, root, tuple(allow), record))
+    elif paths:
         from concurrent.futures import ProcessPoolExecutor
 
         with ProcessPoolExecutor(max_workers=jobs, mp_context=_context()) as pool:
-            futures = [pool.submit(_check_chunk, chunk, options, root, tuple(allow)) for chunk in _chunks(paths, jobs)]
-            parts = [f.result() for f in futures]  # in submission order, not completion order
+            futures = [pool.submit(_check_chunk, chunk, options, root, tuple(allow), record)
+                       for chunk in _chunks(paths, jobs)]
+            parts += [f.result() for f in futures]  # in submission order, not completion order
+    if cache is not None:
+        for path, entry in (pair for part in parts for pair in part.recorded):
+            cache.store(path, entry)
     return LintResult(_merged(parts), sum(p.checked for p in parts), [u for p in parts for u in p.unreadable])
 
 

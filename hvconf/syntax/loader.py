@@ -63,6 +63,9 @@ class LoadedFile:
         self.tree = tree
         self.real = real if real is not None else os.path.realpath(path)  # what identifies the file
         self.folder = folder_of(path)  # what its relative paths resolve against
+        # What reading it found (invalid UTF-8, a syntax error): reported once per Loader, kept
+        # so a caller that keeps each root's findings apart (the lint cache) can add them back.
+        self.findings: list[Diagnostic] = []
 
 
 class Program:
@@ -173,9 +176,11 @@ class Loader:
         if len(data) > MAX_FILE_BYTES:  # a file whose size lied, or grew since the stat
             return PathRefused(TOO_LARGE, f"it is more than {MAX_FILE_BYTES} bytes; hvconf reads at most "
                                           f"{MAX_FILE_BYTES}")
+        before = len(report.diagnostics)
         text = decode(data, display, report)
         tree = parse(text, display, report) if text is not None else None
         loaded = LoadedFile(path, display, hashlib.sha256(data).hexdigest(), tree, real)
+        loaded.findings = report.diagnostics[before:]
         self._files[real] = loaded
         return loaded
 
