@@ -26,11 +26,11 @@ import resource
 import struct
 import subprocess
 import tempfile
-from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
 from hvconf.diagnostics import Span
+from hvconf.record import Record
 from hvconf.syntax.gas import MAX_SOURCE_BYTES, scan
 from hvconf.syntax.paths import MISSING, OUTSIDE, TOO_LARGE, PathRefused, Scope, folder_of, read_checked, resolve, scope_for
 
@@ -47,10 +47,10 @@ class GuestBuildError(Exception):
         self.span = span
 
 
-@dataclass(frozen=True)
-class Toolchain:
+class Toolchain(Record):
     """The tools and flags that build flat images for one guest arch."""
 
+    __slots__ = ("assembler", "objcopy", "flags", "code16_flags")
     assembler: str
     objcopy: str
     flags: tuple[str, ...]

@@ -33,6 +33,8 @@ class UsageError(Exception):
 class LintResult:
     """The merged report, how many root files were checked, and the roots that could not be read."""
 
+    __slots__ = ("report", "files", "unreadable")
+
     def __init__(self, report: Report, files: int, unreadable: list[str] | None = None) -> None:
         self.report = report
         self.files = files
@@ -95,6 +97,8 @@ def _once_each(paths: list[str]) -> list[str]:
 class _Chunk:
     """What one worker sends back: its report, how many roots it checked, the roots it
     could not read, and the trees of files that may hold `# hvconf:` comments."""
+
+    __slots__ = ("report", "checked", "unreadable", "trees")
 
     def __init__(self, report: Report) -> None:
         self.report = report
