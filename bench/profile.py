@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bench.context import REPO, Context
+from bench.suites import launch
 
 TOP = 18
 
@@ -157,7 +158,7 @@ def _scaling_build(pattern: str) -> Callable[[Context], str]:
 PROFILES: dict[str, Callable[[Context], str]] = {
     "launch.vs_qemu": lambda ctx: importtime([_launcher(ctx.hello_dir)], ctx, "launch.py x86-hello")
     + "\n" + cprofile_threads(_launcher(ctx.hello_dir), [], ctx, "launch.py x86-hello"),
-    "launch.import": lambda ctx: importtime(["-c", "import hvconf.kvm.launch, hvconf.kvm.run"], ctx,
+    "launch.import": lambda ctx: importtime(["-c", launch.IMPORTS], ctx,
                                             "import of the runtime"),
     "exits.vs_floor": lambda ctx: cprofile_threads(_launcher(ctx.exitloop_dir), ["--timeout", "120"], ctx,
                                                    "launch.py exitloop (200,001 exits)"),
