@@ -171,7 +171,8 @@ def test_launcher_summary_parses_and_checks_the_count() -> None:
 
 def _hvconf_modules(importtime_stderr: str) -> set[str]:
     """The hvconf modules in `python -X importtime`'s report ("import time: self | cumulative | name")."""
-    names = (line.rpartition("|")[2].strip() for line in importtime_stderr.splitlines() if line.startswith("import time:"))
+    lines = importtime_stderr.splitlines()
+    names = (line.rpartition("|")[2].strip() for line in lines if line.startswith("import time:"))
     return {name for name in names if name == "hvconf" or name.startswith("hvconf.")}
 
 

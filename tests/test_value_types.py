@@ -55,5 +55,6 @@ def test_record_fields_are_its_slots(record: type[Record]) -> None:
     # field missing from __slots__ is one the constructor never takes.
     own = record.__dict__.get("__slots__")
     assert own is not None, "a Record subclass lists its fields in __slots__"
-    annotated = {name for name, kind in record.__dict__.get("__annotations__", {}).items() if "ClassVar" not in str(kind)}
+    annotations = record.__dict__.get("__annotations__", {})
+    annotated = {name for name, kind in annotations.items() if "ClassVar" not in str(kind)}
     assert not annotated or annotated == set(own)

@@ -60,7 +60,8 @@ def run(ctx: Context) -> list[Row | Series]:
                 add(f"qemu-{machine}", f"QEMU -M {machine}", cmd, runner(cmd, expect=(1,), must_print=b"A"))
     add("python", "python -c pass", [ctx.python, "-c", "pass"], runner([ctx.python, "-c", "pass"]))
     probe = [ctx.python, "-c", IMPORT_PROBE]
-    add("import", "import hvconf.kvm.{launch,run} and the x86 parts", probe, runner(probe, value=lambda s: float(s.stdout)))
+    add("import", "import hvconf.kvm.{launch,run} and the x86 parts", probe,
+        runner(probe, value=lambda s: float(s.stdout)))
 
     ctx.log(f"launch: {len(sides)} sides interleaved, {ctx.counts.launch} rounds")
     keys = list(sides)
@@ -92,6 +93,7 @@ def run(ctx: Context) -> list[Row | Series]:
                             side["floor"], side["qemu-microvm"],
                             note="the floor runs hello.S (49 exits), QEMU a 16-byte BIOS guest (2 exits)"))
     rows.append(Row("launch.import", SUITE,
-                    "import of the runtime a real launch loads (hvconf.kvm.launch, .run, the x86 family's parts)", "ms", side["import"], None, GOAL_IMPORT,
+                    "import of the runtime a real launch loads (hvconf.kvm.launch, .run, the x86 family's parts)",
+                    "ms", side["import"], None, GOAL_IMPORT,
                     note="timed inside a fresh interpreter with perf_counter around the import"))
     return rows
