@@ -21,10 +21,11 @@ if TYPE_CHECKING:
     from hvconf.model.host import HostFacts
 
 
-# Plain classes, not dataclasses: every @dataclass compiles its methods at import, which a
-# one-file `hvconf check` paid for in full (see hvconf/record.py).
+# Plain classes with __slots__, filled in as the run goes (docs/architecture.md#value-types).
 class Checked:
     """One root file after parsing, lowering and checking."""
+
+    __slots__ = ("program", "vms")
 
     def __init__(self, program: Program, vms: list[ir.Vm]) -> None:
         self.program = program
@@ -32,6 +33,8 @@ class Checked:
 
 
 class Result:
+    __slots__ = ("report", "checked", "built")
+
     def __init__(self) -> None:
         self.report = Report()
         self.checked: list[Checked] = []

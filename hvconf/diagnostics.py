@@ -71,6 +71,8 @@ class Diagnostic(Record):
 class Report:
     """Diagnostics collected by a run, plus the source texts needed to show them."""
 
+    __slots__ = ("diagnostics", "sources", "_keys", "_indexed", "_of")
+
     def __init__(self, diagnostics: list[Diagnostic] | None = None, sources: dict[str, str] | None = None) -> None:
         self.diagnostics: list[Diagnostic] = diagnostics if diagnostics is not None else []
         self.sources: dict[str, str] = sources if sources is not None else {}

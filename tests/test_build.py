@@ -75,7 +75,8 @@ def quoted(text: str, keyword: str) -> list[str]:
 
 def expected_inputs(root: Path) -> dict[str, str]:
     """Every file a build of `root` reads, found independently of the loader:
-    the file, its includes (recursively) and its guest sources; path -> sha256."""
+    the file, its includes (recursively), its guest sources and what they include;
+    path -> sha256."""
     found: dict[str, str] = {}
     todo = [root]
     while todo:
@@ -86,9 +87,9 @@ def expected_inputs(root: Path) -> dict[str, str]:
         text = path.read_text()
         found[rel] = sha256(path.read_bytes())
         todo += [Path(os.path.normpath(path.parent / inc)) for inc in quoted(text, "include")]
-        for guest in quoted(text, "guest"):
-            g = Path(os.path.normpath(path.parent / guest))
-            found[Path(os.path.relpath(g, root.parent)).as_posix()] = sha256(g.read_bytes())
+        if path.suffix != ".hv":  # a guest source or what it includes: `.include` names its folder's files
+            todo += [Path(os.path.normpath(path.parent / inc)) for inc in quoted(text, r"\.include")]
+        todo += [Path(os.path.normpath(path.parent / guest)) for guest in quoted(text, "guest")]
     return found
 
 
@@ -179,6 +180,31 @@ def test_cli_builds_are_reproducible_across_cwd_hash_seed_and_locale(
         assert other == first, f"{name} differs from repo-seed1-C"
     # The CLI writes exactly what the compiler returns.
     assert first == {f"{vm}/{f}": sha256(blob) for vm, b in built.items() for f, blob in b.files.items()}
+
+
+def test_manifest_records_what_the_guest_source_includes(tmp_path: Path) -> None:
+    # `as --MD` lists what it read: an included file and an .incbin blob are inputs as the source is,
+    # so an edit to either shows in manifest.json (and, here, in the image).
+    (tmp_path / "lib").mkdir()
+    (tmp_path / "guest.S").write_text('\t.code16\n\t.include "lib/halt.inc"\n\tcli\n\thalt_here\n'
+                                      '\t.incbin "blob.bin"\n')
+    (tmp_path / "lib" / "halt.inc").write_text("\t.macro halt_here\n\thlt\n\t.endm\n")
+    (tmp_path / "blob.bin").write_bytes(b"\xaa")
+    root = tmp_path / "good.hv"
+    root.write_text(GOOD_X86.format(guest="guest.S"))
+
+    def manifest() -> tuple[dict[str, str], bytes]:
+        [vm] = compiler.build([root]).built
+        return {i["path"]: i["sha256"] for i in json.loads(vm.files["manifest.json"])["inputs"]}, vm.files["guest.bin"]
+
+    inputs, image = manifest()
+    assert image == b"\xfa\xf4\xaa"  # cli, hlt from the macro, the blob
+    assert inputs == expected_inputs(root) | {"blob.bin": sha256(b"\xaa")}
+    assert sorted(inputs) == ["blob.bin", "good.hv", "guest.S", "lib/halt.inc"]
+    (tmp_path / "lib" / "halt.inc").write_text("\t.macro halt_here\n\thlt\n\thlt\n\t.endm\n")
+    changed, image = manifest()
+    assert image == b"\xfa\xf4\xf4\xaa"
+    assert {p for p in inputs if changed[p] != inputs[p]} == {"lib/halt.inc"}
 
 
 # --- all or nothing -------------------------------------------------------------------------

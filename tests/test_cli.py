@@ -367,7 +367,8 @@ def test_dts_of_pseries_compiles_with_dtc_to_the_built_dtb(built: Path, tmp_path
 def vmcall_definition(folder: Path) -> Path:
     path = folder / "vmcall.hv"
     guest = "vmcall.S"  # copied in: a definition reads only files of its project (its folder here)
-    shutil.copy(REPO / "guests" / "x86" / guest, folder / guest)
+    for name in (guest, "real16.inc"):  # and what it includes
+        shutil.copy(REPO / "guests" / "x86" / name, folder / name)
     path.write_text(f'format 1\nvm vmcall {{\n    arch x86_64\n    memory 2M\n    vcpus 1\n    console serial\n'
                     f'    guest "{guest}" mode real at 0x7c00\n}}\n')
     return path

@@ -9,12 +9,8 @@
  * identity-mapped page tables); position independent (RIP-relative), its
  * stack is the end of its own image. Tests: tests/kvm/test_guests.py.
  */
-	.code64
-	.text
-	.globl	_start
-_start:
-	cli
-	lea	stack_top(%rip), %rsp
+	.include "long64.inc"		# long_entry, uart_routines, puthex32
+	long_entry
 
 	lea	leaf0(%rip), %rsi
 	call	puts
@@ -51,43 +47,8 @@ _start:
 	hlt
 	jmp	.-1
 
-/* puts: write the NUL-terminated string at rsi. */
-puts:	lodsb
-	test	%al, %al
-	jz	1f
-	call	putc
-	jmp	puts
-1:	ret
-
-/* puthex: write edx as "0x" and eight hex digits. */
-puthex:	mov	$'0', %al
-	call	putc
-	mov	$'x', %al
-	call	putc
-	mov	$8, %ecx
-1:	rol	$4, %edx
-	mov	%dl, %al
-	and	$0x0f, %al
-	add	$'0', %al
-	cmp	$'9', %al
-	jbe	2f
-	add	$('a' - '9' - 1), %al
-2:	call	putc
-	loop	1b
-	ret
-
-/* putc: write al to the UART once it can take a byte. */
-putc:	push	%rdx
-	push	%rax
-	mov	$0x3fd, %dx		# LSR
-1:	in	%dx, %al
-	test	$0x20, %al		# THRE
-	jz	1b
-	pop	%rax
-	mov	$0x3f8, %dx		# THR
-	out	%al, %dx
-	pop	%rdx
-	ret
+	puthex32
+	uart_routines
 
 leaf0:	.asciz	"cpuid 0x40000000: max "
 quote:	.asciz	" signature \""

@@ -10,16 +10,12 @@
  * every byte and that --console raw passes them all through.
  * Real mode, position independent, like hello.S.
  */
+	.include "real16.inc"		# real_entry
 	.code16
 	.text
 	.globl	_start
 _start:
-	cli
-	xor	%ax, %ax
-	mov	%ax, %ds
-	call	base
-base:	pop	%bx
-	sub	$base, %bx		# bx = load address
+	real_entry %bx			# bx = load address
 	lea	msg(%bx), %si
 	mov	$(msg_end - msg), %cx
 	mov	$0x3f8, %dx		# THR, one byte per exit as a polled driver writes

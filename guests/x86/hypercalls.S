@@ -13,12 +13,8 @@
  * docs/kernel-facts.md#x86-hypercalls. Needs `mode long64`; position
  * independent. Tests: tests/x86/ (on kvm_amd in the emulated x86_64 host).
  */
-	.code64
-	.text
-	.globl	_start
-_start:
-	cli
-	lea	stack_top(%rip), %rsp
+	.include "long64.inc"		# long_entry, uart_routines, power_off
+	long_entry
 	mov	$0xfee000f0, %eax	# local APIC SVR: software-enable it, or KVM_HC_SEND_IPI delivers nothing
 	orl	$0x100, (%rax)		# (without an in-kernel APIC: an MMIO read and write the launcher ignores)
 	lea	table(%rip), %r12
@@ -55,19 +51,7 @@ next:	cmpq	$-1, (%r12)
 	add	$40, %r12
 	jmp	next
 
-off:	mov	$0x604, %dx		# power off: SLP_EN in PM1a_CNT
-	mov	$0x2000, %ax
-	out	%ax, %dx
-	hlt
-	jmp	.-1
-
-/* puts: write the NUL-terminated string at rsi. */
-puts:	lodsb
-	test	%al, %al
-	jz	1f
-	call	putc
-	jmp	puts
-1:	ret
+off:	power_off
 
 /* puthex: write rdx as "0x" and its hex digits, without leading zeros. Clobbers rcx, r8. */
 puthex:	mov	$'0', %al
@@ -93,18 +77,7 @@ puthex:	mov	$'0', %al
 4:	loop	1b
 	ret
 
-/* putc: write al to the UART once it can take a byte. */
-putc:	push	%rdx
-	push	%rax
-	mov	$0x3fd, %dx		# LSR
-1:	in	%dx, %al
-	test	$0x20, %al		# THRE
-	jz	1b
-	pop	%rax
-	mov	$0x3f8, %dx		# THR
-	out	%al, %dx
-	pop	%rdx
-	ret
+	uart_routines
 
 msg_hc:		.asciz	"hypercall "
 msg_open:	.asciz	" ("

@@ -10,6 +10,7 @@
  * uses symbol differences only). Stacks: 4 KiB per vCPU below 0x80000.
  * Tests: tests/kvm/test_guests.py.
  */
+	.include "prot32.inc"		# lock_take, uart_routines
 	.code32
 	.text
 	.globl	_start
@@ -23,14 +24,7 @@ _start:
 base:	pop	%ebx
 	sub	$(base - _start), %ebx	# ebx = load address
 
-	mov	$1, %al
-take:	xchg	%al, (lock - _start)(%ebx)	# implicitly locked
-	test	%al, %al
-	jz	held
-	pause
-	mov	$1, %al
-	jmp	take
-held:
+	lock_take lock
 	lea	(msg - _start)(%ebx), %esi
 	call	puts
 	mov	%edi, %eax
@@ -43,26 +37,7 @@ held:
 	hlt
 	jmp	.-1
 
-/* puts: write the NUL-terminated string at esi. */
-puts:	lodsb
-	test	%al, %al
-	jz	1f
-	call	putc
-	jmp	puts
-1:	ret
-
-/* putc: write al to the UART once it can take a byte. */
-putc:	push	%edx
-	push	%eax
-	mov	$0x3fd, %dx		# LSR
-1:	in	%dx, %al
-	test	$0x20, %al		# THRE
-	jz	1b
-	pop	%eax
-	mov	$0x3f8, %dx		# THR
-	out	%al, %dx
-	pop	%edx
-	ret
+	uart_routines
 
 msg:	.asciz	"vcpu "
 msg2:	.asciz	": hello from protected mode\n"

@@ -4,25 +4,31 @@
  * prints "vmcall returned XXXXXXXX\n" (eax in hex) and halts.
  * On the nested KVM of the development host a vmcall never returns from
  * KVM_RUN, so this guest is the watchdog's test case (tests/kvm/).
- * Real mode, position independent, like hello.S.
+ * Real mode, position independent, like hello.S. guests/x86/vmcall-segment.S
+ * includes it with SEGMENT_HOP set, to make the same call with a non-zero CS base.
  */
+	.include "real16.inc"		# real_entry, uart_routines
 	.code16
 	.text
 	.globl	_start
 _start:
-	cli
-	xor	%ax, %ax
-	mov	%ax, %ds
-	call	base
-base:	pop	%bp
-	sub	$base, %bp		# bp = load address; kept for the whole run
+	real_entry %bp			# bp = load address; kept for the whole run
 
 	lea	before(%bp), %si
 	mov	$(before_end - before), %cx
 	call	puts
 
+	.ifdef	SEGMENT_HOP
+	mov	%bp, %ax
+	shr	$4, %ax			# the load address as a real-mode segment
+	push	%ax			# CS
+	push	$segmented		# IP: not linked, so a symbol is its offset in the image
+	lret
+segmented:
+	.endif
+
 	mov	$1, %eax		# KVM_HC_VAPIC_POLL_IRQ
-	vmcall				# Intel encoding; KVM rewrites it on AMD
+	vmcall				# Intel encoding; KVM rewrites it on AMD (vmcall-segment.S: at the wrong address)
 	mov	%eax, %edx		# the result, printed below
 
 	lea	after(%bp), %si
@@ -30,41 +36,14 @@ base:	pop	%bp
 	push	%edx
 	call	puts
 	pop	%edx
-
-	mov	$8, %cx			# eight hex digits, most significant first
-hex:	rol	$4, %edx
-	mov	%dl, %al
-	and	$0x0f, %al
-	add	$'0', %al
-	cmp	$'9', %al
-	jbe	1f
-	add	$('a' - '9' - 1), %al
-1:	call	putc
-	loop	hex
+	call	puthex
 	mov	$'\n', %al
 	call	putc
 
 	hlt
 	jmp	.-1
 
-/* puts: write cx bytes from ds:si. Clobbers al, si, cx. */
-puts:	lodsb
-	call	putc
-	loop	puts
-	ret
-
-/* putc: write al to the UART once it can take a byte. Keeps dx intact. */
-putc:	push	%dx
-	push	%ax
-	mov	$0x3fd, %dx		# LSR
-1:	in	%dx, %al
-	test	$0x20, %al		# THRE
-	jz	1b
-	pop	%ax
-	mov	$0x3f8, %dx		# THR
-	out	%al, %dx
-	pop	%dx
-	ret
+	uart_routines
 
 before:	.ascii	"before vmcall\n"
 before_end:

@@ -38,6 +38,8 @@ class Check(Record):
 class CheckContext:
     """What a rule sees: one VM, its target's data, and where findings go."""
 
+    __slots__ = ("vm", "target", "report", "check", "fired", "host", "scope", "memo")
+
     def __init__(self, vm: ir.Vm, target: Target, report: Report, check: Check | None = None,
                  host: HostFacts | None = None, scope: Scope | None = None) -> None:
         self.vm = vm

@@ -30,7 +30,9 @@ _INPUTS: "weakref.WeakKeyDictionary[Program, dict[str, str]]" = weakref.WeakKeyD
 
 
 class Built:
-    """One VM's artifacts, by output file name (a plain class: see hvconf/compiler.py's Checked)."""
+    """One VM's artifacts, by output file name (a plain class with __slots__: docs/architecture.md#value-types)."""
+
+    __slots__ = ("vm", "plan", "files")
 
     def __init__(self, vm: ir.Vm, plan: dict[str, Any], files: dict[str, bytes]) -> None:
         self.vm = vm

@@ -11,7 +11,8 @@ from __future__ import annotations
 import re
 import struct
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+
+from hvconf.record import Record
 
 Source = str | None  # "file:line:col" of the .hv construct that produced a node or property
 
@@ -50,27 +51,29 @@ def _check_prop_name(name: str) -> None:
         raise FdtError(f"invalid property name {name!r}: expected 1 or more of [A-Za-z0-9,._+?#-]")
 
 
-@dataclass(frozen=True)
-class Empty:
+class Empty(Record):
     """A property with no value (a boolean flag such as `interrupt-controller`)."""
+
+    __slots__ = ()
 
     @property
     def encoded(self) -> bytes:
         return b""
 
 
-@dataclass(frozen=True)
-class Cells:
+class Cells(Record):
     """Unsigned big-endian integers of `bits` width (32 = ordinary DT cells).
 
     Other widths are dtc's `/bits/ N <...>`. For a 64-bit quantity laid out as two
     32-bit cells (the `reg` convention with #address-cells = 2) use `cells64()`.
     """
 
+    __slots__ = ("values", "bits")
     values: tuple[int, ...]
-    bits: int = 32
+    bits: int
 
-    def __post_init__(self) -> None:
+    def __init__(self, values: tuple[int, ...], bits: int = 32) -> None:
+        super().__init__(values, bits)
         if self.bits not in _CELL_FORMATS:
             raise FdtError(f"cell width must be one of 8, 16, 32, 64, not {self.bits!r}")
         if not isinstance(self.values, tuple) or not self.values:
@@ -87,13 +90,14 @@ class Cells:
         return struct.pack(f">{len(self.values)}{_CELL_FORMATS[self.bits]}", *self.values)
 
 
-@dataclass(frozen=True)
-class Strings:
+class Strings(Record):
     """A list of ASCII strings, each stored NUL-terminated."""
 
+    __slots__ = ("values",)
     values: tuple[str, ...]
 
-    def __post_init__(self) -> None:
+    def __init__(self, values: tuple[str, ...]) -> None:
+        super().__init__(values)
         if not isinstance(self.values, tuple) or not self.values:
             raise FdtError("a string list needs at least one string (use Empty() for no value)")
         for text in self.values:
@@ -109,13 +113,14 @@ class Strings:
         return b"".join(text.encode("ascii") + b"\0" for text in self.values)
 
 
-@dataclass(frozen=True)
-class Bytes:
+class Bytes(Record):
     """Raw bytes, stored as they are."""
 
+    __slots__ = ("data",)
     data: bytes
 
-    def __post_init__(self) -> None:
+    def __init__(self, data: bytes) -> None:
+        super().__init__(data)
         if not isinstance(self.data, bytes) or not self.data:
             raise FdtError("a byte value needs non-empty bytes (use Empty() for no value)")
 
@@ -159,15 +164,16 @@ def reservations(reserve: Iterable[tuple[int, int]]) -> tuple[tuple[int, int], .
     return tuple(out)
 
 
-@dataclass(frozen=True)
-class Prop:
+class Prop(Record):
     """One property: `name`, typed `value`, and the `source` that produced it."""
 
+    __slots__ = ("name", "value", "source")
     name: str
     value: Value
-    source: Source = None
+    source: Source
 
-    def __post_init__(self) -> None:
+    def __init__(self, name: str, value: Value, source: Source = None) -> None:
+        super().__init__(name, value, source)
         _check_prop_name(self.name)
         _check_source(self.source)
         if not isinstance(self.value, (Empty, Cells, Strings, Bytes)):

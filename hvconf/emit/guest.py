@@ -13,24 +13,27 @@ an outside or special path is refused at its line (hvconf/syntax/paths.py);
 `as` runs in an empty private folder with `-I` the source's own folder (its
 search order: the working folder, then -I), so relative names mean the source's
 folder; `--MD` makes it list every file it read, and an image that read
-anything outside the project is discarded; and of a failed run's messages only
+anything outside the project is discarded (the others are hashed for
+manifest.json: `assemble_reads`); and of a failed run's messages only
 those about the project's own files are shown, never lines of a file outside.
-Tests: tests/test_guest_build.py, tests/test_paths.py, tests/test_hostile_inputs.py.
+Tests: tests/test_guest_build.py, tests/test_paths.py, tests/test_hostile_inputs.py,
+tests/test_build.py.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import resource
 import struct
 import subprocess
 import tempfile
-from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
 from hvconf.diagnostics import Span
+from hvconf.record import Record
 from hvconf.syntax.gas import MAX_SOURCE_BYTES, scan
 from hvconf.syntax.paths import MISSING, OUTSIDE, TOO_LARGE, PathRefused, Scope, folder_of, read_checked, resolve, scope_for
 
@@ -47,10 +50,10 @@ class GuestBuildError(Exception):
         self.span = span
 
 
-@dataclass(frozen=True)
-class Toolchain:
+class Toolchain(Record):
     """The tools and flags that build flat images for one guest arch."""
 
+    __slots__ = ("assembler", "objcopy", "flags", "code16_flags")
     assembler: str
     objcopy: str
     flags: tuple[str, ...]
@@ -71,10 +74,24 @@ _SHF_ALLOC = 0x2
 _SHT_SYMTAB = 2
 
 
+class Assembled(Record):
+    """A guest image and the files `as` read besides the source (`--MD`): (path, sha256) each,
+    the path as `as` named it (absolute: relative names resolve in the -I folder)."""
+
+    __slots__ = ("image", "reads")
+    image: bytes
+    reads: tuple[tuple[str, str], ...]
+
+
 def assemble(source: Path, *, arch: str = "x86_64", code16: bool, scope: Scope | None = None) -> bytes:
-    """The flat binary image of `source`; see `_assemble`. `scope` is where it and what it
-    includes may be read from (default: its own project). One file shared by many VMs of a
-    build is assembled once (keyed by its content and what it includes, so an edit rebuilds)."""
+    """The flat binary image of `source`; see `assemble_reads`."""
+    return assemble_reads(source, arch=arch, code16=code16, scope=scope).image
+
+
+def assemble_reads(source: Path, *, arch: str = "x86_64", code16: bool, scope: Scope | None = None) -> Assembled:
+    """The flat binary image of `source` and what it included; see `_assemble`. `scope` is where
+    it and what it includes may be read from (default: its own project). One file shared by many
+    VMs of a build is assembled once (keyed by its content and what it includes, so an edit rebuilds)."""
     scope = scope if scope is not None else scope_for(source)
     try:
         _, data = read_checked(source, scope, MAX_SOURCE_BYTES)
@@ -101,12 +118,12 @@ def _mtime(real: str) -> int:
 
 @lru_cache(maxsize=16)
 def _assemble_cached(source: Path, text: str, arch: str, code16: bool, scope: Scope,
-                     stamps: tuple[tuple[str, int], ...]) -> bytes:
+                     stamps: tuple[tuple[str, int], ...]) -> Assembled:
     return _assemble(source, text, arch=arch, code16=code16, scope=scope)
 
 
-def _assemble(source: Path, text: str, *, arch: str, code16: bool, scope: Scope) -> bytes:
-    """The flat binary image of `source` (its .text section), for `arch`.
+def _assemble(source: Path, text: str, *, arch: str, code16: bool, scope: Scope) -> Assembled:
+    """The flat binary image of `source` (its .text section), for `arch`, and what `as` read.
 
     `code16=True` assembles 16-bit real-mode code, which the source must
     announce with `.code16`. Raises GuestBuildError with the tool's
@@ -131,11 +148,11 @@ def _assemble(source: Path, text: str, *, arch: str, code16: bool, scope: Scope)
         # The checked text on stdin, not the path: what is assembled is what was scanned.
         assembler = [tools.assembler, *flags, "-I", str(folder_of(source)), "--MD", str(deps), "-o", str(obj)]
         _tool(assembler, source, cwd=cwd, scope=scope, text=text)
-        _check_reads(_depfile(deps, source), str(obj), cwd, scope, source)
+        reads = _check_reads(_depfile(deps, source), str(obj), cwd, scope, source)
         _check_object(obj.read_bytes(), source)
         _tool([tools.objcopy, "-O", "binary", "-j", ".text", str(obj), str(image)], source, cwd=cwd, scope=scope)
         # objcopy writes nothing for an empty .text
-        return image.read_bytes() if image.exists() else b""
+        return Assembled(image.read_bytes() if image.exists() else b"", _hashed(reads, scope, source))
 
 
 # ---- what `as` read ---------------------------------------------------------------------
@@ -198,16 +215,37 @@ def _depfile(deps: Path, source: Path) -> str:
                               "hvconf needs GNU as") from None
 
 
-def _check_reads(depfile: str, target: str, cwd: Path, scope: Scope, source: Path) -> None:
-    """Refuse the image if `as` read anything outside the project (a name the scan could
-    not see: built by a macro, or reached through a symlink swapped in since)."""
-    for name in dependencies(depfile, target):
+def _check_reads(depfile: str, target: str, cwd: Path, scope: Scope, source: Path) -> list[str]:
+    """The files `as` read, as it named them (joined to its working folder); refuse the image if
+    it read anything outside the project (a name the scan could not see: built by a macro, or
+    reached through a symlink swapped in since)."""
+    names = [os.path.normpath(cwd / name) for name in dependencies(depfile, target)]
+    for name in names:
         try:
-            resolve(cwd / name, scope)  # relative names are relative to as's working folder
+            resolve(name, scope)  # relative names are relative to as's working folder
         except PathRefused as err:
             kind = OUTSIDE if err.kind == MISSING else err.kind
-            raise GuestBuildError(f"{source}: `as` read '{name}' ({err.reason}); the image is discarded: name "
-                                  "included files with plain strings so that hvconf can check them", kind) from None
+            raise GuestBuildError(f"{source}: `as` read '{os.path.relpath(name, cwd)}' ({err.reason}); the image "
+                                  "is discarded: name included files with plain strings so that hvconf can check "
+                                  "them", kind) from None
+    return names
+
+
+def _hashed(names: list[str], scope: Scope, source: Path) -> tuple[tuple[str, str], ...]:
+    """(name, sha256) of each file `as` read, for manifest.json: a change to an included file
+    changes the manifest as a change to the source does."""
+    limit = TOOL_LIMITS[resource.RLIMIT_FSIZE]  # no image `as` could write holds more of a file
+    out = []
+    for name in dict.fromkeys(names):  # `as` may list a file twice; its order, once each
+        try:
+            _, data = read_checked(name, scope, limit)
+            if len(data) > limit:
+                raise PathRefused(TOO_LARGE, f"it is more than {limit} bytes")
+        except PathRefused as err:  # gone or swapped since `as` read it: the image is not used
+            raise GuestBuildError(f"{source}: cannot read '{name}' again to record it: {err.reason}",
+                                  err.kind) from None
+        out.append((name, hashlib.sha256(data).hexdigest()))
+    return tuple(out)
 
 
 _MESSAGE_FILE = re.compile(r"(.*?)(?::\d+:| Assembler messages:$)")

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -23,20 +22,25 @@ from hvconf.contract import CapRequirement, Step, write_plan
 from hvconf.diagnostics import Span
 
 
-@dataclass
 class PlanBuilder:
-    vm: str
-    target: str
-    arch: str
-    host_arch: str
-    root_dir: Path  # the root .hv file's folder: sources are relative to it
-    steps: list[Step] = field(default_factory=list)
-    spans: list[Span | None] = field(default_factory=list)  # spans[i]: what asked for steps[i]
-    requires: list[tuple[str, Span | None]] = field(default_factory=list)  # caps the host must report
-    images: list[dict[str, Any]] = field(default_factory=list)
-    console: dict[str, Any] | None = None
-    launcher: dict[str, Any] = field(default_factory=dict)  # data for the runtime's devices (hvconf/kvm/*/devices.py)
-    unmerged: list[str] = field(default_factory=list)  # proposed-ABI names whose numbers are missing
+    """Filled in as an arch module plans (a plain class with __slots__: docs/architecture.md#value-types)."""
+
+    __slots__ = ("vm", "target", "arch", "host_arch", "root_dir", "steps", "spans", "requires", "images", "console",
+                 "launcher", "unmerged")
+
+    def __init__(self, vm: str, target: str, arch: str, host_arch: str, root_dir: Path) -> None:
+        self.vm = vm
+        self.target = target
+        self.arch = arch
+        self.host_arch = host_arch
+        self.root_dir = root_dir  # the root .hv file's folder: sources are relative to it
+        self.steps: list[Step] = []
+        self.spans: list[Span | None] = []  # spans[i]: what asked for steps[i]
+        self.requires: list[tuple[str, Span | None]] = []  # caps the host must report
+        self.images: list[dict[str, Any]] = []
+        self.console: dict[str, Any] | None = None
+        self.launcher: dict[str, Any] = {}  # data for the runtime's devices (hvconf/kvm/*/devices.py)
+        self.unmerged: list[str] = []  # proposed-ABI names whose numbers are missing
 
     def add(self, fd: str, ioctl: str, args: dict[str, Any] | None = None, span: Span | None = None) -> None:
         request = _request(ioctl, self.arch)

@@ -9,11 +9,11 @@ a line; text.py decides spacing between lines. Tested by tests/test_fmt.py.
 from __future__ import annotations
 
 import bisect
-from dataclasses import dataclass
 from typing import cast
 
 from hvconf.syntax.comments import line_starts
 from hvconf.diagnostics import Span
+from hvconf.record import Record, _set
 from hvconf.syntax import ast
 from hvconf.syntax.parser import lex
 
@@ -21,14 +21,20 @@ WIDTH = 100  # a block is written on one line only if that line fits
 INDENT = "    "
 
 
-@dataclass(frozen=True, slots=True)
-class Tok:
+class Tok(Record):
     """A token of the source: its terminal name, text and place."""
 
+    __slots__ = ("type", "text", "start", "end")
     type: str
     text: str
     start: int  # offset in the text
     end: int
+
+    def __init__(self, type: str, text: str, start: int, end: int) -> None:  # one per token: _set, as the AST's
+        _set(self, "type", type)
+        _set(self, "text", text)
+        _set(self, "start", start)
+        _set(self, "end", end)
 
 
 def tokens(text: str) -> list[Tok]:
@@ -37,18 +43,19 @@ def tokens(text: str) -> list[Tok]:
     return [Tok(t.type, str(t), cast(int, t.start_pos), cast(int, t.end_pos)) for t in lex(text)]
 
 
-@dataclass
-class Row:
+class Row(Record):
+    __slots__ = ("depth", "first", "last", "head", "rest", "align", "opens", "closes", "vm_start", "vm_end")
+    _defaults = {"rest": "", "align": None, "opens": False, "closes": False, "vm_start": False, "vm_end": False}
     depth: int
     first: int  # index of the row's first token
     last: int  # index of its last token
     head: str
-    rest: str = ""  # rows of one `align` kind start `rest` in one column
-    align: str | None = None
-    opens: bool = False  # ends with the `{` of a block laid out over several rows
-    closes: bool = False  # the `}` of such a block
-    vm_start: bool = False  # first row of a top-level vm
-    vm_end: bool = False  # last row of a top-level vm
+    rest: str  # rows of one `align` kind start `rest` in one column
+    align: str | None
+    opens: bool  # ends with the `{` of a block laid out over several rows
+    closes: bool  # the `}` of such a block
+    vm_start: bool  # first row of a top-level vm
+    vm_end: bool  # last row of a top-level vm
 
 
 class Layout:

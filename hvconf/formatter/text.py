@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import bisect
 import itertools
-from dataclasses import dataclass, field
 
 from hvconf.syntax.comments import Comment
 from hvconf.formatter.layout import INDENT, Row, Tok
@@ -18,18 +17,21 @@ from hvconf.formatter.layout import INDENT, Row, Tok
 COMMENT_GAP = 2  # spaces between code and a trailing comment
 
 
-@dataclass
 class _Placed:
-    """A row with the comments that belong to it, and the blank line before it."""
+    """A row with the comments that belong to it, and the blank line before it (filled in as comments are placed)."""
 
-    row: Row | None  # None: comments at the end of the file
-    leading: list[Comment] = field(default_factory=list)  # each with a blank line before it or not
-    leading_blank: list[bool] = field(default_factory=list)
-    moved: list[Comment] = field(default_factory=list)  # from inside the row: written just above it
-    trailing: Comment | None = None
-    blank: bool = False  # before the row (or before `moved`, when there are any)
-    code: str = ""
-    header: bool = False  # the file's opening comments, followed by a blank line
+    __slots__ = ("row", "leading", "leading_blank", "moved", "trailing", "blank", "code", "header")
+
+    def __init__(self, row: Row | None, leading: list[Comment] | None = None, leading_blank: list[bool] | None = None,
+                 *, header: bool = False) -> None:
+        self.row = row  # None: comments at the end of the file
+        self.leading = leading if leading is not None else []  # each with a blank line before it or not
+        self.leading_blank = leading_blank if leading_blank is not None else []
+        self.moved: list[Comment] = []  # from inside the row: written just above it
+        self.trailing: Comment | None = None
+        self.blank = False  # before the row (or before `moved`, when there are any)
+        self.code = ""
+        self.header = header  # the file's opening comments, followed by a blank line
 
     @property
     def depth(self) -> int:

@@ -10,7 +10,8 @@ does). No KVM, no I/O. Tests: tests/kvm/test_modes.py.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
+
+from hvconf.record import Record
 
 MAGIC = b"\x7fELF"
 ELFCLASS32, ELFCLASS64, ELFDATA2LSB = 1, 2, 1
@@ -35,14 +36,14 @@ class ElfError(ValueError):
     """The file is not an x86 ELF executable this loader can place."""
 
 
-@dataclass(frozen=True)
-class Segment:
+class Segment(Record):
+    __slots__ = ("paddr", "data")
     paddr: int
     data: bytes  # p_filesz bytes from the file, then zeros up to p_memsz
 
 
-@dataclass(frozen=True)
-class Elf:
+class Elf(Record):
+    __slots__ = ("bits", "machine", "entry", "segments")
     bits: int  # 32 or 64
     machine: str
     entry: int  # physical: e_entry moved from its segment's vaddr to its paddr

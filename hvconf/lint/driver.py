@@ -39,6 +39,8 @@ class UsageError(Exception):
 class LintResult:
     """The merged report, how many root files were checked, and the roots that could not be read."""
 
+    __slots__ = ("report", "files", "unreadable")
+
     def __init__(self, report: Report, files: int, unreadable: list[str] | None = None) -> None:
         self.report = report
         self.files = files
@@ -102,6 +104,8 @@ class _Chunk:
     """What one worker sends back: its report, how many roots it checked, the roots it
     could not read, and the trees (or, from the cache, the statement spans) of files that
     may hold `# hvconf:` comments; with a cache, each checked root's entry to store."""
+
+    __slots__ = ("report", "checked", "unreadable", "trees", "spans", "recorded")
 
     def __init__(self, report: Report) -> None:
         self.report = report

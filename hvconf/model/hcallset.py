@@ -85,7 +85,10 @@ _RESOLVERS: dict[str, Callable[[str | int], tuple[str | None, int | None]]] = {
 
 
 class HcallSet:
-    """The result of applying a VM's `hcalls` block to its target's defaults."""
+    """The result of applying a VM's `hcalls` block to its target's defaults (a plain class
+    with __slots__, its sets replaced as the block applies: docs/architecture.md#value-types)."""
+
+    __slots__ = ("family", "refs", "preset", "preset_span", "default", "in_kernel", "exits", "changed_by")
 
     def __init__(self, family: str, refs: list[HcallRef], preset: str | None, preset_span: Span | None,
                  default: frozenset[str], in_kernel: frozenset[str], exits: frozenset[str],
@@ -100,9 +103,9 @@ class HcallSet:
         self.changed_by: dict[str, Span | None] = changed_by if changed_by is not None else {}  # last change
 
     def __eq__(self, other: object) -> bool:  # the same answer, worked out twice
-        return type(other) is HcallSet and vars(self) == vars(other)
+        return type(other) is HcallSet and all(getattr(self, n) == getattr(other, n) for n in self.__slots__)
 
-    __hash__ = None  # type: ignore[assignment]  # mutable, like the dataclass it was
+    __hash__ = None  # type: ignore[assignment]  # mutable, so not hashable
 
     def toggles(self) -> list[tuple[str, bool, Span | None]]:
         """(hcall, enable?, cause) for each difference from the default, in source order."""

@@ -58,6 +58,9 @@ MAX_VM_NAME = 128
 class _Merged:
     """Everything a VM and its bases wrote, in source order, before typing."""
 
+    __slots__ = ("fields", "spans", "hcall_ops", "preset", "enforce", "rtas", "caps", "cap_slots", "depth", "tces",
+                 "hypervisor", "hypervisor_span", "pv", "guest")
+
     def __init__(self) -> None:
         self.fields: dict[str, Any] = {}
         self.spans: dict[str, Span] = {}
@@ -110,7 +113,7 @@ class Lowering:
                                   base_ref.span, help=f"did you mean '{close}'?" if close else
                                   "include the file that defines it")
                 return None
-            if any(base is d for d in chain):  # identity: dataclass == would compare whole bodies
+            if any(base is d for d in chain):  # identity: == would compare whole bodies
                 notes = [Note(f"'{d.name.value}' extends '{d.base.value}'", d.base.span) for d in chain if d.base]
                 self.report.error("extends-cycle", f"'{decl.name.value}' extends itself through its bases",
                                   decl.base.span if decl.base else decl.name.span, notes=notes)

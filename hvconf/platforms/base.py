@@ -7,7 +7,6 @@ same function names in every arch module). Tested through the golden tests.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -23,21 +22,28 @@ if TYPE_CHECKING:
     from hvconf.syntax.paths import Scope
 
 
-@dataclass
 class BuildContext:
-    vm: ir.Vm
-    target: "Target"
-    report: Report
-    root_dir: Path  # folder of the root .hv file: guest sources and kernels resolve against it
-    proposed: "ProposedAbi"
-    hcalls: HcallSet
-    images: dict[str, bytes] = field(default_factory=dict)  # output file name -> bytes loaded into the guest
-    dtb: bytes | None = None  # the device tree blob, built before the plan that loads it
-    reserve: list[tuple[int, int]] = field(default_factory=list)  # (address, size): the DTB's /memreserve/ entries
-    inputs: dict[str, str] = field(default_factory=dict)  # extra input files (guest sources): path -> sha256
-    # Where guest sources, kernels and what a guest source includes may be read from; None:
-    # the project of root_dir (hvconf/syntax/paths.py), without folders allowed on the command line.
-    scope: "Scope | None" = None
+    """What an arch module gets, filled in as it builds (a plain class with __slots__:
+    docs/architecture.md#value-types)."""
+
+    __slots__ = ("vm", "target", "report", "root_dir", "proposed", "hcalls", "images", "dtb", "reserve", "inputs",
+                 "scope")
+
+    def __init__(self, vm: ir.Vm, target: "Target", report: Report, root_dir: Path, proposed: "ProposedAbi",
+                 hcalls: HcallSet, *, scope: "Scope | None" = None) -> None:
+        self.vm = vm
+        self.target = target
+        self.report = report
+        self.root_dir = root_dir  # folder of the root .hv file: guest sources and kernels resolve against it
+        self.proposed = proposed
+        self.hcalls = hcalls
+        self.images: dict[str, bytes] = {}  # output file name -> bytes loaded into the guest
+        self.dtb: bytes | None = None  # the device tree blob, built before the plan that loads it
+        self.reserve: list[tuple[int, int]] = []  # (address, size): the DTB's /memreserve/ entries
+        self.inputs: dict[str, str] = {}  # extra input files (guest sources): path -> sha256
+        # Where guest sources, kernels and what a guest source includes may be read from; None:
+        # the project of root_dir (hvconf/syntax/paths.py), without folders allowed on the command line.
+        self.scope = scope
 
     def input_scope(self) -> "Scope":
         from hvconf.syntax.paths import scope_for

@@ -16,7 +16,7 @@ from hvconf.platforms import e500_tlb
 from hvconf.platforms.base import BuildContext
 from hvconf.contract import ARCHES
 from hvconf.diagnostics import Diagnostic, Severity, Span
-from hvconf.emit.guest import GuestBuildError, assemble
+from hvconf.emit.guest import GuestBuildError, assemble_reads
 from hvconf.emit.plan import PlanBuilder, source_of
 from hvconf.model import capargs, inputs, ir
 from hvconf.syntax.paths import MISSING, TOO_LARGE, PathRefused, read_checked
@@ -167,7 +167,12 @@ def guest_bytes(ctx: BuildContext, *, arch: str, code16: bool = False) -> bytes 
     path = source_file(ctx, guest.path, guest.span)
     try:
         source = read_input(ctx, path)
-        return assemble(path, arch=arch, code16=code16, scope=ctx.input_scope()) if path.suffix == ".S" else source
+        if path.suffix != ".S":
+            return source
+        built = assemble_reads(path, arch=arch, code16=code16, scope=ctx.input_scope())
+        for name, sha256 in built.reads:  # what it includes, as manifest.json's inputs
+            ctx.inputs[Path(os.path.relpath(name, ctx.root_dir)).as_posix()] = sha256
+        return built.image
     except PathRefused as err:
         found = inputs.refusal("guest", guest.path, err, guest.span)
         message = err.reason

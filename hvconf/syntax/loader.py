@@ -55,6 +55,8 @@ class InputError(Exception):
 
 
 class LoadedFile:
+    __slots__ = ("path", "display", "sha256", "tree", "real", "folder", "findings")
+
     def __init__(self, path: Path, display: str, sha256: str, tree: ast.SourceFile | None,
                  real: str | None = None) -> None:
         self.path = path  # absolute, as first reached (for a root, as named)
@@ -71,6 +73,8 @@ class LoadedFile:
 class Program:
     """A root file with its includes: every VM declaration visible from the root, and
     the scope every path of theirs is checked against."""
+
+    __slots__ = ("root", "scope", "files", "vms", "__weakref__")  # emit/artifacts.py caches per Program
 
     def __init__(self, root: LoadedFile, scope: Scope | None = None) -> None:
         self.root = root

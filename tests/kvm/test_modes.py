@@ -148,7 +148,7 @@ def link(tmp_path: Path, source: Path, bits: int, script: str) -> bytes:
         pytest.skip("GNU ld is not installed")
     obj, out, lds = tmp_path / "g.o", tmp_path / "g.elf", tmp_path / "g.lds"
     lds.write_text(script)
-    subprocess.run(["as", f"--{bits}", "-o", str(obj), str(source)], check=True)
+    subprocess.run(["as", f"--{bits}", "-I", str(source.parent), "-o", str(obj), str(source)], check=True)  # its .inc
     emulation = ["-m", "elf_i386"] if bits == 32 else []
     subprocess.run(["ld", *emulation, "-T", str(lds), "-o", str(out), str(obj)], check=True)
     return out.read_bytes()

@@ -136,7 +136,7 @@ def build_case(case: Case, into: Path, src: Path) -> Built:
         source = src / f"{case.name}.hv"
         source.parent.mkdir(parents=True, exist_ok=True)
         source.write_text(case.text)
-        for guest in GUESTS.glob("*.S"):
+        for guest in [*GUESTS.glob("*.S"), *GUESTS.glob("*.inc")]:  # sources and what they include
             shutil.copyfile(guest, src / guest.name)
     built = Built(case, into, source)
     if source is not None:
