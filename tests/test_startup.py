@@ -27,7 +27,7 @@ from hvconf.model.target import FILES, Target, TargetError, _assemble, target_na
 from hvconf.resources import cache_dir, grammar_path, invalid_samples_dir, targets_dir
 from hvconf.syntax import ast
 from hvconf.syntax.build import AstBuilder
-from hvconf.syntax.parser import CACHE_ENTRY, parse, parser
+from hvconf.syntax.parser import cache_entry, parse, parser
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -179,14 +179,14 @@ def test_parser_tables_are_cached_privately_and_rebuilt_when_damaged(cache: Path
     for damage in (None, b"junk"):
         parser.cache_clear()
         if damage is not None:
-            entry = cache / CACHE_ENTRY
+            entry = cache / cache_entry()
             entry.write_bytes(entry.read_bytes().split(b"\n", 1)[0] + b"\n" + damage)
         try:
             assert parser().parse(text) == expected
         finally:
             parser.cache_clear()
-        assert oct((cache / CACHE_ENTRY).stat().st_mode & 0o777) == "0o600"
-    assert b"junk" not in (cache / CACHE_ENTRY).read_bytes()
+        assert oct((cache / cache_entry()).stat().st_mode & 0o777) == "0o600"
+    assert b"junk" not in (cache / cache_entry()).read_bytes()
 
 
 def test_building_an_ast_leaves_no_garbage_cycles() -> None:

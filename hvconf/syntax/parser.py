@@ -30,15 +30,31 @@ from hvconf.syntax.errors import diagnostic_for
 
 # No propagate_positions: AstBuilder.span finds a rule's extent from its tokens.
 OPTIONS = {"parser": "lalr", "maybe_placeholders": True}
-CACHE_ENTRY = "parser.lark"
+
+
+def _key(grammar: str) -> str:
+    """What the saved tables depend on: the grammar, the options, lark's and Python's versions."""
+    parts = (grammar, repr(sorted(OPTIONS.items())), lark.__version__, sys.version)
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()
+
+
+def cache_entry() -> str:
+    """The cache file of this grammar's tables. Named by their key, so two checkouts or
+    versions of hvconf with different grammars keep an entry each instead of rebuilding and
+    overwriting one entry in turn."""
+    return _entry(_key(grammar_path().read_text(encoding="utf-8")))
+
+
+def _entry(key: str) -> str:
+    return f"parser-{key[:16]}.lark"
 
 
 @lru_cache(maxsize=1)
 def parser() -> Lark:
     grammar = grammar_path().read_text(encoding="utf-8")
-    parts = (grammar, repr(sorted(OPTIONS.items())), lark.__version__, sys.version)
-    key = hashlib.sha256("\0".join(parts).encode()).hexdigest().encode()
-    saved = read_cached(CACHE_ENTRY, key)
+    key = _key(grammar)
+    entry = _entry(key)
+    saved = read_cached(entry, key.encode())
     if saved is not None:
         try:
             return Lark.load(io.BytesIO(saved))
@@ -47,7 +63,7 @@ def parser() -> Lark:
     built = Lark(grammar, **OPTIONS)
     buffer = io.BytesIO()
     built.save(buffer)
-    write_cached(CACHE_ENTRY, key, buffer.getvalue())
+    write_cached(entry, key.encode(), buffer.getvalue())
     return built
 
 
