@@ -22,6 +22,9 @@ if TYPE_CHECKING:
     from hvconf.compiler import Result
     from hvconf.emit.artifacts import Built
     from hvconf.diagnostics import Report
+    from hvconf.lint.driver import LintResult
+    from hvconf.diagnostics import Diagnostic
+    from hvconf.lint.settings import ConfigError, Finder, Settings
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
 
@@ -158,33 +161,119 @@ def _check_options(args: argparse.Namespace) -> dict[str, Any]:
     return {"host": host_facts_from_args(args)}
 
 
+def _config_error(err: "ConfigError") -> int:
+    """A bad configuration: its located diagnostic on stderr (caret and all), status 2."""
+    from hvconf.lint.render import render
+
+    sources = {err.diagnostic.span.file: err.source} if err.diagnostic.span is not None and err.source else {}
+    print(render(err.diagnostic, sources, colour=_colour(sys.stderr)), file=sys.stderr)
+    return EXIT_USAGE
+
+
+def _read_stdin() -> bytes:
+    """The definition on stdin, at most what the loader reads from a file (UsageError beyond)."""
+    from hvconf.lint.driver import UsageError
+    from hvconf.syntax.loader import MAX_FILE_BYTES
+
+    data = sys.stdin.buffer.read(MAX_FILE_BYTES + 1)
+    if len(data) > MAX_FILE_BYTES:
+        raise UsageError(f"stdin: more than {MAX_FILE_BYTES} bytes; hvconf reads at most {MAX_FILE_BYTES}")
+    return data
+
+
+def _check_stdin(args: argparse.Namespace, options: dict[str, Any]) -> "LintResult":
+    """`hvconf check - --stdin-filename PATH`: stdin checked as if saved at PATH."""
+    from hvconf import compiler
+    from hvconf.lint.driver import LintResult
+    from hvconf.syntax.loader import Loader
+
+    path = Path(args.stdin_filename or "-")
+    result = compiler.check_text(_read_stdin(), path, loader=Loader(args.root, args.allow_path or ()), **options)
+    return LintResult(result.report, 1)
+
+
+def _stdin_usage(args: argparse.Namespace) -> bool:
+    """Whether `check` reads stdin (`-`); UsageError for `-` among other paths, or a
+    --stdin-filename without it."""
+    from hvconf.lint.driver import UsageError
+
+    stdin = "-" in args.paths
+    if stdin and len(args.paths) > 1:
+        raise UsageError("'-' (stdin) cannot be checked with other paths")
+    if args.stdin_filename is not None and not stdin:
+        raise UsageError("--stdin-filename names the file stdin stands for: give '-' as the path")
+    return stdin
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     from hvconf.diagnostics import Severity
+    from hvconf.lint.driver import UsageError, discover, lint, parse_codes, with_settings
     from hvconf.lint.formats import render
     from hvconf.lint.formats.text import render as text_render
-    from hvconf.lint.driver import UsageError, discover, filtered, lint, parse_codes
+    from hvconf.lint.settings import ConfigError, Finder, Settings, describe
 
+    finder = Finder(args.root)
     try:
-        select, ignore = parse_codes(args.select), parse_codes(args.ignore)
-        paths = discover(args.paths)
+        cli = Settings().with_cli(_selection(parse_codes(args.select)), _sorted(parse_codes(args.extend_select)),
+                                  _sorted(parse_codes(args.ignore)))
+        if args.show_settings is not None:
+            sys.stdout.write(describe(finder.for_file(args.show_settings).with_cli(
+                cli.cli_select, cli.cli_extend_select, cli.cli_ignore), args.show_settings))
+            return EXIT_OK
+        if not args.paths:
+            raise UsageError("give a PATH to check (a file, a folder, or - for stdin)")
+        stdin = _stdin_usage(args)
+        paths = [] if stdin else discover(args.paths, finder)
         options = _check_options(args)
+        defaults = _run_settings(finder, args)
+        if stdin:
+            result = _check_stdin(args, options)
+        else:
+            result = lint(paths, jobs=args.jobs, root=args.root, allow=args.allow_path or (), **options)
+        result.report = with_settings(result.report, finder, cli)
     except UsageError as err:
         return _fail(str(err))
+    except ConfigError as err:
+        return _config_error(err)
     except _host_facts_error() as err:  # evaluated only once something was raised
         return _fail(str(err))
-    result = lint(paths, jobs=args.jobs, root=args.root, allow=args.allow_path or (), **options)
-    result.report = filtered(result.report, select=select, ignore=ignore)
-    status = _status(result.report, args.werror)
+    def fails(d: "Diagnostic") -> bool:  # an error, or a warning with --werror or its file's `werror = true`
+        if d.severity is not Severity.WARNING:
+            return d.severity is Severity.ERROR
+        return args.werror or (finder.for_file(d.span.file) if d.span is not None else defaults).werror
+
+    status = EXIT_FINDINGS if any(fails(d) for d in result.report.diagnostics) else EXIT_OK
     if args.quiet:  # only what fails the run
-        keep = {Severity.ERROR} | ({Severity.WARNING} if args.werror else set())
-        result.report = filtered(result.report, keep=keep)
-    if args.format == "text":  # -q keeps only findings: no summary line
+        result.report.diagnostics = [d for d in result.report.diagnostics if fails(d)]
+    output_format = args.format or defaults.output_format or "text"
+    if output_format == "text":  # -q keeps only findings: no summary line
         sys.stdout.write(text_render(result, colour=_colour(sys.stdout, args.color), with_summary=not args.quiet))
     else:
-        sys.stdout.write(render(args.format, result))
+        sys.stdout.write(render(output_format, result))
     for problem in result.unreadable:
         _fail(problem)
     return EXIT_USAGE if result.unreadable else status
+
+
+def _run_settings(finder: "Finder", args: argparse.Namespace) -> "Settings":
+    """What applies to the run as a whole (output-format; werror for findings about no file):
+    the configuration of the working directory, else of the first path checked."""
+    here = finder.for_folder(os.getcwd())
+    if here.source is None and args.paths and args.paths != ["-"]:
+        first = args.paths[0]
+        return finder.for_folder(first) if os.path.isdir(first) else finder.for_file(first)
+    if here.source is None and args.stdin_filename:
+        return finder.for_file(args.stdin_filename)
+    return here
+
+
+def _selection(codes: frozenset[str]) -> tuple[str, ...] | None:
+    """--select's codes, or None when it was not given (the configuration's select applies)."""
+    return _sorted(codes) if codes else None
+
+
+def _sorted(codes: frozenset[str]) -> tuple[str, ...]:
+    return tuple(sorted(codes))
 
 
 def cmd_completion(args: argparse.Namespace) -> int:
@@ -376,13 +465,23 @@ def parser() -> argparse.ArgumentParser:
     sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = _command(sub, "check", "lint definitions (no /dev/kvm needed)", CHECK_EXAMPLES)
-    p.add_argument("paths", nargs="+", metavar="PATH", help="a .hv file, or a folder to search for .hv files")
-    p.add_argument("--format", choices=list(FORMATS), default="text", help="output format (default: text)")
+    p.add_argument("paths", nargs="*", metavar="PATH",
+                   help="a .hv file, a folder to search for .hv files, or - for stdin")
+    p.add_argument("--format", choices=list(FORMATS), default=None,
+                   help="output format (default: the configuration's output-format, else text)")
     p.add_argument("--werror", action="store_true", help="treat warnings as errors (exit status 1)")
     p.add_argument("--select", action="append", metavar="CODES",
-                   help="report only these codes (comma-separated; repeatable)")
+                   help="report only these codes or code prefixes, ALL for every code (comma-separated; "
+                        "repeatable; replaces the configuration's select)")
+    p.add_argument("--extend-select", action="append", metavar="CODES",
+                   help="also report these codes or prefixes (comma-separated; repeatable)")
     p.add_argument("--ignore", action="append", metavar="CODES",
-                   help="do not report these codes (comma-separated; repeatable)")
+                   help="do not report these codes or prefixes (comma-separated; repeatable)")
+    p.add_argument("--stdin-filename", metavar="PATH",
+                   help="with - as the path: the file stdin stands for (includes, project, configuration and "
+                        "the name in diagnostics are PATH's)")
+    p.add_argument("--show-settings", metavar="FILE",
+                   help="print the settings that apply to FILE (from its project configuration) and exit")
     p.add_argument("-q", "--quiet", action="store_true",
                    help="print only what fails the run (errors; warnings too with --werror), no summary")
     p.add_argument("-j", "--jobs", type=_jobs, default=1, metavar="N",
