@@ -30,7 +30,7 @@ AUDIT = REPO / "tests" / "data" / "open-audit"
 TIMEOUT = 60
 
 DIAGNOSTIC_FIELDS = {"code", "severity", "message", "file", "line", "column", "end_line", "end_column", "notes",
-                     "help"}
+                     "help", "fix"}
 # The error is on line 4, column 12 (`two`), so line, column and caret are all checkable.
 BAD_HV = "format 1\nvm bad {\n    arch   x86_64\n    vcpus  two\n    memory 2M\n}\n"
 

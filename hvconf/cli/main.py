@@ -208,6 +208,7 @@ def _stdin_usage(args: argparse.Namespace) -> bool:
 def cmd_check(args: argparse.Namespace) -> int:
     from hvconf.diagnostics import Severity
     from hvconf.lint.driver import UsageError, discover, lint, parse_codes, with_settings
+    from hvconf.lint.fixes import attach
     from hvconf.lint.formats import render
     from hvconf.lint.formats.text import render as text_render
     from hvconf.lint.settings import ConfigError, Finder, Settings, describe
@@ -226,11 +227,15 @@ def cmd_check(args: argparse.Namespace) -> int:
         paths = [] if stdin else discover(args.paths, finder)
         options = _check_options(args)
         defaults = _run_settings(finder, args)
+        if args.fix or args.diff:
+            changed = _fix(args, paths, finder, cli)
+            if args.diff or stdin:  # the diff, or the fixed text, is the output
+                return EXIT_FINDINGS if changed and args.diff else EXIT_OK
         if stdin:
             result = _check_stdin(args, options)
         else:
             result = lint(paths, jobs=args.jobs, root=args.root, allow=args.allow_path or (), **options)
-        result.report = with_settings(result.report, finder, cli)
+        result.report = attach(with_settings(result.report, finder, cli))
     except UsageError as err:
         return _fail(str(err))
     except ConfigError as err:
@@ -253,6 +258,61 @@ def cmd_check(args: argparse.Namespace) -> int:
     for problem in result.unreadable:
         _fail(problem)
     return EXIT_USAGE if result.unreadable else status
+
+
+def _fix(args: argparse.Namespace, paths: list[str], finder: "Finder", cli: "Settings") -> bool:
+    """--fix: rewrite each file with its fixes applied (stdin: print the fixed text); --diff:
+    print what --fix would change. True when something changes. Each file is replaced whole
+    (a temporary file renamed over it), so an interrupted fix leaves the old or the new text."""
+    from hvconf.lint.fixes import fix_text, unified_diff
+
+    changed = False
+    sources = [(args.stdin_filename or "-", _read_stdin())] if paths == [] else [(p, None) for p in paths]
+    for path, data in sources:
+        before = data.decode("utf-8", "surrogateescape") if data is not None else _read_text(path)
+        if before is None:
+            continue
+        settings = finder.for_file(path).with_cli(cli.cli_select, cli.cli_extend_select, cli.cli_ignore)
+        after = fix_text(before, path, settings, root=args.root, allow=tuple(args.allow_path or ()))
+        changed |= after != before
+        if args.diff:
+            sys.stdout.write(unified_diff(before, after, os.path.normpath(path)))
+        elif data is not None:
+            sys.stdout.write(after)
+        elif after != before:
+            _replace_file(path, after)
+    return changed
+
+
+def _read_text(path: str) -> str | None:
+    """A root file's text for --fix (None when it cannot be read as UTF-8: the check reports why)."""
+    from hvconf.syntax.loader import MAX_FILE_BYTES
+    from hvconf.syntax.paths import read_regular
+
+    try:
+        return read_regular(path, MAX_FILE_BYTES).decode("utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def _replace_file(path: str, text: str) -> None:
+    """Write `text` over the file at `path` (its real path, keeping its mode): a temporary file
+    beside it, fsynced and renamed into place."""
+    import tempfile
+
+    real = os.path.realpath(path)
+    mode = os.stat(real).st_mode & 0o7777
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(real), prefix=".hvconf-fix-")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, real)
+    except BaseException:
+        os.unlink(tmp)
+        raise
 
 
 def _run_settings(finder: "Finder", args: argparse.Namespace) -> "Settings":
@@ -480,6 +540,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--stdin-filename", metavar="PATH",
                    help="with - as the path: the file stdin stands for (includes, project, configuration and "
                         "the name in diagnostics are PATH's)")
+    p.add_argument("--fix", action="store_true",
+                   help="apply the fixes findings state exactly (docs/diagnostics.md says which codes have one), "
+                        "then report what is left; with -: print the fixed text")
+    p.add_argument("--diff", action="store_true",
+                   help="print what --fix would change as a unified diff, change nothing (exit 1 if it would)")
     p.add_argument("--show-settings", metavar="FILE",
                    help="print the settings that apply to FILE (from its project configuration) and exit")
     p.add_argument("-q", "--quiet", action="store_true",

@@ -292,12 +292,14 @@ def with_settings(report: Report, finder: "Finder", cli: "Settings") -> Report:
 def check_text(text: str | bytes, path: str | Path, settings: "Settings | None" = None, *, root: str | None = None,
                allow: Sequence[str] = (), host: Any = None) -> Report:
     """Lint `text` as the content of `path` (an editor's unsaved buffer, stdin): what `hvconf
-    check` would report for it if it were saved there, after suppressions and `settings` (None:
+    check` would report for it if it were saved there, each finding with its `fix` where it has
+    one (hvconf/lint/fixes.py), after suppressions and `settings` (None:
     the project configuration found for `path`; ConfigError if it is bad). `path` need not
     exist: includes resolve against its real folder, paths are confined to its project (or
     `root`, plus `allow`), and diagnostics name it (relative to the working directory when
     below it). `host` is a HostFacts to check against, as --host-facts."""
     from hvconf import compiler
+    from hvconf.lint.fixes import attach
     from hvconf.lint.settings import Finder
     from hvconf.syntax.loader import Loader
 
@@ -308,7 +310,7 @@ def check_text(text: str | bytes, path: str | Path, settings: "Settings | None" 
     report.diagnostics = [d for d in result.report.diagnostics
                           if settings.reports(d.code, d.span.file if d.span is not None else None)]
     report.diagnostics.sort(key=_total_key)
-    return report
+    return attach(report)
 
 
 def filtered(report: Report, *, select: frozenset[str] = frozenset(), ignore: frozenset[str] = frozenset(),
