@@ -82,16 +82,16 @@ def _fail(message: str) -> int:
 
 
 def _colour(stream: TextIO, choice: str = "auto") -> bool:
-    """Colour when asked, or on a terminal unless NO_COLOR is set (non-empty) or TERM is dumb."""
-    if choice != "auto":
-        return choice == "always"
-    return not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb" and stream.isatty()
+    """--color, NO_COLOR, FORCE_COLOR, CLICOLOR_FORCE, a terminal (hvconf.lint.render.use_colour)."""
+    from hvconf.lint.render import use_colour
+
+    return use_colour(stream, choice)
 
 
-def _print_report(report: "Report", stream: TextIO) -> None:
+def _print_report(report: "Report", stream: TextIO, choice: str = "auto") -> None:
     from hvconf.lint.render import render, summary
 
-    colour = _colour(stream)
+    colour = _colour(stream, choice)
     for diag in report:
         print(render(diag, report.sources, colour=colour), file=stream)
     if report.diagnostics:
@@ -127,7 +127,7 @@ def _build(args: argparse.Namespace, paths: Sequence[str]) -> "Result | None":
         if bar is not None:
             bar.close()
     if result is not None:
-        _print_report(result.report, sys.stderr)
+        _print_report(result.report, sys.stderr, getattr(args, "color", "auto"))
     return result
 
 
@@ -161,12 +161,12 @@ def _check_options(args: argparse.Namespace) -> dict[str, Any]:
     return {"host": host_facts_from_args(args)}
 
 
-def _config_error(err: "ConfigError") -> int:
+def _config_error(err: "ConfigError", args_colour: str = "auto") -> int:
     """A bad configuration: its located diagnostic on stderr (caret and all), status 2."""
     from hvconf.lint.render import render
 
     sources = {err.diagnostic.span.file: err.source} if err.diagnostic.span is not None and err.source else {}
-    print(render(err.diagnostic, sources, colour=_colour(sys.stderr)), file=sys.stderr)
+    print(render(err.diagnostic, sources, colour=_colour(sys.stderr, args_colour)), file=sys.stderr)
     return EXIT_USAGE
 
 
@@ -239,7 +239,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     except UsageError as err:
         return _fail(str(err))
     except ConfigError as err:
-        return _config_error(err)
+        return _config_error(err, args.color)
     except _host_facts_error() as err:  # evaluated only once something was raised
         return _fail(str(err))
     def fails(d: "Diagnostic") -> bool:  # an error, or a warning with --werror or its file's `werror = true`
@@ -496,6 +496,12 @@ def _folder(text: str) -> str:
     return text
 
 
+def _color_option(p: argparse.ArgumentParser, what: str = "diagnostics") -> None:
+    p.add_argument("--color", choices=["auto", "always", "never"], default="auto",
+                   help=f"colour {what} (default: auto: on a terminal, or with FORCE_COLOR or CLICOLOR_FORCE set; "
+                        "never with NO_COLOR set)")
+
+
 def _path_options(p: argparse.ArgumentParser) -> None:
     """--root and --allow-path: where a definition may make hvconf read (docs/robustness.md)."""
     p.add_argument("--root", type=_folder, metavar="DIR",
@@ -551,8 +557,7 @@ def parser() -> argparse.ArgumentParser:
                    help="print only what fails the run (errors; warnings too with --werror), no summary")
     p.add_argument("-j", "--jobs", type=_jobs, default=1, metavar="N",
                    help="check in N worker processes; 0: one per CPU (default: 1)")
-    p.add_argument("--color", choices=["auto", "always", "never"], default="auto",
-                   help="colour the text format (default: auto: on a terminal, unless NO_COLOR is set)")
+    _color_option(p, "the text format")
     import_module("hvconf.cli.host").add_host_options(p)  # --host / --host-facts, via _check_options()
     _path_options(p)
     p.set_defaults(func=cmd_check)
@@ -564,6 +569,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--abi-overrides", metavar="FILE", type=_regular_file, action=_Once,
                    help="numbers for the unmerged ePAPR proposal (TOML)")
     _path_options(p)
+    _color_option(p)
     p.set_defaults(func=cmd_build)
 
     for name, func, what in (("plan", cmd_plan, "print the ioctl plan"), ("dts", cmd_dts, "print the device tree"),
@@ -576,6 +582,7 @@ def parser() -> argparse.ArgumentParser:
         p.add_argument("--abi-overrides", metavar="FILE", type=_regular_file, action=_Once,
                        help="numbers for the unmerged ePAPR proposal (TOML)")
         _path_options(p)
+        _color_option(p)
         if name == "plan":
             p.add_argument("--format", choices=["text", "json"], default="text", help="output format (default: text)")
         if name == "run":  # the launcher's options, checked here as launch.py checks them (hvconf.kvm.options)
