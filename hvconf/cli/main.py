@@ -30,7 +30,8 @@ EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
 
 # Modules that add commands: each has `register(subparsers)`, called in this order
 # in parser(). Imported only when the parser is built, so they stay cheap to list.
-COMMAND_MODULES: tuple[str, ...] = ("hvconf.cli.host", "hvconf.cli.fmt", "hvconf.cli.docs", "hvconf.cli.targets")
+COMMAND_MODULES: tuple[str, ...] = ("hvconf.cli.host", "hvconf.cli.fmt", "hvconf.cli.docs", "hvconf.cli.targets",
+                                     "hvconf.cli.diff")
 
 EXAMPLES = """examples:
   hvconf check vms/                     lint every .hv under vms/; needs no /dev/kvm
