@@ -141,3 +141,21 @@ def test_cli_diff_fix_stdin_and_json(tmp_path: Path) -> None:
     assert (tmp_path / "cap-required.hv").read_text() == before["cap-required.hv"]
     assert not list(tmp_path.glob(".hvconf-fix-*"))
     assert hvconf("check", "--diff", ".", cwd=tmp_path).stdout == ""
+
+
+def test_fix_neither_reads_nor_writes_through_a_link_out_of_the_project(tmp_path: Path) -> None:
+    project, outside = tmp_path / "project", tmp_path / "outside"
+    project.mkdir()
+    outside.mkdir()
+    (project / ".git").mkdir()
+    host = outside / "host.hv"
+    host.write_text("MARKER-SECRET\n" + (INVALID / "rma-obsolete.hv").read_text())
+    (project / "vms").mkdir()
+    (project / "vms" / "evil.hv").symlink_to(host)
+    (project / "vms" / "ok.hv").write_text((INVALID / "rma-obsolete.hv").read_text())
+    before = host.read_text()
+    for flags in (["--diff"], ["--fix"]):
+        done = hvconf("check", *flags, "vms", cwd=project)
+        assert "MARKER" not in done.stdout + done.stderr
+    assert host.read_text() == before
+    assert "rma none" in (project / "vms" / "ok.hv").read_text()

@@ -268,40 +268,61 @@ def _fix(args: argparse.Namespace, paths: list[str], finder: "Finder", cli: "Set
     from hvconf.lint.fixes import fix_text, unified_diff
 
     changed = False
-    sources = [(args.stdin_filename or "-", _read_stdin())] if paths == [] else [(p, None) for p in paths]
-    for path, data in sources:
-        before = data.decode("utf-8", "surrogateescape") if data is not None else _read_text(path)
+    allow = tuple(args.allow_path or ())
+    if paths == []:
+        sources: list[tuple[str, str | None, bytes | None]] = [(args.stdin_filename or "-", None, _read_stdin())]
+    else:
+        sources = [(p, _real_root(p, args.root, allow), None) for p in paths]
+    for path, real, data in sources:
+        before = data.decode("utf-8", "surrogateescape") if data is not None else _read_text(real, args.root, allow)
         if before is None:
-            continue
+            continue  # not fixed; the check that follows reports why it cannot be read
         settings = finder.for_file(path).with_cli(cli.cli_select, cli.cli_extend_select, cli.cli_ignore)
-        after = fix_text(before, path, settings, root=args.root, allow=tuple(args.allow_path or ()))
+        after = fix_text(before, path, settings, root=args.root, allow=allow)
         changed |= after != before
         if args.diff:
             sys.stdout.write(unified_diff(before, after, os.path.normpath(path)))
         elif data is not None:
             sys.stdout.write(after)
-        elif after != before:
-            _replace_file(path, after)
+        elif after != before and real is not None:
+            _replace_file(real, after)
     return changed
 
 
-def _read_text(path: str) -> str | None:
-    """A root file's text for --fix (None when it cannot be read as UTF-8: the check reports why)."""
-    from hvconf.syntax.loader import MAX_FILE_BYTES
-    from hvconf.syntax.paths import read_regular
+def _real_root(path: str, root: str | None, allow: tuple[str, ...]) -> str | None:
+    """The real path --fix may read and rewrite for root file `path`: what the loader would
+    read (hvconf/syntax/paths.py): inside the project, a regular file, and for a symbolic link
+    a .hv file. None otherwise: a link to a host file is neither read nor written."""
+    from hvconf.syntax.loader import SUFFIX, Loader
+    from hvconf.syntax.paths import PathRefused, resolve
 
+    absolute = os.path.abspath(path)
     try:
-        return read_regular(path, MAX_FILE_BYTES).decode("utf-8")
-    except (OSError, UnicodeDecodeError):
+        real, _ = resolve(absolute, Loader(root, allow).scope(absolute))
+    except PathRefused:
+        return None
+    return None if os.path.islink(absolute) and not real.endswith(SUFFIX) else real
+
+
+def _read_text(real: str | None, root: str | None, allow: tuple[str, ...]) -> str | None:
+    """A root file's text for --fix (None when it may not or cannot be read as UTF-8)."""
+    from hvconf.syntax.loader import MAX_FILE_BYTES, Loader
+    from hvconf.syntax.paths import PathRefused, read_resolved
+
+    if real is None:
+        return None
+    try:
+        data = read_resolved(real, Loader(root, allow).scope(real), MAX_FILE_BYTES)
+        return data.decode("utf-8") if len(data) <= MAX_FILE_BYTES else None
+    except (PathRefused, UnicodeDecodeError):
         return None
 
 
-def _replace_file(path: str, text: str) -> None:
-    """Write `text` over the file at `path` (its real path, keeping its mode): a temporary file
-    beside it, fsynced and renamed into place."""
+def _replace_file(real: str, text: str) -> None:
+    """Write `text` over the file at `real` (keeping its mode): a temporary file beside it,
+    fsynced and renamed into place."""
     import tempfile
 
-    real = os.path.realpath(path)
     mode = os.stat(real).st_mode & 0o7777
     fd, tmp = tempfile.mkstemp(dir=os.path.dirname(real), prefix=".hvconf-fix-")
     try:
