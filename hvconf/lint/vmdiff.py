@@ -1,8 +1,8 @@
 """`hvconf diff`: what a change does to the compiled VMs, by meaning (a terraform plan for VMs).
 
 Each side is a set of built VMs (hvconf.compiler.build). A VM is compared as its meaning:
-the ioctl steps (fd, ioctl, arguments), the device tree (every node and property of the DTB,
-read back with pyfdt), the capabilities it enables and requires, the hypercalls it switches
+the ioctl steps (fd, ioctl, arguments), the device tree (every node and property of the DTB),
+the capabilities it enables and requires, the hypercalls it switches
 (KVM_CAP_PPC_ENABLE_HCALL, the launcher's handlers and exits), its images (by hash, size and
 address) and the rest of plan.json. Where things come from (the `source` of steps, caps and
 images, the DTS comments) is not compared: moving lines or editing comments is no change.
@@ -13,7 +13,6 @@ the command (hvconf/cli/diff.py) compiles the two sides. Tested by tests/test_vm
 from __future__ import annotations
 
 import difflib
-import io
 import json
 from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
@@ -51,31 +50,65 @@ class Meaning:
         self.hcalls, self.images, self.other = hcalls, images, other
 
 
-def _prop_text(prop: Any) -> str:
-    """A DTB property as DTS writes its value."""
-    if hasattr(prop, "strings"):
-        return ", ".join(json.dumps(s) for s in prop.strings)
-    if hasattr(prop, "words"):
-        return "<" + " ".join(f"0x{w:x}" for w in prop.words) + ">"
-    if hasattr(prop, "bytes"):
-        return "[" + " ".join(f"{b:02x}" for b in prop.bytes) + "]"
-    return "(empty)"
+def _value_text(value: bytes) -> str:
+    """A property value as `dtc -O dts` guesses its type: strings, cells or bytes."""
+    if not value:
+        return "(empty)"
+    parts = value[:-1].split(b"\0")
+    if value.endswith(b"\0") and all(parts) and all(32 <= c < 127 for part in parts for c in part):
+        return ", ".join(json.dumps(part.decode()) for part in parts)
+    if len(value) % 4 == 0:
+        return "<" + " ".join(f"0x{int.from_bytes(value[i:i + 4], 'big'):x}" for i in range(0, len(value), 4)) + ">"
+    return "[" + " ".join(f"{b:02x}" for b in value) + "]"
+
+
+_BEGIN_NODE, _END_NODE, _PROP, _NOP, _END = 1, 2, 3, 4, 9
 
 
 def device_tree(dtb: bytes) -> dict[str, str]:
-    """Every node (`/path/`: "node") and property (`/path/name`: its value) of a DTB, with the
-    memory reservations as `/memreserve/`."""
-    from pyfdt.pyfdt import FdtBlobParse, FdtNode
+    """Every node (`/path/`: "node") and property (`/path/name`: its value) of a DTB, and the
+    memory reservations as `/memreserve/`. Read here from the flattened format itself (the
+    Devicetree Specification v0.4, chapter 5 "Flattened Devicetree (DTB) Format"; Linux
+    scripts/dtc/libfdt/fdt.h: header, reserve map, a structure block of BEGIN_NODE, PROP and
+    END_NODE tokens, a strings block), not through the FDT library hvconf/emit/dtb.py writes with."""
+    import struct
 
-    fdt = FdtBlobParse(io.BytesIO(dtb)).to_fdt()
+    def u32(at: int) -> int:
+        return int(struct.unpack_from(">I", dtb, at)[0])
+
+    struct_at, strings_at, rsv_at = u32(8), u32(12), u32(16)
     out: dict[str, str] = {}
-    for path, item in fdt.resolve_path("/").walk():
-        out[path.rstrip("/") + "/" if isinstance(item, FdtNode) else path] = (
-            "node" if isinstance(item, FdtNode) else _prop_text(item))
-    out["/"] = "node"
-    reserved = getattr(fdt, "reserve_entries", None) or []
+    reserved = []
+    while True:
+        address, size = struct.unpack_from(">QQ", dtb, rsv_at)
+        if address == size == 0:
+            break
+        reserved.append(f"0x{address:x} 0x{size:x}")
+        rsv_at += 16
     if reserved:
-        out["/memreserve/"] = ", ".join(f"0x{r['address']:x} 0x{r['size']:x}" for r in reserved)
+        out["/memreserve/"] = ", ".join(reserved)
+    path: list[str] = []
+    at = struct_at
+    while True:
+        token = u32(at)
+        at += 4
+        if token == _BEGIN_NODE:
+            end = dtb.index(b"\0", at)
+            path.append(dtb[at:end].decode("ascii", "replace"))
+            out["/".join(path) + "/" if path != [""] else "/"] = "node"
+            at = (end + 4) & ~3
+        elif token == _END_NODE:
+            path.pop()
+        elif token == _PROP:
+            length, name_at = u32(at), u32(at + 4)
+            name_end = dtb.index(b"\0", strings_at + name_at)
+            name = dtb[strings_at + name_at:name_end].decode("ascii", "replace")
+            out["/".join(path) + "/" + name if path != [""] else "/" + name] = _value_text(dtb[at + 8:at + 8 + length])
+            at = (at + 8 + length + 3) & ~3
+        elif token == _NOP:
+            continue
+        else:  # _END, or anything else: the block is over
+            break
     return out
 
 
