@@ -48,6 +48,10 @@ CHECK_EXAMPLES = """examples:
   hvconf check --format github .             annotations in a GitHub Actions log
   hvconf check --select unknown-cap,cap-bad-args vms/
   hvconf check --ignore rma-obsolete --werror vms/
+  hvconf check --diff vms/                   the edits --fix would make; --fix makes them
+  hvconf check - --stdin-filename vms/a.hv   an editor's unsaved buffer, as if saved at vms/a.hv
+  hvconf check --show-settings vms/a.hv      what hvconf.toml / [tool.hvconf] says for that file
+  hvconf check --format gitlab . > gl-code-quality.json   also junit; FORCE_COLOR=1 colours CI logs
 
 exit status: 0 clean, 1 findings (errors; warnings too with --werror),
 2 usage error or a file that cannot be read. See docs/ci.md.

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import os
 import re
-import tomllib
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -207,7 +206,7 @@ def locate(text: str, path: tuple[str, ...], item: str | None = None) -> tuple[i
     return 1, 1, 2
 
 
-def _syntax_place(err: tomllib.TOMLDecodeError, text: str) -> tuple[int, int, int]:
+def _syntax_place(err: ValueError, text: str) -> tuple[int, int, int]:
     lines = text.split("\n")
     found = re.search(r"\(at line (\d+), column (\d+)\)", str(err))
     line, col = (int(found.group(1)), int(found.group(2))) if found else (len(lines), len(lines[-1]) + 1)
@@ -290,6 +289,8 @@ def selector_problem(selector: str) -> tuple[str, str | None] | None:
 
 def parse_config(text: str, display: str, pyproject: bool) -> dict[str, Any] | None:
     """The hvconf table of a configuration's text (None for a pyproject.toml without one)."""
+    import tomllib  # only when a configuration exists: most runs have none
+
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
