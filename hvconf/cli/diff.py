@@ -114,6 +114,8 @@ def extract(ref: str, top: str, into: str) -> None:
 
     if ref.startswith("-"):
         raise DiffError(f"not a revision: {ref!r}")
+    if not hasattr(tarfile, "data_filter"):  # Python 3.11.4 added the extraction filters (PEP 706)
+        raise DiffError("--base needs Python 3.11.4 or later, whose tarfile can unpack a tree safely")
     commit = _git("rev-parse", "--verify", "--quiet", "--end-of-options", f"{ref}^{{commit}}", cwd=top)
     proc = subprocess.Popen(["git", "archive", "--format=tar", commit], cwd=top, stdout=subprocess.PIPE,
                             stderr=subprocess.DEVNULL)

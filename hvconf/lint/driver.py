@@ -12,6 +12,7 @@ Tested by tests/test_lint_scale.py.
 from __future__ import annotations
 
 import os
+from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
@@ -79,6 +80,7 @@ def _excluded(settings: "Settings | None", path: str) -> bool:
     return settings is not None and settings.excludes(path)
 
 
+@lru_cache(maxsize=4096)
 def _git_top(folder: str) -> str | None:
     start = Path(os.path.abspath(folder))
     return next((os.fspath(f) for f in (start, *start.parents) if os.path.lexists(f / ".git")), None)
@@ -99,8 +101,9 @@ def _not_gitignored(files: list[str], finder: "Finder") -> list[str]:
     for top, names in by_top.items():
         absolute = {os.path.abspath(n): n for n in names}
         try:
-            done = subprocess.run(["git", "-C", top, "check-ignore", "-z", "--stdin"], input="\0".join(absolute),
-                                  capture_output=True, text=True, timeout=60, check=False)
+            # core.fsmonitor off: a checked folder's own .git/config must not name a program to run
+            done = subprocess.run(["git", "-c", "core.fsmonitor=false", "-C", top, "check-ignore", "-z", "--stdin"],
+                                  input="\0".join(absolute), capture_output=True, text=True, timeout=60, check=False)
         except (OSError, subprocess.SubprocessError):
             continue
         if done.returncode == 0:
