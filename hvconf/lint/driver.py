@@ -82,7 +82,8 @@ def _excluded(settings: "Settings | None", path: str) -> bool:
 
 @lru_cache(maxsize=4096)
 def _git_top(folder: str) -> str | None:
-    start = Path(os.path.abspath(folder))
+    """The nearest folder from absolute `folder` up that holds `.git`."""
+    start = Path(folder)
     return next((os.fspath(f) for f in (start, *start.parents) if os.path.lexists(f / ".git")), None)
 
 
@@ -94,7 +95,7 @@ def _not_gitignored(files: list[str], finder: "Finder") -> list[str]:
 
     by_top: dict[str, list[str]] = {}
     for f in files:
-        top = _git_top(os.path.dirname(f) or os.curdir)
+        top = _git_top(os.path.abspath(os.path.dirname(f) or os.curdir))  # absolute: the cache outlives a chdir
         if top is not None and finder.for_file(f).respect_gitignore:
             by_top.setdefault(top, []).append(f)
     ignored: set[str] = set()
