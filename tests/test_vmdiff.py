@@ -95,8 +95,9 @@ def test_an_hcall_switched_and_a_cap_added(repo: Path) -> None:
     # no longer enabled in-kernel: the plan leaves it at the kernel's default (off)
     assert status == 1 and hcalls == [{"section": "hcalls", "change": "removed", "what": "H_RANDOM",
                                        "old": "in-kernel", "new": None}]
-    text = hvconf("diff", "--base", "HEAD", cwd=repo).stdout
-    assert "~ vm pseries (ppc64-spapr)\n" in text and "- H_RANDOM = in-kernel" in text
+    done = hvconf("diff", "--base", "HEAD", cwd=repo)
+    text = done.stdout
+    assert "~ vm pseries (ppc64-spapr)\n" in text and "- H_RANDOM = in-kernel" in text, done.stderr
     assert text.endswith("Plan: 0 VM(s) to add, 1 to change, 0 to remove.\n")
 
 

@@ -129,6 +129,8 @@ def extract(ref: str, top: str, into: str) -> None:
     try:
         with tarfile.open(fileobj=proc.stdout, mode="r|") as tar:
             tar.extractall(into, filter=safe)
+        while proc.stdout.read(1 << 16):  # the padding after the end-of-archive blocks: git writes it too,
+            pass  # and a pipe closed before it is read ends git with SIGPIPE
     except (tarfile.TarError, OSError) as err:
         proc.kill()
         raise DiffError(f"cannot unpack {ref}: {err}") from None
