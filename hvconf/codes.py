@@ -25,6 +25,8 @@ from hvconf.record import Record
 
 # Pipeline order; only the build stage is out of `hvconf check`'s reach.
 STAGES: Mapping[str, str] = MappingProxyType({
+    "config": "reading the project configuration, hvconf.toml or [tool.hvconf] in pyproject.toml "
+              "(hvconf/lint/settings.py); printed on stderr, exit status 2",
     "parse": "reading the text (hvconf/syntax)",
     "load": "following includes (hvconf/syntax/loader.py)",
     "paths": "where the files a definition names may be read from: includes, `guest`, `kernel` and what a guest "
@@ -48,6 +50,8 @@ class Code(Record):
 
 E, W = Severity.ERROR, Severity.WARNING
 _ROWS: tuple[tuple[str, str, Severity], ...] = (
+    # ---- config
+    ('invalid-config',              'config', E),
     # ---- parse
     ('syntax-error',                'parse', E),
     ('unknown-keyword',             'parse', E),

@@ -55,10 +55,6 @@ def check(paths: Sequence[Path], *, loader: Loader | None = None, progress: Prog
     raises InputError for unreadable roots. `# hvconf: ignore[...]` comments then
     apply (hvconf/check/suppress.py), unless `suppress` is False (a caller merging several
     runs applies them once, to the merged report)."""
-    from hvconf.check import run_checks
-    from hvconf.model.inputs import check_files
-    from hvconf.model.target import load_target
-
     loader = loader or Loader()
     result = Result()
     files_checked: set[tuple[object, ...]] = set()
@@ -66,18 +62,45 @@ def check(paths: Sequence[Path], *, loader: Loader | None = None, progress: Prog
     for done, path in enumerate(paths, 1):
         if progress is not None:
             progress(f"checking {path}", done, len(paths))
-        program = loader.load(path, result.report)
-        vms = lower_program(program, result.report)
-        for vm in vms:
-            check_files(vm, program.scope, result.report, files_checked)
-            if vm.target is not None:
-                run_checks(vm, load_target(vm.target), result.report, host, program.scope)
-        result.checked.append(Checked(program, vms))
+        _check_program(loader.load(path, result.report), result, host, files_checked)
     if suppress:
-        from hvconf.check.suppress import apply_to_programs
-
-        result.report = apply_to_programs(result.report, [c.program for c in result.checked])
+        _suppress(result)
     return result
+
+
+def check_text(text: str | bytes, path: Path, *, loader: Loader | None = None, host: "HostFacts | None" = None,
+               suppress: bool = True) -> Result:
+    """`check` of one file whose text is `text` (an unsaved buffer, stdin) as if it were saved at
+    `path`, which need not exist: includes resolve against `path`'s real folder, paths are
+    confined to `path`'s project, and diagnostics name `path`. Never raises InputError."""
+    loader = loader or Loader()
+    result = Result()
+    data = text.encode("utf-8") if isinstance(text, str) else text
+    _check_program(loader.load_text(path, data, result.report), result, host, set())
+    if suppress:
+        _suppress(result)
+    return result
+
+
+def _check_program(program: Program, result: Result, host: "HostFacts | None",
+                   files_checked: set[tuple[object, ...]]) -> None:
+    """Lower and check one loaded program into `result`."""
+    from hvconf.check import run_checks
+    from hvconf.model.inputs import check_files
+    from hvconf.model.target import load_target
+
+    vms = lower_program(program, result.report)
+    for vm in vms:
+        check_files(vm, program.scope, result.report, files_checked)
+        if vm.target is not None:
+            run_checks(vm, load_target(vm.target), result.report, host, program.scope)
+    result.checked.append(Checked(program, vms))
+
+
+def _suppress(result: Result) -> None:
+    from hvconf.check.suppress import apply_to_programs
+
+    result.report = apply_to_programs(result.report, [c.program for c in result.checked])
 
 
 def build(paths: Sequence[Path], *, proposed_overrides: Path | None = None, loader: Loader | None = None,

@@ -52,15 +52,32 @@ class Note(Record):
     span: Span | None
 
 
+class Edit(Record):
+    """Replace the text of `span` with `content` (an empty span inserts, empty content deletes)."""
+
+    __slots__ = ("span", "content")
+    span: Span
+    content: str
+
+
+class Fix(Record):
+    """The exact edit a finding's help states, which `hvconf check --fix` applies (hvconf/lint/fixes.py)."""
+
+    __slots__ = ("message", "edits")
+    message: str
+    edits: tuple[Edit, ...]
+
+
 class Diagnostic(Record):
-    __slots__ = ("code", "severity", "message", "span", "notes", "help")
-    _defaults = {"notes": (), "help": None}
+    __slots__ = ("code", "severity", "message", "span", "notes", "help", "fix")
+    _defaults = {"notes": (), "help": None, "fix": None}
     code: str
     severity: Severity
     message: str
     span: Span | None
     notes: tuple[Note, ...]
     help: str | None
+    fix: Fix | None
 
     @property
     def sort_key(self) -> tuple[str, int, int, str, str]:

@@ -30,7 +30,7 @@ AUDIT = REPO / "tests" / "data" / "open-audit"
 TIMEOUT = 60
 
 DIAGNOSTIC_FIELDS = {"code", "severity", "message", "file", "line", "column", "end_line", "end_column", "notes",
-                     "help"}
+                     "help", "fix"}
 # The error is on line 4, column 12 (`two`), so line, column and caret are all checkable.
 BAD_HV = "format 1\nvm bad {\n    arch   x86_64\n    vcpus  two\n    memory 2M\n}\n"
 
@@ -159,7 +159,7 @@ def test_werror_and_quiet(tmp_path: Path) -> None:
     assert "checked" not in failing.stdout
 
 
-@pytest.mark.parametrize("fmt", ["json", "sarif", "github"])
+@pytest.mark.parametrize("fmt", ["json", "sarif", "github", "gitlab", "junit"])
 def test_machine_formats_have_the_same_exit_status_and_no_colour(tmp_path: Path, fmt: str) -> None:
     (tmp_path / "bad.hv").write_text(BAD_HV)
     done = hvconf("check", "--format", fmt, "--color", "always", "bad.hv", cwd=tmp_path)
@@ -167,6 +167,10 @@ def test_machine_formats_have_the_same_exit_status_and_no_colour(tmp_path: Path,
     if fmt == "github":
         assert done.stdout.startswith("::error file=bad.hv,line=4,col=12,endLine=4,endColumn=15,"
                                       "title=hvconf (syntax-error)::")
+    elif fmt == "junit":
+        from xml.etree import ElementTree
+
+        assert ElementTree.fromstring(done.stdout).get("failures") == "1"
     else:
         assert json.loads(done.stdout)
 
@@ -262,7 +266,7 @@ def test_every_run_example_runs_as_written_from_the_repository_root(command: lis
 
 def test_check_help_through_the_command_shows_formats_and_exit_statuses() -> None:
     done = hvconf("check", "--help")
-    assert done.returncode == 0 and "--format {text,json,sarif,github}" in done.stdout and "exit status" in done.stdout
+    assert done.returncode == 0 and "--format {text,json,sarif,github,gitlab,junit}" in done.stdout and "exit status" in done.stdout
 
 
 def _bash_complete(script: str, *words: str) -> list[str]:
@@ -280,7 +284,7 @@ def test_bash_completion_offers_commands_options_choices_and_codes() -> None:
     script = hvconf("completion", "bash").stdout
     assert set(_commands()) <= set(_bash_complete(script, ""))
     assert _bash_complete(script, "check", "--fo") == ["--format"]
-    assert _bash_complete(script, "check", "--format", "") == ["text", "json", "sarif", "github"]
+    assert _bash_complete(script, "check", "--format", "") == ["text", "json", "sarif", "github", "gitlab", "junit"]
     assert "unknown-cap" in _bash_complete(script, "check", "--select", "unknown-c")
     assert _bash_complete(script, "completion", "") == ["bash", "zsh", "fish"]
 
@@ -311,7 +315,7 @@ def test_zsh_completion_offers_the_format_choices(tmp_path: Path) -> None:
     done = subprocess.run(["zsh", "-f", "-c", driver], capture_output=True, text=True, timeout=30, check=False)
     assert done.returncode == 0, done.stderr
     listed = done.stdout.rsplit("--format", 1)[-1]
-    assert re.search(r"github\s+json\s+sarif", listed), repr(done.stdout[-300:])
+    assert re.search(r"github\s+gitlab\s+json\s+junit\s+sarif", listed), repr(done.stdout[-300:])
 
 
 # --- plan and dts ---------------------------------------------------------------------------

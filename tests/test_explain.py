@@ -24,6 +24,8 @@ from hvconf.check import CHECKS, HOST_CHECKS
 from hvconf.cli.docs import EXIT_USAGE, register
 from hvconf.compiler import build, check
 from hvconf.diagnostics import Report
+from hvconf.lint.driver import check_text
+from hvconf.lint.settings import ConfigError
 from hvconf.model.host import load_host_facts
 from hvconf.syntax.loader import MAX_FILE_BYTES
 
@@ -59,6 +61,11 @@ def compile_example(page: explain.Page, example: explain.Example, tmp: Path) -> 
     if main is None:
         main = tmp / example.name
         main.write_bytes(example.text.encode(example.encoding))
+    if page.stage == "config":  # the configuration beside it, read as `hvconf check` reads it
+        try:
+            return check_text(main.read_bytes(), main)
+        except ConfigError as err:
+            return Report([err.diagnostic])
     if page.stage == "build":
         overrides = tmp / example.overrides if example.overrides else None
         return build([main], proposed_overrides=overrides).report

@@ -23,8 +23,14 @@ def _codes() -> list[str]:
     return sorted(known_codes())
 
 
+def _targets() -> list[str]:
+    from hvconf.model.target import target_names
+
+    return list(target_names())
+
+
 # Values completed for options by metavar, where argparse has no `choices` (they are validated later).
-METAVAR_WORDS: dict[str, Callable[[], list[str]]] = {"CODES": _codes, "CODE": _codes}
+METAVAR_WORDS: dict[str, Callable[[], list[str]]] = {"CODES": _codes, "CODE": _codes, "TARGET": _targets}
 
 
 class Option(Record):

@@ -1,7 +1,7 @@
 """The `hvconf explain` and `hvconf schema` commands, added to the CLI's
 subparsers by `register` (hvconf/cli/main.py calls it).
 
-Thin shells over hvconf/lint/explain.py and hvconf/model/json_schema.py: they print to
+Thin shells over hvconf/lint/explain.py and hvconf/lint/schemas.py: they print to
 stdout, report usage errors on stderr, and return the exit status (0, or 2
 for an unknown code). They never read a definition or open a device.
 Tested by tests/test_explain.py and tests/test_schema.py.
@@ -26,7 +26,9 @@ EXPLAIN_EXAMPLES = """examples:
 """
 
 SCHEMA_EXAMPLES = """examples:
-  hvconf schema > hvconf-vm.schema.json    JSON Schema (draft 2020-12) of one lowered VM
+  hvconf schema > hvconf-vm.schema.json           JSON Schema (draft 2020-12) of one lowered VM
+  hvconf schema plan > plan.schema.json           of plan.json; also manifest, host-facts, diagnostics
+  hvconf schema diagnostics                       of `hvconf check --format json`
 """
 
 
@@ -46,9 +48,9 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
-    from hvconf.model.json_schema import dumps
+    from hvconf.lint.schemas import dumps
 
-    sys.stdout.write(dumps())
+    sys.stdout.write(dumps(args.name))
     return EXIT_OK
 
 
@@ -64,10 +66,15 @@ def register(sub: "SubParsers") -> None:
                    help="text for a terminal, markdown as in docs/diagnostics.md (default: text)")
     p.set_defaults(func=cmd_explain)
 
-    p = sub.add_parser("schema", help="print the JSON Schema of the IR, for editors and tools",
-                       description="Print the JSON Schema (draft 2020-12) of one lowered VM: what\n"
-                                   "hvconf's IR serialises to. Keys are sorted; the output is stable.",
+    p = sub.add_parser("schema", help="print a JSON Schema: of the IR, plan.json, manifest.json, host facts, "
+                                      "json diagnostics",
+                       description="Print the JSON Schema (draft 2020-12) of what hvconf writes for others:\n"
+                                   "vm (one lowered VM, the IR), plan (plan.json), manifest (manifest.json),\n"
+                                   "host-facts (hvconf host --format json), diagnostics (check --format json).\n"
+                                   "Keys are sorted; the output is stable.",
                        epilog=SCHEMA_EXAMPLES, formatter_class=raw)
+    p.add_argument("name", nargs="?", default="vm", choices=["vm", "plan", "manifest", "host-facts", "diagnostics"],
+                   help="which schema (default: vm)")
     p.set_defaults(func=cmd_schema)
 
 

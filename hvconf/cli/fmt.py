@@ -39,6 +39,9 @@ def register(subparsers: "SubParsers") -> None:
     p.add_argument("paths", nargs="+", metavar="PATH", help="files, or folders searched for *.hv; '-' is stdin")
     p.add_argument("--check", action="store_true", help="write nothing; exit 1 listing files that would change")
     p.add_argument("--diff", action="store_true", help="write nothing; print a unified diff of the changes")
+    p.add_argument("--color", choices=["auto", "always", "never"], default="auto",
+                   help="colour syntax errors (default: auto: on a terminal, or with FORCE_COLOR or CLICOLOR_FORCE "
+                        "set; never with NO_COLOR set)")
     p.set_defaults(func=cmd_fmt)
 
 
@@ -81,7 +84,9 @@ class _Run:
         text = decode(data, display, report)
         tree = parse(text, display, report) if text is not None else None
         if text is None or tree is None:
-            colour = "NO_COLOR" not in os.environ and sys.stderr.isatty()
+            from hvconf.lint.render import use_colour
+
+            colour = use_colour(sys.stderr, getattr(self.args, "color", "auto"))
             for diag in report.errors:
                 print(render(diag, report.sources, colour=colour), file=sys.stderr)
             self.status = max(self.status, EXIT_FINDINGS)

@@ -22,13 +22,16 @@ if TYPE_CHECKING:
     from hvconf.compiler import Result
     from hvconf.emit.artifacts import Built
     from hvconf.diagnostics import Report
+    from hvconf.lint.driver import LintResult
+    from hvconf.diagnostics import Diagnostic
+    from hvconf.lint.settings import ConfigError, Finder, Settings
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
 
 # Modules that add commands: each has `register(subparsers)`, called in this order
 # in parser(). Imported only when the parser is built, so they stay cheap to list.
 COMMAND_MODULES: tuple[str, ...] = ("hvconf.cli.host", "hvconf.cli.fmt", "hvconf.cli.docs", "hvconf.cli.cache",
-                                   "hvconf.cli.lsp")
+                                   "hvconf.cli.lsp", "hvconf.cli.targets", "hvconf.cli.diff")
 
 EXAMPLES = """examples:
   hvconf check vms/                     lint every .hv under vms/; needs no /dev/kvm
@@ -45,6 +48,10 @@ CHECK_EXAMPLES = """examples:
   hvconf check --format github .             annotations in a GitHub Actions log
   hvconf check --select unknown-cap,cap-bad-args vms/
   hvconf check --ignore rma-obsolete --werror vms/
+  hvconf check --diff vms/                   the edits --fix would make; --fix makes them
+  hvconf check - --stdin-filename vms/a.hv   an editor's unsaved buffer, as if saved at vms/a.hv
+  hvconf check --show-settings vms/a.hv      what hvconf.toml / [tool.hvconf] says for that file
+  hvconf check --format gitlab . > gl-code-quality.json   also junit; FORCE_COLOR=1 colours CI logs
 
 exit status: 0 clean, 1 findings (errors; warnings too with --werror),
 2 usage error or a file that cannot be read. See docs/ci.md.
@@ -80,16 +87,16 @@ def _fail(message: str) -> int:
 
 
 def _colour(stream: TextIO, choice: str = "auto") -> bool:
-    """Colour when asked, or on a terminal unless NO_COLOR is set (non-empty) or TERM is dumb."""
-    if choice != "auto":
-        return choice == "always"
-    return not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb" and stream.isatty()
+    """--color, NO_COLOR, FORCE_COLOR, CLICOLOR_FORCE, a terminal (hvconf.lint.render.use_colour)."""
+    from hvconf.lint.render import use_colour
+
+    return use_colour(stream, choice)
 
 
-def _print_report(report: "Report", stream: TextIO) -> None:
+def _print_report(report: "Report", stream: TextIO, choice: str = "auto") -> None:
     from hvconf.lint.render import render, summary
 
-    colour = _colour(stream)
+    colour = _colour(stream, choice)
     for diag in report:
         print(render(diag, report.sources, colour=colour), file=stream)
     if report.diagnostics:
@@ -125,7 +132,7 @@ def _build(args: argparse.Namespace, paths: Sequence[str]) -> "Result | None":
         if bar is not None:
             bar.close()
     if result is not None:
-        _print_report(result.report, sys.stderr)
+        _print_report(result.report, sys.stderr, getattr(args, "color", "auto"))
     return result
 
 
@@ -159,34 +166,201 @@ def _check_options(args: argparse.Namespace) -> dict[str, Any]:
     return {"host": host_facts_from_args(args)}
 
 
+def _config_error(err: "ConfigError", args_colour: str = "auto") -> int:
+    """A bad configuration: its located diagnostic on stderr (caret and all), status 2."""
+    from hvconf.lint.render import render
+
+    sources = {err.diagnostic.span.file: err.source} if err.diagnostic.span is not None and err.source else {}
+    print(render(err.diagnostic, sources, colour=_colour(sys.stderr, args_colour)), file=sys.stderr)
+    return EXIT_USAGE
+
+
+def _read_stdin() -> bytes:
+    """The definition on stdin, at most what the loader reads from a file (UsageError beyond)."""
+    from hvconf.lint.driver import UsageError
+    from hvconf.syntax.loader import MAX_FILE_BYTES
+
+    data = sys.stdin.buffer.read(MAX_FILE_BYTES + 1)
+    if len(data) > MAX_FILE_BYTES:
+        raise UsageError(f"stdin: more than {MAX_FILE_BYTES} bytes; hvconf reads at most {MAX_FILE_BYTES}")
+    return data
+
+
+def _check_stdin(args: argparse.Namespace, options: dict[str, Any]) -> "LintResult":
+    """`hvconf check - --stdin-filename PATH`: stdin checked as if saved at PATH."""
+    from hvconf import compiler
+    from hvconf.lint.driver import LintResult
+    from hvconf.syntax.loader import Loader
+
+    path = Path(args.stdin_filename or "-")
+    result = compiler.check_text(_read_stdin(), path, loader=Loader(args.root, args.allow_path or ()), **options)
+    return LintResult(result.report, 1)
+
+
+def _stdin_usage(args: argparse.Namespace) -> bool:
+    """Whether `check` reads stdin (`-`); UsageError for `-` among other paths, or a
+    --stdin-filename without it."""
+    from hvconf.lint.driver import UsageError
+
+    stdin = "-" in args.paths
+    if stdin and len(args.paths) > 1:
+        raise UsageError("'-' (stdin) cannot be checked with other paths")
+    if args.stdin_filename is not None and not stdin:
+        raise UsageError("--stdin-filename names the file stdin stands for: give '-' as the path")
+    return stdin
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     from hvconf.diagnostics import Severity
+    from hvconf.lint.driver import UsageError, discover, lint, parse_codes, with_settings
+    from hvconf.lint.fixes import attach
     from hvconf.lint.formats import render
     from hvconf.lint.formats.text import render as text_render
-    from hvconf.lint.driver import UsageError, discover, filtered, lint, parse_codes
+    from hvconf.lint.settings import ConfigError, Finder, Settings, describe
 
+    finder = Finder(args.root)
     try:
-        select, ignore = parse_codes(args.select), parse_codes(args.ignore)
-        paths = discover(args.paths)
+        cli = Settings().with_cli(_selection(parse_codes(args.select)), _sorted(parse_codes(args.extend_select)),
+                                  _sorted(parse_codes(args.ignore)))
+        if args.show_settings is not None:
+            sys.stdout.write(describe(finder.for_file(args.show_settings).with_cli(
+                cli.cli_select, cli.cli_extend_select, cli.cli_ignore), args.show_settings))
+            return EXIT_OK
+        if not args.paths:
+            raise UsageError("give a PATH to check (a file, a folder, or - for stdin)")
+        stdin = _stdin_usage(args)
+        paths = [] if stdin else discover(args.paths, finder)
         options = _check_options(args)
+        defaults = _run_settings(finder, args)
+        if args.fix or args.diff:
+            changed = _fix(args, paths, finder, cli)
+            if args.diff or stdin:  # the diff, or the fixed text, is the output
+                return EXIT_FINDINGS if changed and args.diff else EXIT_OK
+        if stdin:
+            result = _check_stdin(args, options)
+        else:
+            cache = import_module("hvconf.cli.cache").cache_from_args(args, options, args.root, args.allow_path or ())
+            result = lint(paths, jobs=args.jobs, root=args.root, allow=args.allow_path or (), cache=cache, **options)
+        result.report = attach(with_settings(result.report, finder, cli))
     except UsageError as err:
         return _fail(str(err))
+    except ConfigError as err:
+        return _config_error(err, args.color)
     except _host_facts_error() as err:  # evaluated only once something was raised
         return _fail(str(err))
-    cache = import_module("hvconf.cli.cache").cache_from_args(args, options, args.root, args.allow_path or ())
-    result = lint(paths, jobs=args.jobs, root=args.root, allow=args.allow_path or (), cache=cache, **options)
-    result.report = filtered(result.report, select=select, ignore=ignore)
-    status = _status(result.report, args.werror)
+    def fails(d: "Diagnostic") -> bool:  # an error, or a warning with --werror or its file's `werror = true`
+        if d.severity is not Severity.WARNING:
+            return d.severity is Severity.ERROR
+        return args.werror or (finder.for_file(d.span.file) if d.span is not None else defaults).werror
+
+    status = EXIT_FINDINGS if any(fails(d) for d in result.report.diagnostics) else EXIT_OK
     if args.quiet:  # only what fails the run
-        keep = {Severity.ERROR} | ({Severity.WARNING} if args.werror else set())
-        result.report = filtered(result.report, keep=keep)
-    if args.format == "text":  # -q keeps only findings: no summary line
+        result.report.diagnostics = [d for d in result.report.diagnostics if fails(d)]
+    output_format = args.format or defaults.output_format or "text"
+    if output_format == "text":  # -q keeps only findings: no summary line
         sys.stdout.write(text_render(result, colour=_colour(sys.stdout, args.color), with_summary=not args.quiet))
     else:
-        sys.stdout.write(render(args.format, result))
+        sys.stdout.write(render(output_format, result))
     for problem in result.unreadable:
         _fail(problem)
     return EXIT_USAGE if result.unreadable else status
+
+
+def _fix(args: argparse.Namespace, paths: list[str], finder: "Finder", cli: "Settings") -> bool:
+    """--fix: rewrite each file with its fixes applied (stdin: print the fixed text); --diff:
+    print what --fix would change. True when something changes. Each file is replaced whole
+    (a temporary file renamed over it), so an interrupted fix leaves the old or the new text."""
+    from hvconf.lint.fixes import fix_text, unified_diff
+
+    changed = False
+    allow = tuple(args.allow_path or ())
+    if paths == []:
+        sources: list[tuple[str, str | None, bytes | None]] = [(args.stdin_filename or "-", None, _read_stdin())]
+    else:
+        sources = [(p, _real_root(p, args.root, allow), None) for p in paths]
+    for path, real, data in sources:
+        before = data.decode("utf-8", "surrogateescape") if data is not None else _read_text(real, args.root, allow)
+        if before is None:
+            continue  # not fixed; the check that follows reports why it cannot be read
+        settings = finder.for_file(path).with_cli(cli.cli_select, cli.cli_extend_select, cli.cli_ignore)
+        after = fix_text(before, path, settings, root=args.root, allow=allow)
+        changed |= after != before
+        if args.diff:
+            sys.stdout.write(unified_diff(before, after, os.path.normpath(path)))
+        elif data is not None:
+            sys.stdout.write(after)
+        elif after != before and real is not None:
+            _replace_file(real, after)
+    return changed
+
+
+def _real_root(path: str, root: str | None, allow: tuple[str, ...]) -> str | None:
+    """The real path --fix may read and rewrite for root file `path`: what the loader would
+    read (hvconf/syntax/paths.py): inside the project, a regular file, and for a symbolic link
+    a .hv file. None otherwise: a link to a host file is neither read nor written."""
+    from hvconf.syntax.loader import SUFFIX, Loader
+    from hvconf.syntax.paths import PathRefused, resolve
+
+    absolute = os.path.abspath(path)
+    try:
+        real, _ = resolve(absolute, Loader(root, allow).scope(absolute))
+    except PathRefused:
+        return None
+    return None if os.path.islink(absolute) and not real.endswith(SUFFIX) else real
+
+
+def _read_text(real: str | None, root: str | None, allow: tuple[str, ...]) -> str | None:
+    """A root file's text for --fix (None when it may not or cannot be read as UTF-8)."""
+    from hvconf.syntax.loader import MAX_FILE_BYTES, Loader
+    from hvconf.syntax.paths import PathRefused, read_resolved
+
+    if real is None:
+        return None
+    try:
+        data = read_resolved(real, Loader(root, allow).scope(real), MAX_FILE_BYTES)
+        return data.decode("utf-8") if len(data) <= MAX_FILE_BYTES else None
+    except (PathRefused, UnicodeDecodeError):
+        return None
+
+
+def _replace_file(real: str, text: str) -> None:
+    """Write `text` over the file at `real` (keeping its mode): a temporary file beside it,
+    fsynced and renamed into place."""
+    import tempfile
+
+    mode = os.stat(real).st_mode & 0o7777
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(real), prefix=".hvconf-fix-")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, real)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def _run_settings(finder: "Finder", args: argparse.Namespace) -> "Settings":
+    """What applies to the run as a whole (output-format; werror for findings about no file):
+    the configuration of the working directory, else of the first path checked."""
+    here = finder.for_folder(os.getcwd())
+    if here.source is None and args.paths and args.paths != ["-"]:
+        first = args.paths[0]
+        return finder.for_folder(first) if os.path.isdir(first) else finder.for_file(first)
+    if here.source is None and args.stdin_filename:
+        return finder.for_file(args.stdin_filename)
+    return here
+
+
+def _selection(codes: frozenset[str]) -> tuple[str, ...] | None:
+    """--select's codes, or None when it was not given (the configuration's select applies)."""
+    return _sorted(codes) if codes else None
+
+
+def _sorted(codes: frozenset[str]) -> tuple[str, ...]:
+    return tuple(sorted(codes))
 
 
 def cmd_completion(args: argparse.Namespace) -> int:
@@ -349,6 +523,12 @@ def _folder(text: str) -> str:
     return text
 
 
+def _color_option(p: argparse.ArgumentParser, what: str = "diagnostics") -> None:
+    p.add_argument("--color", choices=["auto", "always", "never"], default="auto",
+                   help=f"colour {what} (default: auto: on a terminal, or with FORCE_COLOR or CLICOLOR_FORCE set; "
+                        "never with NO_COLOR set)")
+
+
 def _path_options(p: argparse.ArgumentParser) -> None:
     """--root and --allow-path: where a definition may make hvconf read (docs/robustness.md)."""
     p.add_argument("--root", type=_folder, metavar="DIR",
@@ -378,19 +558,33 @@ def parser() -> argparse.ArgumentParser:
     sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = _command(sub, "check", "lint definitions (no /dev/kvm needed)", CHECK_EXAMPLES)
-    p.add_argument("paths", nargs="+", metavar="PATH", help="a .hv file, or a folder to search for .hv files")
-    p.add_argument("--format", choices=list(FORMATS), default="text", help="output format (default: text)")
+    p.add_argument("paths", nargs="*", metavar="PATH",
+                   help="a .hv file, a folder to search for .hv files, or - for stdin")
+    p.add_argument("--format", choices=list(FORMATS), default=None,
+                   help="output format (default: the configuration's output-format, else text)")
     p.add_argument("--werror", action="store_true", help="treat warnings as errors (exit status 1)")
     p.add_argument("--select", action="append", metavar="CODES",
-                   help="report only these codes (comma-separated; repeatable)")
+                   help="report only these codes or code prefixes, ALL for every code (comma-separated; "
+                        "repeatable; replaces the configuration's select)")
+    p.add_argument("--extend-select", action="append", metavar="CODES",
+                   help="also report these codes or prefixes (comma-separated; repeatable)")
     p.add_argument("--ignore", action="append", metavar="CODES",
-                   help="do not report these codes (comma-separated; repeatable)")
+                   help="do not report these codes or prefixes (comma-separated; repeatable)")
+    p.add_argument("--stdin-filename", metavar="PATH",
+                   help="with - as the path: the file stdin stands for (includes, project, configuration and "
+                        "the name in diagnostics are PATH's)")
+    p.add_argument("--fix", action="store_true",
+                   help="apply the fixes findings state exactly (docs/diagnostics.md says which codes have one), "
+                        "then report what is left; with -: print the fixed text")
+    p.add_argument("--diff", action="store_true",
+                   help="print what --fix would change as a unified diff, change nothing (exit 1 if it would)")
+    p.add_argument("--show-settings", metavar="FILE",
+                   help="print the settings that apply to FILE (from its project configuration) and exit")
     p.add_argument("-q", "--quiet", action="store_true",
                    help="print only what fails the run (errors; warnings too with --werror), no summary")
     p.add_argument("-j", "--jobs", type=_jobs, default=1, metavar="N",
                    help="check in N worker processes; 0: one per CPU (default: 1)")
-    p.add_argument("--color", choices=["auto", "always", "never"], default="auto",
-                   help="colour the text format (default: auto: on a terminal, unless NO_COLOR is set)")
+    _color_option(p, "the text format")
     import_module("hvconf.cli.host").add_host_options(p)  # --host / --host-facts, via _check_options()
     import_module("hvconf.cli.cache").add_cache_options(p)  # --no-cache / --cache-dir
     _path_options(p)
@@ -403,6 +597,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--abi-overrides", metavar="FILE", type=_regular_file, action=_Once,
                    help="numbers for the unmerged ePAPR proposal (TOML)")
     _path_options(p)
+    _color_option(p)
     p.set_defaults(func=cmd_build)
 
     for name, func, what in (("plan", cmd_plan, "print the ioctl plan"), ("dts", cmd_dts, "print the device tree"),
@@ -415,6 +610,7 @@ def parser() -> argparse.ArgumentParser:
         p.add_argument("--abi-overrides", metavar="FILE", type=_regular_file, action=_Once,
                        help="numbers for the unmerged ePAPR proposal (TOML)")
         _path_options(p)
+        _color_option(p)
         if name == "plan":
             p.add_argument("--format", choices=["text", "json"], default="text", help="output format (default: text)")
         if name == "run":  # the launcher's options, checked here as launch.py checks them (hvconf.kvm.options)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import re
+from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
     from multiprocessing.context import BaseContext
 
     from hvconf.lint.cache import LintCache
+    from hvconf.lint.settings import Finder, Settings
     from hvconf.syntax import ast
     from hvconf.syntax.loader import Program
 
@@ -51,10 +53,11 @@ def _hidden(name: str) -> bool:
     return name.startswith(".")
 
 
-def discover(paths: Iterable[str | Path]) -> list[str]:
+def discover(paths: Iterable[str | Path], finder: "Finder | None" = None) -> list[str]:
     """Files named on the command line as given; directories searched for *.hv,
-    skipping hidden files and folders. Sorted within each directory (component by
-    component, as Paths sort), each file once.
+    skipping hidden files and folders and, with a `finder`, what each folder's settings
+    exclude (exclude, extend-exclude, .gitignore). Sorted within each directory (component
+    by component, as Paths sort), each file once. ConfigError for a bad configuration.
 
     Names, not Path objects: a repo of 10,000 files holds its list for the whole run, and
     a Path with its parts and cached string was three times the size of its name."""
@@ -68,12 +71,52 @@ def discover(paths: Iterable[str | Path]) -> list[str]:
             continue
         inside: list[str] = []
         for folder, dirs, files in os.walk(path):
-            dirs[:] = [d for d in dirs if not _hidden(d)]  # os.walk follows this list: prune in place
-            inside += [os.path.join(folder, f) for f in files if f.endswith(SUFFIX) and not _hidden(f)]
+            settings = finder.for_folder(folder) if finder is not None else None
+            dirs[:] = [d for d in dirs if not _hidden(d) and not _excluded(settings, os.path.join(folder, d))]
+            inside += [os.path.join(folder, f) for f in files if f.endswith(SUFFIX) and not _hidden(f)
+                       and not _excluded(settings, os.path.join(folder, f))]
+        if finder is not None:
+            inside = _not_gitignored(inside, finder)
         if not inside:
             raise UsageError(f"{arg}: no {SUFFIX} files in this directory")
         found += sorted(inside, key=_components)
     return _once_each(found)
+
+
+def _excluded(settings: "Settings | None", path: str) -> bool:
+    return settings is not None and settings.excludes(path)
+
+
+@lru_cache(maxsize=4096)
+def _git_top(folder: str) -> str | None:
+    """The nearest folder from absolute `folder` up that holds `.git`."""
+    start = Path(folder)
+    return next((os.fspath(f) for f in (start, *start.parents) if os.path.lexists(f / ".git")), None)
+
+
+def _not_gitignored(files: list[str], finder: "Finder") -> list[str]:
+    """`files` without those git ignores (`git check-ignore`: .gitignore files, .git/info/exclude,
+    core.excludesFile), for files whose settings respect .gitignore. Without git, or outside a
+    work tree, nothing is ignored."""
+    import subprocess
+
+    by_top: dict[str, list[str]] = {}
+    for f in files:
+        top = _git_top(os.path.abspath(os.path.dirname(f) or os.curdir))  # absolute: the cache outlives a chdir
+        if top is not None and finder.for_file(f).respect_gitignore:
+            by_top.setdefault(top, []).append(f)
+    ignored: set[str] = set()
+    for top, names in by_top.items():
+        absolute = {os.path.abspath(n): n for n in names}
+        try:
+            # core.fsmonitor off: a checked folder's own .git/config must not name a program to run
+            done = subprocess.run(["git", "-c", "core.fsmonitor=false", "-C", top, "check-ignore", "-z", "--stdin"],
+                                  input="\0".join(absolute), capture_output=True, text=True, timeout=60, check=False)
+        except (OSError, subprocess.SubprocessError):
+            continue
+        if done.returncode == 0:
+            ignored |= {absolute[p] for p in done.stdout.split("\0") if p in absolute}
+    return [f for f in files if f not in ignored]
 
 
 def _components(name: str) -> list[str]:
@@ -269,17 +312,57 @@ def lint(paths: Sequence[str | Path], *, jobs: int = 1, root: str | None = None,
 
 
 def parse_codes(values: Sequence[str] | None) -> frozenset[str]:
-    """Codes from repeated, comma-separated options; UsageError with a did-you-mean for unknown ones."""
+    """Codes, code prefixes or ALL from repeated, comma-separated options; UsageError with a
+    did-you-mean for one that selects no code."""
     codes = {c.strip() for v in values or () for c in v.split(",") if c.strip()}
     if not codes:  # the usual case: no need to load every rule's docs (hvconf.lint.explain) to list the codes
         return frozenset()
-    from hvconf.codes import closest_code, known_codes
+    from hvconf.lint.settings import selector_problem
 
-    for code in sorted(codes - known_codes()):
-        guess = closest_code(code)
-        hint = f" (did you mean '{guess}'?)" if guess else " (docs/diagnostics.md lists every code)"
-        raise UsageError(f"unknown diagnostic code '{code}'{hint}")
+    for code in sorted(codes):
+        problem = selector_problem(code)
+        if problem is not None:
+            hint = f" ({problem[1]})" if problem[1] else ""
+            raise UsageError(f"unknown diagnostic code '{code}'{hint}")
     return frozenset(codes)
+
+
+def with_settings(report: Report, finder: "Finder", cli: "Settings") -> Report:
+    """`report` with only what each finding's settings report: those of its file (found by
+    `finder`), or of the working directory for a finding about no file, each overlaid with the
+    command line's selection (`cli`'s cli_* fields). ConfigError for a bad configuration."""
+    out = Report(sources=report.sources)
+    for d in report.diagnostics:
+        file = d.span.file if d.span is not None else None
+        found = finder.for_file(file) if file else finder.for_folder(os.getcwd())
+        settings = found.with_cli(cli.cli_select, cli.cli_extend_select, cli.cli_ignore)
+        if settings.reports(d.code, file):
+            out.diagnostics.append(d)
+    return out
+
+
+def check_text(text: str | bytes, path: str | Path, settings: "Settings | None" = None, *, root: str | None = None,
+               allow: Sequence[str] = (), host: Any = None) -> Report:
+    """Lint `text` as the content of `path` (an editor's unsaved buffer, stdin): what `hvconf
+    check` would report for it if it were saved there, each finding with its `fix` where it has
+    one (hvconf/lint/fixes.py), after suppressions and `settings` (None:
+    the project configuration found for `path`; ConfigError if it is bad). `path` need not
+    exist: includes resolve against its real folder, paths are confined to its project (or
+    `root`, plus `allow`), and diagnostics name it (relative to the working directory when
+    below it). `host` is a HostFacts to check against, as --host-facts."""
+    from hvconf import compiler
+    from hvconf.lint.fixes import attach
+    from hvconf.lint.settings import Finder
+    from hvconf.syntax.loader import Loader
+
+    result = compiler.check_text(text, Path(path), loader=Loader(root, tuple(allow)), host=host)
+    if settings is None:
+        settings = Finder(root).for_file(path)
+    report = Report(sources=result.report.sources)
+    report.diagnostics = [d for d in result.report.diagnostics
+                          if settings.reports(d.code, d.span.file if d.span is not None else None)]
+    report.diagnostics.sort(key=_total_key)
+    return attach(report)
 
 
 def filtered(report: Report, *, select: frozenset[str] = frozenset(), ignore: frozenset[str] = frozenset(),

@@ -145,6 +145,16 @@ def _listing(example: Example | None) -> list[str]:
     return out
 
 
+FIX_NOTE = ("`hvconf check --fix` makes the edit the help states, where it is certain (`--diff` shows it "
+            "first); comments and layout are kept.")
+
+
+def _fixable(code: str) -> bool:
+    from hvconf.lint.fixes import FIXABLE
+
+    return code in FIXABLE
+
+
 def to_text(p: Page) -> str:
     """The page for a terminal."""
     where = f" (tests/invalid/{p.bad.path.name})" if p.bad and p.bad.path else ""
@@ -155,6 +165,8 @@ def to_text(p: Page) -> str:
     lines += ["", "Good"] + _listing(p.good)
     if p.help:
         lines += ["", "Help", _wrap(p.help)]
+    if _fixable(p.code):
+        lines += ["", "Fix", _wrap(FIX_NOTE)]
     if p.requires:
         lines += ["", _wrap("Skipped when " + ", ".join(p.requires) + " fired.", "")]
     lines += ["", f"See docs/diagnostics.md#{p.code}"]
@@ -190,6 +202,8 @@ def to_markdown(p: Page) -> str:
     lines += _block("Bad", p.bad) + [""] + _block("Good", p.good)
     if p.help:
         lines += ["", f"Help: {_sentence(p.help)}"]
+    if _fixable(p.code):
+        lines += ["", f"Fixable: {FIX_NOTE}"]
     if p.requires:
         lines += ["", "Skipped when " + ", ".join(f"`{r}`" for r in p.requires) + " fired."]
     return "\n".join(lines) + "\n"
@@ -207,8 +221,11 @@ def docs_markdown() -> str:
         "",
     ]
     lines += [f"- **{stage}**: {what}." for stage, what in STAGES.items()]
-    lines += ["", "| code | stage | severity | summary |", "|---|---|---|---|"]
-    lines += [f"| [`{p.code}`](#{p.code}) | {p.stage} | {p.severity.value} | {p.summary} |" for p in pages().values()]
+    lines += ["", "A code marked fixable has a fix: `hvconf check --fix` makes the edit its help states "
+                  "(`--diff` shows it first), and the json format carries it as `fix`.", ""]
+    lines += ["| code | stage | severity | fixable | summary |", "|---|---|---|---|---|"]
+    lines += [f"| [`{p.code}`](#{p.code}) | {p.stage} | {p.severity.value} | {'yes' if _fixable(p.code) else ''} "
+              f"| {p.summary} |" for p in pages().values()]
     for p in pages().values():
         lines += ["", to_markdown(p).rstrip("\n")]
     return "\n".join(lines) + "\n"

@@ -13,6 +13,25 @@ from typing import Mapping
 
 from hvconf.diagnostics import Diagnostic, Report, Severity
 
+def use_colour(stream: object, choice: str = "auto", env: Mapping[str, str] | None = None) -> bool:
+    """Whether to colour what goes to `stream`: `--color always|never` decides; with `auto`,
+    NO_COLOR (set and not empty) says no, FORCE_COLOR or CLICOLOR_FORCE (set, not empty and
+    not 0) say yes, as CI logs that render colour want (https://no-color.org,
+    https://force-color.org; CPython's Lib/_colorize.py keeps the same order); else a terminal
+    unless TERM is dumb."""
+    import os
+
+    if choice != "auto":
+        return choice == "always"
+    env = os.environ if env is None else env
+    if env.get("NO_COLOR"):
+        return False
+    if any(env.get(name, "") not in ("", "0") for name in ("FORCE_COLOR", "CLICOLOR_FORCE")):
+        return True
+    isatty = getattr(stream, "isatty", None)
+    return env.get("TERM") != "dumb" and bool(isatty and isatty())
+
+
 _COLOURS = {Severity.ERROR: "\x1b[1;31m", Severity.WARNING: "\x1b[1;33m", Severity.NOTE: "\x1b[1;36m"}
 _BOLD, _BLUE, _RESET = "\x1b[1m", "\x1b[1;34m", "\x1b[0m"
 

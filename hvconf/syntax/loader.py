@@ -151,6 +151,21 @@ class Loader:
         self._visit(root, program, report)
         return program
 
+    def load_text(self, path: Path, data: bytes, report: Report) -> Program:
+        """Load a root file whose text is `data` (an editor's unsaved buffer, stdin), as if it
+        were saved at `path`, which need not exist: its includes resolve against `path`'s real
+        folder and are confined to `path`'s project. Nothing is read for the root itself, and
+        it is not kept: an include of `path` reads the saved file."""
+        absolute = Path(os.path.abspath(path))
+        scope = self.scope(absolute)
+        display = display_path(absolute)
+        text = decode(data, display, report)
+        tree = parse(text, display, report) if text is not None else None
+        root = LoadedFile(absolute, display, hashlib.sha256(data).hexdigest(), tree, os.path.realpath(absolute))
+        program = Program(root, scope)
+        self._visit(root, program, report)
+        return program
+
     def _load_root(self, absolute: Path, scope: Scope, report: Report) -> LoadedFile:
         """A root file: named on the command line or found in a folder. Named as itself it is
         the user's choice; a symlink is followed only to a .hv file of the project, as an include."""

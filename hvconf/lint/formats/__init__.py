@@ -1,4 +1,4 @@
-"""Render a lint result in one of the `--format` choices: text, json, sarif, github.
+"""Render a lint result in one of the `--format` choices: text, json, sarif, github, gitlab, junit.
 
 Each renderer is a pure function from a LintResult to the text printed on
 stdout; none prints, reads files or decides the exit status (hvconf/cli/main.py
@@ -20,6 +20,8 @@ FORMATS: dict[str, str] = {
     "json": "hvconf.lint.formats.json",
     "sarif": "hvconf.lint.formats.sarif",
     "github": "hvconf.lint.formats.github",
+    "gitlab": "hvconf.lint.formats.gitlab",
+    "junit": "hvconf.lint.formats.junit",
 }
 
 

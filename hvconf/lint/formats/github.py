@@ -77,5 +77,17 @@ def command(d: Diagnostic) -> str:
     return f"::{COMMANDS[d.severity]} {head}::{escape_data(chr(10).join(lines))}"
 
 
+def summary(result: "LintResult") -> str:
+    """One `::notice` after the annotations: GitHub shows at most ten annotations of each kind
+    per step on a pull request, so the counts say how many more the log holds."""
+    from hvconf.lint.render import summary as counts
+
+    shown = {s: min(10, sum(1 for d in result.report.diagnostics if d.severity is s)) for s in COMMANDS}
+    hidden = sum(sum(1 for d in result.report.diagnostics if d.severity is s) - shown[s] for s in COMMANDS)
+    tail = f"; {hidden} more than GitHub annotates: see this step's log" if hidden else ""
+    text = counts(result.report, files=result.files) + tail
+    return f"::notice title=hvconf check::{escape_data(text)}"
+
+
 def render(result: "LintResult", *, colour: bool = False) -> str:
-    return "".join(command(d) + "\n" for d in result.report)
+    return "".join(command(d) + "\n" for d in result.report) + summary(result) + "\n"

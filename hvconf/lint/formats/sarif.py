@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from hvconf.diagnostics import Diagnostic, Span
+from hvconf.diagnostics import Diagnostic, Report, Span
 from hvconf.lint.formats.rules import DOCS_BASE, Rule, rule_index, rules
 from hvconf.lint.render import source_line
 
@@ -100,20 +100,26 @@ def _result(d: Diagnostic, index: int | None, fingerprint: str) -> dict[str, Any
     return result
 
 
+def fingerprints(report: Report) -> list[tuple[Diagnostic, str]]:
+    """Each diagnostic, in report order, with a digest stable across runs and line moves: what,
+    where (file and line text), and which occurrence. SARIF's partialFingerprints and GitLab's
+    fingerprint."""
+    seen: Counter[str] = Counter()
+    lines: dict[tuple[str, int], str] = {}
+    out = []
+    for d in report:
+        basis = "\0".join([d.code, d.span.file if d.span else "", d.message, _line_text(d, report.sources, lines)])
+        seen[basis] += 1
+        out.append((d, hashlib.sha256(f"{basis}\0{seen[basis]}".encode()).hexdigest()))
+    return out
+
+
 def log(result: "LintResult") -> dict[str, Any]:
     """The SARIF log as a JSON-ready dict."""
     from hvconf import __version__
 
     index = rule_index()
-    seen: Counter[str] = Counter()
-    results = []
-    lines: dict[tuple[str, int], str] = {}
-    for d in result.report:
-        # Stable across runs and line moves: what, where (file and line text), and which occurrence.
-        basis = "\0".join([d.code, d.span.file if d.span else "", d.message, _line_text(d, result.report.sources, lines)])
-        seen[basis] += 1
-        digest = hashlib.sha256(f"{basis}\0{seen[basis]}".encode()).hexdigest()
-        results.append(_result(d, index.get(d.code), digest))
+    results = [_result(d, index.get(d.code), digest) for d, digest in fingerprints(result.report)]
     invocation: dict[str, Any] = {"executionSuccessful": not result.unreadable}
     if result.unreadable:
         invocation["toolExecutionNotifications"] = [

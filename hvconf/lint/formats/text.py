@@ -19,5 +19,8 @@ def render(result: "LintResult", *, colour: bool = False, with_summary: bool = T
     report = result.report
     lines = [render_one(d, report.sources, colour=colour) for d in report]
     if with_summary:
+        fixable = sum(1 for d in report.diagnostics if d.fix is not None)
+        if fixable:  # before the summary, which stays the last line
+            lines.append(f"{fixable} fixable with `hvconf check --fix` (`--diff` to see the edits)")
         lines.append(summary(report, files=result.files, colour=colour))
     return "".join(f"{line}\n" for line in lines)
