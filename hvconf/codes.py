@@ -165,6 +165,9 @@ _ROWS: tuple[tuple[str, str, Severity], ...] = (
     ('mode-tables-beyond-memory',   'build', E),
     ('guest-overlaps-mode-tables',  'build', E),
     ('guest-overlaps-fdt',          'build', E),
+    ('initrd-missing',              'build', W),
+    ('kernel-invalid',              'build', E),
+    ('boot-images-overlap',         'build', E),
 )
 
 CODES: Mapping[str, Code] = MappingProxyType({name: Code(name, stage, severity) for name, stage, severity in _ROWS})

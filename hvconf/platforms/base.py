@@ -34,6 +34,7 @@ class BuildContext:
     images: dict[str, bytes] = field(default_factory=dict)  # output file name -> bytes loaded into the guest
     dtb: bytes | None = None  # the device tree blob, built before the plan that loads it
     reserve: list[tuple[int, int]] = field(default_factory=list)  # (address, size): the DTB's /memreserve/ entries
+    boot: object | None = None  # the platform's boot layout (spapr_boot.Layout), placed once for tree and plan
     inputs: dict[str, str] = field(default_factory=dict)  # extra input files (guest sources): path -> sha256
     # Where guest sources, kernels and what a guest source includes may be read from; None:
     # the project of root_dir (hvconf/syntax/paths.py), without folders allowed on the command line.
