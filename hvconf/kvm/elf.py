@@ -22,6 +22,11 @@ BIG_ENDIAN_MACHINES = frozenset({"EM_PPC64"})  # x86 is little-endian only
 # The machines a plan's arch loads (plan.arch); x86's when the caller does not say.
 ARCH_MACHINES = {"x86_64": ("EM_386", "EM_X86_64"), "ppc64le": ("EM_PPC64",), "ppc64": ("EM_PPC64",)}
 X86 = ARCH_MACHINES["x86_64"]
+
+
+def machines_for(arch: str) -> tuple[str, ...]:
+    """The ELF machines a plan of `arch` loads (x86's for an arch this table does not name)."""
+    return ARCH_MACHINES.get(arch, X86)
 MAX_SEGMENT = 1 << 32  # one segment larger than 4 GiB is a corrupt header, not a guest
 
 # (header layout after e_ident, program header layout) per class, without the byte-order prefix;

@@ -101,7 +101,7 @@ def load(plan: Plan, base_dir: str | os.PathLike[str], supplied: Mapping[str, st
             from hvconf.kvm import elf
 
             try:
-                parsed = elf.parse(data, f"image {image.name!r} ({path})", elf.ARCH_MACHINES.get(plan.arch, elf.X86))
+                parsed = elf.parse(data, f"image {image.name!r} ({path})", elf.machines_for(plan.arch))
             except elf.ElfError as err:
                 raise PlanError(str(err)) from None
             loaded.append(Loaded(image.name, tuple((s.paddr, s.data) for s in parsed.segments), parsed.entry))

@@ -54,9 +54,15 @@ def _smt(plan: PlanBuilder, ctx: BuildContext) -> None:
 
 
 def _hcall_toggles(plan: PlanBuilder, ctx: BuildContext) -> None:
+    """One KVM_CAP_PPC_ENABLE_HCALL per toggle; an hcall enabled in the kernel brings the host caps its row
+    requires (H_RANDOM: KVM_CAP_PPC_HWRNG, else the kernel answers H_HARDWARE), which the launcher and
+    `check --host-facts` hold against the host."""
     for name, on, span in ctx.hcalls.toggles():
         common.enable_cap(plan, ctx, "vm", "KVM_CAP_PPC_ENABLE_HCALL", [abi.papr_hcall(name).opcode, int(on), 0, 0],
                           span, hcall=name, enable=on)
+        row = ctx.target.name2hcall.get(name)
+        for cap in row.requires if on and row is not None else ():
+            plan.require(cap, span)
 
 
 def _tces(plan: PlanBuilder, ctx: BuildContext) -> None:

@@ -387,3 +387,41 @@ def test_h_random_and_h_cede_in_the_launcher(out, memory):
     assert len(words) == 4  # 8 fresh bytes each time
     reply, _ = serve(Frame().hcall(opcode("H_CEDE")), papr)
     assert reply.ret == H["H_SUCCESS"] and reply.outcome == Outcome.CONTINUE
+
+
+def test_a_terminals_keys_reach_h_get_term_char_in_raw_mode_and_its_mode_comes_back(out, memory):
+    # a real pseudo-terminal: what a user attached to the launcher types
+    import os
+    import pty
+    import termios
+    import time
+
+    from hvconf.kvm.powerpc.consoles import terminal_input
+
+    master, slave = pty.openpty()
+    try:
+        cooked = termios.tcgetattr(slave)
+        term = HvTerm(out, VTY)
+        feed = terminal_input(term, slave)
+        assert feed is not None
+        assert not termios.tcgetattr(slave)[3] & termios.ICANON  # raw: each key at once
+        os.write(master, b"ls\r")
+        papr = PaprHandlers(SECTION, term, memory)
+        for _ in range(200):
+            if term.pending == 3:
+                break
+            time.sleep(0.01)
+        frame = Frame().hcall(opcode("H_GET_TERM_CHAR"), VTY)
+        reply, _ = serve(frame, papr)
+        assert (reply.ret, frame.get("papr_hcall.args", 0)) == (H["H_SUCCESS"], 3)
+        assert frame.get("papr_hcall.args", 1).to_bytes(8, "big")[:3] == b"ls\r"
+        feed.restore()
+        assert termios.tcgetattr(slave) == cooked
+    finally:
+        os.close(master)
+        os.close(slave)
+    null = os.open(os.devnull, os.O_RDONLY)
+    try:
+        assert terminal_input(HvTerm(out, VTY), null) is None  # a non-terminal is never read
+    finally:
+        os.close(null)

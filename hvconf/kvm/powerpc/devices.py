@@ -62,6 +62,10 @@ def devices(plan: Plan, machine: Machine, out: Output) -> Devices:
 
     console = plan.console
     hv = hv_console({"kind": console.kind, "reg": console.reg}, out) if console is not None else None
+    if hv is not None:
+        from hvconf.kvm.powerpc.consoles import terminal_input
+
+        terminal_input(hv)  # a terminal's keys reach H_GET_TERM_CHAR / EV_BYTE_CHANNEL_RECEIVE
     try:
         handlers = handlers_for({section: plan.launcher[section]}, console=hv, memory=MachinePhys(machine),
                                 configure_mmu=_configure_mmu(machine))
