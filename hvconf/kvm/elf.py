@@ -19,14 +19,17 @@ ET_EXEC = 2
 PT_LOAD = 1
 MACHINES = {3: "EM_386", 62: "EM_X86_64", 21: "EM_PPC64"}
 BIG_ENDIAN_MACHINES = frozenset({"EM_PPC64"})  # x86 is little-endian only
-# The machines a plan's arch loads (plan.arch); x86's when the caller does not say.
-ARCH_MACHINES = {"x86_64": ("EM_386", "EM_X86_64"), "ppc64le": ("EM_PPC64",), "ppc64": ("EM_PPC64",)}
-X86 = ARCH_MACHINES["x86_64"]
+# The machines each arch family loads (hvconf/contract.py ARCHES); x86's when the caller does not say.
+FAMILY_MACHINES = {"x86": ("EM_386", "EM_X86_64"), "powerpc": ("EM_PPC64",)}
+X86 = FAMILY_MACHINES["x86"]
 
 
 def machines_for(arch: str) -> tuple[str, ...]:
-    """The ELF machines a plan of `arch` loads (x86's for an arch this table does not name)."""
-    return ARCH_MACHINES.get(arch, X86)
+    """The ELF machines a plan of `arch` loads (x86's for a family this table does not name)."""
+    from hvconf.contract import ARCHES
+
+    record = ARCHES.get(arch)
+    return FAMILY_MACHINES.get(record.family, X86) if record is not None else X86
 MAX_SEGMENT = 1 << 32  # one segment larger than 4 GiB is a corrupt header, not a guest
 
 # (header layout after e_ident, program header layout) per class, without the byte-order prefix;

@@ -15,12 +15,14 @@ from __future__ import annotations
 import struct
 from typing import NamedTuple
 
+from hvconf.contract import ARCHES
+
 MAGIC = b"\x7fELF"
 ELFCLASS64 = 2
 BYTE_ORDER = {1: ("<", "little"), 2: (">", "big")}  # EI_DATA
 ET_EXEC, PT_LOAD = 2, 1
-# The machine and byte order each arch's kernel is (Linux arch/*/Makefile); e_machine from elf.h.
-ARCH_MACHINES = {"ppc64le": (21, "little"), "ppc64": (21, "big"), "x86_64": (62, "little")}
+# e_machine of each arch family's 64-bit kernel (elf.h); the byte order is the arch's (contract.ARCHES).
+FAMILY_MACHINE = {"powerpc": 21, "x86": 62}
 MAX_SEGMENT = 1 << 32  # one segment larger than 4 GiB is a corrupt header, not a kernel
 
 
@@ -57,7 +59,7 @@ def parse(data: bytes, arch: str) -> Kernel:
         raise KernelError("it is not a 64-bit ELF file")
     prefix, order = BYTE_ORDER[data[5]]
     e_type, machine, _, entry, phoff, _, _, _, phentsize, phnum = struct.unpack_from(prefix + "HHIQQQIHHH", data, 16)
-    want = ARCH_MACHINES.get(arch)
+    want = _wanted(arch)
     if want is not None and (machine, order) != want:
         raise KernelError(f"it is a {order}-endian ELF for e_machine {machine}, not a {arch} kernel "
                           f"(e_machine {want[0]}, {want[1]}-endian)")
@@ -81,6 +83,14 @@ def parse(data: bytes, arch: str) -> Kernel:
     if not segments:
         raise KernelError("it has no PT_LOAD segment")
     return Kernel(_physical(entry, segments, vaddrs), tuple(segments))
+
+
+def _wanted(arch: str) -> tuple[int, str] | None:
+    """(e_machine, byte order) of a kernel for `arch`; None where hvconf does not know it."""
+    record = ARCHES.get(arch)
+    if record is None or record.family not in FAMILY_MACHINE:
+        return None
+    return FAMILY_MACHINE[record.family], record.byteorder
 
 
 def _physical(entry: int, segments: list[Segment], vaddrs: list[int]) -> int:

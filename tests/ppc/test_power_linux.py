@@ -50,8 +50,11 @@ def test_linux_boots_radix_on_one_vcpu_and_its_userspace_reports_the_machine(boo
     assert (facts["platform"], facts["MMU"], facts["cpus"]) == ("pSeries", "Radix", "1")
     # the process table went to KVM through the launcher, once, and KVM took it
     assert calls["H_REGISTER_PROC_TBL"] == 1
-    assert re.search(r"H_REGISTER_PROC_TBL \(0x37c\) reached the launcher -> 0 \(KVM_PPC_CONFIGURE_V3_MMU\(flags 0x3, "
-                     r"process_table 0x8000000000[0-9a-f]{6}0b\)", trace)
+    found = re.search(r"H_REGISTER_PROC_TBL \(0x37c\) reached the launcher -> 0 \(KVM_PPC_CONFIGURE_V3_MMU\(flags 0x3, "
+                      r"process_table (0x[0-9a-f]+)\)", trace)  # RADIX|GTSE
+    assert found is not None, trace[-2000:]
+    entry = int(found.group(1), 16)  # PATB_GR | base | log2(size) - 12, as QEMU builds it
+    assert entry >> 63 == 1 and 0 < entry & 0xFFF <= 24 and 0 < entry & ~(1 << 63) & ~0xFFF < 256 << 20
     assert calls["H_RTAS"] >= 2 and "RTAS get-time-of-day" in trace  # the RTAS blob and the tokens work
     assert not ICP & set(calls)  # the kernel's XICS answered every interrupt hcall
 

@@ -86,7 +86,7 @@ class TerminalInput:
         import tty
 
         self.fd, self.line = fd, line
-        self._saved = termios.tcgetattr(fd)
+        self._saved: list[Any] | None = termios.tcgetattr(fd)
         tty.setraw(fd, termios.TCSANOW)
         atexit.register(self.restore)
         self._thread = threading.Thread(target=self._pump, name="console-input", daemon=True)
