@@ -38,7 +38,7 @@ def run(ctx: Context) -> list[Row]:
         power.runtime_tree(payload / "lib", base.magic)
         (payload / "linux").mkdir(parents=True)
         (payload / "linux" / "vmlinux").write_bytes(base.kernel.read_bytes())
-        linux_guest.initramfs(base.initrd, payload / "linux" / "initrd.img")
+        linux_guest.initramfs(base.initrd, payload / "linux" / "initrd.img", base.guest_file(linux_guest.RNG_MODULE))
         for case in CASES:
             if case.linux and mode in case.modes:
                 build_case(case, payload / "cases" / case.name, ctx.tmp / SUITE / "src")

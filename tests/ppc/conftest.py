@@ -42,7 +42,8 @@ def boots(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         if any(c.linux and mode in c.modes for c in CASES):  # one kernel and initramfs for its Linux cases
             (payload / "linux").mkdir()
             (payload / "linux" / "vmlinux").write_bytes(base.kernel.read_bytes())
-            linux_guest.initramfs(base.initrd, payload / "linux" / "initrd.img")
+            linux_guest.initramfs(base.initrd, payload / "linux" / "initrd.img",
+                                  base.guest_file(linux_guest.RNG_MODULE))
         built[mode] = {c.name: build_case(c, payload / "cases" / c.name, root / "src")
                        for c in CASES if mode in c.modes}  # fmt: skip
     with ThreadPoolExecutor(2) as pool:  # QEMU TCG -smp 1 uses one core: the two boots go side by side

@@ -3,8 +3,8 @@ initramfs whose /init prints facts from the guest's userspace and powers off thr
 
 `initramfs(base)` takes busybox out of the emulated host's base initramfs (the same static ppc64el
 binary) and writes a newc archive with /init. `/init` prints, between @@GUEST markers: `uname -r`, the
-/proc/cpuinfo lines that say platform, MMU and the CPU count, and how many bytes /dev/hwrng gave (0 when
-the pseries-rng driver is not there), then `poweroff -f` (RTAS power-off). `facts(console)` parses
+/proc/cpuinfo lines that say platform, MMU and the CPU count, and how many bytes a 64-byte read of
+/dev/hwrng gave (Linux's pseries-rng driver, H_RANDOM behind it: 0 when it failed), then `poweroff -f` (RTAS power-off). `facts(console)` parses
 them back. Used by ppc_cases.py and `python tests/ppc/linux_guest.py DIR` (a payload to iterate with
 power.py run).
 """
@@ -32,6 +32,7 @@ echo "@@GUEST uptime=$(cut -d' ' -f1 /proc/uptime)"
 grep -E '^(platform|MMU|cpu)[[:space:]]*:' /proc/cpuinfo | sort -u | sed 's/[[:space:]]*:[[:space:]]*/=/; s/^/@@GUEST /'
 echo "@@GUEST cpus=$(grep -c '^processor' /proc/cpuinfo)"
 echo "@@GUEST online=$(cat /sys/devices/system/cpu/online)"
+insmod /lib/modules/pseries-rng.ko 2> /dev/null
 n=$(dd if=/dev/hwrng bs=64 count=1 2> /dev/null | wc -c)
 echo "@@GUEST hwrng=$n"
 echo "@@GUEST done"
@@ -46,11 +47,16 @@ def busybox(base_initrd: Path) -> bytes:
     return next(e.data for e in entries if e.name == "bin/busybox")
 
 
-def initramfs(base_initrd: Path, out: Path) -> Path:
-    """A gzip newc initramfs with busybox and /init at `out`."""
-    entries = [cpio.directory(d) for d in ("bin", "dev", "proc", "sys", "tmp")]
+RNG_MODULE = "pseries-rng.ko"  # Debian builds the driver as a module (no dependencies)
+
+
+def initramfs(base_initrd: Path, out: Path, rng_module: Path | None = None) -> Path:
+    """A gzip newc initramfs with busybox, /init and the pseries-rng module (when given) at `out`."""
+    entries = [cpio.directory(d) for d in ("bin", "dev", "proc", "sys", "tmp", "lib", "lib/modules")]
     entries += [cpio.Entry("bin/busybox", 0o100755, busybox(base_initrd)), cpio.Entry("init", 0o100755, INIT.encode()),
                 cpio.device("dev/console", "c", 5, 1)]
+    if rng_module is not None:
+        entries.append(cpio.Entry(f"lib/modules/{RNG_MODULE}", 0o100644, rng_module.read_bytes()))
     cpio.write(out, entries, compress=True)
     return out
 
@@ -60,5 +66,5 @@ def facts(console: str) -> dict[str, str]:
     return {k: v.strip() for k, v in FACT.findall(console)}
 
 
-if __name__ == "__main__":  # python tests/ppc/linux_guest.py BASE_INITRD OUT
-    print(initramfs(Path(sys.argv[1]), Path(sys.argv[2])))
+if __name__ == "__main__":  # python tests/ppc/linux_guest.py BASE_INITRD OUT [PSERIES_RNG_KO]
+    print(initramfs(Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3]) if len(sys.argv) > 3 else None))

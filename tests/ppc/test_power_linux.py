@@ -59,12 +59,15 @@ def test_linux_boots_radix_on_one_vcpu_and_its_userspace_reports_the_machine(boo
     assert not ICP & set(calls)  # the kernel's XICS answered every interrupt hcall
 
 
-def test_h_random_reaches_the_launcher_unless_the_kernel_serves_it(boots: dict[str, Any]) -> None:
-    _, calls, _ = booted(boots, "nested", "linux-radix")
-    # not enabled in the kernel: the platform seeds its pool from H_RANDOM (the ibm,random-v1 node),
-    # and the launcher answers from getrandom
-    assert calls["H_RANDOM"] >= 8
-    assert booted(boots, "powernv", "linux-hash")[1]["H_RANDOM"] == 0  # `enable H_RANDOM`: KVM took every call
+def test_dev_hwrng_reads_h_random_from_the_launcher_or_the_kernel(boots: dict[str, Any]) -> None:
+    # pseries-rng (bound to the ibm,random-v1 node) gives 64 bytes of /dev/hwrng: 8 H_RANDOM calls
+    facts, calls, _ = booted(boots, "nested", "linux-radix")
+    assert facts["hwrng"] == "64"
+    # not enabled in the kernel: every call reached the launcher, which answered from getrandom (the
+    # platform also seeds its pool from H_RANDOM at boot)
+    assert calls["H_RANDOM"] >= 8 + 8
+    facts, calls, _ = booted(boots, "powernv", "linux-hash")
+    assert facts["hwrng"] == "64" and calls["H_RANDOM"] == 0  # `enable H_RANDOM`: KVM served them (DARN)
 
 
 def test_in_kernel_h_random_is_refused_on_a_host_without_an_rng(boots: dict[str, Any]) -> None:
