@@ -30,12 +30,13 @@ from bench import install, profile, report  # noqa: E402
 from bench.context import BENCH, REPO, Context, Counts, prepare  # noqa: E402
 from bench.measure import MeasureError  # noqa: E402
 from bench.measurements import Row, Series, not_measured  # noqa: E402
-from bench.suites import build, exits, launch, lint, reposize, scaling, size  # noqa: E402
+from bench.suites import build, exits, launch, linuxboot, lint, reposize, scaling, size  # noqa: E402
 
 SUITES: dict[str, ModuleType] = {"launch": launch, "exits": exits, "lint": lint, "build": build,
-                                 "scaling": scaling, "reposize": reposize, "size": size}
-# Suites only --full (or --only) runs: `size` writes 10,000 VM folders and takes minutes.
-FULL_ONLY = frozenset({"size"})
+                                 "scaling": scaling, "reposize": reposize, "size": size, "linuxboot": linuxboot}
+# Suites only --full (or --only) runs: `size` writes 10,000 VM folders and takes minutes; `linuxboot`
+# boots the emulated POWER9 twice.
+FULL_ONLY = frozenset({"size", "linuxboot"})
 COUNTS = {
     "quick": Counts(launch=8, exits=3, lint=3, cold=8, build=2, scaling=2, repo_sizes=(10, 100, 1000)),
     "default": Counts(launch=25, exits=7, lint=7, cold=20, build=5, scaling=3,

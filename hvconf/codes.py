@@ -130,6 +130,9 @@ _ROWS: tuple[tuple[str, str, Severity], ...] = (
     ('tce-window-overlap',          'check', E),
     ('tce-phb-shared',              'check', E),
     ('rtas-token-duplicate',        'check', E),
+    ('xics-needs-papr',             'check', E),
+    ('kernel-needs-irqchip',        'check', W),
+    ('linux-pci-unserved',          'check', W),
     ('rtas-token-low',              'check', W),
     ('hypervisor-flag-unserved',    'check', E),
     ('hcall-instructions-length',   'check', E),
@@ -169,6 +172,9 @@ _ROWS: tuple[tuple[str, str, Severity], ...] = (
     ('mode-tables-beyond-memory',   'build', E),
     ('guest-overlaps-mode-tables',  'build', E),
     ('guest-overlaps-fdt',          'build', E),
+    ('initrd-missing',              'build', W),
+    ('kernel-invalid',              'build', E),
+    ('boot-images-overlap',         'build', E),
 )
 
 CODES: Mapping[str, Code] = MappingProxyType({name: Code(name, stage, severity) for name, stage, severity in _ROWS})

@@ -106,7 +106,7 @@ def cap_arch_of_machine(machine: str) -> str | None:
 
 PLAN_FORMAT = 1
 HEX = frozenset("0123456789abcdef")
-IMAGE_FORMATS = ("flat", "dtb", "elf")  # dtb: a device tree blob, copied as it is like a flat image
+IMAGE_FORMATS = ("flat", "dtb", "elf", "segments")  # dtb: a device tree blob, copied as it is like a flat image
 CONSOLE_KINDS = ("serial", "hvterm", "byte_channel")  # the families' consoles (hvconf/kvm/*/devices.py)
 
 
@@ -148,14 +148,16 @@ class CapRequirement(Record):
 
 
 class Image(Record):
-    __slots__ = ("name", "path", "guest_phys_addr", "sha256", "hint", "format")
-    _defaults = {"hint": None, "format": "flat"}
+    __slots__ = ("name", "path", "guest_phys_addr", "sha256", "hint", "format", "segments")
+    _defaults = {"hint": None, "format": "flat", "segments": ()}
     name: str
     path: str | None  # None: not part of the build (a kernel that was absent); --kernel FILE supplies it
     guest_phys_addr: int
     sha256: str | None
     hint: str | None  # what the definition named, for the error message (default None)
-    format: str  # "flat" (default)/"dtb": the bytes at guest_phys_addr; "elf": PT_LOAD segments at their p_paddr
+    format: str  # "flat" (default)/"dtb": the bytes at guest_phys_addr; "elf": PT_LOAD segments at their p_paddr;
+    # "segments": an ELF's PT_LOAD file bytes back to back, loaded as `segments` say
+    segments: tuple[tuple[int, int, int], ...]  # "segments": (guest_phys_addr, filesz, memsz) each, in file order
 
 
 class Console(Record):
@@ -216,12 +218,25 @@ def _image(i: int, raw: Any) -> Image:
     path = typed(raw, "path", str, where, optional=True)
     image = Image(typed(raw, "name", str, where), path, typed(raw, "guest_phys_addr", int, where),
                   typed(raw, "sha256", str, where, optional=path is None), raw.get("hint"),
-                  typed(raw, "format", str, where, optional=True) or "flat")  # fmt: skip
+                  typed(raw, "format", str, where, optional=True) or "flat",
+                  _segments(raw, where, path))  # fmt: skip
     if image.sha256 is not None and not (len(image.sha256) == 64 and HEX.issuperset(image.sha256)):
         raise PlanError(f"{where}: sha256 is not 64 lowercase hex digits")
     if image.format not in IMAGE_FORMATS:
         raise PlanError(f"{where}: format {image.format!r} is not one of {', '.join(IMAGE_FORMATS)}")
     return image
+
+
+def _segments(raw: Any, where: str, path: str | None) -> tuple[tuple[int, int, int], ...]:
+    """A "segments" image's [[guest_phys_addr, filesz, memsz], ...]: three u64 each, filesz <= memsz."""
+    if raw.get("format") != "segments":
+        return ()
+    rows = typed(raw, "segments", list, where)
+    if not rows or not all(isinstance(r, list) and len(r) == 3 and
+                           all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 1 << 64 for v in r)
+                           and r[1] <= r[2] for r in rows):  # fmt: skip
+        raise PlanError(f"{where}: segments should be [[guest_phys_addr, filesz, memsz], ...] with filesz <= memsz")
+    return tuple((r[0], r[1], r[2]) for r in rows)
 
 
 def _step(i: int, raw: Any) -> Step:

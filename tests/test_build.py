@@ -36,9 +36,12 @@ DT = ("{vm}.dts", "{vm}.dtb")
 COMMON = ("plan.json", "launch.py", "manifest.json")
 EXPECTED_FILES: dict[str, tuple[str, ...]] = {
     "e500": DT + COMMON + ("spin-table.bin",),  # 2 vCPUs: the ePAPR spin table image
-    "pseries": DT + COMMON,
+    "pseries": DT + COMMON + ("rtas.bin",),  # a kernel: the RTAS blob Linux calls
     "pseries-hello": DT + COMMON + ("guest.bin",),
-    "pseries-pr": DT + COMMON,
+    "pseries-linux": DT + COMMON + ("rtas.bin",),  # vmlinux and initrd.img are given at run time
+    "pseries-linux-hash": DT + COMMON + ("rtas.bin",),
+    "pseries-linux-smp": DT + COMMON + ("rtas.bin",),
+    "pseries-pr": DT + COMMON + ("rtas.bin",),
     "s390x": COMMON,
     "x86-hello": COMMON + ("guest.bin",),
     "x86-pvspinlock": COMMON + ("guest.bin",),

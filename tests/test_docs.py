@@ -237,8 +237,10 @@ CONSTRUCT_STATEMENTS = {
     "`tce`": ["tce vio0 { liobn 0x71000000  window 256M }"],
     "`hypervisor`": ["hypervisor { idle }"],
     "`pv_features`": ["pv_features { pv_eoi }"],
-    "`irqchip`, `pit`": ["irqchip kernel", "pit on"],
+    "`irqchip`": ["irqchip none"],
+    "`pit`": ["pit on"],
     "`kernel`": ['kernel "vmlinux"'],
+    "`initrd`": ['initrd "initrd.img"'],
     "`cmdline`": ['cmdline "console=hvc0"'],
     "`guest`": ['guest "guest.bin"'],
 }

@@ -384,7 +384,8 @@ def test_hash_guests_on_a_radix_only_host(tmp_path: Path) -> None:
 
 def test_powerpc_samples_lint_against_real_power_hosts() -> None:
     # facts probed inside the emulated POWER9 host (tests/ppc): the L1 has 1 GiB and no kvm_pr
-    samples = [SAMPLES / n for n in ("pseries.hv", "pseries-hello.hv", "pseries-pr.hv")]
+    samples = [SAMPLES / n for n in ("pseries.hv", "pseries-hello.hv", "pseries-pr.hv", "pseries-linux.hv",
+                                     "pseries-linux-hash.hv")]
     found = {}
     for mode in ("nested", "powernv9"):
         facts = load_host_facts(HOSTS / f"ppc64le-{mode}-kvm-hv.json")
@@ -392,8 +393,11 @@ def test_powerpc_samples_lint_against_real_power_hosts() -> None:
         found[mode] = sorted((Path(d.span.file).name if d.span else "", d.code) for d in host_findings(samples, facts))
     common = [("pseries-pr.hv", "host-flavour-unavailable"), ("pseries-pr.hv", "host-memory-too-small"),
               ("pseries.hv", "host-memory-too-small")]
-    assert found["powernv9"] == common  # pseries-hello (radix, 256 MiB) runs on both
-    assert found["nested"] == sorted([*common, ("pseries.hv", "host-no-hash-guests")])
+    assert found["powernv9"] == common  # pseries-hello and pseries-linux (256 MiB) run there
+    # nested: no hash guests, and no RNG for an in-kernel H_RANDOM (KVM_CAP_PPC_HWRNG 0)
+    assert found["nested"] == sorted([*common, ("pseries.hv", "host-no-hash-guests"), ("pseries.hv", "host-missing-cap"),
+                                      ("pseries-linux-hash.hv", "host-no-hash-guests"),
+                                      ("pseries-linux-hash.hv", "host-missing-cap")])
 
 
 def test_every_host_code_is_exercised() -> None:

@@ -240,7 +240,7 @@ def test_a_guest_name_that_is_no_plain_string_is_refused(tmp_path: Path) -> None
 def test_allow_path_and_root_widen_the_scope(tree: tuple[Path, Path]) -> None:
     repo, outside = tree
     (outside / "base.hv").write_text(f"abstract vm base {{\n{PSERIES}}}\n")
-    (repo / "k.hv").write_text(f'include "../outside/base.hv"\nvm k extends base {{\n    kernel "../outside/vmlinux"\n}}\n')
+    (repo / "k.hv").write_text(f'include "../outside/base.hv"\nvm k extends base {{\n    kernel "../outside/vmlinux" flat\n}}\n')
     assert hvconf("check", "k.hv", cwd=repo).returncode == 1
     for option in (["--allow-path", str(outside)], ["--root", str(repo.parent)]):
         done = hvconf("build", *option, "k.hv", "-o", "out", cwd=repo)

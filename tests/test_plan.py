@@ -111,8 +111,8 @@ def test_pseries_htab_tce_and_rtas_steps() -> None:
     [legacy] = steps("pseries.hv", "KVM_CREATE_SPAPR_TCE")
     [wide] = steps("pseries.hv", "KVM_CREATE_SPAPR_TCE_64")
     assert legacy["args"] == {"liobn": 0x71000000, "window_size": 256 << 20, "table": "vio0"}
-    assert wide["args"] == {"liobn": 0x80000000, "page_shift": 16, "flags": 0, "offset": 0, "size": (1 << 30) >> 16,
-                            "table": "pci0"}
+    assert wide["args"] == {"liobn": 0x71000100, "page_shift": 16, "flags": 0, "offset": 0, "size": (1 << 30) >> 16,
+                            "table": "vio1"}
     tokens = [s["args"]["name"] for s in steps("pseries.hv", "KVM_PPC_RTAS_DEFINE_TOKEN")]
     assert tokens == ["ibm,set-xive", "ibm,get-xive"]  # the others are the launcher's
     assert plan_of("pseries.hv")["launcher"]["papr"]["rtas"] == {"power-off": 0x2003, "system-reboot": 0x2004}

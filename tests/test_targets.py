@@ -181,7 +181,8 @@ def test_hypertas_sets_and_launcher_handlers() -> None:
     for hcalls in spapr.set2hcalls.values():
         assert hcalls and all(h in spapr.name2hcall for h in hcalls)
     assert set(spapr.launcher.handlers) == {"H_PUT_TERM_CHAR", "H_GET_TERM_CHAR", "H_RTAS", "H_SET_MODE",
-                                            "H_PUT_TCE", "H_GET_TCE", "H_STUFF_TCE", "H_PUT_TCE_INDIRECT"}
+                                            "H_PUT_TCE", "H_GET_TCE", "H_STUFF_TCE", "H_PUT_TCE_INDIRECT",
+                                            "H_REGISTER_PROC_TBL", "H_RANDOM", "H_CEDE"}  # what a Linux boot calls
     assert spapr.launcher.unknown == "H_FUNCTION"
     hvterm = spapr.name2console["hvterm"]
     assert hvterm.compatible == ("hvterm1",) and hvterm.node == "/vdevice/vty@30000000"

@@ -226,7 +226,8 @@ CHECKS: tuple[Check, ...] = (
               "power-of-two vsmt_mode 1..8, api.rst §7.11; KVM_CAP_SW_TLB: sets/ways powers of two, "
               "e500_mmu.c kvm_vcpu_ioctl_config_tlb). targets/<t>/caps.toml types every argument."),
     Check("cap-needs-device", E, "the cap takes the fd of a device the plan cannot create", cap_needs_device,
-          help="remove the statement; in-kernel interrupt controllers (KVM_CREATE_DEVICE) are not modelled yet",
+          help="remove the statement; on sPAPR, `irqchip xics` creates the in-kernel XICS and connects every vCPU "
+               "(e500's MPIC is not modelled yet)",
           why="KVM_CAP_IRQ_XICS, KVM_CAP_IRQ_MPIC and KVM_CAP_PPC_IRQ_XIVE take in args[0] the fd that "
               "KVM_CREATE_DEVICE returned for the interrupt controller (api.rst §6.6, §6.7, §6.75); "
               "without that device there is no fd to pass and the enable fails with -EBADF/-EPERM."),

@@ -141,6 +141,9 @@ _SETTINGS: tuple[tuple[str, _Where, Callable[["Target"], bool]], ...] = (
      lambda t: t.features.guest_modes is not None),
     ("kernel", lambda vm: [vm.span_of("kernel")] if vm.kernel is not None else [],
      lambda t: t.features.guest_modes is None or t.has_device_tree),
+    # An initrd is placed and announced by the platforms that say where (target.toml [features.boot]).
+    ("initrd", lambda vm: [vm.span_of("initrd")] if vm.initrd is not None else [],
+     lambda t: t.features.boot is not None),
     # The command line reaches the guest through /chosen bootargs.
     ("cmdline", lambda vm: [vm.span_of("cmdline")] if vm.cmdline is not None else [], lambda t: t.has_device_tree),
     ("threads", lambda vm: [vm.span_of("threads")] if "threads" in vm.spans else [], _threads_supported),

@@ -255,6 +255,48 @@ def rtas_token_low(ctx: CheckContext) -> None:
                      "start numbering", help=f"use tokens from {rtas.token_min:#x} up")
 
 
+PAPR_CAP = "KVM_CAP_PPC_PAPR"
+
+
+def _papr_vcpus(vm: ir.Vm) -> set[int]:
+    """The vCPUs the VM enables KVM_CAP_PPC_PAPR on."""
+    out: set[int] = set()
+    for use in vm.caps:
+        if use.name == PAPR_CAP:
+            out |= set(range(vm.vcpus)) if use.vcpu is None else {use.vcpu}
+    return out
+
+
+def xics_needs_papr(ctx: CheckContext) -> None:
+    vm = ctx.vm
+    if vm.irqchip != "xics":
+        return
+    missing = sorted(set(range(vm.vcpus)) - _papr_vcpus(vm))
+    if missing:
+        which = "any vCPU" if len(missing) == vm.vcpus else f"vCPU {', '.join(map(str, missing[:8]))}"
+        ctx.emit(vm.span_of("irqchip"), f"`irqchip xics` connects every vCPU with KVM_CAP_IRQ_XICS, which KVM "
+                 f"refuses on a vCPU without {PAPR_CAP} ({which})", help=f"add `cap {PAPR_CAP} on vcpus`")
+
+
+def kernel_needs_irqchip(ctx: CheckContext) -> None:
+    vm, irqchip = ctx.vm, ctx.target.features.irqchip
+    if vm.kernel is None or vm.vcpus < 2 or vm.irqchip == "xics" or irqchip is None or "xics" not in irqchip.modes:
+        return
+    ctx.emit(vm.span_of("kernel"), f"a kernel on {vm.vcpus} vCPUs without an interrupt controller: its IPIs "
+             "are lost", help="add `irqchip xics` (a Linux kernel needs its node even on one vCPU)")
+
+
+def linux_pci_unserved(ctx: CheckContext) -> None:
+    vm, tce = ctx.vm, ctx.target.features.tce
+    if vm.kernel is None or tce is None:
+        return
+    for table in vm.tces:
+        if table.liobn >= tce.pci_liobn_base:
+            ctx.emit(table.span, f"tce '{table.name}' makes a PCI host bridge, which Linux probes with RTAS "
+                     "ibm,read-pci-config and friends; nothing serves them", help="leave PCI windows out of a "
+                     "Linux guest (a VIO window, LIOBN below 0x80000000, is fine)")
+
+
 E, W = Severity.ERROR, Severity.WARNING
 
 CHECKS: tuple[Check, ...] = (
@@ -326,6 +368,21 @@ CHECKS: tuple[Check, ...] = (
           why="KVM_PPC_RTAS_DEFINE_TOKEN returns -EEXIST for a token already in use (book3s_rtas.c "
               "rtas_token_define); /rtas holds one property per call name, and QEMU's "
               "spapr_rtas_register refuses duplicates."),
+    Check("xics-needs-papr", E, "`irqchip xics` on a vCPU without KVM_CAP_PPC_PAPR", xics_needs_papr,
+          why="KVM_ENABLE_CAP(KVM_CAP_IRQ_XICS) fails with EINVAL on a vCPU that is not in PAPR mode: the "
+              "end of arch/powerpc/kvm/powerpc.c kvm_vcpu_ioctl_enable_cap runs the flavour's sanity check, "
+              "and KVM-HV only runs PAPR vCPUs (docs/kernel-facts.md#booting-linux-from-a-flattened-tree). "
+              "The plan connects each vCPU after its PAPR cap; the cap must be there."),
+    Check("kernel-needs-irqchip", W, "a kernel on several pseries vCPUs without `irqchip xics`",
+          kernel_needs_irqchip,
+          why="Linux on pseries finds its interrupt controller in the tree: without /interrupt-controller it "
+              "BUG()s in xics_smp_probe (arch/powerpc/sysdev/xics/xics-common.c), even with one vCPU; with "
+              "more, IPIs that userspace swallowed were lost and a boot never reached /init. `irqchip xics` "
+              "writes the node and gives the guest the kernel's XICS (docs/linux-guests.md)."),
+    Check("linux-pci-unserved", W, "a PCI DMA window in a Linux guest", linux_pci_unserved,
+          why="A `tce` table with a PCI LIOBN makes the tree carry a PHB node; Linux probes it through the "
+              "RTAS calls ibm,read-pci-config, ibm,write-pci-config and friends (QEMU hw/ppc/spapr_pci.c), "
+              "which neither the kernel nor the launcher serves, so the boot stalls or fails there."),
     Check("rtas-token-low", W, "an RTAS token below the usual base", rtas_token_low,
           why="QEMU (RTAS_TOKEN_BASE) and kvmtool number RTAS tokens from 0x2000; old kernels' early "
               "debug code treats token 0xa specially (QEMU spapr_rtas_call)."),

@@ -1,6 +1,7 @@
 """ELF32/ELF64 executables as guest images: PT_LOAD segments and the entry point.
 
-`parse(data, name)` reads the little-endian x86 ELF header and program
+`parse(data, name)` reads an x86 (little-endian) or 64-bit PowerPC (either
+byte order: ppc64 vmlinux is big-endian, ppc64le little) ELF header and program
 headers with `struct` and returns each PT_LOAD segment as (physical
 address, bytes padded with zeros to p_memsz) and the entry as a physical
 address. It checks the file, not where the segments land (images.py
@@ -14,17 +15,31 @@ import struct
 from hvconf.record import Record
 
 MAGIC = b"\x7fELF"
-ELFCLASS32, ELFCLASS64, ELFDATA2LSB = 1, 2, 1
+ELFCLASS32, ELFCLASS64, ELFDATA2LSB, ELFDATA2MSB = 1, 2, 1, 2
 ET_EXEC = 2
 PT_LOAD = 1
-MACHINES = {3: "EM_386", 62: "EM_X86_64"}
+MACHINES = {3: "EM_386", 62: "EM_X86_64", 21: "EM_PPC64"}
+BIG_ENDIAN_MACHINES = frozenset({"EM_PPC64"})  # x86 is little-endian only
+# The machines each arch family loads (hvconf/contract.py ARCHES); x86's when the caller does not say.
+FAMILY_MACHINES = {"x86": ("EM_386", "EM_X86_64"), "powerpc": ("EM_PPC64",)}
+X86 = FAMILY_MACHINES["x86"]
+
+
+def machines_for(arch: str) -> tuple[str, ...]:
+    """The ELF machines a plan of `arch` loads (x86's for a family this table does not name)."""
+    from hvconf.contract import ARCHES
+
+    record = ARCHES.get(arch)
+    return FAMILY_MACHINES.get(record.family, X86) if record is not None else X86
 MAX_SEGMENT = 1 << 32  # one segment larger than 4 GiB is a corrupt header, not a guest
 
-# (header layout after e_ident, program header layout) per class; field names in _HEADER/_PHDR
+# (header layout after e_ident, program header layout) per class, without the byte-order prefix;
+# field names in _HEADER/_PHDR
 _LAYOUT = {
-    ELFCLASS32: ("<HHIIIIIHHHHHH", "<IIIIIIII"),
-    ELFCLASS64: ("<HHIQQQIHHHHHH", "<IIQQQQQQ"),
+    ELFCLASS32: ("HHIIIIIHHHHHH", "IIIIIIII"),
+    ELFCLASS64: ("HHIQQQIHHHHHH", "IIQQQQQQ"),
 }
+_ORDER = {ELFDATA2LSB: "<", ELFDATA2MSB: ">"}
 _HEADER = ("type", "machine", "version", "entry", "phoff", "shoff", "flags", "ehsize", "phentsize", "phnum")
 _PHDR = {
     ELFCLASS32: ("type", "offset", "vaddr", "paddr", "filesz", "memsz", "flags", "align"),
@@ -33,7 +48,7 @@ _PHDR = {
 
 
 class ElfError(ValueError):
-    """The file is not an x86 ELF executable this loader can place."""
+    """The file is not an x86 or PowerPC ELF executable this loader can place."""
 
 
 class Segment(Record):
@@ -54,20 +69,23 @@ def is_elf(data: bytes) -> bool:
     return data[:4] == MAGIC
 
 
-def parse(data: bytes, name: str = "image") -> Elf:
+def parse(data: bytes, name: str = "image", machines: tuple[str, ...] = X86) -> Elf:
     if not is_elf(data) or len(data) < 16:
         raise ElfError(f"{name}: not an ELF file")
     klass, order = data[4], data[5]
     if klass not in _LAYOUT:
         raise ElfError(f"{name}: ELF class {klass} is neither ELF32 nor ELF64")
-    if order != ELFDATA2LSB:
+    if order not in _ORDER:
+        raise ElfError(f"{name}: ELF data encoding {order} is neither little- nor big-endian")
+    if order == ELFDATA2MSB and not BIG_ENDIAN_MACHINES.intersection(machines):
         raise ElfError(f"{name}: big-endian ELF; x86 guests are little-endian")
-    head_fmt, phdr_fmt = _LAYOUT[klass]
+    head_fmt, phdr_fmt = (_ORDER[order] + f for f in _LAYOUT[klass])
     if len(data) < 16 + struct.calcsize(head_fmt):
         raise ElfError(f"{name}: ELF header truncated")
     header = dict(zip(_HEADER, struct.unpack_from(head_fmt, data, 16)))
-    if header["machine"] not in MACHINES:
-        raise ElfError(f"{name}: ELF machine {header['machine']} is not x86 (EM_386 or EM_X86_64)")
+    if MACHINES.get(header["machine"]) not in machines:
+        what = "x86 (EM_386 or EM_X86_64)" if machines == X86 else " or ".join(machines)
+        raise ElfError(f"{name}: ELF machine {header['machine']} is not {what}")
     if header["type"] != ET_EXEC:
         raise ElfError(f"{name}: ELF type {header['type']} is not ET_EXEC "
                        "(a position-independent file has no load address)")

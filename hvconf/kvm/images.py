@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
     from pathlib import Path
 
-    from hvconf.contract import Plan
+    from hvconf.contract import Image, Plan
 
 try:  # CPython's own SHA-256: hashlib would load OpenSSL's libcrypto first (about 3 ms) to check one image
     from _sha256 import sha256  # type: ignore[import-not-found]  # CPython 3.11
@@ -95,17 +95,30 @@ def load(plan: Plan, base_dir: str | os.PathLike[str], supplied: Mapping[str, st
         digest = sha256(data).hexdigest()
         if given is None and digest != image.sha256:
             raise PlanError(f"image {image.name!r}: {path} has sha256 {digest}, the plan expects {image.sha256}")
-        if image.format == "elf" or (given is not None and data.startswith(ELF_MAGIC)):
+        if image.format == "segments" and given is None:
+            loaded.append(Loaded(image.name, _segments(image, data)))
+        elif image.format in ("elf", "segments") or (given is not None and data.startswith(ELF_MAGIC)):
             from hvconf.kvm import elf
 
             try:
-                parsed = elf.parse(data, f"image {image.name!r} ({path})")
+                parsed = elf.parse(data, f"image {image.name!r} ({path})", elf.machines_for(plan.arch))
             except elf.ElfError as err:
                 raise PlanError(str(err)) from None
             loaded.append(Loaded(image.name, tuple((s.paddr, s.data) for s in parsed.segments), parsed.entry))
         else:
             loaded.append(Loaded(image.name, ((image.guest_phys_addr, data),)))
     return loaded
+
+
+def _segments(image: Image, data: bytes) -> tuple[tuple[int, bytes], ...]:
+    """A "segments" image: its PT_LOAD file bytes back to back, each zero-filled up to its memsz (the bss)."""
+    chunks, at = [], 0
+    for gpa, filesz, memsz in image.segments:
+        if at + filesz > len(data):
+            raise PlanError(f"image {image.name!r}: its segments need {at + filesz} bytes, the file has {len(data)}")
+        chunks.append((gpa, data[at : at + filesz] + bytes(memsz - filesz)))
+        at += filesz
+    return tuple(chunks)
 
 
 def memory_slots(plan: Plan) -> list[tuple[int, int]]:

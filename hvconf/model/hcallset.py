@@ -88,11 +88,11 @@ class HcallSet:
     """The result of applying a VM's `hcalls` block to its target's defaults (a plain class
     with __slots__, its sets replaced as the block applies: docs/architecture.md#value-types)."""
 
-    __slots__ = ("family", "refs", "preset", "preset_span", "default", "in_kernel", "exits", "changed_by")
+    __slots__ = ("family", "refs", "preset", "preset_span", "default", "in_kernel", "exits", "changed_by", "irqchip")
 
     def __init__(self, family: str, refs: list[HcallRef], preset: str | None, preset_span: Span | None,
                  default: frozenset[str], in_kernel: frozenset[str], exits: frozenset[str],
-                 changed_by: dict[str, Span | None] | None = None) -> None:
+                 changed_by: dict[str, Span | None] | None = None, irqchip: str | None = None) -> None:
         self.family = family
         self.refs = refs
         self.preset = preset
@@ -101,6 +101,7 @@ class HcallSet:
         self.in_kernel = in_kernel  # handled in the kernel after the plan's toggles
         self.exits = exits  # routed to the launcher with `exit`
         self.changed_by: dict[str, Span | None] = changed_by if changed_by is not None else {}  # last change
+        self.irqchip = irqchip  # the VM's `irqchip` mode: a set served by a device is advertised only with it
 
     def __eq__(self, other: object) -> bool:  # the same answer, worked out twice
         return type(other) is HcallSet and all(getattr(self, n) == getattr(other, n) for n in self.__slots__)
@@ -122,9 +123,12 @@ class HcallSet:
         return row is not None and row.handler == "launcher" and name in target.launcher.handlers
 
     def advertised_sets(self, target: "Target") -> tuple[str, ...]:
-        """hypertas sets whose every hcall is handled (sPAPR), in the target's order."""
+        """hypertas sets whose every hcall is handled (sPAPR), in the target's order; a set whose
+        hcalls a device serves (hcalls.toml `irqchip`) only when the VM has that device."""
         out = []
         for hset in target.hcall_sets:
+            if hset.irqchip is not None and hset.irqchip != self.irqchip:
+                continue
             members = target.set2hcalls.get(hset.name, ())
             if members and all(self.handled(n, target) for n in members):
                 out.append(hset.name)
@@ -193,4 +197,4 @@ def _resolve(vm_key: _Same, target_key: _Same) -> HcallSet:
                 in_kernel.discard(ref.name)
             exits.add(ref.name)
     return HcallSet(family, refs, preset, vm.hcalls.preset_span, frozenset(default), frozenset(in_kernel),
-                    frozenset(exits), changed)
+                    frozenset(exits), changed, vm.irqchip)

@@ -1,10 +1,10 @@
-"""The files a VM names besides includes, `guest` and `kernel`, checked by `hvconf check`
+"""The files a VM names besides includes, `guest`, `kernel` and `initrd`, checked by `hvconf check`
 as `build` will read them: resolved against the project's scope (hvconf/syntax/paths.py)
 and refused where they are outside it, not regular files, or fail stat(2); a `.S` guest's
 `.include`/`.incbin` too (hvconf/syntax/gas.py). Nothing else is opened here; the build
 reads them through the same rules (hvconf/platforms/common.py, hvconf/emit/guest.py).
 
-A missing `kernel` is no finding here: a build machine rarely has it (`build` warns with
+A missing `kernel` or `initrd` is no finding here: a build machine rarely has it (`build` warns with
 `kernel-missing`). Tested by tests/test_paths.py.
 """
 
@@ -39,11 +39,12 @@ MISSING_FILE: dict[str, Diagnostic | None] = {
                         help="guest paths are relative to the file that names them; a guest source's "
                              "`.include`/`.incbin`, to the guest source's folder"),
     "kernel": None,
+    "initrd": None,
 }
 
 
 def refusal(construct: str, path: str, err: PathRefused, span: Span | None) -> Diagnostic | None:
-    """The diagnostic of `construct` ("guest", "kernel") refused for `err`, if it is one."""
+    """The diagnostic of `construct` ("guest", "kernel", "initrd") refused for `err`, if it is one."""
     template = MISSING_FILE[construct] if err.kind == MISSING else PATH_REFUSALS.get(err.kind)
     if template is None:
         return None
@@ -70,6 +71,8 @@ def named_files(vm: ir.Vm) -> Iterator[tuple[str, str, Span | None]]:
         yield "guest", vm.guest.path, vm.guest.span
     if vm.kernel is not None:
         yield "kernel", vm.kernel, vm.span_of("kernel")
+    if vm.initrd is not None:
+        yield "initrd", vm.initrd, vm.span_of("initrd")
 
 
 def check_files(vm: ir.Vm, scope: Scope, report: Report, done: set[tuple[object, ...]]) -> None:

@@ -117,6 +117,9 @@ class Vm(IrModel):
     pit: str | None = None
     console: str | None = None
     kernel: str | None = None
+    # An ELF vmlinux is loaded by its PT_LOAD segments; a raw image only when written `kernel "F" flat`.
+    kernel_format: Literal["elf", "flat"] = "elf"
+    initrd: str | None = None
     cmdline: str | None = None
     guest: Guest | None = None
     # Span of each setting the user wrote, by field name (for diagnostics on scalars).

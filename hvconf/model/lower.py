@@ -29,6 +29,10 @@ def _single(values: tuple[ast.Value, ...]) -> Any:
     return plain(values[-1])
 
 
+def _first(values: tuple[ast.Value, ...]) -> Any:
+    return plain(values[0])
+
+
 def _htab(values: tuple[ast.Value, ...]) -> Any:
     # The grammar allows only `htab order INT` and `htab auto`: the first value is a keyword Name.
     return "auto" if cast(ast.Name, values[0]).value == "auto" else plain(values[-1])
@@ -39,8 +43,8 @@ _SETTINGS: dict[str, tuple[str, Callable[[tuple[ast.Value, ...]], Any]]] = {
     "arch": ("arch", _single), "kvm": ("flavour", _single), "memory": ("memory", _single),
     "vcpus": ("vcpus", _single), "threads": ("threads", _single), "htab": ("htab", _htab),
     "rma": ("rma", _single), "mmu": ("mmu", _single), "irqchip": ("irqchip", _single),
-    "pit": ("pit", _single), "console": ("console", _single), "kernel": ("kernel", _single),
-    "cmdline": ("cmdline", _single),
+    "pit": ("pit", _single), "console": ("console", _single), "kernel": ("kernel", _first),
+    "initrd": ("initrd", _single), "cmdline": ("cmdline", _single),
 }
 _HYPERVISOR_FLAGS = ("idle", "reset", "shutdown")
 _HYPERVISOR_KEYS = [*_HYPERVISOR_FLAGS, "compatible", "hcall_instructions"]
@@ -156,6 +160,12 @@ class Lowering:
             seen[field] = stmt.span
             m.fields[field] = convert(stmt.values)
             m.spans[field] = stmt.span
+            if stmt.key == "kernel":  # `kernel "FILE" [flat]`: each kernel statement says its own format
+                fmt = stmt.values[1] if len(stmt.values) > 1 else None
+                m.fields["kernel_format"] = plain(fmt) if fmt is not None else "elf"
+                m.spans.pop("kernel_format", None)
+                if fmt is not None:
+                    m.spans["kernel_format"] = fmt.span
         elif isinstance(stmt, ast.Hcalls):
             self._hcalls(stmt, m)
         elif isinstance(stmt, ast.Rtas):

@@ -162,6 +162,7 @@ class HcallSet(_Row):
     name: Annotated[str, Field(pattern=r"^hcall-[a-z0-9-]+$")]
     default: bool = True  # advertised unless the guest definition drops it
     requires: tuple[CapName, ...] = ()
+    irqchip: str | None = None  # advertised only with this `irqchip` mode: the device that serves its hcalls
 
 
 class Hcall(_Row):
@@ -297,6 +298,14 @@ class Rtas(_Row):
     kernel_tokens: tuple[str, ...] = ()
 
 
+class Boot(_Row):
+    """Where the platform puts what a kernel boots from (hvconf/platforms/<platform>.py places it)."""
+
+    initrd_align: Size  # the initrd goes at the kernel's end (its memsz) rounded up to this
+    initrd_default: Size  # ... or here when the kernel's size is unknown at build time (missing)
+    rtas_blob: tuple[int, ...] = ()  # the RTAS entry's instruction words (big-endian), where there is one
+
+
 class HypervisorFlag(_Row):
     name: str
     property: str
@@ -372,6 +381,7 @@ class Features(_Row):
     sw_tlb: SwTlb | None = None
     irqchip: Irqchip | None = None
     pit: Pit | None = None
+    boot: Boot | None = None
     guest_modes: Modes | None = None
     pv_features: PvFeatures | None = None
 

@@ -26,8 +26,8 @@ class BuildContext:
     """What an arch module gets, filled in as it builds (a plain class with __slots__:
     docs/architecture.md#value-types)."""
 
-    __slots__ = ("vm", "target", "report", "root_dir", "proposed", "hcalls", "images", "dtb", "reserve", "inputs",
-                 "scope")
+    __slots__ = ("vm", "target", "report", "root_dir", "proposed", "hcalls", "images", "dtb", "reserve", "boot",
+                 "inputs", "scope")
 
     def __init__(self, vm: ir.Vm, target: "Target", report: Report, root_dir: Path, proposed: "ProposedAbi",
                  hcalls: HcallSet, *, scope: "Scope | None" = None) -> None:
@@ -40,6 +40,7 @@ class BuildContext:
         self.images: dict[str, bytes] = {}  # output file name -> bytes loaded into the guest
         self.dtb: bytes | None = None  # the device tree blob, built before the plan that loads it
         self.reserve: list[tuple[int, int]] = []  # (address, size): the DTB's /memreserve/ entries
+        self.boot: object | None = None  # the platform's boot layout (spapr_boot.Layout), placed once for tree and plan
         self.inputs: dict[str, str] = {}  # extra input files (guest sources): path -> sha256
         # Where guest sources, kernels and what a guest source includes may be read from; None:
         # the project of root_dir (hvconf/syntax/paths.py), without folders allowed on the command line.

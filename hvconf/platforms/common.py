@@ -10,9 +10,9 @@ from __future__ import annotations
 import hashlib
 import os
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, NamedTuple
 
-from hvconf.platforms import e500_tlb
+from hvconf.platforms import e500_tlb, kernel_elf
 from hvconf.platforms.base import BuildContext
 from hvconf.contract import ARCHES
 from hvconf.diagnostics import Diagnostic, Severity, Span
@@ -134,27 +134,111 @@ def read_input(ctx: BuildContext, path: Path) -> bytes:
 
 
 def kernel_image(plan: PlanBuilder, ctx: BuildContext, *, load: int) -> None:
-    """`kernel "FILE"`: copied into the outputs when it exists; otherwise the
-    launcher must be given `--kernel FILE` (a build machine rarely has the kernel).
-    A kernel outside the project, or not a readable regular file, is an error."""
+    """`kernel "FILE"` of a target that loads it as a raw image (e500, s390x): copied into the outputs
+    when it exists; otherwise the launcher must be given `--kernel FILE` (a build machine rarely has
+    the kernel). A kernel outside the project, or not a readable regular file, is an error."""
     vm = ctx.vm
     if vm.kernel is None:
         return
     span = vm.span_of("kernel")
+    data, missing = boot_file(ctx, "kernel", vm.kernel, span)
+    if data is not None:
+        add_image(plan, ctx, "kernel", "kernel.img", data, load, span, format="flat")
+    elif missing:
+        missing_image(plan, ctx, "kernel", vm.kernel, load, span, "flat")
+
+
+# A boot file the build machine does not have is a warning: the launcher takes it at run time.
+MISSING_BOOT_FILE = {"kernel": Diagnostic("kernel-missing", Severity.WARNING, "", None),
+                     "initrd": Diagnostic("initrd-missing", Severity.WARNING, "", None)}
+
+
+def boot_file(ctx: BuildContext, construct: str, path: str, span: Span | None) -> tuple[bytes | None, bool]:
+    """(the bytes of the `kernel` or `initrd` FILE, False), or (None, False) after an error (outside the
+    project, not a regular file, unreadable), or (None, True) after a warning: missing, or larger than
+    memory; the launcher then takes `--kernel`/`--initrd` FILE."""
     try:
-        add_image(plan, ctx, "kernel", "kernel.img", read_input(ctx, source_file(ctx, vm.kernel, span)), load, span,
-                  format="flat")
-        return
+        return read_input(ctx, source_file(ctx, path, span)), False
     except PathRefused as err:
-        refused = inputs.refusal("kernel", vm.kernel, err, span)  # None: missing or too large, a warning
+        refused = inputs.refusal(construct, path, err, span)  # None: missing or too large, a warning
         if refused is not None:
             ctx.report.add(refused)
-            return
+            return None, False
         why = "does not exist (yet)" if err.kind == MISSING else f"cannot be used ({err.reason})"
-    ctx.report.warning("kernel-missing", f"kernel '{vm.kernel}' {why}; the launcher needs "
-                       "--kernel FILE to run this VM", span)
-    plan.images.append({"name": "kernel", "path": None, "guest_phys_addr": load, "hint": vm.kernel,
-                        "source": source_of(span, ctx.root_dir), "format": "flat"})
+    ctx.report.add(MISSING_BOOT_FILE[construct]._replace(
+        message=f"{construct} '{path}' {why}; the launcher needs --{construct} FILE to run this VM", span=span))
+    return None, True
+
+
+def missing_image(plan: PlanBuilder, ctx: BuildContext, name: str, hint: str, gpa: int, span: Span | None,
+                  fmt: str) -> None:
+    """A plan image the build does not have: the launcher's --NAME FILE supplies it."""
+    plan.images.append({"name": name, "path": None, "guest_phys_addr": gpa, "hint": hint,
+                        "source": source_of(span, ctx.root_dir), "format": fmt})
+
+
+class BootKernel(NamedTuple):
+    """A `kernel` as the build placed it: its entry, the memory it occupies [start, end), and the bytes
+    the plan image holds (None when the file is missing at build time)."""
+
+    entry: int
+    start: int
+    end: int
+    data: bytes | None
+    segments: tuple[tuple[int, int, int], ...]  # (guest_phys_addr, filesz, memsz); () for a flat image
+
+
+def boot_kernel(ctx: BuildContext, *, load: int) -> BootKernel | None:
+    """`kernel "FILE"` loaded as a boot loader does: an ELF by its PT_LOAD segments (kernel_elf.py),
+    a raw image at `load` only when written `kernel "FILE" flat`. None when the VM has no kernel or
+    the file cannot be used (reported); a missing file gives a kernel of no known size at `load`."""
+    vm = ctx.vm
+    if vm.kernel is None:
+        return None
+    span = vm.span_of("kernel")
+    data, missing = boot_file(ctx, "kernel", vm.kernel, span)
+    if data is None:
+        return BootKernel(load, load, load, None, ()) if missing else None
+    if vm.kernel_format == "flat":
+        return BootKernel(load, load, load + len(data), data, ())
+    try:
+        parsed = kernel_elf.parse(data, vm.arch or "")
+    except kernel_elf.KernelError as err:
+        ctx.report.error("kernel-invalid", f"kernel '{vm.kernel}' cannot be loaded: {err}", span,
+                         help='a vmlinux is an ELF file; write `kernel "FILE" flat` to load a raw image at '
+                              f"{load:#x}")
+        return None
+    segments = tuple((s.paddr, s.filesz, s.memsz) for s in parsed.segments)
+    start = min(s.paddr for s in parsed.segments)
+    return BootKernel(parsed.entry, start, parsed.end, parsed.loaded_bytes(data), segments)
+
+
+def add_kernel(plan: PlanBuilder, ctx: BuildContext, kernel: BootKernel) -> None:
+    """The plan image of a placed kernel: its segments (an ELF), the raw bytes (flat), or a
+    placeholder for --kernel FILE."""
+    vm = ctx.vm
+    assert vm.kernel is not None
+    span = vm.span_of("kernel")
+    if kernel.data is None:
+        missing_image(plan, ctx, "kernel", vm.kernel, kernel.start, span, vm.kernel_format)
+    elif kernel.segments:
+        add_image(plan, ctx, "kernel", "kernel.img", kernel.data, kernel.start, span, format="segments",
+                  segments=[list(s) for s in kernel.segments], memsz=kernel.end - kernel.start)
+    else:
+        add_image(plan, ctx, "kernel", "kernel.img", kernel.data, kernel.start, span, format="flat")
+
+
+def boot_initrd(ctx: BuildContext) -> tuple[int, bytes | None] | None:
+    """`initrd "FILE"`: (its size, its bytes), (0, None) when missing at build time (a warning: the
+    launcher takes --initrd FILE), None without one or after an error."""
+    vm = ctx.vm
+    if vm.initrd is None:
+        return None
+    span = vm.span_of("initrd")
+    data, missing = boot_file(ctx, "initrd", vm.initrd, span)
+    if data is None:
+        return (0, None) if missing else None
+    return len(data), data
 
 
 def guest_bytes(ctx: BuildContext, *, arch: str, code16: bool = False) -> bytes | None:

@@ -12,21 +12,16 @@ from __future__ import annotations
 
 from hvconf import abi
 from hvconf.abi.tables import raw
-from hvconf.platforms import common
+from hvconf.platforms import common, spapr_boot
 from hvconf.platforms.base import BuildContext
+from hvconf.platforms.spapr_boot import fdt_address
 from hvconf.platforms.spapr_tree import device_tree
 from hvconf.emit.plan import PlanBuilder
 
 __all__ = ["plan", "device_tree", "htab_order", "fdt_address"]
 
 MSR_SF_ME = 0x8000_0000_0000_1000  # 64-bit mode, machine checks on: kvmtool's boot MSR
-FDT_MAX_SIZE = 0x1_0000
-RMA_CEILING = 0x1000_0000  # keep the FDT inside the smallest VRMA a guest gets (256 MiB)
 SECONDARY_ENTRY = 0x60  # kvmtool: secondaries spin at 0x60 with r3 = their id
-
-
-def fdt_address(memory: int) -> int:
-    return min(memory, RMA_CEILING) - FDT_MAX_SIZE
 
 
 def htab_order(ctx: BuildContext) -> int | None:
@@ -59,9 +54,15 @@ def _smt(plan: PlanBuilder, ctx: BuildContext) -> None:
 
 
 def _hcall_toggles(plan: PlanBuilder, ctx: BuildContext) -> None:
+    """One KVM_CAP_PPC_ENABLE_HCALL per toggle; an hcall enabled in the kernel brings the host caps its row
+    requires (H_RANDOM: KVM_CAP_PPC_HWRNG, else the kernel answers H_HARDWARE), which the launcher and
+    `check --host-facts` hold against the host."""
     for name, on, span in ctx.hcalls.toggles():
         common.enable_cap(plan, ctx, "vm", "KVM_CAP_PPC_ENABLE_HCALL", [abi.papr_hcall(name).opcode, int(on), 0, 0],
                           span, hcall=name, enable=on)
+        row = ctx.target.name2hcall.get(name)
+        for cap in row.requires if on and row is not None else ():
+            plan.require(cap, span)
 
 
 def _tces(plan: PlanBuilder, ctx: BuildContext) -> None:
@@ -92,6 +93,29 @@ def _rtas(plan: PlanBuilder, ctx: BuildContext) -> dict[str, int]:
         else:
             launcher[token.name] = token.token
     return launcher
+
+
+XICS_DEVICE = "xics"  # the label of the device fd in the plan
+KVM_DEV_TYPE_XICS = 3  # include/uapi/linux/kvm.h enum kvm_device_type
+XICS_CAP = "KVM_CAP_IRQ_XICS"
+
+
+def _xics_device(plan: PlanBuilder, ctx: BuildContext) -> None:
+    """`irqchip xics`: the kernel's XICS, created once before any vCPU (QEMU xics_kvm_connect)."""
+    if ctx.vm.irqchip != "xics":
+        return
+    span = ctx.vm.span_of("irqchip")
+    plan.add("vm", "KVM_CREATE_DEVICE", {"type": KVM_DEV_TYPE_XICS, "device": XICS_DEVICE}, span)
+    plan.require(XICS_CAP, span)
+
+
+def _xics_connect(plan: PlanBuilder, ctx: BuildContext, index: int) -> None:
+    """Connect vCPU `index` as interrupt server `index`: after KVM_CAP_PPC_PAPR, since KVM-HV refuses
+    a non-PAPR vCPU with EINVAL (arch/powerpc/kvm/powerpc.c kvm_vcpu_ioctl_enable_cap's sanity check)."""
+    if ctx.vm.irqchip != "xics":
+        return
+    common.enable_cap(plan, ctx, common.vcpu_fd(index), XICS_CAP, [0, index], ctx.vm.span_of("irqchip"),
+                      device=XICS_DEVICE)
 
 
 def _mmu(plan: PlanBuilder, ctx: BuildContext) -> None:
@@ -129,6 +153,36 @@ def _guest(plan: PlanBuilder, ctx: BuildContext, fdt: int, fdt_size: int) -> int
     return load
 
 
+def _boot_files(plan: PlanBuilder, ctx: BuildContext) -> int:
+    """The kernel, initrd and RTAS blob where spapr_boot placed them; the kernel's entry (0 without one)."""
+    vm, boot = ctx.vm, spapr_boot.layout(ctx)
+    if boot.kernel is not None:
+        common.add_kernel(plan, ctx, boot.kernel)
+    if boot.initrd is not None:
+        assert vm.initrd is not None
+        span = vm.span_of("initrd")
+        if boot.initrd.data is None:
+            common.missing_image(plan, ctx, "initrd", vm.initrd, boot.initrd.address, span, "flat")
+        else:
+            common.add_image(plan, ctx, "initrd", "initrd.img", boot.initrd.data, boot.initrd.address, span,
+                             format="flat")
+    features = ctx.target.features.boot
+    if boot.rtas is not None and features is not None:
+        blob = b"".join(word.to_bytes(4, "big") for word in features.rtas_blob)
+        common.add_image(plan, ctx, "rtas", "rtas.bin", blob, boot.rtas, vm.span_of("kernel"), format="flat")
+    return boot.kernel.entry if boot.kernel is not None else 0
+
+
+def _initrd_end(ctx: BuildContext) -> dict[str, int]:
+    """Where the DTB holds /chosen/linux,initrd-end: the launcher writes the loaded initrd's end there."""
+    if ctx.dtb is None or ctx.vm.initrd is None:
+        return {}
+    from hvconf.emit.dtb import value_offsets
+
+    found = [at for path, at in value_offsets(ctx.dtb, "linux,initrd-end") if path == "/chosen"]
+    return {"initrd_end": found[0]} if found else {}
+
+
 def plan(ctx: BuildContext) -> PlanBuilder:
     vm = ctx.vm
     p = common.new_plan(ctx)
@@ -142,18 +196,20 @@ def plan(ctx: BuildContext) -> PlanBuilder:
         p.require("KVM_CAP_PPC_ALLOC_HTAB", vm.spans.get("htab") or vm.span_of("memory"))
     _mmu(p, ctx)
     _tces(p, ctx)
+    _xics_device(p, ctx)
     launcher_rtas = _rtas(p, ctx)
     common.memory(p, ctx)
     assert vm.memory is not None  # as in htab_order: a concrete VM without `memory` is an error
     fdt = fdt_address(vm.memory)
     if ctx.dtb is not None:
         common.add_image(p, ctx, "fdt", f"{vm.name}.dtb", ctx.dtb, fdt, vm.span, format="dtb")
-    common.kernel_image(p, ctx, load=0)
-    start = _guest(p, ctx, fdt, len(ctx.dtb or b""))
+    start = _boot_files(p, ctx)
+    start = _guest(p, ctx, fdt, len(ctx.dtb or b"")) if vm.guest is not None else start
     for index in range(vm.vcpus):
         fd = common.vcpu_fd(index)
         common.create_vcpu(p, ctx, index)
         common.user_caps(p, ctx, vcpu=index)
+        _xics_connect(p, ctx, index)
         regs = {"pc": start, "msr": MSR_SF_ME, "gpr": {"3": fdt, "4": 0, "5": 0}} if index == 0 else \
             {"pc": start + SECONDARY_ENTRY, "msr": MSR_SF_ME, "gpr": {"3": index}}
         p.add(fd, "KVM_SET_REGS", regs, vm.span_of("vcpus"))
@@ -163,5 +219,6 @@ def plan(ctx: BuildContext) -> PlanBuilder:
         p.console = {"kind": console.name, "reg": console.reg}
     p.launcher = {"papr": {"exit": ctx.target.launcher.exit, "unknown": ctx.target.launcher.unknown,
                            "handlers": sorted(ctx.target.launcher.handlers), "exits": sorted(ctx.hcalls.exits),
-                           "rtas": launcher_rtas, "liobns": [t.liobn for t in vm.tces]}}
+                           "rtas": launcher_rtas, "liobns": [t.liobn for t in vm.tces],
+                           **({"mmu": vm.mmu} if vm.mmu is not None else {}), **_initrd_end(ctx)}}
     return p

@@ -32,9 +32,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from hvconf.platforms import spapr_boot, spapr_linux
 from hvconf.platforms.base import BuildContext
 from hvconf.diagnostics import Span
-from hvconf.emit.fdt import Empty, FdtError, Node, cells, cells64, strings
+from hvconf.emit.fdt import Bytes, Empty, FdtError, Node, cells, cells64, strings
 from hvconf.emit.plan import source_of
 from hvconf.model import ir
 from hvconf.model.target import Console, Target
@@ -44,7 +45,7 @@ COMPATIBLE = "qemu,pseries"
 CPU_NAME = "PowerPC,POWER9"
 TIMEBASE_HZ = 512_000_000  # POWER8/9/10 timebase
 RTAS_BLOB_SIZE = 20  # QEMU RTAS_MIN_SIZE: the 5-instruction H_RTAS trampoline
-RTAS_ERROR_LOG_MAX = 2048  # QEMU RTAS_ERROR_LOG_MAX
+RTAS_ERROR_LOG_MAX = spapr_boot.RTAS_ERROR_LOG_MAX
 DMA_CELLS = 2  # ibm,#dma-address-cells and ibm,#dma-size-cells
 # QEMU hw/pci-host/spapr.h, spapr_phb_placement: the 32-bit MMIO window of PHB n is
 # 2 GiB at 32 TiB + (n + 1) * 2 GiB, seen on the PCI bus at 2 GiB.
@@ -113,6 +114,20 @@ def _chosen(ctx: BuildContext, root: Node, src: Source) -> None:
         where = src(_written(vm, "console"))
         chosen.prop("linux,stdout-path", strings(console.node), where)
         chosen.prop("stdout-path", strings(console.node), where)
+    if vm.kernel is not None:
+        _boot_chosen(ctx, chosen, src)
+
+
+def _boot_chosen(ctx: BuildContext, chosen: Node, src: Source) -> None:
+    """What a kernel entered with a flattened tree reads in /chosen: its initrd and the CAS result."""
+    vm, boot = ctx.vm, spapr_boot.layout(ctx)
+    if boot.initrd is not None:
+        where = src(_written(vm, "initrd"))
+        # u64 each; the launcher rewrites the end for an initrd given at run time (--initrd)
+        chosen.prop("linux,initrd-start", cells64(boot.initrd.address), where)
+        chosen.prop("linux,initrd-end", cells64(boot.initrd.address + boot.initrd.size), where)
+    chosen.prop("ibm,architecture-vec-5", Bytes(spapr_linux.vec5(vm.mmu == "radix")),
+                src(_written(vm, "mmu") or _written(vm, "kernel")))
 
 
 def _memory(ctx: BuildContext, root: Node, src: Source) -> None:
@@ -142,6 +157,23 @@ def _cpus(ctx: BuildContext, root: Node, src: Source) -> None:
             cpu.prop("ibm,pft-size", cells(0, order), pft)
         cpu.prop("64-bit", Empty()).prop("status", strings("okay"))
         cpu.prop("timebase-frequency", cells(TIMEBASE_HZ))
+        if vm.kernel is not None:
+            _linux_cpu(vm, cpu, src)
+
+
+def _linux_cpu(vm: ir.Vm, cpu: Node, src: Source) -> None:
+    """The cpu properties Linux reads (spapr_linux.py says whose each value is)."""
+    where = src(_written(vm, "kernel"))
+    cpu.prop("ibm,vmx", cells(spapr_linux.VMX), where).prop("ibm,dfp", cells(spapr_linux.DFP), where)
+    cpu.prop("clock-frequency", cells(spapr_linux.CLOCK_HZ), where)
+    cpu.prop("ibm,pa-features", Bytes(spapr_linux.PA_FEATURES_300), where)
+    mmu = src(_written(vm, "mmu"))
+    if vm.mmu == "radix":
+        cpu.prop("ibm,processor-radix-AP-encodings", cells(*spapr_linux.RADIX_AP_ENCODINGS), mmu)
+    else:
+        cpu.prop("ibm,slb-size", cells(spapr_linux.SLB_SIZE), mmu)
+        cpu.prop("ibm,processor-segment-sizes", cells(*spapr_linux.SEGMENT_SIZES), mmu)
+        cpu.prop("ibm,segment-page-sizes", cells(*spapr_linux.SEGMENT_PAGE_SIZES), mmu)
 
 
 def _rtas(ctx: BuildContext, root: Node, src: Source) -> None:
@@ -164,6 +196,13 @@ def _rtas(ctx: BuildContext, root: Node, src: Source) -> None:
     rtas.prop("rtas-size", cells(RTAS_BLOB_SIZE + RTAS_ERROR_LOG_MAX + vm.vcpus * 16 + 8),
               src(_written(vm, "vcpus")))
     rtas.prop("rtas-error-log-max", cells(RTAS_ERROR_LOG_MAX))
+    boot = spapr_boot.layout(ctx) if vm.kernel is not None else None
+    if boot is not None and boot.rtas is not None:
+        # Where Linux calls RTAS (arch/powerpc/kernel/rtas.c early_init_dt_scan_rtas), kept out of its
+        # allocator by a /memreserve/ as prom_init would have reserved it.
+        where = src(_written(vm, "kernel"))
+        rtas.prop("linux,rtas-base", cells(boot.rtas), where).prop("linux,rtas-entry", cells(boot.rtas), where)
+        ctx.reserve.append((boot.rtas, boot.rtas_size))
 
 
 def _console(ctx: BuildContext) -> Console | None:
@@ -243,6 +282,33 @@ def _vdevice_and_phbs(ctx: BuildContext, root: Node, src: Source) -> None:
                 _unrepresentable(ctx, str(err), ctx.vm.span)
 
 
+def _xics(ctx: BuildContext, root: Node, src: Source) -> None:
+    """`irqchip xics`: the interrupt presentation node Linux's xics_spapr_init looks for (QEMU
+    hw/intc/xics_spapr.c spapr_dt_xics); without it a kernel BUG()s in xics_smp_probe."""
+    vm = ctx.vm
+    if vm.irqchip != "xics":
+        return
+    where = src(_written(vm, "irqchip"))
+    node = root.child(spapr_linux.XICS_NODE, where)
+    node.prop("device_type", strings("PowerPC-External-Interrupt-Presentation"), where)
+    node.prop("compatible", strings("IBM,ppc-xicp"), where).prop("interrupt-controller", Empty(), where)
+    node.prop("ibm,interrupt-server-ranges", cells(0, vm.vcpus), where)
+    node.prop("#interrupt-cells", cells(2), where).prop("phandle", cells(spapr_linux.XICS_PHANDLE), where)
+    node.prop("#address-cells", cells(0), where)  # an interrupt provider's, for dtc (Linux reads none)
+
+
+def _rng(ctx: BuildContext, root: Node, src: Source) -> None:
+    """/ibm,platform-facilities/ibm,random-v1 when H_RANDOM gets an answer (in the kernel, or from the
+    launcher with `exit H_RANDOM`): Linux's pseries-rng driver binds to it."""
+    vm = ctx.vm
+    if vm.kernel is None or not ctx.hcalls.handled("H_RANDOM", ctx.target):
+        return
+    where = src(ctx.hcalls.changed_by.get("H_RANDOM") or _written(vm, "hcalls"))
+    # QEMU also writes #address-cells <1> and #size-cells <0>, which dtc calls unnecessary (no child has reg)
+    parent = root.child(spapr_linux.RNG_PARENT, where).prop("device_type", strings("ibm,platform-facilities"))
+    parent.child(spapr_linux.RNG_NODE, where).prop("compatible", strings("ibm,random"), where)
+
+
 def device_tree(ctx: BuildContext) -> Node:
     """The pseries device tree of `ctx.vm` (see the module docstring for its layout)."""
     src = _sources(ctx)
@@ -252,4 +318,6 @@ def device_tree(ctx: BuildContext) -> Node:
     _cpus(ctx, root, src)
     _rtas(ctx, root, src)
     _vdevice_and_phbs(ctx, root, src)
+    _xics(ctx, root, src)
+    _rng(ctx, root, src)
     return root

@@ -128,7 +128,8 @@ class AstBuilder:
     def _setting(self, tree: Tree) -> ast.Setting:
         key, *values = tree.children
         # `htab order 25` keeps ORDER as a Name value so the model sees the form used.
-        return ast.Setting(str(key).lower(), tuple(self.value(v) for v in values),
+        # An optional value the grammar leaves out (`kernel "f"` without `flat`) is a None placeholder.
+        return ast.Setting(str(key).lower(), tuple(self.value(v) for v in values if v is not None),
                            self.span(tree), self.span(key))
 
     def _guest(self, tree: Tree) -> ast.Guest:

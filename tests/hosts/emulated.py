@@ -85,6 +85,9 @@ class Recipe:
     modes: Mapping[str, Mode]
     install: str  # the one root step, named in "unavailable" reasons
     layout: int = 1  # bump when the base changes in a way the cache key cannot see
+    # kernel-package files under lib/modules/*/kernel/ kept beside the kernel (not in the base) for the guests
+    # tests boot with it: Base.guest_file(name)
+    guest_files: tuple[str, ...] = ()
 
     @property
     def default_mode(self) -> str:
@@ -111,7 +114,7 @@ class Recipe:
     def key_material(self) -> str:
         """What of the recipe goes into the base: the cache key changes with it."""
         return repr((self.layout, self.arch, self.kernel_image, self.modules, self.host_sh(), self.strip,
-                     EMPTY_DIRS, RUNTIME))
+                     EMPTY_DIRS, RUNTIME, *((self.guest_files,) if self.guest_files else ())))
 
 
 class HostUnavailable(RuntimeError):
@@ -157,6 +160,10 @@ class Base:
     @property
     def initrd(self) -> Path:
         return self.dir / "base.cpio.gz"
+
+    def guest_file(self, name: str) -> Path:
+        """A file of the recipe's `guest_files`, by its base name (pseries-rng.ko)."""
+        return self.dir / "guest" / name
 
     @property
     def seconds(self) -> float | None:
@@ -561,8 +568,11 @@ class Host:
         (out / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
 
     def _kernel(self, deb: Path, kernel: Path, modules: Path) -> None:
+        guest = kernel.parent / "guest"
+        guest.mkdir(exist_ok=True)
         wanted = {f"./boot/{self.recipe.kernel_image}": kernel.parent,
-                  **{f"*/kernel/{m}": modules for m in self.recipe.modules}}
+                  **{f"*/kernel/{m}": modules for m in self.recipe.modules},
+                  **{f"*/kernel/{m}": guest for m in self.recipe.guest_files}}
         found = extract(deb, wanted)
         found[f"./boot/{self.recipe.kernel_image}"].rename(kernel)
         check_load_order({m: (modules / Path(m).name).read_bytes() for m in self.recipe.modules})

@@ -32,6 +32,7 @@ RECIPE = Recipe(
         "powernv-hash": Mode(("-M", "powernv9"), "skiboot.lid", "disable_radix"),  # hash-MMU host
     },
     install="tests/hosts/install-deps.sh",
+    guest_files=("drivers/char/hw_random/pseries-rng.ko",),  # /dev/hwrng of the Linux guests (H_RANDOM)
 )
 
 HOST = Host(RECIPE)

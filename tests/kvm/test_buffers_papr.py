@@ -342,3 +342,86 @@ def test_malformed_ppc_buffers_have_defined_outcomes(setup, expect):
             kvm_run.decode(frame.buf, "ppc64le")
     else:
         assert kvm_run.decode(frame.buf, "ppc64le") == expect
+
+
+# ---- what a booting Linux calls (crafted buffers; the real boot is tests/ppc/test_power_linux.py) ----
+
+LINUX_SECTION = {**SECTION, "handlers": [*SECTION["handlers"], "H_REGISTER_PROC_TBL", "H_RANDOM", "H_CEDE"]}
+PATB_GR = 1 << 63
+
+
+def test_register_proc_tbl_hands_the_radix_table_to_kvm_as_qemu_does(out, memory):
+    calls: list[tuple[int, int]] = []
+    papr = PaprHandlers({**LINUX_SECTION, "mmu": "radix"}, HvTerm(out, VTY), memory,
+                        lambda flags, table: calls.append((flags, table)) or 0)
+    # what Debian's 6.1 kernel sent: MODIFY|REGISTER|RADIX|GTSE, table at 0xe800000, 2^(11+12) bytes
+    reply, _ = serve(Frame().hcall(opcode("H_REGISTER_PROC_TBL"), 0x1D, 0xE800000, 0, 11), papr)
+    assert (reply.ret, calls) == (H["H_SUCCESS"], [(3, 0x800000000E80000B)])  # RADIX|GTSE, PATB_GR|base|size
+    # refused as QEMU refuses: a misaligned base, a page size, a table past 2^36
+    for args, code in (((0x1D, 0xE800800, 0, 11), -55), ((0x1D, 0xE800000, 1, 11), -56),
+                       ((0x1D, 0xE800000, 0, 25), -57), ((0x20, 0, 0, 0), H["H_PARAMETER"])):
+        reply, _ = serve(Frame().hcall(opcode("H_REGISTER_PROC_TBL"), *args), papr)
+        assert reply.ret % (1 << 64) == code % (1 << 64), args
+    assert len(calls) == 1
+
+
+def test_register_proc_tbl_keeps_a_hash_guests_registration_and_reports_kvms_errno(out, memory):
+    calls: list[tuple[int, int]] = []
+    papr = PaprHandlers({**LINUX_SECTION, "mmu": "hash"}, HvTerm(out, VTY), memory,
+                        lambda flags, table: calls.append((flags, table)) or 0)
+    reply, _ = serve(Frame().hcall(opcode("H_REGISTER_PROC_TBL"), 0, 0, 0, 0), papr)  # hash: "keep as it is"
+    assert (reply.ret, calls) == (H["H_SUCCESS"], [(0, 0)])
+    failing = PaprHandlers({**LINUX_SECTION, "mmu": "radix"}, HvTerm(out, VTY), memory, lambda flags, table: -22)
+    reply, _ = serve(Frame().hcall(opcode("H_REGISTER_PROC_TBL"), 0x1D, 0xE800000, 0, 11), failing)
+    assert reply.ret == H["H_PARAMETER"] and "Invalid argument" in reply.note
+
+
+def test_h_random_and_h_cede_in_the_launcher(out, memory):
+    papr = PaprHandlers(LINUX_SECTION, HvTerm(out, VTY), memory)
+    frame = Frame().hcall(opcode("H_RANDOM"))
+    words = set()
+    for _ in range(4):
+        reply, changed = serve(frame, papr)
+        assert reply.ret == H["H_SUCCESS"] and changed <= span(frame, "papr_hcall.ret") | span(frame, "papr_hcall.args")
+        words.add(frame.get("papr_hcall.args", 0))
+    assert len(words) == 4  # 8 fresh bytes each time
+    reply, _ = serve(Frame().hcall(opcode("H_CEDE")), papr)
+    assert reply.ret == H["H_SUCCESS"] and reply.outcome == Outcome.CONTINUE
+
+
+def test_a_terminals_keys_reach_h_get_term_char_in_raw_mode_and_its_mode_comes_back(out, memory):
+    # a real pseudo-terminal: what a user attached to the launcher types
+    import os
+    import pty
+    import termios
+    import time
+
+    from hvconf.kvm.powerpc.consoles import terminal_input
+
+    master, slave = pty.openpty()
+    try:
+        cooked = termios.tcgetattr(slave)
+        term = HvTerm(out, VTY)
+        feed = terminal_input(term, slave)
+        assert feed is not None
+        assert not termios.tcgetattr(slave)[3] & termios.ICANON  # raw: each key at once
+        os.write(master, b"ls\r")
+        papr = PaprHandlers(SECTION, term, memory)
+        for _ in range(200):
+            if term.pending == 3:
+                break
+            time.sleep(0.01)
+        frame = Frame().hcall(opcode("H_GET_TERM_CHAR"), VTY)
+        reply, _ = serve(frame, papr)
+        assert (reply.ret, frame.get("papr_hcall.args", 0)) == (H["H_SUCCESS"], 3)
+        assert frame.get("papr_hcall.args", 1).to_bytes(8, "big")[:3] == b"ls\r"
+        feed.restore()
+        assert termios.tcgetattr(slave) == cooked
+    finally:
+        os.close(master)
+        os.close(slave)
+    null = os.open(os.devnull, os.O_RDONLY)
+    try:
+        assert terminal_input(HvTerm(out, VTY), null) is None  # a non-terminal is never read
+    finally:
+        os.close(null)

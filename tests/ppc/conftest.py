@@ -16,6 +16,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from host import power  # noqa: E402
 
+import linux_guest  # noqa: E402
 from ppc_cases import CASES, Built, build_case  # noqa: E402
 
 
@@ -38,10 +39,15 @@ def boots(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     for mode in ("nested", "powernv"):
         payload = root / mode
         power.runtime_tree(payload / "lib", base.magic)
+        if any(c.linux and mode in c.modes for c in CASES):  # one kernel and initramfs for its Linux cases
+            (payload / "linux").mkdir()
+            (payload / "linux" / "vmlinux").write_bytes(base.kernel.read_bytes())
+            linux_guest.initramfs(base.initrd, payload / "linux" / "initrd.img",
+                                  base.guest_file(linux_guest.RNG_MODULE))
         built[mode] = {c.name: build_case(c, payload / "cases" / c.name, root / "src")
                        for c in CASES if mode in c.modes}  # fmt: skip
     with ThreadPoolExecutor(2) as pool:  # QEMU TCG -smp 1 uses one core: the two boots go side by side
-        futures = {m: pool.submit(power.boot, base, root / m, m, 600, 180) for m in ("nested", "powernv")}
+        futures = {m: pool.submit(power.boot, base, root / m, m, 1200, 180) for m in ("nested", "powernv")}
         results = {m: f.result() for m, f in futures.items()}
     for mode, boot in results.items():
         print(f"power: {mode} boot: {len(boot.cases)} cases in {boot.seconds:.1f} s", file=sys.stderr)

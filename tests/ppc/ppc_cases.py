@@ -52,6 +52,41 @@ class Case:
     text: str | None = None  # a definition; None: samples/pseries-hello.hv itself
     edit: Callable[[dict[str, Any]], None] | None = None  # the checker bypass: edits the plan
     run: str = "python3 launch.py --trace --timeout 60 2> trace.txt"
+    linux: bool = False  # boots the payload's one Debian vmlinux and busybox initramfs (LINUX_FILES)
+
+
+# A Linux guest: Debian's vmlinux (the emulated host's own kernel) and linux_guest.py's initramfs, one
+# copy of each per payload under /payload/linux/ (four kernel copies were too large for powernv9's
+# initrd loader), given to every Linux case's launcher with --kernel and --initrd at run time.
+LINUX_FILES = "/payload/linux"
+LINUX_RUN = (f"python3 launch.py --trace --timeout 400 --kernel {LINUX_FILES}/vmlinux "
+             f"--initrd {LINUX_FILES}/initrd.img 2> trace.txt")
+LINUX_TOKENS = ("display-character", "get-time-of-day", "power-off", "system-reboot",
+                "ibm,set-xive", "ibm,get-xive", "ibm,int-off", "ibm,int-on")
+LINUX = """format 1
+vm {name} {{
+    arch    ppc64le
+    kvm     book3s_hv
+    memory  256M
+    vcpus   {vcpus}
+    {mmu}
+    irqchip xics
+    cap KVM_CAP_PPC_PAPR on vcpus
+    console hvterm
+    {hcalls}
+    rtas {{
+{tokens}
+    }}
+    kernel  "vmlinux"
+    initrd  "initrd.img"
+    cmdline "console=hvc0 quiet panic=-1"
+}}
+"""
+
+
+def linux(name: str, *, vcpus: int = 1, mmu: str = "mmu radix", hcalls: str = "") -> str:
+    tokens = "\n".join(f'        token "{t}" {0x2001 + i:#x}' for i, t in enumerate(LINUX_TOKENS))
+    return LINUX.format(name=name, vcpus=vcpus, mmu=mmu, hcalls=hcalls, tokens=tokens)
 
 
 def definition(name: str, *, vcpus: int = 1, mmu: str = "mmu radix", hcalls: str = "", token: str = "0x2003",
@@ -91,6 +126,17 @@ CASES: tuple[Case, ...] = (
     Case("einval-unaligned", ("nested",), definition("einval-unaligned", hcalls="hcalls { enable H_SET_MODE }"),
          _enable_opcode(0x31D)),
     Case("probe", ("nested", "powernv"), run="python3 -m hvconf.kvm.probe"),
+    # Linux: 1 vCPU radix, H_RANDOM in the launcher and H_CEDE disabled (which KVM's POWER9 radix entry
+    # path serves anyway); 2 vCPUs; powernv9 hash with H_RANDOM in the kernel (the CPU's DARN,
+    # KVM_CAP_PPC_HWRNG 1) and H_CEDE disabled
+    Case("linux-radix", ("nested",), linux("linux-radix", hcalls="hcalls { disable H_CEDE }"), run=LINUX_RUN,
+         linux=True),
+    Case("linux-smp", ("nested",), linux("linux-smp", vcpus=2), run=LINUX_RUN, linux=True),
+    # in-kernel H_RANDOM needs the host's RNG, which nested has not: refused before the VM exists
+    Case("hwrng-refused", ("nested",), definition("hwrng-refused", hcalls="hcalls { enable H_RANDOM }")),
+    Case("linux-hash", ("powernv",), linux("linux-hash", mmu="mmu hash",
+                                           hcalls="hcalls { enable H_RANDOM  disable H_CEDE }"),
+         run=LINUX_RUN, linux=True),
 )
 
 
@@ -128,6 +174,8 @@ def build_case(case: Case, into: Path, src: Path) -> Built:
         built_case = Built(case, source, plan)
     else:
         built_case = Built(case, None)
+    if case.linux:
+        (into / "timeout").write_text("420\n")  # a whole Linux boot under TCG on a shared machine
     run = into / "run"
     run.write_text(f"#!/bin/sh\n{case.run}\nrc=$?\necho {TRACE_MARK}\ncat trace.txt 2> /dev/null\nexit $rc\n")
     run.chmod(0o755)

@@ -166,5 +166,6 @@ def test_the_probe_matches_the_saved_host_facts(boots: dict[str, Any], mode: str
 
 def test_every_case_was_checked() -> None:
     tested = {"sample", "other-token", "hcall-in-launcher", "einval-rtas", "einval-not-in-kernel",
-              "einval-unaligned", "no-tce", "smp", "little-endian", "hash", "hash-on-nested", "probe"}
+              "einval-unaligned", "no-tce", "smp", "little-endian", "hash", "hash-on-nested", "probe",
+              "linux-radix", "linux-smp", "linux-hash", "hwrng-refused"}  # these four: test_power_linux.py
     assert {c.name for c in CASES} == tested

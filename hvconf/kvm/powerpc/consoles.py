@@ -11,6 +11,8 @@ Tests: tests/kvm/test_buffers_papr.py, tests/kvm/test_buffers_epapr.py.
 
 from __future__ import annotations
 
+import atexit
+import os
 import threading
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
@@ -74,6 +76,47 @@ class ByteChannel(_Line):
 
     def owns(self, handle: int) -> bool:
         return handle == self.handle
+
+
+class TerminalInput:
+    """Keys typed on terminal `fd`, fed to `line` as the guest's console input (QEMU: -serial stdio)."""
+
+    def __init__(self, fd: int, line: _Line) -> None:
+        import termios
+        import tty
+
+        self.fd, self.line = fd, line
+        self._saved: list[Any] | None = termios.tcgetattr(fd)
+        tty.setraw(fd, termios.TCSANOW)
+        atexit.register(self.restore)
+        self._thread = threading.Thread(target=self._pump, name="console-input", daemon=True)
+        self._thread.start()
+
+    def _pump(self) -> None:
+        while True:
+            try:
+                data = os.read(self.fd, MAX_BYTES)
+            except OSError:
+                return
+            if not data:
+                return
+            self.line.feed(data)
+
+    def restore(self) -> None:
+        """The terminal's mode as it was before the run (idempotent)."""
+        import termios
+
+        saved, self._saved = self._saved, None
+        if saved is not None:
+            try:
+                termios.tcsetattr(self.fd, termios.TCSADRAIN, saved)
+            except termios.error:
+                pass
+
+
+def terminal_input(line: _Line, fd: int = 0) -> TerminalInput | None:
+    """Input from `fd` when it is a terminal; None otherwise (a pipe, a file, /dev/null: never read)."""
+    return TerminalInput(fd, line) if os.isatty(fd) else None
 
 
 HV_CONSOLE_KINDS = {"hvterm": HvTerm, "byte_channel": ByteChannel}

@@ -62,15 +62,62 @@ def devices(plan: Plan, machine: Machine, out: Output) -> Devices:
 
     console = plan.console
     hv = hv_console({"kind": console.kind, "reg": console.reg}, out) if console is not None else None
+    if hv is not None:
+        from hvconf.kvm.powerpc.consoles import terminal_input
+
+        terminal_input(hv)  # a terminal's keys reach H_GET_TERM_CHAR / EV_BYTE_CHANNEL_RECEIVE
     try:
-        handlers = handlers_for({section: plan.launcher[section]}, console=hv, memory=MachinePhys(machine))
+        handlers = handlers_for({section: plan.launcher[section]}, console=hv, memory=MachinePhys(machine),
+                                configure_mmu=_configure_mmu(machine))
     except (ValueError, KeyError, TypeError) as err:
         raise PlanError(f"plan.launcher.{section}: {err}") from None
     return Devices(hcalls=handlers, held=held)
 
 
+def _configure_mmu(machine: Machine) -> Callable[[int, int], int]:
+    """KVM_PPC_CONFIGURE_V3_MMU on the machine's VM for H_REGISTER_PROC_TBL: 0, or -errno."""
+    from hvconf.kvm.ioctls.errors import KvmError
+
+    def configure(flags: int, process_table: int) -> int:
+        if machine.vm is None:
+            return -19  # ENODEV: no VM yet
+        try:
+            machine.vm.ppc_configure_v3_mmu(flags, process_table)
+        except KvmError as err:
+            return -err.errno
+        return 0
+
+    return configure
+
+
+def _initrd_end(plan: Plan, loaded: list[Loaded]) -> list[Loaded]:
+    """An sPAPR DTB whose /chosen/linux,initrd-end (at plan.launcher.papr.initrd_end, a u64) is the end of
+    the initrd as loaded: the build's, or the one --initrd gave, whatever its size."""
+    papr = plan.launcher.get("papr")
+    at = papr.get("initrd_end") if isinstance(papr, dict) else None
+    initrd = next((im for im in loaded if im.name == "initrd"), None)
+    if at is None or initrd is None:
+        return loaded
+    if not isinstance(at, int) or isinstance(at, bool):
+        raise PlanError(f"plan.launcher.papr.initrd_end should be an offset in the DTB, got {at!r}")
+    from hvconf.kvm.images import Loaded
+
+    [(start, data)] = initrd.chunks  # an initrd is one flat chunk
+    out = []
+    for image in loaded:
+        if image.name == "fdt":
+            [(gpa, blob)] = image.chunks
+            if not 0 <= at <= len(blob) - 8:
+                raise PlanError(f"plan.launcher.papr.initrd_end {at} lies outside the {len(blob)}-byte DTB")
+            image = Loaded("fdt", ((gpa, blob[:at] + (start + len(data)).to_bytes(8, "big") + blob[at + 8 :]),))
+        out.append(image)
+    return out
+
+
 def prepare_images(plan: Plan, loaded: list[Loaded], note: Callable[[str], None]) -> list[Loaded]:
-    """`loaded` with the host's cpu clocks in an e500 DTB where the plan says; other plans' as they are."""
+    """`loaded` with the initrd's end in an sPAPR DTB and the host's cpu clocks in an e500 DTB, where
+    the plan says; other plans' as they are."""
+    loaded = _initrd_end(plan, loaded)
     if not _epapr(plan, "host_cells"):
         return loaded
     from hvconf.kvm.powerpc.host_cells import patch

@@ -5,6 +5,11 @@ its `handlers` pick implementations from PAPR_IMPLEMENTATIONS (hvterm
 console, H_RTAS, H_SET_MODE, the TCE calls for LIOBNs the kernel has no
 table for, `liobns` being the ones it has), `rtas` gives the tokens (rtas.py),
 `unknown` the answer to everything else (kvmtool and QEMU: H_FUNCTION).
+What a booting Linux needs besides: H_REGISTER_PROC_TBL (QEMU spapr_hcall.c
+h_register_process_table: the new process-table entry goes to KVM through the
+`configure_mmu` callable the devices give, KVM_PPC_CONFIGURE_V3_MMU), H_RANDOM
+(8 bytes of getrandom(2), where the kernel does not serve it), H_CEDE (answered
+at once when the definition sends it here: the guest's idle loop spins).
 Registers as KVM hands them over: args[i] is r(4+i). Term chars are packed
 big-endian, 8 per register. The handlers hold the console, guest memory and
 the H_SET_MODE endianness they recorded (`interrupts_little_endian`, which
@@ -26,6 +31,7 @@ Issues no ioctl. Tests: tests/kvm/test_buffers_papr.py, tests/kvm/test_buffers_e
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -47,6 +53,11 @@ TX_SPACE = 4096  # what POLL reports free: output is written synchronously, the 
 WORD = 0xFFFF_FFFF
 BYTE_CHANNEL = ("EV_BYTE_CHANNEL_SEND", "EV_BYTE_CHANNEL_RECEIVE", "EV_BYTE_CHANNEL_POLL")
 PAPR_FIRST_ARG, PAPR_LAST_ARG = 4, 12  # papr_hcall.args[0..8] are r4..r12, copied back on entry
+# H_REGISTER_PROC_TBL flags (asm/hvcall.h PROC_TABLE_*), and the process-table entry's fields
+PROC_TABLE_MODIFY, PROC_TABLE_REGISTER, PROC_TABLE_RADIX, PROC_TABLE_HPT_PT, PROC_TABLE_GTSE = 0x10, 0x8, 0x4, 0x2, 0x1
+PROC_TABLE_FLAGS = 0x1F
+PATB_SIZE_MAX = 24  # log2(table size) - 12, at most (QEMU: H_P4 above)
+RANDOM_BYTES = 8
 # The proposal (docs/kernel-facts.md#the-unmerged-epapr-proposal) fills args[0..7] from r3..r10
 # and returns outputs in r4..r10;
 # hvconf reads args[i] <-> r(3+i) both ways, as papr_hcall does, so untouched args keep their registers.
@@ -64,7 +75,8 @@ class PaprHandlers:
     code), `interrupts_little_endian` (None until H_SET_MODE LE; then what LPCR[ILE] should become
     on every vCPU, which the executor applies with KVM_SET_ONE_REG)."""
 
-    def __init__(self, section: Mapping[str, Any], console: HvTerm | None = None, memory: GuestPhys | None = None):
+    def __init__(self, section: Mapping[str, Any], console: HvTerm | None = None, memory: GuestPhys | None = None,
+                 configure_mmu: Callable[[int, int], int] | None = None):
         self.codes = papr_return_codes()
         self.unknown = self.codes[section.get("unknown", "H_FUNCTION")]
         missing = sorted(set(section.get("handlers", ())) - set(PAPR_IMPLEMENTATIONS))
@@ -76,6 +88,11 @@ class PaprHandlers:
         self.interrupts_little_endian: bool | None = None
         self.liobns = frozenset(section.get("liobns", ()))  # the TCE tables the kernel holds
         self.le_resource = raw("papr")["set_mode_resource"]["H_SET_MODE_RESOURCE_LE"]
+        mmuv3 = raw("papr")["mmuv3"]
+        self.mmuv3 = mmuv3
+        self.configure_mmu = configure_mmu  # KVM_PPC_CONFIGURE_V3_MMU(flags, process_table) -> 0 or -errno
+        # the process-table entry as the plan's KVM_PPC_CONFIGURE_V3_MMU left it: PATB_GR for a radix guest
+        self.patb_entry = mmuv3["PATB_GR"] if section.get("mmu") == "radix" else 0
 
     def handle(self, ex: PaprHcall) -> Reply:
         name = self.opcode2name.get(ex.nr)
@@ -119,6 +136,54 @@ class PaprHandlers:
         return Reply(self.codes["H_SUCCESS"], note=f"H_SET_MODE: interrupts {endian}-endian (recorded)")
 
 
+    def register_proc_tbl(self, args: tuple[int, ...]) -> Reply:
+        """H_REGISTER_PROC_TBL(flags, base, page size, log2 size - 12), as QEMU's h_register_process_table."""
+        flags, base, page_size, size = args[0:4]
+        entry = self._process_table_entry(flags, base, page_size, size)
+        if isinstance(entry, Reply):
+            return entry
+        if self.configure_mmu is None:
+            return Reply(self.codes["H_HARDWARE"], note="H_REGISTER_PROC_TBL: the launcher has no VM to configure")
+        mmu_flags = (self.mmuv3["KVM_PPC_MMUV3_RADIX"] if flags & PROC_TABLE_RADIX else 0) | \
+            (self.mmuv3["KVM_PPC_MMUV3_GTSE"] if flags & PROC_TABLE_GTSE else 0)
+        err = self.configure_mmu(mmu_flags, entry)
+        note = f"KVM_PPC_CONFIGURE_V3_MMU(flags {mmu_flags:#x}, process_table {entry:#x})"
+        if err:
+            code = {-22: "H_PARAMETER", -19: "H_NOT_AVAILABLE"}.get(err, "H_HARDWARE")  # QEMU kvmppc_configure_v3_mmu
+            return Reply(self.codes[code], note=f"{note} failed: {os.strerror(-err)}")
+        self.patb_entry = entry
+        return Reply(self.codes["H_SUCCESS"], note=note)
+
+    def _process_table_entry(self, flags: int, base: int, page_size: int, size: int) -> int | Reply:
+        """The new process-table entry, or the Reply that refuses the request."""
+        gr = self.mmuv3["PATB_GR"]
+        if flags & ~PROC_TABLE_FLAGS:
+            return Reply(self.codes["H_PARAMETER"], note=f"H_REGISTER_PROC_TBL flags {flags:#x}")
+        if not flags & PROC_TABLE_MODIFY:  # keep the current registration, in the same MMU mode
+            if bool(flags & PROC_TABLE_RADIX) != bool(self.patb_entry & gr):
+                return Reply(self.codes["H_PARAMETER"], note="H_REGISTER_PROC_TBL switches MMU without registering")
+            return self.patb_entry
+        if not flags & PROC_TABLE_REGISTER:  # deregister: a benign entry of the current mode
+            return self.patb_entry & gr
+        if not flags & PROC_TABLE_RADIX or flags & PROC_TABLE_HPT_PT:
+            return Reply(self.codes["H_PARAMETER"], note="H_REGISTER_PROC_TBL of a hash process table is not served")
+        if base & 0xFFF or base >> 60:
+            return Reply(self.codes["H_P2"], note=f"H_REGISTER_PROC_TBL base {base:#x}")
+        if page_size:
+            return Reply(self.codes["H_P3"], note=f"H_REGISTER_PROC_TBL page size {page_size}")
+        if size > PATB_SIZE_MAX:
+            return Reply(self.codes["H_P4"], note=f"H_REGISTER_PROC_TBL size {size}")
+        return gr | base | size
+
+    def random(self, args: tuple[int, ...]) -> Reply:
+        """H_RANDOM: 8 bytes from the host's getrandom(2) in r4."""
+        return Reply(self.codes["H_SUCCESS"], {4: int.from_bytes(os.urandom(RANDOM_BYTES), "big")},
+                     note="H_RANDOM from the launcher")
+
+    def cede(self, args: tuple[int, ...]) -> Reply:
+        """H_CEDE sent here by `disable H_CEDE`: answered at once (the guest's idle loop spins)."""
+        return Reply(self.codes["H_SUCCESS"], note="H_CEDE in the launcher")
+
     def tce(self, args: tuple[int, ...]) -> Reply:
         """H_PUT_TCE, H_GET_TCE, H_STUFF_TCE, H_PUT_TCE_INDIRECT: r4 is the LIOBN in all four."""
         liobn = args[0]
@@ -133,6 +198,9 @@ PAPR_IMPLEMENTATIONS: dict[str, Callable[[PaprHandlers, tuple[int, ...]], Reply]
     "H_GET_TERM_CHAR": PaprHandlers.get_term_char,
     "H_RTAS": PaprHandlers.h_rtas,
     "H_SET_MODE": PaprHandlers.set_mode,
+    "H_REGISTER_PROC_TBL": PaprHandlers.register_proc_tbl,
+    "H_RANDOM": PaprHandlers.random,
+    "H_CEDE": PaprHandlers.cede,
     "H_PUT_TCE": PaprHandlers.tce,
     "H_GET_TCE": PaprHandlers.tce,
     "H_STUFF_TCE": PaprHandlers.tce,
@@ -239,6 +307,7 @@ def handlers_for(
     console: HvTerm | ByteChannel | None = None,
     memory: GuestPhys | None = None,
     proposed: hvconf.abi.ProposedAbi | None = None,
+    configure_mmu: Callable[[int, int], int] | None = None,
 ) -> PaprHandlers | EpaprHandlers:
     """The handler table a plan's `launcher` section asks for ({"papr": ...} or {"epapr": ...})."""
     kinds = sorted(launcher)
@@ -248,7 +317,7 @@ def handlers_for(
     if kind == "papr":
         if console is not None and not isinstance(console, HvTerm):
             raise ValueError("sPAPR hcalls serve an hvterm console, not a byte channel")
-        return PaprHandlers(section, console, memory)
+        return PaprHandlers(section, console, memory, configure_mmu)
     if kind == "epapr":
         if console is not None and not isinstance(console, ByteChannel):
             raise ValueError("ePAPR hcalls serve a byte channel console, not an hvterm")

@@ -1,10 +1,12 @@
-"""Plan steps only PowerPC VMs have: sPAPR's HPT, radix MMU, TCE tables and RTAS tokens; e500's shared TLB.
+"""Plan steps only PowerPC VMs have: sPAPR's HPT, radix MMU, TCE tables, RTAS tokens and XICS; e500's shared TLB.
 
 sPAPR (Book3S): KVM_PPC_ALLOCATE_HTAB checks the order the kernel answers
 (it writes the order it allocated back); KVM_CREATE_SPAPR_TCE(_64) keeps
 each table's fd open in the Machine for the VM's lifetime (closing it would
 drop the table, and the kernel then hands the guest's TCE hcalls for that
-LIOBN to userspace).
+LIOBN to userspace). KVM_CREATE_DEVICE {type, device} (the in-kernel XICS) keeps
+the device fd the same way, and a KVM_ENABLE_CAP carrying `device` (KVM_CAP_IRQ_XICS)
+gets that fd as args[0].
 
 e500 (BookE): KVM_ENABLE_CAP(KVM_CAP_SW_TLB) carries a `config` ({mmu_type,
 tlb_sizes, tlb_ways}) instead of a pointer: the step builds the structs it
@@ -87,6 +89,19 @@ def _check_rtas_token(step: Step) -> None:
         raise PlanError(f"{where(step)}: RTAS name {name!r} is not 1 to 119 ASCII characters")
 
 
+def _create_device(m: Machine, step: Step) -> None:
+    """KVM_CREATE_DEVICE {type, device}: the device's fd kept under `device` for the VM's lifetime;
+    a later KVM_ENABLE_CAP with the same `device` passes it as args[0] (KVM_CAP_IRQ_XICS)."""
+    m.vm_fds[step.args["device"]] = vm_of(m).create_device(step.args["type"], step.args["device"])
+
+
+def _device_fd(m: Machine, step: Step) -> int:
+    device = m.vm_fds.get(step.args["device"])
+    if device is None:
+        raise PlanError(f"{where(step)}: no earlier KVM_CREATE_DEVICE step made device {step.args['device']!r}")
+    return device.fd
+
+
 def _configure_v3_mmu(m: Machine, step: Step) -> None:
     vm_of(m).ppc_configure_v3_mmu(step.args["flags"], step.args["process_table"])
 
@@ -95,6 +110,9 @@ def _configure_v3_mmu(m: Machine, step: Step) -> None:
 
 
 def _enable_cap(m: Machine, step: Step) -> None:
+    if "device" in step.args:  # args[0] is the fd of a device an earlier step created
+        enable_cap(m, step, [_device_fd(m, step), *step.args["args"][1:]])
+        return
     if "config" not in step.args:
         enable_cap(m, step)
         return
@@ -204,6 +222,7 @@ STEPS: dict[str, StepKind] = {
     ),
     "KVM_PPC_RTAS_DEFINE_TOKEN": StepKind(("vm",), {"name": str, "token": int}, _rtas_token, _check_rtas_token),
     "KVM_PPC_CONFIGURE_V3_MMU": StepKind(("vm",), {"flags": int, "process_table": int}, _configure_v3_mmu),
+    "KVM_CREATE_DEVICE": StepKind(("vm",), {"type": int, "device": str}, _create_device),
     "KVM_DIRTY_TLB": StepKind(("vcpu",), {"entries": list}, _dirty_tlb, _check_dirty_tlb),
     "KVM_PPC_GET_PVINFO": StepKind(("vm",), {"expect": list}, _pvinfo, _check_pvinfo),
 }
