@@ -9,6 +9,7 @@ Tested by tests/test_diagnostics.py.
 from __future__ import annotations
 
 from enum import Enum
+from functools import lru_cache
 from typing import Iterable, Iterator
 
 from hvconf.record import Record, _set
@@ -159,3 +160,17 @@ class HvconfError(Exception):
         first = report.errors[0] if report.errors else None
         super().__init__(f"{first.span}: {first.message}" if first else "hvconf failed")
         self.report = report
+
+
+def close_matches(word: str, candidates: Iterable[str], n: int = 3, cutoff: float = 0.6) -> list[str]:
+    """difflib.get_close_matches for a did-you-mean help, remembered: one misspelling repeated
+    in many places (a file of 500 VMs with the same wrong cap name) is compared with the
+    candidates once rather than once per place."""
+    return list(_close_matches(word, tuple(candidates), n, cutoff))
+
+
+@lru_cache(maxsize=1024)
+def _close_matches(word: str, candidates: tuple[str, ...], n: int, cutoff: float) -> tuple[str, ...]:
+    import difflib  # only when a name is unknown
+
+    return tuple(difflib.get_close_matches(word, candidates, n=n, cutoff=cutoff))

@@ -8,8 +8,9 @@ loading happens here. Tests: tests/test_abi.py.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable
+
+from hvconf.diagnostics import close_matches as _close
 
 
 class AbiError(LookupError):
@@ -19,7 +20,7 @@ class AbiError(LookupError):
 def close_matches(name: str, known: Iterable[str], n: int = 3) -> list[str]:
     """Up to `n` names from `known` that look like `name` (case-insensitive)."""
     by_upper = {k.upper(): k for k in known}
-    hits = difflib.get_close_matches(name.upper(), list(by_upper), n=n, cutoff=0.6)
+    hits = _close(name.upper(), by_upper, n=n, cutoff=0.6)
     return [by_upper[h] for h in hits]
 
 

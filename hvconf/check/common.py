@@ -8,12 +8,12 @@ Tested through tests/test_checks.py.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Iterable
 
 from hvconf import abi
+from hvconf.diagnostics import close_matches
 from hvconf.model import ir
 
 if TYPE_CHECKING:
@@ -24,10 +24,10 @@ def close_to(name: str, known: Iterable[str], *more: Iterable[str]) -> str | Non
     """The best-looking name from `known` (then from `more`), or None."""
     for pool in (known, *more):
         names = sorted(set(pool))
-        hits = difflib.get_close_matches(name, names, n=1, cutoff=0.6)
+        hits = close_matches(name, names, n=1, cutoff=0.6)
         if not hits:  # case-insensitive second try: `h_cede`, `kvm_cap_ppc_papr`
             upper = {n.upper(): n for n in names}
-            hits = [upper[h] for h in difflib.get_close_matches(name.upper(), list(upper), n=1, cutoff=0.6)]
+            hits = [upper[h] for h in close_matches(name.upper(), upper, n=1, cutoff=0.6)]
         if hits:
             return hits[0]
     return None

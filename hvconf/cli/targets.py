@@ -14,6 +14,7 @@ import argparse
 import json
 import sys
 from typing import TYPE_CHECKING, Any
+from hvconf.diagnostics import close_matches
 
 if TYPE_CHECKING:
     from hvconf.model.target import Target
@@ -92,11 +93,10 @@ def cmd_targets(args: argparse.Namespace) -> int:
 
 
 def _unknown_target(name: str) -> int:
-    import difflib
 
     from hvconf.model.target import target_names
 
-    close = difflib.get_close_matches(name, target_names(), n=1)
+    close = close_matches(name, target_names(), n=1)
     hint = f"did you mean '{close[0]}'?" if close else f"targets are: {', '.join(target_names())}"
     print(f"hvconf caps: error: no target '{name}'; {hint}", file=sys.stderr)
     return EXIT_USAGE

@@ -11,7 +11,6 @@ text; never compiles anything. Tested by tests/test_explain.py.
 
 from __future__ import annotations
 
-import difflib
 import textwrap
 import tomllib
 from functools import lru_cache
@@ -20,7 +19,7 @@ from types import MappingProxyType
 from typing import Any, Mapping
 
 from hvconf.codes import CODES, STAGES
-from hvconf.diagnostics import Severity
+from hvconf.diagnostics import Severity, close_matches
 from hvconf.record import Record
 
 TABLE = Path(__file__).with_name("explain.toml")
@@ -125,7 +124,7 @@ def page(code: str) -> Page:
     known = pages()
     if code in known:
         return known[code]
-    close = difflib.get_close_matches(code, list(known), n=3, cutoff=0.6)
+    close = close_matches(code, list(known), n=3, cutoff=0.6)
     raise UnknownCode(code, close or [c for c in known if code and code in c][:3])
 
 

@@ -23,7 +23,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from hvconf.diagnostics import Diagnostic, Severity, Span
+from hvconf.diagnostics import Diagnostic, Severity, Span, close_matches
 from hvconf.record import Record
 
 CONFIG_FILES = ("hvconf.toml", "pyproject.toml")  # in one folder, the first found wins
@@ -313,9 +313,8 @@ def settings_from(table: dict[str, Any], text: str, display: str, prefix: tuple[
         if key in REFUSED_KEYS:
             raise reader.fail(f"'{key}' is not a configuration key", (key,), help=REFUSED_KEYS[key])
         if key not in _KEYS:
-            import difflib
 
-            close = difflib.get_close_matches(key, list(_KEYS), n=1)
+            close = close_matches(key, list(_KEYS), n=1)
             raise reader.fail(f"unknown configuration key '{key}'", (key,),
                               help=f"did you mean '{close[0]}'?" if close else f"keys are: {', '.join(_KEYS)}")
         field, read = _KEYS[key]

@@ -7,11 +7,10 @@ and ranges are target data (targets/*/caps.toml). Tested by tests/test_capargs.p
 
 from __future__ import annotations
 
-import difflib
 from typing import TYPE_CHECKING, Any
 
 from hvconf import abi
-from hvconf.diagnostics import Span
+from hvconf.diagnostics import Span, close_matches
 from hvconf.model import ir
 
 if TYPE_CHECKING:
@@ -57,7 +56,7 @@ def _one(arg: "CapArg", value: Any, span: Span | None, out: Encoded) -> int | No
                 total |= item
                 continue
             if item not in values:
-                close = difflib.get_close_matches(str(item), list(values), n=1)
+                close = close_matches(str(item), list(values), n=1)
                 bad(f"{item!r} is not one of {', '.join(values)}", f"did you mean '{close[0]}'?" if close else None)
                 return None
             total |= values[item] if kind == "mask" else 0
@@ -110,7 +109,7 @@ def encode(cap: "Cap", use: ir.CapUse) -> Encoded:
     for name, arg in given.items():
         if name not in cap.name2arg:
             known = list(cap.name2arg)
-            close = difflib.get_close_matches(name, known, n=1)
+            close = close_matches(name, known, n=1)
             out.problems.append((arg.span, f"{cap.name} takes no argument '{name}'",
                                  f"did you mean '{close[0]}'?" if close else
                                  (f"its arguments are: {', '.join(known)}" if known else f"{cap.name} takes no arguments")))

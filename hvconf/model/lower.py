@@ -8,10 +8,9 @@ through the target data. Tested by tests/test_model.py.
 
 from __future__ import annotations
 
-import difflib
 from typing import Any, Callable, Literal, cast
 
-from hvconf.diagnostics import Note, Report, Span
+from hvconf.diagnostics import Note, Report, Span, close_matches
 from hvconf.model import ir
 from hvconf.model.validate import build, check_keys
 from hvconf.syntax import ast
@@ -129,7 +128,7 @@ class Lowering:
         """The VM name `name` may have meant, once per name and within SUGGESTION_BUDGET."""
         if name not in self._close:
             names = self.program.vms
-            hits = difflib.get_close_matches(name, list(names), n=1) if len(names) <= self._budget else []
+            hits = close_matches(name, list(names), n=1) if len(names) <= self._budget else []
             self._budget -= len(names)
             self._close[name] = hits[0] if hits else None
         return self._close[name]

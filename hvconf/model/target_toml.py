@@ -9,7 +9,6 @@ Target and its loader are in target.py. Tests: tests/test_targets.py.
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Mapping
 from functools import cached_property
@@ -19,6 +18,7 @@ from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, WrapSerializer
 from pydantic import model_validator
+from hvconf.diagnostics import close_matches
 
 FILES: tuple[str, ...] = ("target.toml", "caps.toml", "hcalls.toml", "devices.toml")
 
@@ -69,7 +69,7 @@ class TargetError(Exception):
 
 
 def _did_you_mean(name: str, known: Any) -> str:
-    hits = difflib.get_close_matches(name, sorted(known), n=3, cutoff=0.5)
+    hits = close_matches(name, sorted(known), n=3, cutoff=0.5)
     return f"; did you mean {' or '.join(repr(h) for h in hits)}?" if hits else ""
 
 

@@ -7,12 +7,11 @@ act on, and pydantic's own text never reaches them. Tested by tests/test_model.p
 
 from __future__ import annotations
 
-import difflib
 from typing import Any, Mapping, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from hvconf.diagnostics import Report, Span
+from hvconf.diagnostics import Report, Span, close_matches
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -21,7 +20,7 @@ def _describe(err: Mapping[str, Any], field: str) -> tuple[str, str | None]:
     kind, ctx, value = err["type"], err.get("ctx") or {}, err.get("input")
     if kind == "literal_error":
         choices = [c.strip().strip("'") for c in str(ctx.get("expected", "")).replace(" or ", ",").split(",") if c.strip()]
-        close = difflib.get_close_matches(str(value), choices, n=1)
+        close = close_matches(str(value), choices, n=1)
         return (f"'{value}' is not a valid {field}; expected one of: {', '.join(choices)}",
                 f"did you mean '{close[0]}'?" if close else None)
     bounds = {"greater_than": "greater than {gt}", "greater_than_equal": "at least {ge}",
@@ -58,7 +57,7 @@ def check_keys(keys: Mapping[str, Span], allowed: list[str], report: Report, wha
     for key, span in keys.items():
         if key not in allowed:
             ok = False
-            close = difflib.get_close_matches(key, allowed, n=1)
+            close = close_matches(key, allowed, n=1)
             report.error("unknown-key", f"unknown {what} key '{key}'", span,
                          help=f"did you mean '{close[0]}'?" if close else f"{what} keys are: {', '.join(allowed)}")
     return ok

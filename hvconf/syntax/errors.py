@@ -7,13 +7,12 @@ this module. Tested by tests/test_syntax.py.
 
 from __future__ import annotations
 
-import difflib
 import re
 from typing import cast
 
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
-from hvconf.diagnostics import Diagnostic, Severity, Span
+from hvconf.diagnostics import Diagnostic, Severity, Span, close_matches
 
 _WORDS = {
     "NAME": "a name", "INT": "a number", "STRING": "a string",
@@ -96,7 +95,7 @@ def diagnostic_for(err: UnexpectedInput, file: str, text: str = "") -> Diagnosti
         message = f"expected {expected_phrase}, found {_found(tok.type, str(tok))}"
         help_ = None
         if tok.type == "NAME" and keywords:
-            close = difflib.get_close_matches(str(tok), keywords, n=1, cutoff=0.6)
+            close = close_matches(str(tok), keywords, n=1, cutoff=0.6)
             if close:
                 code = "unknown-keyword"
                 message = f"unknown keyword '{tok}'"
