@@ -14,7 +14,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any, AsyncIterator, Callable, Iterator
+from typing import Any, AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager
 
 import pytest
@@ -49,6 +49,7 @@ class Session:
     def __init__(self, client: LanguageClient) -> None:
         self.client = client
         self.published: dict[str, list[lsp.PublishDiagnosticsParams]] = {}
+        self.messages: list[str] = []  # window/showMessage, in order
         self.arrived = asyncio.Event()
 
     def open(self, path: Path, text: str) -> str:
@@ -80,6 +81,10 @@ async def start(root: Path) -> tuple[LanguageClient, Session]:
     def published(params: lsp.PublishDiagnosticsParams) -> None:
         s.published.setdefault(params.uri, []).append(params)
         s.arrived.set()
+
+    @client.feature(lsp.WINDOW_SHOW_MESSAGE)
+    def shown(params: lsp.ShowMessageParams) -> None:
+        s.messages.append(params.message)
 
     await client.start_io(sys.executable, "-m", "hvconf", "lsp", cwd=str(root))
     await asyncio.wait_for(client.initialize_async(lsp.InitializeParams(
@@ -349,3 +354,54 @@ def test_a_diagnostics_fix_becomes_edits_stand_in() -> None:
     assert title == "round up to 4M"
     assert [(e.range.start, e.range.end, e.new_text) for e in edits] == [
         (lsp.Position(1, col), lsp.Position(1, col + 2), "4M")]  # col - 1 characters + 1 for the astral one
+
+
+def s_uri(path: Path) -> str:
+    return from_fs_path(str(path)) or ""
+
+
+def test_the_project_configuration_applies(project: Path) -> None:
+    """hvconf.toml's ignore hides a code in every buffer; per-file-ignores in the buffers it names."""
+    async def scenario(config: str) -> dict[str, list[Any]]:
+        (project / "hvconf.toml").write_text(config)
+        async with session(project) as s:
+            out = {}
+            for name in ("legacy-a.hv", "new.hv"):
+                uri = s.open(project / name, BAD)
+                out[name] = [d.code for d in await s.diagnostics(uri, len(s.published.get(uri, [])) + 1)]
+            return out
+    assert run(lambda: scenario('ignore = ["hcall-not-toggleable"]\n')) == {"legacy-a.hv": [], "new.hv": []}
+    assert run(lambda: scenario('[per-file-ignores]\n"legacy-*.hv" = ["hcall-not-toggleable"]\n')) == {
+        "legacy-a.hv": [], "new.hv": ["hcall-not-toggleable"]}
+    assert run(lambda: scenario('select = ["ALL"]\n')) == {
+        "legacy-a.hv": ["hcall-not-toggleable"], "new.hv": ["hcall-not-toggleable"]}
+
+
+def test_a_bad_configuration_is_a_diagnostic_on_it_not_a_crash(project: Path) -> None:
+    """`hvconf check` stops with status 2 on it; the editor shows its diagnostic on the
+    configuration file and one message, lints with the defaults, and clears it once fixed."""
+    config = project / "hvconf.toml"
+    config.write_text('ignore = ["hcall-not-toggleable"]\nwerror = 1\n')
+    config_uri = s_uri(config)
+
+    async def scenario() -> Any:
+        async with session(project) as s:
+            before = len(s.messages)
+            uri = s.open(project / "pseries.hv", BAD)
+            found = [d.code for d in await s.diagnostics(uri)]
+            on_config = list(s.published[config_uri][-1].diagnostics)
+            s.change(uri, BAD + "\n", 2)  # the same error again: no second message
+            await s.diagnostics(uri, 2)
+            messages = s.messages[before:]
+            config.write_text('ignore = ["hcall-not-toggleable"]\n')
+            s.change(uri, BAD, 3)
+            fixed = [d.code for d in await s.diagnostics(uri, 3)]
+            return on_config, messages, found, list(s.published[config_uri][-1].diagnostics), fixed, \
+                len(s.published[config_uri])
+    on_config, messages, found, cleared, fixed, publications = run(scenario)
+    assert [(d.code, d.range.start, d.severity) for d in on_config] == [
+        ("invalid-config", lsp.Position(1, 0), lsp.DiagnosticSeverity.Error)]
+    assert len(messages) == 1 and messages[0].startswith(f"hvconf: {config}:2:1: 'werror' ") and \
+        "default settings" in messages[0], messages
+    assert found == ["hcall-not-toggleable"]  # the defaults meanwhile: nothing ignored
+    assert cleared == [] and fixed == [] and publications == 3
