@@ -335,25 +335,50 @@ def test_code_action_suppresses_a_finding(project: Path) -> None:
     assert after == []  # the inserted comment hides the finding, and is used (no unused-suppression)
 
 
-def test_a_diagnostics_fix_becomes_edits_stand_in() -> None:
-    """Named a stand-in: no diagnostic on this branch carries a `fix` yet (`--fix`, issue 16 item 4,
-    adds Fix(message, edits=(Edit(span, content), ...))); this holds the conversion to that shape."""
-    from types import SimpleNamespace
+def apply(text: str, edits: Sequence[lsp.TextEdit]) -> str:
+    """`text` with LSP edits applied as an editor applies them: positions in UTF-16 code units."""
+    lines = text.split("\n")
 
-    from hvconf.diagnostics import Diagnostic, Severity, Span
-    from hvconf.lsp.server import _Lines, fix_edits
+    def offset(at: lsp.Position) -> int:
+        line = lines[at.line].encode("utf-16-le")[:2 * at.character].decode("utf-16-le")
+        return sum(len(x) + 1 for x in lines[:at.line]) + len(line)
+    for edit in sorted(edits, key=lambda e: (e.range.start.line, e.range.start.character), reverse=True):
+        text = text[:offset(edit.range.start)] + edit.new_text + text[offset(edit.range.end):]
+    return text
 
-    text = 'vm a {\n    cmdline "\U0001F600" memory 3M\n}\n'
-    col = text.splitlines()[1].index("3M") + 1
-    span = Span("a.hv", 2, col, 2, col + 2)
-    plain = Diagnostic("memory-granularity", Severity.ERROR, "not a multiple", span)
-    assert fix_edits(plain, _Lines(text)) is None
-    fixed = SimpleNamespace(**{k: getattr(plain, k) for k in plain.__slots__},
-                            fix=SimpleNamespace(message="round up to 4M", edits=(SimpleNamespace(span=span, content="4M"),)))
-    title, edits = fix_edits(fixed, _Lines(text))  # type: ignore[misc, arg-type]
-    assert title == "round up to 4M"
-    assert [(e.range.start, e.range.end, e.new_text) for e in edits] == [
-        (lsp.Position(1, col), lsp.Position(1, col + 2), "4M")]  # col - 1 characters + 1 for the astral one
+
+def test_a_findings_fix_is_the_quick_fix_check_fix_applies(project: Path) -> None:
+    """A misspelt cap after two astral characters on its line: the code action's edit, applied in
+    UTF-16 units, writes what `hvconf check --fix` writes, and the finding is gone."""
+    text = SAMPLE.replace("    cap KVM_CAP_PPC_FWNMI  # VM-wide: enabled once, on vCPU 0\n", "").replace(
+        'cmdline "console=hvc0"', 'cmdline "\U0001F600\U0001F600" cap KVM_CAP_PPC_FWNMJ')
+    saved = project / "typo.hv"
+    saved.write_text(text)
+    done = subprocess.run([sys.executable, "-m", "hvconf", "check", "--fix", saved.name], cwd=project,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stdout + done.stderr
+    by_cli = saved.read_text()
+
+    async def scenario() -> Any:
+        async with session(project) as s:
+            uri = s.open(project / "buffer.hv", text)
+            found = await s.diagnostics(uri)
+            actions = await asyncio.wait_for(s.client.text_document_code_action_async(lsp.CodeActionParams(
+                lsp.TextDocumentIdentifier(uri), found[0].range, lsp.CodeActionContext(diagnostics=found))), TIMEOUT)
+            fixed = apply(text, actions[0].edit.changes[uri])
+            s.change(uri, fixed, 2)
+            return found, actions, await s.diagnostics(uri, 2)
+    found, actions, after = run(scenario)
+    assert [d.code for d in found] == ["unknown-cap"]
+    line = text.split("\n")[found[0].range.start.line]
+    assert found[0].range.start.character == line.index("cap KVM") + 2  # two astral characters: 2 units each
+    assert [a.title for a in actions] == ["write 'KVM_CAP_PPC_FWNMI'",
+                                          "Ignore unknown-cap here (# hvconf: ignore[unknown-cap])"]
+    assert actions[0].is_preferred and actions[0].kind == lsp.CodeActionKind.QuickFix
+    edit = actions[0].edit.changes[s_uri(project / "buffer.hv")][0]
+    assert edit.range.start.character == line.index("KVM_CAP_PPC_FWNMJ") + 2 and edit.new_text == "KVM_CAP_PPC_FWNMI"
+    assert apply(text, actions[0].edit.changes[s_uri(project / "buffer.hv")]) == by_cli != text
+    assert after == []
 
 
 def s_uri(path: Path) -> str:

@@ -3,7 +3,8 @@
 Every open buffer is linted on open and on each change (full text sync), as if saved at its
 path, through the command line's own `check_text` (hvconf/lsp/buffers.py): includes resolve
 against the file's real folder and the project configuration applies. The last result per
-buffer answers hover, definition and code actions. LSP positions count UTF-16 code units (the protocol's default),
+buffer answers hover, definition and code actions; a finding's fix (`hvconf check --fix`)
+becomes a quick fix. LSP positions count UTF-16 code units (the protocol's default),
 hvconf's spans characters: `_Lines` converts.
 """
 
@@ -12,7 +13,6 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Any
 from urllib.parse import unquote, urlparse
 
 from lsprotocol import types as lsp
@@ -338,13 +338,13 @@ def formatting(ls: HvconfServer, params: lsp.DocumentFormattingParams) -> list[l
     return [lsp.TextEdit(range=_Lines(document.source).whole(), new_text=formatted)]
 
 
-def fix_edits(diag: Diagnostic, lines: _Lines) -> tuple[str, list[lsp.TextEdit]] | None:
-    """The machine-applicable fix a diagnostic carries (`hvconf check --fix`), as a title and
-    edits: `diag.fix` is a Fix whose `message` says what it does and whose `edits` each replace
-    the text of a `span` with `content` (an empty span inserts). None without one: diagnostics
-    carry fixes once `--fix` is on main (issue 16 item 4); until then only suppressions are offered."""
-    fix: Any = getattr(diag, "fix", None)
-    if fix is None or not fix.edits:
+def fix_edits(diag: Diagnostic, lines: _Lines, path: Path) -> tuple[str, list[lsp.TextEdit]] | None:
+    """The fix a finding carries (hvconf/lint/fixes.py, what `hvconf check --fix` applies) as a
+    title and the edits of the buffer at `path`: each Edit replaces the text of its span (columns
+    in characters, here in UTF-16 units) with its content. None without a fix, or when an edit
+    is in another file (an include's finding)."""
+    fix = diag.fix
+    if fix is None or not fix.edits or not all(_same_file(e.span.file, path) for e in fix.edits):
         return None
     return fix.message, [lsp.TextEdit(range=lines.range(edit.span), new_text=edit.content) for edit in fix.edits]
 
@@ -375,7 +375,7 @@ def code_action(ls: HvconfServer, params: lsp.CodeActionParams) -> list[lsp.Code
     for shown, diag in buffer.published:
         if (shown.range.start.line, shown.range.start.character, str(shown.code)) not in asked:
             continue
-        fix = fix_edits(diag, lines) if _same_file(diag.span.file if diag.span else "", buffer.path) else None
+        fix = fix_edits(diag, lines, buffer.path) if _same_file(diag.span.file if diag.span else "", buffer.path) else None
         if fix is not None:
             actions.append(lsp.CodeAction(title=fix[0], kind=lsp.CodeActionKind.QuickFix, diagnostics=[shown],
                                           is_preferred=True, edit=lsp.WorkspaceEdit(changes={uri: fix[1]})))
