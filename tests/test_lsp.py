@@ -14,7 +14,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any, AsyncIterator, Callable, Iterator
+from typing import Any, AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager
 
 import pytest
@@ -49,6 +49,7 @@ class Session:
     def __init__(self, client: LanguageClient) -> None:
         self.client = client
         self.published: dict[str, list[lsp.PublishDiagnosticsParams]] = {}
+        self.messages: list[str] = []  # window/showMessage, in order
         self.arrived = asyncio.Event()
 
     def open(self, path: Path, text: str) -> str:
@@ -80,6 +81,10 @@ async def start(root: Path) -> tuple[LanguageClient, Session]:
     def published(params: lsp.PublishDiagnosticsParams) -> None:
         s.published.setdefault(params.uri, []).append(params)
         s.arrived.set()
+
+    @client.feature(lsp.WINDOW_SHOW_MESSAGE)
+    def shown(params: lsp.ShowMessageParams) -> None:
+        s.messages.append(params.message)
 
     await client.start_io(sys.executable, "-m", "hvconf", "lsp", cwd=str(root))
     await asyncio.wait_for(client.initialize_async(lsp.InitializeParams(
@@ -330,22 +335,98 @@ def test_code_action_suppresses_a_finding(project: Path) -> None:
     assert after == []  # the inserted comment hides the finding, and is used (no unused-suppression)
 
 
-def test_a_diagnostics_fix_becomes_edits_stand_in() -> None:
-    """Named a stand-in: no diagnostic on this branch carries a `fix` yet (`--fix`, issue 16 item 4,
-    adds Fix(message, edits=(Edit(span, content), ...))); this holds the conversion to that shape."""
-    from types import SimpleNamespace
+def apply(text: str, edits: Sequence[lsp.TextEdit]) -> str:
+    """`text` with LSP edits applied as an editor applies them: positions in UTF-16 code units."""
+    lines = text.split("\n")
 
-    from hvconf.diagnostics import Diagnostic, Severity, Span
-    from hvconf.lsp.server import _Lines, fix_edits
+    def offset(at: lsp.Position) -> int:
+        line = lines[at.line].encode("utf-16-le")[:2 * at.character].decode("utf-16-le")
+        return sum(len(x) + 1 for x in lines[:at.line]) + len(line)
+    for edit in sorted(edits, key=lambda e: (e.range.start.line, e.range.start.character), reverse=True):
+        text = text[:offset(edit.range.start)] + edit.new_text + text[offset(edit.range.end):]
+    return text
 
-    text = 'vm a {\n    cmdline "\U0001F600" memory 3M\n}\n'
-    col = text.splitlines()[1].index("3M") + 1
-    span = Span("a.hv", 2, col, 2, col + 2)
-    plain = Diagnostic("memory-granularity", Severity.ERROR, "not a multiple", span)
-    assert fix_edits(plain, _Lines(text)) is None
-    fixed = SimpleNamespace(**{k: getattr(plain, k) for k in plain.__slots__},
-                            fix=SimpleNamespace(message="round up to 4M", edits=(SimpleNamespace(span=span, content="4M"),)))
-    title, edits = fix_edits(fixed, _Lines(text))  # type: ignore[misc, arg-type]
-    assert title == "round up to 4M"
-    assert [(e.range.start, e.range.end, e.new_text) for e in edits] == [
-        (lsp.Position(1, col), lsp.Position(1, col + 2), "4M")]  # col - 1 characters + 1 for the astral one
+
+def test_a_findings_fix_is_the_quick_fix_check_fix_applies(project: Path) -> None:
+    """A misspelt cap after two astral characters on its line: the code action's edit, applied in
+    UTF-16 units, writes what `hvconf check --fix` writes, and the finding is gone."""
+    text = SAMPLE.replace("    cap KVM_CAP_PPC_FWNMI  # VM-wide: enabled once, on vCPU 0\n", "").replace(
+        'cmdline "console=hvc0"', 'cmdline "\U0001F600\U0001F600" cap KVM_CAP_PPC_FWNMJ')
+    saved = project / "typo.hv"
+    saved.write_text(text)
+    done = subprocess.run([sys.executable, "-m", "hvconf", "check", "--fix", saved.name], cwd=project,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stdout + done.stderr
+    by_cli = saved.read_text()
+
+    async def scenario() -> Any:
+        async with session(project) as s:
+            uri = s.open(project / "buffer.hv", text)
+            found = await s.diagnostics(uri)
+            actions = await asyncio.wait_for(s.client.text_document_code_action_async(lsp.CodeActionParams(
+                lsp.TextDocumentIdentifier(uri), found[0].range, lsp.CodeActionContext(diagnostics=found))), TIMEOUT)
+            fixed = apply(text, actions[0].edit.changes[uri])
+            s.change(uri, fixed, 2)
+            return found, actions, await s.diagnostics(uri, 2)
+    found, actions, after = run(scenario)
+    assert [d.code for d in found] == ["unknown-cap"]
+    line = text.split("\n")[found[0].range.start.line]
+    assert found[0].range.start.character == line.index("cap KVM") + 2  # two astral characters: 2 units each
+    assert [a.title for a in actions] == ["write 'KVM_CAP_PPC_FWNMI'",
+                                          "Ignore unknown-cap here (# hvconf: ignore[unknown-cap])"]
+    assert actions[0].is_preferred and actions[0].kind == lsp.CodeActionKind.QuickFix
+    edit = actions[0].edit.changes[s_uri(project / "buffer.hv")][0]
+    assert edit.range.start.character == line.index("KVM_CAP_PPC_FWNMJ") + 2 and edit.new_text == "KVM_CAP_PPC_FWNMI"
+    assert apply(text, actions[0].edit.changes[s_uri(project / "buffer.hv")]) == by_cli != text
+    assert after == []
+
+
+def s_uri(path: Path) -> str:
+    return from_fs_path(str(path)) or ""
+
+
+def test_the_project_configuration_applies(project: Path) -> None:
+    """hvconf.toml's ignore hides a code in every buffer; per-file-ignores in the buffers it names."""
+    async def scenario(config: str) -> dict[str, list[Any]]:
+        (project / "hvconf.toml").write_text(config)
+        async with session(project) as s:
+            out = {}
+            for name in ("legacy-a.hv", "new.hv"):
+                uri = s.open(project / name, BAD)
+                out[name] = [d.code for d in await s.diagnostics(uri, len(s.published.get(uri, [])) + 1)]
+            return out
+    assert run(lambda: scenario('ignore = ["hcall-not-toggleable"]\n')) == {"legacy-a.hv": [], "new.hv": []}
+    assert run(lambda: scenario('[per-file-ignores]\n"legacy-*.hv" = ["hcall-not-toggleable"]\n')) == {
+        "legacy-a.hv": [], "new.hv": ["hcall-not-toggleable"]}
+    assert run(lambda: scenario('select = ["ALL"]\n')) == {
+        "legacy-a.hv": ["hcall-not-toggleable"], "new.hv": ["hcall-not-toggleable"]}
+
+
+def test_a_bad_configuration_is_a_diagnostic_on_it_not_a_crash(project: Path) -> None:
+    """`hvconf check` stops with status 2 on it; the editor shows its diagnostic on the
+    configuration file and one message, lints with the defaults, and clears it once fixed."""
+    config = project / "hvconf.toml"
+    config.write_text('ignore = ["hcall-not-toggleable"]\nwerror = 1\n')
+    config_uri = s_uri(config)
+
+    async def scenario() -> Any:
+        async with session(project) as s:
+            before = len(s.messages)
+            uri = s.open(project / "pseries.hv", BAD)
+            found = [d.code for d in await s.diagnostics(uri)]
+            on_config = list(s.published[config_uri][-1].diagnostics)
+            s.change(uri, BAD + "\n", 2)  # the same error again: no second message
+            await s.diagnostics(uri, 2)
+            messages = s.messages[before:]
+            config.write_text('ignore = ["hcall-not-toggleable"]\n')
+            s.change(uri, BAD, 3)
+            fixed = [d.code for d in await s.diagnostics(uri, 3)]
+            return on_config, messages, found, list(s.published[config_uri][-1].diagnostics), fixed, \
+                len(s.published[config_uri])
+    on_config, messages, found, cleared, fixed, publications = run(scenario)
+    assert [(d.code, d.range.start, d.severity) for d in on_config] == [
+        ("invalid-config", lsp.Position(1, 0), lsp.DiagnosticSeverity.Error)]
+    assert len(messages) == 1 and messages[0].startswith(f"hvconf: {config}:2:1: 'werror' ") and \
+        "default settings" in messages[0], messages
+    assert found == ["hcall-not-toggleable"]  # the defaults meanwhile: nothing ignored
+    assert cleared == [] and fixed == [] and publications == 3

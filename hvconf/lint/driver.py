@@ -23,6 +23,7 @@ from hvconf.diagnostics import Diagnostic, Report, Severity, Span
 if TYPE_CHECKING:
     from multiprocessing.context import BaseContext
 
+    from hvconf.compiler import Result
     from hvconf.lint.cache import LintCache
     from hvconf.lint.settings import Finder, Settings
     from hvconf.syntax import ast
@@ -350,19 +351,28 @@ def check_text(text: str | bytes, path: str | Path, settings: "Settings | None" 
     exist: includes resolve against its real folder, paths are confined to its project (or
     `root`, plus `allow`), and diagnostics name it (relative to the working directory when
     below it). `host` is a HostFacts to check against, as --host-facts."""
+    return check_buffer(text, path, settings, root=root, allow=allow, host=host).report
+
+
+def check_buffer(text: str | bytes, path: str | Path, settings: "Settings | None" = None, *,
+                 root: str | None = None, allow: Sequence[str] = (), host: Any = None) -> "Result":
+    """`check_text` with the program and VMs it checked kept (the language server answers
+    hover, completion and definition from them): the Result whose report is `check_text`'s.
+    The settings are found first, so a bad configuration costs no compile."""
     from hvconf import compiler
     from hvconf.lint.fixes import attach
     from hvconf.lint.settings import Finder
     from hvconf.syntax.loader import Loader
 
-    result = compiler.check_text(text, Path(path), loader=Loader(root, tuple(allow)), host=host)
     if settings is None:
         settings = Finder(root).for_file(path)
+    result = compiler.check_text(text, Path(path), loader=Loader(root, tuple(allow)), host=host)
     report = Report(sources=result.report.sources)
     report.diagnostics = [d for d in result.report.diagnostics
                           if settings.reports(d.code, d.span.file if d.span is not None else None)]
     report.diagnostics.sort(key=_total_key)
-    return attach(report)
+    result.report = attach(report)
+    return result
 
 
 def filtered(report: Report, *, select: frozenset[str] = frozenset(), ignore: frozenset[str] = frozenset(),

@@ -1,55 +1,43 @@
 """Lint an editor's buffer: its text, not the file on disk, as if saved at its path.
 
-Includes resolve against the real folder of that path and stay within its project, as
-`hvconf check` does. `check_text` is the only function of the server that calls the compiler:
-when `Loader.load_text` (stdin linting, `hvconf check -`) is on main, `_load_buffer` becomes a
-call to it.
+One way for the editor and the command line: `hvconf.lint.driver.check_buffer`, the Result
+behind `check_text` (`hvconf check - --stdin-filename PATH`). Includes resolve against the real
+folder of the path and stay within its project, and the project configuration found for the
+path (hvconf.toml or pyproject.toml's [tool.hvconf]: select, ignore, per-file-ignores)
+applies, read again at each lint so an edit to it shows at the next change.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 
-from hvconf.compiler import Checked, Result
-from hvconf.diagnostics import Report
-from hvconf.syntax.loader import MAX_FILE_BYTES, InputError, LoadedFile, Loader, Program, display_path
-from hvconf.syntax.parser import parse
+from hvconf.compiler import Result
+from hvconf.lint.settings import DEFAULT, ConfigError
+from hvconf.syntax.loader import MAX_FILE_BYTES, InputError, display_path
 
 
-def _load_buffer(loader: Loader, path: Path, text: str, report: Report) -> Program:
-    """The program of root file `path` whose text is `text`; `path` need not exist yet."""
-    absolute = Path(os.path.abspath(path))
-    display = display_path(absolute)
+class Linted:
+    """A buffer's lint: the result, and the configuration error that made it use the defaults."""
+
+    __slots__ = ("result", "config_error")
+
+    def __init__(self, result: Result, config_error: ConfigError | None = None) -> None:
+        self.result = result
+        self.config_error = config_error
+
+
+def check_buffer(text: str, path: Path) -> Linted:
+    """What `hvconf check PATH` would report if the buffer were saved, with the program and VMs
+    it checked. With a configuration that cannot be read (where `hvconf check` stops with exit
+    status 2) the buffer is linted with the default settings, and the error comes along for
+    the editor to show. Raises InputError for a buffer larger than a file hvconf reads."""
+    from hvconf.lint.driver import check_buffer as lint
+
     data = text.encode("utf-8", "surrogatepass")
     if len(data) > MAX_FILE_BYTES:  # the bound of a saved root file, and the same one line (exit 2 there)
-        raise InputError(f"{display}: it is {len(data)} bytes; hvconf reads at most {MAX_FILE_BYTES}")
-    tree = parse(text, display, report)
-    root = LoadedFile(absolute, display, hashlib.sha256(data).hexdigest(), tree, os.path.realpath(absolute))
-    program = Program(root, loader.scope(absolute))
-    loader._visit(root, program, report)  # includes, as Loader.load does for a saved root
-    return program
-
-
-def check_text(text: str, path: Path) -> Result:
-    """Parse, lower and check `text` as the file `path`, suppressions applied: what
-    `hvconf check PATH` would report if the buffer were saved. Raises InputError for a buffer
-    larger than a file hvconf reads."""
-    from hvconf.check import run_checks
-    from hvconf.check.suppress import apply_to_programs
-    from hvconf.model.inputs import check_files
-    from hvconf.model.lower import lower_program
-    from hvconf.model.target import load_target
-
-    result = Result()
-    program = _load_buffer(Loader(), path, text, result.report)
-    vms = lower_program(program, result.report)
-    files_checked: set[tuple[object, ...]] = set()
-    for vm in vms:
-        check_files(vm, program.scope, result.report, files_checked)
-        if vm.target is not None:
-            run_checks(vm, load_target(vm.target), result.report, None, program.scope)
-    result.checked.append(Checked(program, vms))
-    result.report = apply_to_programs(result.report, [program])
-    return result
+        raise InputError(f"{display_path(Path(os.path.abspath(path)))}: it is {len(data)} bytes; hvconf reads at most {MAX_FILE_BYTES}")
+    try:
+        return Linted(lint(data, path))
+    except ConfigError as err:
+        return Linted(lint(data, path, DEFAULT), err)

@@ -1,9 +1,11 @@
 """The language server: LSP features over hvconf's compiler, formatter and knowledge base.
 
 Every open buffer is linted on open and on each change (full text sync), as if saved at its
-path (hvconf/lsp/buffers.py), so includes resolve against the file's real folder; the last
-result per buffer answers hover, definition and code actions. LSP positions count UTF-16
-code units (the protocol's default), hvconf's spans characters: `_Lines` converts.
+path, through the command line's own `check_text` (hvconf/lsp/buffers.py): includes resolve
+against the file's real folder and the project configuration applies. The last result per
+buffer answers hover, definition and code actions; a finding's fix (`hvconf check --fix`)
+becomes a quick fix. LSP positions count UTF-16 code units (the protocol's default),
+hvconf's spans characters: `_Lines` converts.
 """
 
 from __future__ import annotations
@@ -11,7 +13,6 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Any
 from urllib.parse import unquote, urlparse
 
 from lsprotocol import types as lsp
@@ -21,7 +22,10 @@ from pygls.uris import from_fs_path
 from hvconf import __version__
 from hvconf.compiler import Result
 from hvconf.diagnostics import Diagnostic, Severity, Span
+from hvconf.lint.settings import ConfigError
 from hvconf.lsp import cursor, knowledge
+from hvconf.lsp.buffers import Linted, check_buffer
+from hvconf.syntax.loader import InputError
 
 SEVERITY = {Severity.ERROR: lsp.DiagnosticSeverity.Error, Severity.WARNING: lsp.DiagnosticSeverity.Warning,
             Severity.NOTE: lsp.DiagnosticSeverity.Information}
@@ -85,6 +89,9 @@ class HvconfServer(LanguageServer):
         # VM name -> (target, flavour) from the last lint that lowered it: completion keeps
         # working while the buffer does not parse (half-typed statements).
         self.vm_targets: dict[str, dict[str, tuple[str | None, str | None]]] = {}
+        # buffer URI -> (URI of the configuration file that could not be read, its message):
+        # its diagnostic is published on that file until no buffer meets the error any more.
+        self.bad_configs: dict[str, tuple[str, str]] = {}
 
 
 server = HvconfServer()
@@ -120,27 +127,46 @@ def _to_lsp(diag: Diagnostic, path: Path, lines: _Lines) -> lsp.Diagnostic:
 
 def lint(ls: HvconfServer, uri: str) -> None:
     """Lint the buffer `uri` as it is now and publish what `hvconf check` would say of it."""
-    from hvconf.lsp.buffers import check_text
-    from hvconf.syntax.loader import InputError
-
     document = ls.workspace.get_text_document(uri)
     path, lines = path_of(uri), _Lines(document.source)
+    linted: Linted | None = None
     try:
-        result: Result | None = check_text(document.source, path)
+        linted = check_buffer(document.source, path)
     except InputError as err:
         ls.window_show_message(lsp.ShowMessageParams(lsp.MessageType.Warning, f"hvconf: {err}"))
-        result = None
     except Exception as err:  # a bug of hvconf's: one line for the user, the traceback in the server's log
         logging.getLogger(__name__).exception("linting %s", uri)
         ls.window_show_message(lsp.ShowMessageParams(lsp.MessageType.Error, f"hvconf: internal error while "
                                                      f"checking {path.name}: {type(err).__name__}: {err}"))
-        result = None
+    result = linted.result if linted else None
+    config_problem(ls, uri, linted.config_error if linted else None)
     published = [(_to_lsp(d, path, lines), d) for d in result.report] if result else []
     ls.buffers[uri] = Buffer(path, result, published)
     if result is not None and result.vms:
         ls.vm_targets[uri] = {vm.name: (vm.target, vm.flavour) for vm in result.vms}
     ls.text_document_publish_diagnostics(
         lsp.PublishDiagnosticsParams(uri=uri, version=document.version, diagnostics=[p[0] for p in published]))
+
+
+def config_problem(ls: HvconfServer, uri: str, err: ConfigError | None) -> None:
+    """Show a configuration the buffer `uri` could not be linted with (`hvconf check` stops with
+    exit status 2 there; the editor lints with the defaults meanwhile): its diagnostic on the
+    configuration file, and one message each time the error changes. A configuration no buffer
+    meets any more loses its diagnostic."""
+    before = ls.bad_configs.pop(uri, None)
+    if err is not None:
+        diag = err.diagnostic
+        config = (from_fs_path(os.path.abspath(diag.span.file)) or "") if diag.span else ""
+        ls.bad_configs[uri] = (config, str(err))
+        if before is None or before[1] != str(err):
+            ls.window_show_message(lsp.ShowMessageParams(lsp.MessageType.Error, f"hvconf: {err} "
+                                                         "(linting with the default settings until it is fixed)"))
+        if diag.span is not None:
+            shown = _to_lsp(diag, Path(diag.span.file), _Lines(err.source or ""))
+            ls.text_document_publish_diagnostics(lsp.PublishDiagnosticsParams(uri=config, diagnostics=[shown]))
+    still = {config for config, _ in ls.bad_configs.values()}
+    if before is not None and before[0] and before[0] not in still:
+        ls.text_document_publish_diagnostics(lsp.PublishDiagnosticsParams(uri=before[0], diagnostics=[]))
 
 
 @server.feature(lsp.TEXT_DOCUMENT_DID_OPEN)
@@ -161,6 +187,7 @@ def did_save(ls: HvconfServer, params: lsp.DidSaveTextDocumentParams) -> None:
 @server.feature(lsp.TEXT_DOCUMENT_DID_CLOSE)
 def did_close(ls: HvconfServer, params: lsp.DidCloseTextDocumentParams) -> None:
     ls.buffers.pop(params.text_document.uri, None)
+    config_problem(ls, params.text_document.uri, None)
     ls.text_document_publish_diagnostics(lsp.PublishDiagnosticsParams(uri=params.text_document.uri, diagnostics=[]))
 
 
@@ -182,12 +209,9 @@ def _scope(ls: HvconfServer, uri: str, lines: _Lines, row: int) -> knowledge.Sco
 def _without_line(uri: str, lines: _Lines, row: int) -> Result | None:
     """The lint of the buffer with line `row` blanked: what the rest of a buffer says while
     the line being typed does not parse. None when even that cannot be read."""
-    from hvconf.lsp.buffers import check_text
-    from hvconf.syntax.loader import InputError
-
     text = "\n".join(line if i != row else "" for i, line in enumerate(lines.lines))
     try:
-        return check_text(text, path_of(uri))
+        return check_buffer(text, path_of(uri)).result
     except InputError:
         return None
 
@@ -314,13 +338,13 @@ def formatting(ls: HvconfServer, params: lsp.DocumentFormattingParams) -> list[l
     return [lsp.TextEdit(range=_Lines(document.source).whole(), new_text=formatted)]
 
 
-def fix_edits(diag: Diagnostic, lines: _Lines) -> tuple[str, list[lsp.TextEdit]] | None:
-    """The machine-applicable fix a diagnostic carries (`hvconf check --fix`), as a title and
-    edits: `diag.fix` is a Fix whose `message` says what it does and whose `edits` each replace
-    the text of a `span` with `content` (an empty span inserts). None without one: diagnostics
-    carry fixes once `--fix` is on main (issue 16 item 4); until then only suppressions are offered."""
-    fix: Any = getattr(diag, "fix", None)
-    if fix is None or not fix.edits:
+def fix_edits(diag: Diagnostic, lines: _Lines, path: Path) -> tuple[str, list[lsp.TextEdit]] | None:
+    """The fix a finding carries (hvconf/lint/fixes.py, what `hvconf check --fix` applies) as a
+    title and the edits of the buffer at `path`: each Edit replaces the text of its span (columns
+    in characters, here in UTF-16 units) with its content. None without a fix, or when an edit
+    is in another file (an include's finding)."""
+    fix = diag.fix
+    if fix is None or not fix.edits or not all(_same_file(e.span.file, path) for e in fix.edits):
         return None
     return fix.message, [lsp.TextEdit(range=lines.range(edit.span), new_text=edit.content) for edit in fix.edits]
 
@@ -351,7 +375,7 @@ def code_action(ls: HvconfServer, params: lsp.CodeActionParams) -> list[lsp.Code
     for shown, diag in buffer.published:
         if (shown.range.start.line, shown.range.start.character, str(shown.code)) not in asked:
             continue
-        fix = fix_edits(diag, lines) if _same_file(diag.span.file if diag.span else "", buffer.path) else None
+        fix = fix_edits(diag, lines, buffer.path) if _same_file(diag.span.file if diag.span else "", buffer.path) else None
         if fix is not None:
             actions.append(lsp.CodeAction(title=fix[0], kind=lsp.CodeActionKind.QuickFix, diagnostics=[shown],
                                           is_preferred=True, edit=lsp.WorkspaceEdit(changes={uri: fix[1]})))
