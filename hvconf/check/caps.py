@@ -10,7 +10,8 @@ so a typo never drowns in follow-ups. Tested by tests/test_checks.py.
 from __future__ import annotations
 
 from hvconf import abi
-from hvconf.check.common import did_you_mean, enabled_fds, fd_kind, fds, offered, usable_caps, vcpu_count
+from hvconf.check.common import (did_you_mean, enabled_fds, fd_kind, fds, offered, usable_caps, vcpu_count,
+                                 vcpu_list)
 from hvconf.check.registry import Check, CheckContext
 from hvconf.diagnostics import Note, Severity
 from hvconf.model import capargs, ir
@@ -159,7 +160,7 @@ def cap_required(ctx: CheckContext) -> None:
         if row.scope == "vm":
             message, fix = f"`kvm {vm.flavour}` needs {row.name} on the vm fd", f"add `cap {row.name}`"
         elif have:
-            listed = ", ".join(fd.split(":")[1] for fd in missing)
+            listed = vcpu_list([int(fd.split(":")[1]) for fd in missing])
             message = f"`kvm {vm.flavour}` needs {row.name} on every vCPU; vCPU {listed} lack{'s' if len(missing) == 1 else ''} it"
             fix = f"write `cap {row.name} on vcpus`"
         else:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Iterable
+from typing import TYPE_CHECKING, Iterable, Sequence
 
 from hvconf import abi
 from hvconf.diagnostics import close_matches
@@ -60,6 +60,12 @@ def vcpu_count(vm: ir.Vm, target: "Target") -> int:
     """The vCPUs a plan could create: the IR allows 2^32 - 1, and a set of that many fds
     would take minutes and gigabytes; `vcpus-too-many` reports the excess."""
     return min(vm.vcpus, target.limits.max_vcpus)
+
+
+def vcpu_list(numbers: Sequence[int], most: int = 8) -> str:
+    """vCPU numbers for a message: the first `most`, then how many more (a VM may have 2,048)."""
+    shown = ", ".join(map(str, numbers[:most]))
+    return f"{shown} and {len(numbers) - most} more" if len(numbers) > most else shown
 
 
 def fds(use: ir.CapUse, row: "Cap", vcpus: int) -> set[str]:

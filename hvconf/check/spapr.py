@@ -8,6 +8,7 @@ here returns early when its feature table is absent. Tested by tests/test_checks
 
 from __future__ import annotations
 
+from hvconf.check.common import vcpu_count, vcpu_list
 from hvconf.check.registry import Check, CheckContext
 from hvconf.diagnostics import Note, Severity, Span
 from hvconf.model import ir
@@ -258,22 +259,26 @@ def rtas_token_low(ctx: CheckContext) -> None:
 PAPR_CAP = "KVM_CAP_PPC_PAPR"
 
 
-def _papr_vcpus(vm: ir.Vm) -> set[int]:
-    """The vCPUs the VM enables KVM_CAP_PPC_PAPR on."""
-    out: set[int] = set()
+def _vcpus_without_papr(vm: ir.Vm, vcpus: int) -> list[int]:
+    """The vCPUs below `vcpus` that no statement enables KVM_CAP_PPC_PAPR on (bounded by the
+    target's limit, as common.vcpu_count: the IR allows 2^32 - 1 vCPUs)."""
+    named: set[int] = set()
     for use in vm.caps:
         if use.name == PAPR_CAP:
-            out |= set(range(vm.vcpus)) if use.vcpu is None else {use.vcpu}
-    return out
+            if use.vcpu is None:
+                return []
+            named.add(use.vcpu)
+    return [i for i in range(vcpus) if i not in named]
 
 
 def xics_needs_papr(ctx: CheckContext) -> None:
     vm = ctx.vm
     if vm.irqchip != "xics":
         return
-    missing = sorted(set(range(vm.vcpus)) - _papr_vcpus(vm))
+    vcpus = vcpu_count(vm, ctx.target)
+    missing = _vcpus_without_papr(vm, vcpus)
     if missing:
-        which = "any vCPU" if len(missing) == vm.vcpus else f"vCPU {', '.join(map(str, missing[:8]))}"
+        which = "any vCPU" if len(missing) == vcpus else f"vCPU {vcpu_list(missing)}"
         ctx.emit(vm.span_of("irqchip"), f"`irqchip xics` connects every vCPU with KVM_CAP_IRQ_XICS, which KVM "
                  f"refuses on a vCPU without {PAPR_CAP} ({which})", help=f"add `cap {PAPR_CAP} on vcpus`")
 
