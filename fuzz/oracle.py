@@ -27,7 +27,11 @@ from typing import Iterator
 
 from fuzz.cases import SECRET
 
-CASE_SECONDS = 20.0  # far above the slowest legitimate case (a 4 MiB file), far below a hang
+CASE_SECONDS = 20.0  # of CPU: far above the slowest legitimate case (a 4 MiB file), far below a hang
+# Of wall-clock time: a case blocked without using the CPU (a read of a FIFO) is a hang too. A
+# multiple of CASE_SECONDS, because on this shared 2-core machine a niced fuzzer may get a fifth
+# of a core: 501-VM builds of 2 s of CPU took over 20 s of wall time at load 10 (false hangs).
+WALL_FACTOR = 6
 CLI_ADDRESS_SPACE = 2 << 30  # RLIMIT_AS of a CLI subprocess
 
 
@@ -42,18 +46,26 @@ class CaseTimeout(BaseException):
 
 
 @contextmanager
-def deadline(seconds: float) -> Iterator[None]:
-    """Raise CaseTimeout in the main thread after `seconds` of wall-clock time."""
-    def expire(signum: int, frame: object) -> None:
-        raise CaseTimeout(f"no result after {seconds} s")
+def deadline(seconds: float, wall: float | None = None) -> Iterator[None]:
+    """Raise CaseTimeout in the main thread after `seconds` of this process's CPU time
+    (ITIMER_PROF: user + sys, what the machine's load does not stretch), or `wall` seconds
+    (default WALL_FACTOR times `seconds`) of wall-clock time, whichever comes first."""
+    wall = WALL_FACTOR * seconds if wall is None else wall
 
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
+    def expire(signum: int, frame: object) -> None:
+        what = "of CPU" if signum == signal.SIGPROF else "of wall-clock time"
+        raise CaseTimeout(f"no result after {seconds if signum == signal.SIGPROF else wall:g} s {what}")
+
+    previous = {sig: signal.signal(sig, expire) for sig in (signal.SIGPROF, signal.SIGALRM)}
+    signal.setitimer(signal.ITIMER_PROF, seconds)
+    signal.setitimer(signal.ITIMER_REAL, wall)
     try:
         yield
     finally:
+        signal.setitimer(signal.ITIMER_PROF, 0)
         signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _judge(result: object, built: bool) -> str | None:
@@ -90,14 +102,15 @@ def run_case(data: bytes, folder: Path, name: str = "case", seconds: float = CAS
     """Check and build `data` in-process; None when hvconf behaved."""
     path = folder / f"{name}.hv"
     path.write_bytes(data)
-    start = time.monotonic()
+    start, cpu = time.monotonic(), time.process_time()
     finding = _run_jobs(path, seconds)
     # The alarm's exception can be swallowed where Python ignores exceptions (a gc callback, a
     # __del__: seen in long runs under load), so a case that ran past its deadline is a hang
     # even when it returned.
-    elapsed = time.monotonic() - start
-    if finding is None and elapsed > seconds:
-        return Finding("hang", f"took {elapsed:.1f} s, over the {seconds:g} s deadline")
+    elapsed, used = time.monotonic() - start, time.process_time() - cpu
+    if finding is None and (used > seconds or elapsed > WALL_FACTOR * seconds):
+        return Finding("hang", f"took {used:.1f} s of CPU and {elapsed:.1f} s in all, over the {seconds:g} s "
+                       f"(CPU) or {WALL_FACTOR * seconds:g} s deadline")
     return finding
 
 
