@@ -8,9 +8,9 @@ loading happens here. Tests: tests/test_abi.py.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Iterable
-
-from hvconf.diagnostics import close_matches as _close
+from functools import lru_cache
 
 
 class AbiError(LookupError):
@@ -20,8 +20,14 @@ class AbiError(LookupError):
 def close_matches(name: str, known: Iterable[str], n: int = 3) -> list[str]:
     """Up to `n` names from `known` that look like `name` (case-insensitive)."""
     by_upper = {k.upper(): k for k in known}
-    hits = _close(name.upper(), by_upper, n=n, cutoff=0.6)
-    return [by_upper[h] for h in hits]
+    return [by_upper[h] for h in _close(name.upper(), tuple(by_upper), n)]
+
+
+@lru_cache(maxsize=1024)
+def _close(word: str, candidates: tuple[str, ...], n: int) -> tuple[str, ...]:
+    """Remembered: one misspelt cap in 500 VMs is compared with every cap name once. (Not
+    hvconf.diagnostics.close_matches: hvconf.abi ships with the runtime, which has no diagnostics.)"""
+    return tuple(difflib.get_close_matches(word, candidates, n=n, cutoff=0.6))
 
 
 def unknown(kind: str, name: object, known: Iterable[str], where: str = "") -> AbiError:
