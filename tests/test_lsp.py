@@ -190,7 +190,7 @@ def test_hover_explains_diagnostics_and_names(project: Path) -> None:
     pages = run(scenario)
     assert "## hcall-not-toggleable" in pages["H_RTAS"]  # the explain page of the error under the cursor
     assert "opcode 0xf000" in pages["H_RTAS"]  # and what the hcall is
-    assert "opcode 0x300 (PAPR)" in pages["H_RANDOM"] and "handler: kernel" in pages["H_RANDOM"]
+    assert "opcode 0x300 (PAPR)" in pages["H_RANDOM"] and "handler: launcher" in pages["H_RANDOM"]
     assert "KVM_ENABLE_CAP on the VM fd" in pages["KVM_CAP_PPC_SMT"] and "vsmt_mode" in pages["KVM_CAP_PPC_SMT"]
     assert "KVM_SET_USER_MEMORY_REGION" in pages["memory"]  # docs/language.md's section
     assert "# fragment:" not in pages["hcalls"]  # the docs' test markers are not shown
@@ -242,7 +242,7 @@ def test_completion_offers_what_the_target_accepts(project: Path) -> None:
     assert offered["preset"] == {"kernel_default", "qemu", "none"}
     assert offered["console"] == {"hvterm", "none"}
     assert "memory" in offered["statement"]
-    assert offered["extends"] == {"pseries_base", "power9_base", "pseries"}  # its own VMs and its include's
+    assert offered["extends"] == {"pseries_base", "power9_base", "linux_base", "pseries"}  # its own VMs and its include's
 
 
 def test_findings_in_an_included_file_are_shown_at_the_top(project: Path) -> None:

@@ -92,12 +92,12 @@ def test_an_hcall_switched_and_a_cap_added(repo: Path) -> None:
     edit(repo / "samples" / "pseries.hv", "        disable H_CEDE", "        disable H_CEDE H_RANDOM")
     status, out = diff_json(repo)
     hcalls = [c for c in out["vms"][0]["changes"] if c["section"] == "hcalls"]
-    # no longer enabled in-kernel: the plan leaves it at the kernel's default (off)
-    assert status == 1 and hcalls == [{"section": "hcalls", "change": "removed", "what": "H_RANDOM",
-                                       "old": "in-kernel", "new": None}]
+    # no longer enabled in-kernel: the launcher answers it from getrandom(2) (docs/linux-guests.md)
+    assert status == 1 and hcalls == [{"section": "hcalls", "change": "changed", "what": "H_RANDOM",
+                                       "old": "in-kernel", "new": "served by the launcher"}]
     done = hvconf("diff", "--base", "HEAD", cwd=repo)
     text = done.stdout
-    assert "~ vm pseries (ppc64-spapr)\n" in text and "- H_RANDOM = in-kernel" in text, done.stderr
+    assert "~ vm pseries (ppc64-spapr)\n" in text and "~ H_RANDOM: in-kernel -> served by the launcher" in text, done.stderr
     assert text.endswith("Plan: 0 VM(s) to add, 1 to change, 0 to remove.\n")
 
 
