@@ -206,6 +206,23 @@ def _kill_inside_the_write(command: list[str], env: dict[str, str], cwd: Path, l
     proc.wait(timeout=30)
 
 
+def _kill_after_swaps(command: list[str], env: dict[str, str], cwd: Path, log: Path, swaps: int) -> None:
+    """Kill the writer as soon as it has noted its `swaps`-th folder swap (the sitecustomize
+    notes each one before making it, then sleeps DELAY on both sides of it)."""
+    log.unlink(missing_ok=True)
+    proc = subprocess.Popen(command, env={**env, "HVCONF_TEST_SYNC_LOG": str(log)}, cwd=cwd,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while _syncs(log).count("swap") < swaps:
+        assert proc.poll() is None, f"the write ended before swap {swaps}"
+        if time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"the write never reached swap {swaps}")
+        time.sleep(0.002)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+
+
 def _timed_run(command: list[str], env: dict[str, str], cwd: Path, log: Path) -> tuple[float, float, float]:
     """(write start, write end, exit), seconds after spawning, of one unkilled run."""
     log.unlink(missing_ok=True)
@@ -272,14 +289,22 @@ def test_writer_killed_inside_the_write_leaves_old_or_new_and_next_build_cleans_
                            tmp_path / "log")
     _assert_durable_by(mode, _syncs(tmp_path / "syncs"), project)
     seen, left = set(), 0
-    for t in _kill_points(0.0, w1 - w0, KILL_POINTS_WRITE):
+    # Kill points by the clock over the write, then after each folder swap (synchronised on the
+    # sitecustomize's "swap" notes): on a loaded machine every clock-timed kill can land before
+    # the first swap, and the mixed states must be hit whatever the load.
+    kills = [(f"{t:.3f} s into the write", lambda t=t: _kill_inside_the_write(command, env, tmp_path,
+                                                                             tmp_path / "log", t))
+             for t in _kill_points(0.0, w1 - w0, KILL_POINTS_WRITE)]
+    kills += [(f"after swap {k}", lambda k=k: _kill_after_swaps(command, env, tmp_path, tmp_path / "swaps", k))
+              for k in range(1, len(SAMPLES))]
+    for when, kill in kills:
         _fresh_old_output(project, out)
-        _kill_inside_the_write(command, env, tmp_path, tmp_path / "log", t)
-        seen.add(_assert_old_or_new(project, out, f"killed {t:.3f} s into the write"))
+        kill()
+        seen.add(_assert_old_or_new(project, out, f"killed {when}"))
         left += bool(leftovers(out))
         # The next build of the same VMs removes what the killed one left and writes the new output.
         write_tree(out, pickle.loads((root / "new.pickle").read_bytes()))  # type: ignore[operator]
-        assert leftovers(out) == [], f"after a kill at {t:.3f} s"
+        assert leftovers(out) == [], f"after a kill {when}"
         assert _assert_old_or_new(project, out, "rebuilt") == "nnnn"
     # Mixed states (some VMs old, some new) must have been hit, and temp folders left behind.
     assert len(seen) >= 3 and left > 0, (seen, left)
