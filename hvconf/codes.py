@@ -111,6 +111,7 @@ _ROWS: tuple[tuple[str, str, Severity], ...] = (
     ('enforce-without-features',    'check', W),
     ('hcall-disable-ineffective',   'check', E),
     ('kick-cpu-single-vcpu',        'check', W),
+    ('real-mode-hypercall-segment', 'check', W),
     ('htab-order-range',            'check', E),
     ('htab-wrong-flavour',          'check', E),
     ('htab-radix',                  'check', E),

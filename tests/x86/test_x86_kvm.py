@@ -114,6 +114,7 @@ def test_a_real_mode_vmcall_returns_here(x86_boot: Any) -> None:
     # Intel `vmcall` to `vmmcall` and serves KVM_HC_VAPIC_POLL_IRQ (0) without an exit
     status, console, trace = run(x86_boot, "vmcall")
     assert (status, console) == (0, "before vmcall\nvmcall returned 00000000\n")
+    assert "real-mode-hypercall-segment" not in x86_boot[1]["vmcall"].codes  # CS stays 0: no warning
     assert summary(trace) == ("vmcall", "guest halted", serial_exits(console) + 1)
 
 
@@ -123,6 +124,7 @@ def test_a_vmcall_with_a_cs_base_never_returns_and_the_watchdog_ends_it(x86_boot
     _, built = x86_boot
     status, console, trace = run(x86_boot, "vmcall-segment")
     assert (status, console) == (4, "before vmcall\n")
+    assert "real-mode-hypercall-segment" in built["vmcall-segment"].codes  # the rule that says so statically
     at = (built["vmcall-segment"].folder / "guest.bin").read_bytes().index(b"\x0f\x01\xc1")  # IP: CS.base is the load address
     last = trace.strip().splitlines()[-1]
     assert re.fullmatch(r"launch: error: vmcall-segment: watchdog: the guest was still running after 3 s \(vcpu:0 "

@@ -126,6 +126,7 @@ class Built:
     folder: Path
     source: Path | None
     plan: dict[str, Any] = field(default_factory=dict)
+    codes: tuple[str, ...] = ()  # the codes of the build's diagnostics (warnings: it has no error)
 
 
 def build_case(case: Case, into: Path, src: Path) -> Built:
@@ -143,6 +144,7 @@ def build_case(case: Case, into: Path, src: Path) -> Built:
         result = compiler.build([source])
         errors = [d for d in result.report.diagnostics if d.severity.value == "error"]
         assert not errors, f"{case.name}: {[d.message for d in errors]}"
+        built.codes = tuple(d.code for d in result.report.diagnostics)
         (vm,) = result.built
         for name, data in vm.files.items():
             (into / name).write_bytes(data)
