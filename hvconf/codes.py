@@ -147,6 +147,10 @@ _ROWS: tuple[tuple[str, str, Severity], ...] = (
     ('guest-out-of-reach',          'check', E),
     ('guest-format',                'check', E),
     ('guest-and-kernel',            'check', E),
+    ('initrd-without-kernel',       'check', E),
+    ('cmdline-too-long',            'check', E),
+    ('linux-memory-hole',           'check', E),
+    ('linux-needs-irqchip',         'check', E),
     ('unused-suppression',          'check', W),
     # ---- host
     ('host-wrong-arch',             'host', E),
@@ -159,6 +163,9 @@ _ROWS: tuple[tuple[str, str, Severity], ...] = (
     ('host-pv-feature-unsupported', 'host', E),
     # ---- build
     ('kernel-missing',              'build', W),
+    ('initrd-missing',              'build', W),
+    ('kernel-not-bootable',         'build', E),
+    ('linux-does-not-fit',          'build', E),
     ('guest-build-failed',          'build', E),
     ('dt-unrepresentable',          'build', E),
     ('abi-overrides-invalid',       'build', E),

@@ -240,6 +240,7 @@ CONSTRUCT_STATEMENTS = {
     "`irqchip`, `pit`": ["irqchip kernel", "pit on"],
     "`kernel`": ['kernel "vmlinux"'],
     "`cmdline`": ['cmdline "console=hvc0"'],
+    "`initrd`": ['initrd "initrd.img"'],
     "`guest`": ['guest "guest.bin"'],
 }
 

@@ -39,6 +39,7 @@ MISSING_FILE: dict[str, Diagnostic | None] = {
                         help="guest paths are relative to the file that names them; a guest source's "
                              "`.include`/`.incbin`, to the guest source's folder"),
     "kernel": None,
+    "initrd": None,
 }
 
 
@@ -70,6 +71,8 @@ def named_files(vm: ir.Vm) -> Iterator[tuple[str, str, Span | None]]:
         yield "guest", vm.guest.path, vm.guest.span
     if vm.kernel is not None:
         yield "kernel", vm.kernel, vm.span_of("kernel")
+    if vm.initrd is not None:
+        yield "initrd", vm.initrd, vm.span_of("initrd")
 
 
 def check_files(vm: ir.Vm, scope: Scope, report: Report, done: set[tuple[object, ...]]) -> None:

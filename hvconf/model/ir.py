@@ -118,6 +118,7 @@ class Vm(IrModel):
     console: str | None = None
     kernel: str | None = None
     cmdline: str | None = None
+    initrd: str | None = None  # an initial ramdisk the kernel is given (x86: boot_params ramdisk_image)
     guest: Guest | None = None
     # Span of each setting the user wrote, by field name (for diagnostics on scalars).
     spans: dict[str, Span] = Field(default_factory=dict, exclude=True, repr=False)

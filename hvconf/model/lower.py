@@ -40,7 +40,7 @@ _SETTINGS: dict[str, tuple[str, Callable[[tuple[ast.Value, ...]], Any]]] = {
     "vcpus": ("vcpus", _single), "threads": ("threads", _single), "htab": ("htab", _htab),
     "rma": ("rma", _single), "mmu": ("mmu", _single), "irqchip": ("irqchip", _single),
     "pit": ("pit", _single), "console": ("console", _single), "kernel": ("kernel", _single),
-    "cmdline": ("cmdline", _single),
+    "cmdline": ("cmdline", _single), "initrd": ("initrd", _single),
 }
 _HYPERVISOR_FLAGS = ("idle", "reset", "shutdown")
 _HYPERVISOR_KEYS = [*_HYPERVISOR_FLAGS, "compatible", "hcall_instructions"]

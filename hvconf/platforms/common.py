@@ -133,28 +133,44 @@ def read_input(ctx: BuildContext, path: Path) -> bytes:
     return data
 
 
-def kernel_image(plan: PlanBuilder, ctx: BuildContext, *, load: int) -> None:
+def kernel_image(plan: PlanBuilder, ctx: BuildContext, *, load: int, format: str = "flat") -> bytes | None:
     """`kernel "FILE"`: copied into the outputs when it exists; otherwise the
     launcher must be given `--kernel FILE` (a build machine rarely has the kernel).
-    A kernel outside the project, or not a readable regular file, is an error."""
+    A kernel outside the project, or not a readable regular file, is an error.
+    Returns its bytes when the build has them."""
+    return _boot_file(plan, ctx, "kernel", load, format)
+
+
+def initrd_image(plan: PlanBuilder, ctx: BuildContext, *, load: int = 0, format: str = "initrd") -> bytes | None:
+    """`initrd "FILE"`, as `kernel`: copied when it exists, else the launcher's `--initrd FILE`.
+    `load` 0 with format "initrd": the launcher places it (x86: at the top of RAM)."""
+    return _boot_file(plan, ctx, "initrd", load, format)
+
+
+def _boot_file(plan: PlanBuilder, ctx: BuildContext, name: str, load: int, format: str) -> bytes | None:
     vm = ctx.vm
-    if vm.kernel is None:
-        return
-    span = vm.span_of("kernel")
+    path: str | None = getattr(vm, name)
+    if path is None:
+        return None
+    span = vm.span_of(name)
     try:
-        add_image(plan, ctx, "kernel", "kernel.img", read_input(ctx, source_file(ctx, vm.kernel, span)), load, span,
-                  format="flat")
-        return
+        data = read_input(ctx, source_file(ctx, path, span))
+        add_image(plan, ctx, name, f"{name}.img", data, load, span, format=format)
+        return data
     except PathRefused as err:
-        refused = inputs.refusal("kernel", vm.kernel, err, span)  # None: missing or too large, a warning
+        refused = inputs.refusal(name, path, err, span)  # None: missing or too large, a warning
         if refused is not None:
             ctx.report.add(refused)
-            return
+            return None
         why = "does not exist (yet)" if err.kind == MISSING else f"cannot be used ({err.reason})"
-    ctx.report.warning("kernel-missing", f"kernel '{vm.kernel}' {why}; the launcher needs "
-                       "--kernel FILE to run this VM", span)
-    plan.images.append({"name": "kernel", "path": None, "guest_phys_addr": load, "hint": vm.kernel,
-                        "source": source_of(span, ctx.root_dir), "format": "flat"})
+    message = f"{name} '{path}' {why}; the launcher needs --{name} FILE to run this VM"
+    if name == "kernel":
+        ctx.report.warning("kernel-missing", message, span)
+    else:
+        ctx.report.warning("initrd-missing", message, span)
+    plan.images.append({"name": name, "path": None, "guest_phys_addr": load, "hint": path,
+                        "source": source_of(span, ctx.root_dir), "format": format})
+    return None
 
 
 def guest_bytes(ctx: BuildContext, *, arch: str, code16: bool = False) -> bytes | None:

@@ -23,7 +23,7 @@ _WORDS = {
 # Statement keywords inside `vm { }`: listed once in a message instead of one by one.
 _STATEMENTS = frozenset({
     "ARCH", "KVM", "MEMORY", "VCPUS", "THREADS", "HTAB", "RMA", "MMU", "IRQCHIP", "PIT", "CONSOLE",
-    "KERNEL", "CMDLINE", "GUEST", "HCALLS", "RTAS", "CAP", "TCE", "HYPERVISOR", "PV_FEATURES",
+    "KERNEL", "CMDLINE", "INITRD", "GUEST", "HCALLS", "RTAS", "CAP", "TCE", "HYPERVISOR", "PV_FEATURES",
 })
 
 
