@@ -244,6 +244,7 @@ def _launcher_command(launcher: Path, args: argparse.Namespace) -> list[str]:
     command += ["--trace-file", args.trace_file] if args.trace_file else []  # the launcher runs in this cwd
     command += ["--dry-run"] if args.dry_run else []
     command += ["--kernel", str(Path(args.kernel).resolve())] if args.kernel else []
+    command += ["--initrd", str(Path(args.initrd).resolve())] if getattr(args, "initrd", None) else []
     return command
 
 
@@ -426,6 +427,8 @@ def parser() -> argparse.ArgumentParser:
             p.add_argument("--dry-run", action="store_true", help="print the ioctls without opening /dev/kvm")
             p.add_argument("--kernel", metavar="FILE", type=a_file, action=_Once,
                            help="kernel image for a VM whose `kernel` file was missing at build time (kernel-missing)")
+            p.add_argument("--initrd", metavar="FILE", type=a_file, action=_Once,
+                           help="initial ramdisk for a VM whose `initrd` file was missing at build time (initrd-missing)")
         p.set_defaults(func=func)
 
     # --- Commands of other modules (hvconf/cli/host.py, fmt.py, docs.py): listed in

@@ -1,7 +1,7 @@
 """The entry point of a generated launch.py: options, then a dry run or a real run.
 
 `main(plan, argv, base_dir) -> int` parses --dry-run/--trace/--trace-file/
---timeout/--console/--quiet/--kernel/--guest, checks every value (options.py;
+--timeout/--console/--quiet/--kernel/--initrd/--guest, checks every value (options.py;
 a bad one, a value option given twice, or an image the plan does not have is
 a usage error: one line, status 2), runs the plan (run.py) or prints its steps
 (dryrun.py), and maps every expected failure to one `launch: error: ...` line
@@ -30,11 +30,11 @@ if TYPE_CHECKING:
 PROG = "launch"
 DEFAULT_TIMEOUT = values.DEFAULT_TIMEOUT
 FLAGS = {"--dry-run": "dry_run", "--trace": "trace", "--quiet": "quiet"}
-VALUE_OPTIONS = {"--timeout": "timeout", "--console": "console", "--kernel": "kernel", "--guest": "guest",
-                 "--trace-file": "trace_file"}  # fmt: skip
+VALUE_OPTIONS = {"--timeout": "timeout", "--console": "console", "--kernel": "kernel", "--initrd": "initrd",
+                 "--guest": "guest", "--trace-file": "trace_file"}  # fmt: skip
 CHECKS = {"timeout": values.seconds, "console": values.console_mode, "kernel": values.file_name,
-          "guest": values.file_name, "trace_file": values.file_name}  # fmt: skip
-IMAGE_OPTIONS = ("kernel", "guest")  # options that name a plan image to replace or supply
+          "initrd": values.file_name, "guest": values.file_name, "trace_file": values.file_name}  # fmt: skip
+IMAGE_OPTIONS = ("kernel", "initrd", "guest")  # options that name a plan image to replace or supply
 
 
 class UsageError(Exception):
@@ -53,6 +53,7 @@ class Options:
         self.timeout = DEFAULT_TIMEOUT
         self.console = "auto"
         self.kernel: str | None = None
+        self.initrd: str | None = None
         self.guest: str | None = None
         self.trace_file: str | None = None
 
@@ -124,6 +125,8 @@ def _parse(vm: str, argv: list[str], stdout: TextIO | None) -> Options | None:
     parser.add_argument("--quiet", action="store_true", help="no summary line on success")
     parser.add_argument("--kernel", action=Once, metavar="FILE",
                         help="load FILE as the kernel image (an ELF file: its segments at their physical addresses)")
+    parser.add_argument("--initrd", action=Once, metavar="FILE",
+                        help="give FILE to the kernel as its initial ramdisk (x86: placed at the top of RAM)")
     parser.add_argument("--guest", action=Once, metavar="FILE",
                         help="load FILE as the guest image (an ELF file: its segments at their physical addresses)")
     printed = _Watched(stdout)
