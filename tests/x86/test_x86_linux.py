@@ -1,9 +1,10 @@
 """An unmodified Linux booted by hvconf on a complete KVM: the Debian amd64 kernel of the emulated
-x86_64 host, booted as its guest by samples/x86-linux.hv's launcher (`--kernel`, `--initrd`), to a
-busybox /init (linux_initrd.py) that prints what the guest sees and reboots.
+x86_64 host, booted as its guest by samples/x86-linux.hv's launcher (`--kernel`, `--initrd`) on a
+terminal (pty_run.py), to a busybox /init (linux_initrd.py) that prints what the guest sees, reads
+the line typed at the launcher's terminal and prints it back, and reboots.
 
 Asserted from the guest's side (its own `uname -r`, /proc/cpuinfo's model name, the kernel's
-"Hypervisor detected" line, all printed through the 16550 on its interrupt) and from the launcher's
+"Hypervisor detected" line, the typed line, all through the 16550 on its interrupt) and from the launcher's
 (status 5 for the i8042 reset that `reboot -f` ends in, what it placed where, and the exits it
 handled: bounded, not timed).
 """
@@ -28,7 +29,8 @@ def test_linux_boots_to_init_and_its_reboot_ends_the_run(x86_boot: Any) -> None:
     said = {m.group(1): m.group(2) for m in MARK.finditer(console)}
     host_kernel = boot.host["kernel"]  # the same kernel the host runs
     assert said == {"init": None, "uname": host_kernel, "model": "hvconf x86_64 vCPU",
-                    "hypervisor": "Hypervisor detected: KVM", "reboot": None}, console[-3000:]
+                    "hypervisor": "Hypervisor detected: KVM", "ready": None, "typed": "typed through hvconf",
+                    "reboot": None}, console[-3000:]  # typed at the launcher's terminal, read by the guest
     assert status == 5, trace[-2000:]
     assert "launch: error: x86-linux: vcpu:0: guest asked for a reset (0xfe to i8042 port 0x64) (status 5: " in trace
     placed = dict(re.findall(r"^trace: linux: (bzImage|initrd) .* at (0x[0-9a-f]+)", trace, re.MULTILINE))

@@ -76,9 +76,12 @@ IPI = """    irqchip kernel
 
 LINUX_TIMEOUT = 180  # s: the launcher's watchdog; a boot takes 10-30 s in the host
 LINUX = f"""#!/bin/sh
-python3 linux_initrd.py initrd.img || exit 90
-python3 launch.py --kernel /payload/host-kernel --initrd initrd.img --timeout {LINUX_TIMEOUT} \\
-    --trace-file trace-full.txt 2> stderr.txt
+# pseudo-terminals for pty_run.py: the host's /init mounts devtmpfs, not devpts
+[ -d /dev/pts ] || mkdir /dev/pts
+[ -e /dev/pts/ptmx ] || mount -t devpts devpts /dev/pts || exit 91
+python3 linux_initrd.py --echo initrd.img || exit 90
+python3 pty_run.py stderr.txt python3 launch.py --kernel /payload/host-kernel --initrd initrd.img \\
+    --timeout {LINUX_TIMEOUT} --trace-file trace-full.txt
 rc=$?
 echo {TRACE_MARK}
 cat stderr.txt
@@ -126,10 +129,12 @@ CASES: tuple[Case, ...] = (
     Case("kick-gated", text=definition("kick-gated", "kick.S", "prot32", vcpus=2, memory="64M", at="0x10000",
                                        body=NO_KICK), timeout=3),
     Case("probe", run="python3 -m hvconf.kvm.probe"),
-    # an unmodified Linux (the host's own Debian kernel) booted by the sample's launcher, with a busybox
-    # initramfs made in the host (linux_initrd.py); its /init prints what the test asserts, then reboots
-    Case("linux", SAMPLES / "x86-linux.hv", script=LINUX, files=(HERE / "linux_initrd.py", REPO / "tests" / "hosts" /
-                                                                  "cpio.py"), host_kernel=True, limit=240),
+    # an unmodified Linux (the host's own Debian kernel) booted by the sample's launcher on a terminal
+    # (pty_run.py), with a busybox initramfs made in the host (linux_initrd.py); its /init prints what the
+    # test asserts, reads the line typed at the terminal and prints it back, then reboots
+    Case("linux", SAMPLES / "x86-linux.hv", script=LINUX, files=(HERE / "linux_initrd.py", HERE / "pty_run.py",
+                                                                  REPO / "tests" / "hosts" / "cpio.py"),
+         host_kernel=True, limit=240),
     # the harness itself (tests/hosts/init): a status, a case that overruns its bound with an orphan,
     # and the next case, which must not see that orphan
     Case("host-1-status", script="#!/bin/sh\necho hi\nexit 3\n"),
