@@ -115,6 +115,7 @@ _ROWS: tuple[tuple[str, str, Severity], ...] = (
     ('enforce-without-features',    'check', W),
     ('hcall-disable-ineffective',   'check', E),
     ('kick-cpu-single-vcpu',        'check', W),
+    ('real-mode-hypercall-segment', 'check', W),
     ('htab-order-range',            'check', E),
     ('htab-wrong-flavour',          'check', E),
     ('htab-radix',                  'check', E),
@@ -153,6 +154,10 @@ _ROWS: tuple[tuple[str, str, Severity], ...] = (
     ('guest-out-of-reach',          'check', E),
     ('guest-format',                'check', E),
     ('guest-and-kernel',            'check', E),
+    ('initrd-without-kernel',       'check', E),
+    ('cmdline-too-long',            'check', E),
+    ('linux-memory-hole',           'check', E),
+    ('linux-needs-irqchip',         'check', E),
     ('unused-suppression',          'check', W),
     # ---- host
     ('host-wrong-arch',             'host', E),
@@ -165,6 +170,9 @@ _ROWS: tuple[tuple[str, str, Severity], ...] = (
     ('host-pv-feature-unsupported', 'host', E),
     # ---- build
     ('kernel-missing',              'build', W),
+    ('initrd-missing',              'build', W),
+    ('kernel-not-bootable',         'build', E),
+    ('linux-does-not-fit',          'build', E),
     ('guest-build-failed',          'build', E),
     ('dt-unrepresentable',          'build', E),
     ('abi-overrides-invalid',       'build', E),
@@ -172,7 +180,6 @@ _ROWS: tuple[tuple[str, str, Severity], ...] = (
     ('mode-tables-beyond-memory',   'build', E),
     ('guest-overlaps-mode-tables',  'build', E),
     ('guest-overlaps-fdt',          'build', E),
-    ('initrd-missing',              'build', W),
     ('kernel-invalid',              'build', E),
     ('boot-images-overlap',         'build', E),
 )

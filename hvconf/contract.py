@@ -19,6 +19,8 @@
   names) and names the first bad field in a PlanError. `args` stay the plan's
   own mapping, so a dry run prints exactly what the plan says. Whether a host
   can run the plan is the runtime's question, not this module's.
+- The x86 Linux boot protocol's setup header (`linux_header`): the build
+  reads it to say whether a kernel fits, the launcher to load it.
 - Host facts (docs/host.md): HOST_FACTS_FORMAT and the keys a family's probe
   fills in; hvconf/kvm/probe.py writes them, hvconf/model/host.py reads them.
 
@@ -106,7 +108,9 @@ def cap_arch_of_machine(machine: str) -> str | None:
 
 PLAN_FORMAT = 1
 HEX = frozenset("0123456789abcdef")
-IMAGE_FORMATS = ("flat", "dtb", "elf", "segments")  # dtb: a device tree blob, copied as it is like a flat image
+IMAGE_FORMATS = ("flat", "dtb", "elf", "segments", "linux", "initrd")  # dtb: a device tree blob, copied as it is
+# like a flat image; linux: a kernel the board loads by its boot protocol (x86: bzImage or ELF vmlinux); initrd: placed
+# by the board
 CONSOLE_KINDS = ("serial", "hvterm", "byte_channel")  # the families' consoles (hvconf/kvm/*/devices.py)
 
 
@@ -297,3 +301,53 @@ def write_plan(
 
 HOST_FACTS_FORMAT = 1
 HOST_FACTS_FAMILY_KEYS = ("pv_features", "ppc_mmu")  # what a family's probe fills in (null elsewhere), after "proposed"
+
+
+# -- the x86 Linux boot protocol (Documentation/arch/x86/boot.rst, "The Real-Mode Kernel Header") --
+
+SETUP_HEADER = 0x1F1  # where the setup header starts, in a bzImage and in boot_params
+ELF_MAGIC = b"\x7fELF"
+BOOT_PROTOCOL_64 = 0x20C  # 2.12: xloadflags, whose XLF_KERNEL_64 says the 64-bit entry exists
+XLF_KERNEL_64 = 1
+
+
+class LinuxHeader(Record):
+    """What a bzImage's setup header says: `setup_bytes` (the real-mode part before the
+    protected-mode kernel), `header_end` (the header's end offset), `version`, `init_size`
+    (memory the kernel needs from its load address), `initrd_addr_max`, `cmdline_size`."""
+
+    __slots__ = ("setup_bytes", "header_end", "version", "init_size", "initrd_addr_max", "cmdline_size")
+    setup_bytes: int
+    header_end: int
+    version: int
+    init_size: int
+    initrd_addr_max: int
+    cmdline_size: int
+
+
+def _u(data: bytes, offset: int, size: int) -> int:
+    return int.from_bytes(data[offset : offset + size], "little")
+
+
+def linux_header(data: bytes) -> LinuxHeader:
+    """The setup header of bzImage `data`; ValueError, in words fit for a diagnostic, for a file
+    that is no bzImage with a 64-bit entry (an ELF vmlinux is the caller's other case)."""
+    if len(data) < 0x264 or data[0x202:0x206] != b"HdrS" or _u(data, 0x1FE, 2) != 0xAA55:
+        raise ValueError("it is neither a bzImage (no 'HdrS' setup header at 0x202) nor an ELF vmlinux")
+    version = _u(data, 0x206, 2)
+    if version < BOOT_PROTOCOL_64 or not _u(data, 0x236, 2) & XLF_KERNEL_64:
+        raise ValueError(f"its boot protocol {version >> 8}.{version & 0xFF} has no 64-bit entry (needs 2.12 "
+                         "with XLF_KERNEL_64: Linux 3.8 or later, built for x86_64)")
+    setup_sects = data[0x1F1] or 4  # 0 means 4 (boot.rst)
+    setup_bytes = (setup_sects + 1) * 512
+    if setup_bytes >= len(data):
+        raise ValueError(f"its setup header claims {setup_bytes} bytes of real-mode code, more than the file")
+    return LinuxHeader(setup_bytes, 0x202 + data[0x201], version, _u(data, 0x260, 4), _u(data, 0x22C, 4),
+                       _u(data, 0x238, 4))
+
+
+def initrd_at(memory_end: int, size: int, header: LinuxHeader | None) -> int:
+    """Where the launcher puts an initrd of `size` bytes: as high as RAM and the kernel's
+    initrd_addr_max allow, page aligned (as kvmtool and QEMU do). Negative: it does not fit."""
+    top = memory_end if header is None else min(memory_end, header.initrd_addr_max + 1)
+    return (top - size) & ~0xFFF if top >= size else -1

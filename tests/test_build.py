@@ -44,6 +44,7 @@ EXPECTED_FILES: dict[str, tuple[str, ...]] = {
     "pseries-pr": DT + COMMON + ("rtas.bin",),
     "s390x": COMMON,
     "x86-hello": COMMON + ("guest.bin",),
+    "x86-linux": COMMON,  # its kernel and initrd are the launcher's --kernel and --initrd
     "x86-pvspinlock": COMMON + ("guest.bin",),
 }
 

@@ -242,6 +242,7 @@ CONSTRUCT_STATEMENTS = {
     "`kernel`": ['kernel "vmlinux"'],
     "`initrd`": ['initrd "initrd.img"'],
     "`cmdline`": ['cmdline "console=hvc0"'],
+    "`initrd`": ['initrd "initrd.img"'],
     "`guest`": ['guest "guest.bin"'],
 }
 

@@ -38,7 +38,8 @@ _EMIT = re.compile(r'(?:\.error|\.warning|\.note|\bDiagnostic|\bCheck)\(\s*"([a-
                    r'|\bcode\s*=\s*"([a-z0-9]+(?:-[a-z0-9]+)+)"')
 # Bad examples that need a file no table can hold: (file name, size), made sparse here.
 OVERSIZED = {"include-too-large": ("huge.hv", MAX_FILE_BYTES + 1),
-             "boot-images-overlap": ("big.img", 192 << 20)}  # from 64 MiB up to the RTAS blob below 256 MiB
+             "boot-images-overlap": ("big.img", 192 << 20),  # from 64 MiB up to the RTAS blob below 256 MiB
+             "linux-does-not-fit": ("initrd.img", 0x380000)}  # 3.5 MiB: the ramdisk of its bad example
 
 
 def emitted_codes() -> dict[str, set[str]]:

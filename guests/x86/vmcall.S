@@ -5,7 +5,7 @@
  * On the nested KVM of the development host a vmcall never returns from
  * KVM_RUN, so this guest is the watchdog's test case (tests/kvm/).
  * Real mode, position independent, like hello.S. guests/x86/vmcall-segment.S
- * includes it with SEGMENT_HOP set, to make the same call with a non-zero CS base.
+ * makes the same call with a non-zero CS base.
  */
 	.include "real16.inc"		# real_entry, uart_routines
 	.code16
@@ -17,15 +17,6 @@ _start:
 	lea	before(%bp), %si
 	mov	$(before_end - before), %cx
 	call	puts
-
-	.ifdef	SEGMENT_HOP
-	mov	%bp, %ax
-	shr	$4, %ax			# the load address as a real-mode segment
-	push	%ax			# CS
-	push	$segmented		# IP: not linked, so a symbol is its offset in the image
-	lret
-segmented:
-	.endif
 
 	mov	$1, %eax		# KVM_HC_VAPIC_POLL_IRQ
 	vmcall				# Intel encoding; KVM rewrites it on AMD (vmcall-segment.S: at the wrong address)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from hvconf.check import caps, epapr, hcalls, platform, spapr, suppression, x86
+from hvconf.check import boot, caps, epapr, hcalls, platform, spapr, suppression, x86
 from hvconf.check import host as host_rules
 from hvconf.check.registry import Check, CheckContext, run
 from hvconf.diagnostics import Report
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from hvconf.syntax.paths import Scope
 
 CHECKS: tuple[Check, ...] = (
-    caps.CHECKS + hcalls.CHECKS + x86.CHECKS + spapr.CHECKS + epapr.CHECKS + platform.CHECKS
+    caps.CHECKS + hcalls.CHECKS + x86.CHECKS + spapr.CHECKS + epapr.CHECKS + platform.CHECKS + boot.CHECKS
     + suppression.CHECKS  # decided over the whole report by hvconf/check/suppress.py
 )
 # Rules that hold a VM against one host's facts; they run only when facts are given.

@@ -140,12 +140,14 @@ _SETTINGS: tuple[tuple[str, _Where, Callable[["Target"], bool]], ...] = (
     ("guest", lambda vm: [vm.guest.span] if vm.guest is not None else [],
      lambda t: t.features.guest_modes is not None),
     ("kernel", lambda vm: [vm.span_of("kernel")] if vm.kernel is not None else [],
-     lambda t: t.features.guest_modes is None or t.has_device_tree),
-    # An initrd is placed and announced by the platforms that say where (target.toml [features.boot]).
+     lambda t: t.features.guest_modes is None or t.has_device_tree or t.features.linux_boot is not None),
+    # An initrd is placed and announced by the platforms that say where (target.toml [features.boot], or
+    # x86's [features.linux_boot]).
     ("initrd", lambda vm: [vm.span_of("initrd")] if vm.initrd is not None else [],
-     lambda t: t.features.boot is not None),
-    # The command line reaches the guest through /chosen bootargs.
-    ("cmdline", lambda vm: [vm.span_of("cmdline")] if vm.cmdline is not None else [], lambda t: t.has_device_tree),
+     lambda t: t.features.boot is not None or t.features.linux_boot is not None),
+    # The command line reaches the guest through /chosen bootargs, or x86's boot_params.
+    ("cmdline", lambda vm: [vm.span_of("cmdline")] if vm.cmdline is not None else [],
+     lambda t: t.has_device_tree or t.features.linux_boot is not None),
     ("threads", lambda vm: [vm.span_of("threads")] if "threads" in vm.spans else [], _threads_supported),
     ("enforce", lambda vm: [vm.hcalls.enforce_span] if vm.hcalls.enforce else [],
      lambda t: any(c.managed == "enforce" for c in t.caps)),

@@ -1,7 +1,8 @@
 """Rules for x86 paravirtual features (CPUID 0x40000001) and the hypercalls
 they gate: unknown or non-advertisable features, hypercalls whose feature
 bit is missing, features KVM clears or that need a forwarded hypercall,
-`enforce` without features, and KICK_CPU on a single vCPU.
+`enforce` without features, KICK_CPU on a single vCPU, and a real-mode
+guest source whose hypercall runs with a CS base KVM's patching gets wrong.
 
 Feature rows are target data (targets/x86_64/target.toml [features.pv_features]);
 nothing here applies to targets without them. Tested by tests/test_checks.py.
@@ -9,12 +10,18 @@ nothing here applies to targets without them. Tested by tests/test_checks.py.
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from hvconf.check.common import did_you_mean, usable_caps
 from hvconf.check.registry import Check, CheckContext
 from hvconf.diagnostics import Note, Severity
-from hvconf.model import capargs, hcallset, ir
+from hvconf.diagnostics import Span
+from hvconf.model import capargs, hcallset, inputs, ir
+from hvconf.syntax.gas import MAX_SOURCE_BYTES, statements
+from hvconf.syntax.loader import display_path
+from hvconf.syntax.paths import PathRefused, read_resolved, resolve, scope_for
 
 if TYPE_CHECKING:
     from hvconf.model.target import Target
@@ -156,6 +163,51 @@ def kick_cpu_single_vcpu(ctx: CheckContext) -> None:
                      help="remove it, or raise `vcpus`")
 
 
+# A statement's mnemonic (after any labels); GNU as mnemonics are case-insensitive.
+_MNEMONIC = re.compile(r"(?:[A-Za-z_.$][\w.$]*:\s*)*([A-Za-z][\w.]*)")
+HYPERCALLS = frozenset({"vmcall", "vmmcall"})
+# Far transfers that load CS in real mode, the only way a guest the launcher starts with CS base 0
+# (hvconf/kvm/x86/modes.py `_real`) gets another base.
+FAR_TRANSFERS = frozenset({"ljmp", "ljmpw", "ljmpl", "lcall", "lcallw", "lcalll", "lret", "lretw", "lretl",
+                           "iret", "iretw", "iretl", "retf"})
+
+
+def _mnemonics(file: str, text: str) -> list[tuple[str, Span]]:
+    """(mnemonic, span) of each statement of a GNU as source (directives and labels alone skipped)."""
+    found = []
+    for line, col, statement in statements(text):
+        m = _MNEMONIC.match(statement.strip())
+        if m is not None:
+            name = m.group(1).lower()
+            start = col + m.start(1)
+            found.append((name, Span(file, line, start, line, start + len(name))))
+    return found
+
+
+def real_mode_hypercall_segment(ctx: CheckContext) -> None:
+    """A real-mode `.S` guest that issues vmcall/vmmcall and also reloads CS: statically the
+    only case where hvconf can tell the hypercall may run with a non-zero CS base."""
+    guest = ctx.vm.guest
+    if guest is None or guest.mode != "real" or Path(guest.path).suffix != ".S":
+        return
+    source = inputs.source_path(guest.path, guest.span, Path.cwd())
+    try:
+        scope = ctx.scope or scope_for(guest.span.file if guest.span else source)
+        real, _ = resolve(source, scope)
+        text = read_resolved(real, scope, MAX_SOURCE_BYTES).decode("utf-8")
+    except (PathRefused, UnicodeDecodeError):
+        return  # the path's own diagnostics (guest-not-found, path-*) say why
+    found = _mnemonics(display_path(source.absolute()), text)
+    far = next((span for name, span in found if name in FAR_TRANSFERS), None)
+    if far is None:
+        return
+    for name, span in found:
+        if name in HYPERCALLS:
+            ctx.emit(span, f"`{name}` in a real-mode guest that reloads CS: KVM rewrites the instruction at "
+                     "linear address rip, not CS.base + rip, so with a non-zero CS base it never returns",
+                     notes=[Note("CS is reloaded here", far), Note("the guest starts in real mode here", guest.span)])
+
+
 E, W = Severity.ERROR, Severity.WARNING
 
 CHECKS: tuple[Check, ...] = (
@@ -195,4 +247,15 @@ CHECKS: tuple[Check, ...] = (
     Check("kick-cpu-single-vcpu", W, "KVM_HC_KICK_CPU with one vCPU", kick_cpu_single_vcpu,
           why="KVM_HC_KICK_CPU wakes a vCPU halted in a PV spinlock slow path (hypercalls.rst, "
               "kvm_pv_kick_cpu_op); a one-vCPU guest has nobody to kick."),
+    Check("real-mode-hypercall-segment", W, "a real-mode guest's hypercall may run with a non-zero CS base",
+          real_mode_hypercall_segment,
+          help="issue the hypercall with CS = 0 (the launcher starts real mode there), or from protected or "
+               "long mode; the launcher's watchdog (`--timeout`) ends a run that hangs, with status 4",
+          why="KVM serves the other vendor's hypercall instruction by rewriting it (vmcall <-> vmmcall) "
+              "and re-entering the guest on it: arch/x86/kvm/x86.c emulator_fix_hypercall() patches the "
+              "bytes at kvm_rip_read(), a linear address that equals CS.base + rip only when CS.base is 0. "
+              "In real mode after a far jump, call, return or iret CS.base is the segment times 16, so "
+              "the rewrite lands elsewhere, the guest meets the same instruction again and KVM_RUN never "
+              "returns (seen on kvm_amd: docs/kernel-facts.md#the-emulated-x86_64-host). hvconf can tell "
+              "only from a `.S` source in `mode real` that has both a hypercall and a far transfer."),
 )

@@ -627,7 +627,8 @@ def parser() -> argparse.ArgumentParser:
             p.add_argument("--kernel", metavar="FILE", type=a_file, action=_Once,
                            help="kernel image for a VM whose `kernel` file was missing at build time (kernel-missing)")
             p.add_argument("--initrd", metavar="FILE", type=a_file, action=_Once,
-                           help="initrd for a VM with `initrd`, instead of the file named there")
+                           help="initrd for a VM with `initrd`, instead of the file named there (initrd-missing: "
+                                "missing at build time)")
         p.set_defaults(func=func)
 
     # --- Commands of other modules (hvconf/cli/host.py, fmt.py, docs.py): listed in

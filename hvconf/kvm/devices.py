@@ -5,7 +5,8 @@ may end the machine, answered before anything else (x86: power-off, reset,
 the exception stubs); `console`, which answers the other port I/O exits (x86:
 a 16550); `hcalls`, the family's userspace hypercall handlers (its
 hypercalls.py, reached from its exits.py); `held`, vCPUs that wait outside
-KVM_RUN until the guest releases them (e500: the ePAPR spin table). Every
+KVM_RUN until the guest releases them (e500: the ePAPR spin table); `close`,
+what the run's end undoes (x86: the terminal input of a Linux console). Every
 console writes to the run's output.Output (raw or safe, errors as OutputError).
 `check(plan)` refuses, before anything is opened, a console kind plan.json
 does not have (hvconf/contract.py) or one the plan's family has no
@@ -54,12 +55,13 @@ if TYPE_CHECKING:
 
 
 class Devices(Record):
-    __slots__ = ("ports", "console", "hcalls", "held")
-    _defaults = {"ports": MappingProxyType({}), "console": None, "hcalls": None, "held": None}
+    __slots__ = ("ports", "console", "hcalls", "held", "close")
+    _defaults = {"ports": MappingProxyType({}), "console": None, "hcalls": None, "held": None, "close": None}
     ports: Mapping[int, Callable[[ExitLoop, Io], Outcome]]  # port -> its write's handler (None: not an ending)
     console: Console | None  # answers port I/O exits
     hcalls: Any | None  # the family's hypercall handlers: .handle(exit) -> reply.Reply
     held: Held | None  # vCPUs held before their first KVM_RUN
+    close: Callable[[], None] | None  # what the run's end undoes (x86: the terminal's raw mode)
 
 
 def check(plan: Plan) -> None:

@@ -97,7 +97,8 @@ def load(plan: Plan, base_dir: str | os.PathLike[str], supplied: Mapping[str, st
             raise PlanError(f"image {image.name!r}: {path} has sha256 {digest}, the plan expects {image.sha256}")
         if image.format == "segments" and given is None:
             loaded.append(Loaded(image.name, _segments(image, data)))
-        elif image.format in ("elf", "segments") or (given is not None and data.startswith(ELF_MAGIC)):
+        elif image.format in ("elf", "segments") or (
+                (given is not None or image.format == "linux") and data.startswith(ELF_MAGIC)):
             from hvconf.kvm import elf
 
             try:
@@ -106,7 +107,8 @@ def load(plan: Plan, base_dir: str | os.PathLike[str], supplied: Mapping[str, st
                 raise PlanError(str(err)) from None
             loaded.append(Loaded(image.name, tuple((s.paddr, s.data) for s in parsed.segments), parsed.entry))
         else:
-            loaded.append(Loaded(image.name, ((image.guest_phys_addr, data),)))
+            loaded.append(Loaded(image.name, ((image.guest_phys_addr, data),)))  # "linux", "initrd": the board's
+        # family places them (x86: hvconf/kvm/x86/linux.py)
     return loaded
 
 

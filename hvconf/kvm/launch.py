@@ -1,7 +1,7 @@
 """The entry point of a generated launch.py: options, then a dry run or a real run.
 
 `main(plan, argv, base_dir) -> int` parses --dry-run/--trace/--trace-file/
---timeout/--console/--quiet/--kernel/--guest, checks every value (options.py;
+--timeout/--console/--quiet/--kernel/--initrd/--guest, checks every value (options.py;
 a bad one, a value option given twice, or an image the plan does not have is
 a usage error: one line, status 2), runs the plan (run.py) or prints its steps
 (dryrun.py), and maps every expected failure to one `launch: error: ...` line
@@ -126,8 +126,8 @@ def _parse(vm: str, argv: list[str], stdout: TextIO | None) -> Options | None:
     parser.add_argument("--kernel", action=Once, metavar="FILE",
                         help="load FILE as the kernel image (an ELF file: its segments at their physical addresses)")
     parser.add_argument("--initrd", action=Once, metavar="FILE",
-                        help="load FILE as the initrd, where the plan puts it (the device tree's "
-                             "linux,initrd-end follows its size)")
+                        help="give FILE to the kernel as its initial ramdisk, where the plan puts it (sPAPR: the "
+                             "device tree's linux,initrd-end follows its size; x86: at the top of RAM)")
     parser.add_argument("--guest", action=Once, metavar="FILE",
                         help="load FILE as the guest image (an ELF file: its segments at their physical addresses)")
     printed = _Watched(stdout)

@@ -97,15 +97,16 @@ def execute(
     _check_runtime(parsed)  # host facts first: a foreign plan is refused as such, not as malformed
     validate(parsed)
     loaded = image_files.load(parsed, base_dir, supplied or {})
-    image_files.check_placement(parsed, loaded, reserved(parsed))
     tracer = Tracer(trace)
-    loaded = devices.prepare_images(parsed, loaded, tracer.note)
+    loaded = devices.prepare_images(parsed, loaded, tracer.note)  # first: a board may place images (x86 Linux)
+    image_files.check_placement(parsed, loaded, reserved(parsed))
     machine = Machine(_open_host(parsed, tracer), loaded)
     try:
         with kick_handler(), routed_signals():
             status, reason, count = _run(parsed, machine, tracer, Output(out, "console", console), timeout)
     finally:
         machine.close()
+    tracer.note(f"{parsed.vm}: status {int(status)}, {count} exits handled")  # whatever the status (a reset too)
     return RunResult(status, reason, count, time.monotonic() - started)
 
 
@@ -152,6 +153,8 @@ def _run(plan: Plan, machine: Machine, tracer: Tracer, out: Output, timeout: flo
             stop_all(ending, lambda: _kick_all(threads), shared.sequencer.abort)
             for thread in threads:
                 thread.join()  # every started thread has returned or is about to
+            if devs.close is not None:
+                devs.close()  # the terminal back as it was, whatever ended the run
     if ending.error is None:
         try:
             out.finish()  # what the safe rendering held back (a CR, a `:`) once the guest is done

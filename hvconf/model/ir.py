@@ -119,7 +119,7 @@ class Vm(IrModel):
     kernel: str | None = None
     # An ELF vmlinux is loaded by its PT_LOAD segments; a raw image only when written `kernel "F" flat`.
     kernel_format: Literal["elf", "flat"] = "elf"
-    initrd: str | None = None
+    initrd: str | None = None  # an initial ramdisk the kernel is given (x86: boot_params ramdisk_image)
     cmdline: str | None = None
     guest: Guest | None = None
     # Span of each setting the user wrote, by field name (for diagnostics on scalars).

@@ -372,6 +372,19 @@ class PvFeatures(_Row):
     rows: tuple[PvFeature, ...]
 
 
+class LinuxBoot(_Row):
+    """Booting a Linux kernel without firmware (x86: boot_params, Documentation/arch/x86/boot.rst):
+    where the launcher puts the kernel and what the kernel reads before it runs."""
+
+    kernel_at: int  # the protected-mode kernel's load address
+    zero_page: int  # boot_params; the stack grows down from here
+    cmdline_at: int  # the NUL-terminated command line, cmdline_max bytes at most
+    cmdline_max: int  # with its NUL: Linux's COMMAND_LINE_SIZE
+    memory_max: int  # one slot from 0 must end below the in-kernel IOAPIC and local APIC windows
+    brand: str  # CPUID 0x80000002-4, which KVM_GET_SUPPORTED_CPUID leaves out
+    serial_irq: int  # the ISA interrupt of the serial console (COM1)
+
+
 class Features(_Row):
     htab: Htab | None = None
     rma: Rma | None = None
@@ -384,6 +397,7 @@ class Features(_Row):
     boot: Boot | None = None
     guest_modes: Modes | None = None
     pv_features: PvFeatures | None = None
+    linux_boot: LinuxBoot | None = None
 
 
 class TargetSpec(_Row):

@@ -133,19 +133,31 @@ def read_input(ctx: BuildContext, path: Path) -> bytes:
     return data
 
 
-def kernel_image(plan: PlanBuilder, ctx: BuildContext, *, load: int) -> None:
-    """`kernel "FILE"` of a target that loads it as a raw image (e500, s390x): copied into the outputs
-    when it exists; otherwise the launcher must be given `--kernel FILE` (a build machine rarely has
-    the kernel). A kernel outside the project, or not a readable regular file, is an error."""
-    vm = ctx.vm
-    if vm.kernel is None:
-        return
-    span = vm.span_of("kernel")
-    data, missing = boot_file(ctx, "kernel", vm.kernel, span)
+def kernel_image(plan: PlanBuilder, ctx: BuildContext, *, load: int, format: str = "flat") -> bytes | None:
+    """`kernel "FILE"` of a target that loads it as a whole file (e500, s390x: a raw image; x86: "linux",
+    by its boot protocol): copied into the outputs when it exists; otherwise the launcher must be given
+    `--kernel FILE` (a build machine rarely has the kernel). A kernel outside the project, or not a
+    readable regular file, is an error. Returns its bytes when the build has them."""
+    return _whole_file(plan, ctx, "kernel", load, format)
+
+
+def initrd_image(plan: PlanBuilder, ctx: BuildContext, *, load: int = 0, format: str = "initrd") -> bytes | None:
+    """`initrd "FILE"`, as `kernel_image`: copied when it exists, else the launcher's `--initrd FILE`.
+    `load` 0 with format "initrd": the launcher places it (x86: at the top of RAM)."""
+    return _whole_file(plan, ctx, "initrd", load, format)
+
+
+def _whole_file(plan: PlanBuilder, ctx: BuildContext, name: str, load: int, fmt: str) -> bytes | None:
+    path: str | None = getattr(ctx.vm, name)
+    if path is None:
+        return None
+    span = ctx.vm.span_of(name)
+    data, missing = boot_file(ctx, name, path, span)
     if data is not None:
-        add_image(plan, ctx, "kernel", "kernel.img", data, load, span, format="flat")
+        add_image(plan, ctx, name, f"{name}.img", data, load, span, format=fmt)
     elif missing:
-        missing_image(plan, ctx, "kernel", vm.kernel, load, span, "flat")
+        missing_image(plan, ctx, name, path, load, span, fmt)
+    return data
 
 
 # A boot file the build machine does not have is a warning: the launcher takes it at run time.

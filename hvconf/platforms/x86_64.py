@@ -1,17 +1,24 @@
-"""x86_64 plans: VM, TSS, irqchip/PIT, caps, memory, guest image, and per vCPU
-CPUID (KVM PV leaves), caps, segment and general registers, then KVM_RUN.
+"""x86_64 plans: VM, TSS, irqchip/PIT, caps, memory, guest image or Linux kernel
+(and initrd), and per vCPU CPUID (KVM PV leaves), caps, segment and general
+registers, then KVM_RUN.
 
 The order follows kvmtool and Firecracker: irqchip and PIT before vCPUs,
 CPUID before any other vCPU state. x86 boots without a device tree. A
 prot32/long64 guest gets `tables` in its KVM_SET_SREGS: the page where the
 launcher writes its GDT, IDT and (long64) page tables, which the guest
-image must not overlap. Tested by tests/test_plan.py, the golden tests and
+image must not overlap. A `kernel` is booted by the 64-bit protocol of
+Documentation/arch/x86/boot.rst without firmware, as kvmtool and Firecracker
+do: the plan says where boot_params and the command line go
+(`launcher.x86.linux`), the launcher builds them from the kernel's setup
+header and starts vCPU 0 in long64 at the kernel's 64-bit entry with rsi =
+boot_params (docs/x86-linux.md). Tested by tests/test_plan.py, the golden tests and
 tests/kvm/test_modes.py (which holds TABLES_SIZE to the runtime's layout).
 """
 
 from __future__ import annotations
 
 from hvconf import abi
+from hvconf.contract import ELF_MAGIC, initrd_at, linux_header
 from hvconf.platforms import common
 from hvconf.platforms.base import BuildContext
 from hvconf.emit.plan import PlanBuilder
@@ -109,6 +116,59 @@ def _check_layout(ctx: BuildContext, load: int, size: int) -> None:
                               f"{guest.mode} is {DEFAULT_LOAD[guest.mode]:#x})")
 
 
+def _linux(plan: PlanBuilder, ctx: BuildContext) -> dict[str, object] | None:
+    """A `kernel` (and `initrd`, `cmdline`): the images, their fit, and what the launcher writes."""
+    vm, boot = ctx.vm, ctx.target.features.linux_boot
+    if vm.kernel is None or boot is None:
+        return None
+    kernel = common.kernel_image(plan, ctx, load=boot.kernel_at, format="linux")
+    initrd = common.initrd_image(plan, ctx)
+    _check_fit(ctx, kernel, initrd)
+    return {"zero_page": boot.zero_page, "cmdline_at": boot.cmdline_at, "cmdline": vm.cmdline or "",
+            "serial_irq": boot.serial_irq}
+
+
+def _check_fit(ctx: BuildContext, kernel: bytes | None, initrd: bytes | None) -> None:
+    """A bzImage the build has must be bootable and, with its initrd, fit in memory (an ELF vmlinux
+    is placed by its segments, which the launcher checks; its initrd must at least stay above the
+    load address)."""
+    vm, boot = ctx.vm, ctx.target.features.linux_boot
+    assert boot is not None and vm.memory is not None
+    span = vm.span_of("kernel")
+    header, end = None, boot.kernel_at  # an ELF vmlinux or a missing kernel: at least its load address
+    if kernel is not None and not kernel.startswith(ELF_MAGIC):
+        try:
+            header = linux_header(kernel)
+        except ValueError as err:
+            ctx.report.error("kernel-not-bootable", f"kernel '{vm.kernel}' cannot be booted: {err}", span,
+                             help="name an x86_64 bzImage (arch/x86/boot/bzImage, /boot/vmlinuz-*) or vmlinux")
+            return
+        end = boot.kernel_at + max(header.init_size, len(kernel) - header.setup_bytes)
+        if end > vm.memory:
+            ctx.report.error("linux-does-not-fit", f"the kernel needs [{boot.kernel_at:#x}, {end:#x}) (init_size "
+                             f"of its setup header), beyond the VM's {vm.memory:#x} bytes of memory", span,
+                             help=f"raise `memory` above {end:#x}")
+            return
+    if initrd is not None:
+        at = initrd_at(vm.memory, len(initrd), header)
+        if at < end:
+            ctx.report.error("linux-does-not-fit", f"the {len(initrd)}-byte initrd does not fit between the kernel, "
+                             f"which needs memory up to {end:#x}, and the end of memory ({vm.memory:#x})",
+                             vm.span_of("initrd"), help=f"raise `memory` to {end + len(initrd):#x} or more")
+
+
+def _cpuid_args(ctx: BuildContext, linux: bool) -> dict[str, object]:
+    features, feature_names = _pv_features(ctx)
+    args: dict[str, object] = {"base": "supported", "signature": "KVMKVMKVM", "features": features,
+                               "feature_names": feature_names}
+    boot = ctx.target.features.linux_boot
+    if linux and boot is not None:
+        # what KVM_GET_SUPPORTED_CPUID leaves out and Linux reads: the hypervisor bit (without it no
+        # KVM detection, no kvm-clock) and a brand string (/proc/cpuinfo's model name)
+        args.update(hypervisor=True, brand=boot.brand)
+    return args
+
+
 def plan(ctx: BuildContext) -> PlanBuilder:
     vm = ctx.vm
     p = common.new_plan(ctx)
@@ -120,17 +180,20 @@ def plan(ctx: BuildContext) -> PlanBuilder:
     common.user_caps(p, ctx, vcpu=None)
     common.memory(p, ctx)
     entry = _guest_image(p, ctx)
-    features, feature_names = _pv_features(ctx)
-    mode = vm.guest.mode if vm.guest else "real"
+    linux = _linux(p, ctx)
+    cpuid = _cpuid_args(ctx, linux is not None)
+    mode = vm.guest.mode if vm.guest else "long64" if linux else "real"
     for index in range(vm.vcpus):
         fd = common.vcpu_fd(index)
         common.create_vcpu(p, ctx, index)
-        p.add(fd, "KVM_SET_CPUID2", {"base": "supported", "signature": "KVMKVMKVM", "features": features,
-                                     "feature_names": feature_names}, vm.spans.get("pv_features") or vm.span_of("arch"))
+        p.add(fd, "KVM_SET_CPUID2", cpuid, vm.spans.get("pv_features") or vm.span_of("arch"))
         p.require("KVM_CAP_EXT_CPUID", vm.span_of("arch"))
         if vm.hcalls.enforce:
             common.enable_cap(p, ctx, fd, "KVM_CAP_ENFORCE_PV_FEATURE_CPUID", [1, 0, 0, 0], vm.hcalls.enforce_span)
         common.user_caps(p, ctx, vcpu=index)
+        if linux is not None:
+            _linux_registers(p, ctx, index, linux)
+            continue
         sregs: dict[str, object] = {"mode": mode}
         if TABLES_SIZE[mode]:
             sregs["tables"] = TABLES_AT
@@ -142,4 +205,18 @@ def plan(ctx: BuildContext) -> PlanBuilder:
     if console is not None and console.io_port is not None:
         p.console = {"kind": console.name, "port": console.io_port}
     p.launcher = {"x86": {"exit_hypercalls": sorted(ctx.hcalls.exits)}}
+    if linux is not None:
+        p.launcher["x86"]["linux"] = linux
     return p
+
+
+def _linux_registers(plan: PlanBuilder, ctx: BuildContext, index: int, linux: dict[str, object]) -> None:
+    """vCPU 0 enters the kernel in long mode (boot.rst "64-bit Boot Protocol"); the others wait in the
+    kernel's local APIC for the INIT/SIPI Linux sends them, as on a PC."""
+    if index != 0:
+        return
+    span = ctx.vm.span_of("kernel")
+    plan.add(common.vcpu_fd(0), "KVM_SET_SREGS", {"mode": "long64", "tables": TABLES_AT}, span)
+    # rip: the kernel image's entry (the launcher's: load address + 0x200 for a bzImage, e_entry for vmlinux)
+    plan.add(common.vcpu_fd(0), "KVM_SET_REGS", {"rflags": RFLAGS_RESERVED, "rsi": linux["zero_page"],
+                                                 "rsp": linux["zero_page"]}, span)

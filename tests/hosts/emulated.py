@@ -421,15 +421,21 @@ def runtime_tree(dest: Path, magic: bytes = PY311_MAGIC) -> Path:
 
 # --- payloads -------------------------------------------------------------------------------------
 
+HOST_KERNEL = "payload/host-kernel"  # a payload file by this name carries the host's own kernel image
+
+
 def write_initrd(base: Base, payload_dir: Path | None, out: Path) -> None:
     """base.cpio.gz, zero padding to 4 bytes (else the kernel ignores what follows), then the
-    payload as an uncompressed cpio under payload/."""
+    payload as an uncompressed cpio under payload/. A file `host-kernel` at the payload's top
+    (empty: a placeholder) becomes the host's kernel image, for cases that boot it as a guest."""
     with open(out, "wb") as dst:
         with open(base.initrd, "rb") as src:
             shutil.copyfileobj(src, dst)
         dst.write(b"\0" * cpio.pad(dst.tell()))
         if payload_dir is not None:
-            cpio.write_to(dst, cpio.tree(Path(payload_dir), "payload"))
+            entries = (cpio.Entry(e.name, e.mode, base.kernel.read_bytes()) if e.name == HOST_KERNEL else e
+                       for e in cpio.tree(Path(payload_dir), "payload"))
+            cpio.write_to(dst, entries)
 
 
 def payload_cases(payload_dir: Path | None) -> list[str]:

@@ -85,9 +85,11 @@ def x86_boot() -> Result:
         if HOST.required():
             pytest.fail(f"HVCONF_X86_REQUIRED is set but the emulated x86_64 host is unavailable: {Suite.reason}")
         pytest.skip(f"emulated x86_64 host unavailable ({Suite.reason}); HVCONF_X86_REQUIRED=1 makes this a failure")
+    slowest = max(boot.cases, key=lambda c: c.ms or 0)
     Suite.summary = (f"emulated x86_64: {len(boot.cases)} cases in one boot of {boot.seconds:.1f} s (/init at "
                      f"{boot.booted_ms} ms, kvm_amd at {boot.host.get('kvm_ms')} ms); prepared and booted in the "
-                     f"background in {background.seconds:.1f} s from the end of collection; base {base.key}")
+                     f"background in {background.seconds:.1f} s from the end of collection; base {base.key}; "
+                     f"slowest case {slowest.name} {slowest.ms / 1000:.1f} s")
     return boot, Suite.built
 
 

@@ -18,6 +18,7 @@ from typing import Any
 from hvconf import compiler
 
 REPO = Path(__file__).resolve().parents[2]
+HERE = Path(__file__).resolve().parent
 SAMPLES = REPO / "samples"
 DATA = REPO / "tests" / "data" / "guests"
 GUESTS = REPO / "guests" / "x86"
@@ -73,6 +74,22 @@ IPI = """    irqchip kernel
 """
 
 
+LINUX_TIMEOUT = 180  # s: the launcher's watchdog; a boot takes 10-30 s in the host
+LINUX = f"""#!/bin/sh
+# pseudo-terminals for pty_run.py: the host's /init mounts devtmpfs, not devpts
+[ -d /dev/pts ] || mkdir /dev/pts
+[ -e /dev/pts/ptmx ] || mount -t devpts devpts /dev/pts || exit 91
+python3 linux_initrd.py --echo initrd.img || exit 90
+python3 pty_run.py stderr.txt python3 launch.py --kernel /payload/host-kernel --initrd initrd.img \\
+    --timeout {LINUX_TIMEOUT} --trace-file trace-full.txt
+rc=$?
+echo {TRACE_MARK}
+cat stderr.txt
+grep -E '^trace: (linux:|x86-linux: status)' trace-full.txt
+exit $rc
+"""
+
+
 @dataclass(frozen=True)
 class Case:
     name: str
@@ -82,6 +99,8 @@ class Case:
     run: str = ""  # a command instead of a launcher
     script: str = ""  # or the case's whole `run` file, verbatim
     limit: int | None = None  # init's bound for the case (cases/NAME/timeout), in seconds
+    files: tuple[Path, ...] = ()  # copied into the case's folder
+    host_kernel: bool = False  # the payload carries the host's kernel at /payload/host-kernel
 
     @property
     def command(self) -> str:
@@ -110,6 +129,12 @@ CASES: tuple[Case, ...] = (
     Case("kick-gated", text=definition("kick-gated", "kick.S", "prot32", vcpus=2, memory="64M", at="0x10000",
                                        body=NO_KICK), timeout=3),
     Case("probe", run="python3 -m hvconf.kvm.probe"),
+    # an unmodified Linux (the host's own Debian kernel) booted by the sample's launcher on a terminal
+    # (pty_run.py), with a busybox initramfs made in the host (linux_initrd.py); its /init prints what the
+    # test asserts, reads the line typed at the terminal and prints it back, then reboots
+    Case("linux", SAMPLES / "x86-linux.hv", script=LINUX, files=(HERE / "linux_initrd.py", HERE / "pty_run.py",
+                                                                  REPO / "tests" / "hosts" / "cpio.py"),
+         host_kernel=True, limit=240),
     # the harness itself (tests/hosts/init): a status, a case that overruns its bound with an orphan,
     # and the next case, which must not see that orphan
     Case("host-1-status", script="#!/bin/sh\necho hi\nexit 3\n"),
@@ -126,6 +151,7 @@ class Built:
     folder: Path
     source: Path | None
     plan: dict[str, Any] = field(default_factory=dict)
+    codes: tuple[str, ...] = ()  # the codes of the build's diagnostics (warnings: it has no error)
 
 
 def build_case(case: Case, into: Path, src: Path) -> Built:
@@ -143,6 +169,7 @@ def build_case(case: Case, into: Path, src: Path) -> Built:
         result = compiler.build([source])
         errors = [d for d in result.report.diagnostics if d.severity.value == "error"]
         assert not errors, f"{case.name}: {[d.message for d in errors]}"
+        built.codes = tuple(d.code for d in result.report.diagnostics)
         (vm,) = result.built
         for name, data in vm.files.items():
             (into / name).write_bytes(data)
@@ -153,6 +180,10 @@ def build_case(case: Case, into: Path, src: Path) -> Built:
     run.chmod(0o755)
     if case.limit is not None:
         (into / "timeout").write_text(f"{case.limit}\n")
+    for file in case.files:
+        shutil.copyfile(file, into / file.name)
+    if case.host_kernel:
+        (into.parent.parent / "host-kernel").write_bytes(b"")  # tests/hosts/emulated.py puts the kernel there
     return built
 
 

@@ -71,6 +71,10 @@ class Vm(KvmFd):
     def create_irqchip(self) -> int:
         return self.ioctl("KVM_CREATE_IRQCHIP")
 
+    def irq_line(self, irq: int, level: int) -> int:
+        """KVM_IRQ_LINE (api.rst §4.25): struct kvm_irq_level {irq, level}, two u32s, to the in-kernel irqchip."""
+        return self.ioctl("KVM_IRQ_LINE", self.new("uint32_t[2]", [irq, level]))
+
     def create_pit2(self, flags: int = 0) -> int:
         return self.ioctl("KVM_CREATE_PIT2", self.new("struct kvm_pit_config *", {"flags": flags}))
 

@@ -103,18 +103,42 @@ def check(plan: Plan) -> None:
         _hypercalls(plan, None)
 
 
+def _irq_line(machine: Machine, irq: int) -> Callable[[int], object]:
+    """The serial interrupt: KVM_IRQ_LINE on the VM (created by a later step than this device)."""
+    def set_level(level: int) -> object:
+        assert machine.vm is not None  # the guest runs, so the VM exists
+        return machine.vm.irq_line(irq, level)
+
+    return set_level
+
+
 def devices(plan: Plan, machine: Machine, out: Output) -> Devices:
+    # hypercalls.py (and hvconf.abi) load for a plan that routes hypercalls here; exits.py answers the
+    # others without a table
+    hcalls = _hypercalls(plan, machine) if _section(plan).get("exit_hypercalls") else None
+    linux = _section(plan).get("linux")
+    irq = linux.get("serial_irq") if isinstance(linux, Mapping) else None
     console = None
     if plan.console is not None:
         if plan.console.port is None:
             raise PlanError(f"plan.console: a {plan.console.kind} console needs its 'port'")
-        console = Serial16550(plan.console.port, out)
-    # hypercalls.py (and hvconf.abi) load for a plan that routes hypercalls here; exits.py answers the
-    # others without a table
-    hcalls = _hypercalls(plan, machine) if _section(plan).get("exit_hypercalls") else None
-    return Devices(PORT_WRITES, console, hcalls)
+        console = Serial16550(plan.console.port, out, None if irq is None else _irq_line(machine, irq))
+    if linux is None:
+        return Devices(PORT_WRITES, console, hcalls)
+    # a Linux guest: the PC ports it probes, and its console reads what is typed at the launcher's terminal
+    from hvconf.kvm.terminal import TerminalInput
+    from hvconf.kvm.x86.pc import PcPorts
+
+    close = None
+    if console is not None and irq is not None and (terminal := TerminalInput(console.receive)).start():
+        close = terminal.stop
+    return Devices(PORT_WRITES, PcPorts(console), hcalls, close=close)
 
 
 def prepare_images(plan: Plan, loaded: list[Loaded], note: Callable[[str], None]) -> list[Loaded]:
-    """The images as this board needs them: x86 changes none."""
-    return loaded
+    """The images as this board needs them: a Linux kernel, its initrd and boot_params (linux.py)."""
+    if not _section(plan).get("linux"):
+        return loaded
+    from hvconf.kvm.x86 import linux  # only a plan that boots Linux pays for it
+
+    return linux.prepare(plan, loaded, note)

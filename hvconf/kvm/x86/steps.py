@@ -2,7 +2,9 @@
 
 KVM_SET_CPUID2 {base, signature, features} is the host's supported CPUID
 (KVM_GET_SUPPORTED_CPUID, asked once per run) with the KVM signature leaf
-0x40000000 and exactly `features` in leaf 0x40000001 eax (hints 0);
+0x40000000 and exactly `features` in leaf 0x40000001 eax (hints 0), and
+with `hypervisor` and `brand` (a Linux guest's) the two things that CPUID
+lacks and Linux reads: leaf 1 ECX bit 31 and the brand string leaves;
 KVM_SET_SREGS {mode, tables} puts the vCPU in a start mode (modes.py), whose
 GDT, IDT and page tables the runtime writes at `tables` (`reserved` tells
 the image placement check); KVM_SET_REGS names struct kvm_regs's fields, rip
@@ -11,6 +13,8 @@ defaulting to an ELF image's entry. Laid over the generic steps
 """
 
 from __future__ import annotations
+
+import struct
 
 from hvconf.contract import PlanError
 from hvconf.kvm.ioctls.system import CpuidEntry
@@ -27,6 +31,9 @@ if TYPE_CHECKING:
 KVM_CPUID_SIGNATURE = 0x40000000
 KVM_CPUID_FEATURES = 0x40000001
 CPUID_BASES = ("supported",)
+FEATURES_LEAF, HYPERVISOR_BIT = 1, 1 << 31  # CPUID.1:ECX[31], "running on a hypervisor" (cpuid.rst)
+BRAND_LEAVES = (0x80000002, 0x80000003, 0x80000004)  # 48 bytes of brand string, NUL padded
+EXTENDED_MAX = 0x80000000  # its eax: the highest extended leaf
 
 
 def signature_words(signature: str) -> tuple[int, int, int]:
@@ -50,6 +57,31 @@ def with_kvm_leaves(entries: Iterable[CpuidEntry], signature: str, features: int
     return kept + list(wanted.values())
 
 
+def with_hypervisor(entries: Iterable[CpuidEntry]) -> list[CpuidEntry]:
+    """`entries` with the hypervisor bit set in leaf 1 (KVM_GET_SUPPORTED_CPUID leaves it clear)."""
+    out = []
+    for e in entries:
+        if e.function == FEATURES_LEAF:
+            e = CpuidEntry(e.function, e.index, e.flags, e.eax, e.ebx, e.ecx | HYPERVISOR_BIT, e.edx)
+        out.append(e)
+    return out
+
+
+def with_brand(entries: Iterable[CpuidEntry], brand: str) -> list[CpuidEntry]:
+    """`entries` with `brand` (at most 47 ASCII characters) in leaves 0x80000002-4."""
+    raw = brand.encode("ascii").ljust(48, b"\0")
+    words = struct.unpack("<12I", raw)
+    kept = []
+    for e in entries:
+        if e.function in BRAND_LEAVES:
+            continue
+        if e.function == EXTENDED_MAX and e.eax < BRAND_LEAVES[-1]:
+            e = CpuidEntry(e.function, e.index, e.flags, BRAND_LEAVES[-1], e.ebx, e.ecx, e.edx)
+        kept.append(e)
+    return kept + [CpuidEntry(leaf, eax=words[4 * n], ebx=words[4 * n + 1], ecx=words[4 * n + 2], edx=words[4 * n + 3])
+                   for n, leaf in enumerate(BRAND_LEAVES)]
+
+
 def supported_cpuid(m: Machine) -> list[CpuidEntry]:
     """The host's supported CPUID, asked once per run (not once per vCPU)."""
     with m.lock:
@@ -60,6 +92,10 @@ def supported_cpuid(m: Machine) -> list[CpuidEntry]:
 
 def _set_cpuid2(m: Machine, step: Step) -> None:
     entries = with_kvm_leaves(supported_cpuid(m), step.args["signature"], step.args["features"])
+    if step.args.get("hypervisor"):
+        entries = with_hypervisor(entries)
+    if "brand" in step.args:
+        entries = with_brand(entries, step.args["brand"])
     m.vcpus[step.vcpu_id or 0].set_cpuid2(entries)
 
 
@@ -69,6 +105,11 @@ def _check_cpuid2(step: Step) -> None:
     sig = step.args["signature"]
     if not sig.isascii() or len(sig) > 12:
         raise PlanError(f"{where(step)}: CPUID signature {sig!r} is not at most 12 ASCII characters")
+    if not isinstance(step.args.get("hypervisor", False), bool):
+        raise PlanError(f"{where(step)}: CPUID hypervisor should be true or false, got {step.args['hypervisor']!r}")
+    brand = step.args.get("brand", "")
+    if not isinstance(brand, str) or not brand.isascii() or len(brand) > 47:
+        raise PlanError(f"{where(step)}: CPUID brand {brand!r} is not at most 47 ASCII characters")
 
 
 def start_mode(m: Machine, vcpu_id: int) -> tuple[str, int]:
