@@ -144,17 +144,22 @@ class InlineWatch:
         self.ending = ending
         self.timeout = timeout
         self.timed_out = timed_out  # the watchdog's reason, asked when the deadline has passed
-        self.deadline = 0.0
+        self.deadline = self.started = 0.0
         self.old: set[int] = set()
+        self.old_timer = (0.0, 0.0)  # the caller's ITIMER_REAL (delay, interval), re-armed afterwards
 
     def __enter__(self) -> InlineWatch:
         self.old = signals.pthread_sigmask(signals.SIG_BLOCK, self.WATCHED)
-        self.deadline = time.monotonic() + self.timeout
-        signals.setitimer(signals.ITIMER_REAL, self.timeout)
+        self.started = time.monotonic()
+        self.deadline = self.started + self.timeout
+        self.old_timer = signals.setitimer(signals.ITIMER_REAL, self.timeout)
         return self
 
     def __exit__(self, kind: type[BaseException] | None, err: BaseException | None, tb: TracebackType | None) -> None:
-        signals.setitimer(signals.ITIMER_REAL, 0)
+        delay, interval = self.old_timer
+        if delay > 0:  # what was left of it; one that ran out during the run fires now
+            delay = max(delay - (time.monotonic() - self.started), 1e-6)
+        signals.setitimer(signals.ITIMER_REAL, delay, interval)
         while signals.sigtimedwait({signals.SIGALRM}, 0) is not None:  # a deadline nobody waited for
             pass
         signals.pthread_sigmask(signals.SIG_SETMASK, self.old)  # a SIGINT or SIGTERM left is delivered as usual

@@ -285,6 +285,20 @@ def test_a_one_vcpu_run_issues_every_step_and_runs_its_vcpu_in_the_calling_threa
 
 
 @pytest.mark.kvm
+def test_a_one_vcpu_run_gives_the_caller_its_own_timer_back(make_plan):
+    # The run's deadline is an ITIMER_REAL of its own; a caller's timer is re-armed with what was left.
+    previous = signal.signal(signal.SIGALRM, lambda signum, frame: None)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 30, 7)
+        assert execute(*make_plan("hello"), timeout=5, out=io.BytesIO()).status == Status.HALTED
+        delay, interval = signal.getitimer(signal.ITIMER_REAL)
+        assert 20 < delay <= 30 and interval == 7
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+@pytest.mark.kvm
 def test_steps_are_issued_in_plan_order_across_threads(make_plan):
     plan, base = make_plan("smp", vcpus=3)
     _, stream, _ = traced_run(plan, base)
