@@ -193,7 +193,8 @@ def _check_stdin(args: argparse.Namespace, options: dict[str, Any]) -> "LintResu
     from hvconf.syntax.loader import Loader
 
     path = Path(args.stdin_filename or "-")
-    result = compiler.check_text(_read_stdin(), path, loader=Loader(args.root, args.allow_path or ()), **options)
+    result = compiler.check_text(_read_stdin(), path, loader=Loader(args.root, args.allow_path or ()), as_needed=True,
+                                 **options)
     return LintResult(result.report, 1)
 
 

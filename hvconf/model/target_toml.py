@@ -419,7 +419,9 @@ class TargetSpec(_Row):
     limits: Limits
     launcher: Launcher
     requires: FrozenMap[tuple[CapName, ...]] = {}
-    features: Features = Features()
+    # A factory, not a Features() instance: validating one at import built its schema (and loaded
+    # pydantic's plugin loader) in every process, and a constructed one has no serializer for JSON Schema.
+    features: Features = Field(default_factory=Features)
     presets: FrozenMap[Preset] = {}
     abi_flavour: FrozenMap[Literal["hv", "pr"]] = {}
 
