@@ -128,6 +128,21 @@ def test_only_plainly_valid_data_skips_pydantic(model: type[ir.IrModel], data: d
         _same(validate.new(model, data, as_needed=True), model.model_validate(data))
 
 
+def test_a_model_with_a_validator_gets_no_shortcut() -> None:
+    from pydantic import field_validator
+
+    class Checked(ir.IrModel):
+        name: str
+
+        @field_validator("name")
+        @classmethod
+        def _upper(cls, value: str) -> str:
+            return value.upper()
+
+    assert not validate.is_plain(Checked, {"name": "a"})
+    assert validate.new(Checked, {"name": "a"}, as_needed=True).name == "A"
+
+
 _PROBE = ("import sys; from hvconf.cli.main import main; from hvconf.model import ir;"
           "status = main(sys.argv[1:]);"
           "print(status, sorted(n for n, c in vars(ir).items() if isinstance(c, type) and issubclass(c, ir.IrModel)"
