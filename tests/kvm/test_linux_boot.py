@@ -76,6 +76,17 @@ def test_the_build_refuses_a_kernel_that_does_not_fit_or_is_no_kernel(tmp_path: 
     assert found == ["kernel-not-bootable"]
 
 
+def test_a_flat_kernel_is_refused_on_x86_before_anything_is_built(tmp_path: Path) -> None:
+    # the loader places a kernel by its bzImage or ELF header; `flat` used to be ignored and the file
+    # booted as a bzImage anyway. A real bzImage is refused too: the word, not the file, is wrong.
+    (tmp_path / "vmlinuz").write_bytes(bzimage(0x10000))
+    (tmp_path / "vm.hv").write_text('vm l {\n arch x86_64\n memory 64M\n irqchip kernel\n pit on\n'
+                                    ' kernel "vmlinuz" flat\n}\n')
+    result = compiler.build([tmp_path / "vm.hv"])
+    found = [(d.code, d.severity.value, d.span.line, d.span.col) for d in result.report.diagnostics]
+    assert found == [("kernel-flat-unsupported", "error", 6, 19)] and result.built == []
+
+
 def test_setup_header_needs_the_64_bit_entry() -> None:
     data = bytearray(bzimage(0x10000))
     assert linux_header(bytes(data)).setup_bytes == 1024
