@@ -158,6 +158,7 @@ _ROWS: tuple[tuple[str, str, Severity], ...] = (
     ('cmdline-too-long',            'check', E),
     ('linux-memory-hole',           'check', E),
     ('kernel-flat-unsupported',     'check', E),
+    ('linux-too-many-vcpus',        'check', E),
     ('linux-needs-irqchip',         'check', E),
     ('unused-suppression',          'check', W),
     # ---- host
