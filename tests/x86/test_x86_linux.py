@@ -3,8 +3,8 @@ x86_64 host, booted as its guest by samples/x86-linux.hv's launcher with 2 vCPUs
 on a terminal (pty_run.py), to a busybox /init (linux_initrd.py) that prints what the guest sees, reads
 the line typed at the launcher's terminal and prints it back, and reboots.
 
-Asserted from the guest's side (its own `uname -r`, /proc/cpuinfo's model name and its 2 processors
-(the MP table), the kernel's
+Asserted from the guest's side (its own `uname -r`, /proc/cpuinfo's model name, its 2 processors (the
+MP table) with the APIC ids CPUID gives each, the kernel's
 "Hypervisor detected" line, the typed line, all through the 16550 on its interrupt) and from the launcher's
 (status 5 for the i8042 reset that `reboot -f` ends in, what it placed where, and the exits it
 handled: bounded, not timed).
@@ -30,7 +30,8 @@ def test_linux_boots_to_init_and_its_reboot_ends_the_run(x86_boot: Any) -> None:
     said = {m.group(1): m.group(2) for m in MARK.finditer(console)}
     host_kernel = boot.host["kernel"]  # the same kernel the host runs
     assert said == {"init": None, "uname": host_kernel, "model": "hvconf x86_64 vCPU",
-                    "hypervisor": "Hypervisor detected: KVM", "cpus": "2", "ready": None, "typed": "typed through hvconf",
+                    "hypervisor": "Hypervisor detected: KVM", "cpus": "2", "apicids": "0 1",
+                    "ready": None, "typed": "typed through hvconf",
                     "reboot": None}, console[-3000:]  # typed at the launcher's terminal, read by the guest
     assert status == 5, trace[-2000:]
     # vCPU 1 was stopped by the reset inside the kernel (its upper half): the AP ran Linux after its SIPI
