@@ -35,7 +35,7 @@ FLOATING = struct.Struct("<4sIBBBBBBBB")  # struct mpf_intel: 16 bytes
 MAX_CPUS = 254  # 8-bit APIC ids, 0xFF is broadcast and one goes to the IOAPIC (Firecracker MAX_SUPPORTED_CPUS)
 
 
-def _checksum(data: bytes) -> int:
+def _checksum(data: bytes | bytearray) -> int:
     """The byte that makes `data` with it sum to 0 modulo 256."""
     return -sum(data) & 0xFF
 
