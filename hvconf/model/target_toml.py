@@ -384,6 +384,8 @@ class LinuxBoot(_Row):
     memory_max: int  # one slot from 0 must end below the in-kernel IOAPIC and local APIC windows
     brand: str  # CPUID 0x80000002-4, which KVM_GET_SUPPORTED_CPUID leaves out
     serial_irq: int  # the ISA interrupt of the serial console (COM1)
+    mptable_at: int  # the MP table of a guest with more than one vCPU (in the BIOS area the e820 map reserves)
+    max_cpus: int  # what an MP table can name: 8-bit APIC ids, one of them the IOAPIC's, 0xFF broadcast
 
 
 class Features(_Row):
