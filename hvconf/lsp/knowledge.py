@@ -30,16 +30,11 @@ class Item(Record):
     """One completion: the text inserted, what kind of thing it is, a one-line detail, a doc."""
 
     __slots__ = ("label", "kind", "detail", "doc")
+    _defaults = {"detail": "", "doc": ""}
     label: str
     kind: str  # keyword | cap | hcall | preset | console | value | vm
     detail: str
     doc: str
-
-    def __init__(self, label: str, kind: str, detail: str = "", doc: str = "") -> None:
-        _set(self, "label", label)
-        _set(self, "kind", kind)
-        _set(self, "detail", detail)
-        _set(self, "doc", doc)
 
 
 class Scope(Record):
