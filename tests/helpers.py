@@ -21,4 +21,3 @@ def hvconf(*args: str, cwd: Path = REPO, env: dict[str, str] | None = None, stdi
                           capture_output=True, text=True, timeout=timeout, check=False)
     assert "Traceback" not in done.stdout + done.stderr, done.stderr
     return done
-

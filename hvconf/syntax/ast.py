@@ -219,4 +219,3 @@ class SourceFile(Node):
     __slots__ = ("path", "items")
     path: str  # as shown in diagnostics
     items: tuple[FormatDecl | Include | VmDecl, ...]
-
