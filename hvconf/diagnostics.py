@@ -12,9 +12,10 @@ from enum import Enum
 from functools import lru_cache
 from typing import Iterable, Iterator
 
-from hvconf.record import Record, _set
+from hvconf.record import Record, positional
 
 
+@positional  # one per token
 class Span(Record):
     """A region of one source file; lines and columns count from 1, end is exclusive."""
 
@@ -24,13 +25,6 @@ class Span(Record):
     col: int
     end_line: int
     end_col: int
-
-    def __init__(self, file: str, line: int, col: int, end_line: int, end_col: int) -> None:
-        _set(self, "file", file)
-        _set(self, "line", line)
-        _set(self, "col", col)
-        _set(self, "end_line", end_line)
-        _set(self, "end_col", end_col)
 
     def __str__(self) -> str:
         return f"{self.file}:{self.line}:{self.col}"

@@ -3,11 +3,13 @@
 A subclass lists its fields in `__slots__` (in constructor order) and their
 defaults, if any, in `_defaults`; it gets a positional-or-keyword
 constructor, equality and hashing by exact type and field values, a
-dataclass-like repr, and assignment that raises. No code generation, so
-defining one costs what a plain class costs: each @dataclass compiles its
-methods at import, which was a third of the runtime's import time and 5 ms
-of a one-file `hvconf check` for the AST's 21 node classes. Hot classes
-(exits.Io, the AST nodes) define their own __init__ with `_set`.
+dataclass-like repr, and assignment that raises. Defining one costs what a
+plain class costs: each @dataclass compiles several methods at import, which
+was a third of the runtime's import time and 5 ms of a one-file `hvconf check`
+for the AST's 21 node classes. Hot classes, built per token (the AST nodes,
+Span, the formatter's Tok), are `@positional`: one generated __init__ of one
+`_set` per field, as fast as a hand-written one. The runtime's Io spells its
+own out.
 
 Shared by the runtime (hvconf.kvm) and the compiler (hvconf.syntax.ast), so
 it lives beside both and imports nothing. Tests: tests/kvm/test_record.py.
@@ -17,9 +19,12 @@ from __future__ import annotations
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (about 3 ms)
 if TYPE_CHECKING:
-    from typing import Any, ClassVar, TypeVar
+    from typing import Any, ClassVar, TypeVar, dataclass_transform
 
     R = TypeVar("R", bound="Record")
+else:
+    def dataclass_transform(**_: object) -> Any:  # PEP 681's marker, for type checkers only
+        return lambda decorator: decorator
 
 _set = object.__setattr__
 
@@ -71,3 +76,22 @@ class Record:
 
     def __reduce__(self) -> tuple[Any, ...]:
         return type(self), self._values()
+
+
+@dataclass_transform(frozen_default=True)
+def positional(cls: type[R]) -> type[R]:
+    """Give a hot Record the constructor a hand-written one would be: one `_set` per field of
+    its __slots__, in order, by position or keyword, no defaults (Record's generic __init__
+    matches arguments in a loop, about 1.5x as slow). Compiled once, as the class is defined:
+    importing the AST's 21 node classes took as long (3.0-3.1 ms) as with the same __init__s
+    written out and loaded from a .pyc. Type checkers take the signature from the annotations
+    (PEP 681, dataclass_transform)."""
+    names = cls.__slots__
+    source = f"def __init__(self, {', '.join(names)}) -> None:" + "".join(
+        f"\n    _set(self, {name!r}, {name})" for name in names)
+    scope: dict[str, Any] = {"_set": _set}
+    exec(source, scope)
+    init = scope["__init__"]
+    init.__qualname__ = f"{cls.__qualname__}.__init__"
+    setattr(cls, "__init__", init)
+    return cls

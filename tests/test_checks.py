@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from hvconf.check import ABSTRACT_CODES, CHECKS, by_code, run_checks
-from hvconf.compiler import check
+from hvconf.compiler import check, check_text
 from hvconf.diagnostics import Report, Severity
 from hvconf.model.lower import lower_program
 from hvconf.model.target import load_target
@@ -366,3 +366,15 @@ def test_docs_are_current() -> None:
         "open(\"docs/diagnostics.md\", \"w\").write(e.docs_markdown())'"
     for c in CHECKS:
         assert f"## {c.code}\n" in committed
+
+
+# ---- a real-mode hypercall after a far transfer ------------------------------------------------
+
+@pytest.mark.parametrize("guest, codes", [("vmcall.S", []),
+                                          ("vmcall-segment.S", ["real-mode-hypercall-segment"])])
+def test_only_the_real_mode_guest_that_reloads_cs_is_warned(guest: str, codes: list[str]) -> None:
+    # The two share all but their far return through guests/x86/real16.inc's macros; the rule reads
+    # only the guest's own source, so each writes out its vmcall (and its far return) there.
+    text = f'vm v {{\n    arch x86_64\n    memory 2M\n    guest "../../guests/x86/{guest}" mode real at 0x7c00\n}}\n'
+    report = check_text(text, REPO / "tests" / "invalid" / "unsaved.hv").report
+    assert [d.code for d in report] == codes

@@ -23,6 +23,8 @@ from typing import Any
 
 import pytest
 
+import helpers
+
 REPO = Path(__file__).resolve().parent.parent
 SAMPLES = REPO / "samples"
 SAMPLE_FILES = sorted(SAMPLES.glob("*.hv"))
@@ -41,19 +43,7 @@ def hvconf(*args: str, cwd: Path = REPO, log: Path | None = None,
     if log is not None:  # record opens of /dev/kvm, here and in the launcher `run` starts
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(AUDIT), env.get("PYTHONPATH")]))
         env["HVCONF_TEST_OPEN_LOG"] = str(log)
-    done = subprocess.run([sys.executable, "-m", "hvconf", *args], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=timeout, check=False)
-    assert "Traceback" not in done.stderr + done.stdout, done.stderr
-    return done
-
-
-@pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """`hvconf build samples/*.hv` into a fresh folder."""
-    out = tmp_path_factory.mktemp("cli-build")
-    done = hvconf("build", *map(str, SAMPLE_FILES), "-o", str(out))
-    assert done.returncode == 0, done.stderr
-    return out
+    return helpers.hvconf(*args, cwd=cwd, env=env, timeout=timeout)
 
 
 # --- check ----------------------------------------------------------------------------------

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -20,6 +19,8 @@ from hvconf.lint.driver import check_text
 from hvconf.lint.fixes import FIXERS, apply_edits, fix_text
 from hvconf.lint.settings import Settings
 from hvconf.diagnostics import Edit, Span
+
+import helpers
 
 REPO = Path(__file__).resolve().parent.parent
 INVALID = REPO / "tests" / "invalid"
@@ -113,10 +114,7 @@ def test_overlapping_edits_wait_for_the_next_pass() -> None:
 
 
 def hvconf(*args: str, cwd: Path, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run([sys.executable, "-m", "hvconf", *args], cwd=cwd, input=stdin, capture_output=True,
-                          text=True, timeout=60, check=False)
-    assert "Traceback" not in done.stdout + done.stderr, done.stderr
-    return done
+    return helpers.hvconf(*args, cwd=cwd, stdin=stdin, timeout=60)
 
 
 def test_cli_diff_fix_stdin_and_json(tmp_path: Path) -> None:

@@ -19,6 +19,13 @@ def write(root: Path, name: str, text: str) -> Path:
     return path
 
 
+def findings(root: Path) -> Report:
+    """The report of loading `root` and what it includes."""
+    report = Report()
+    Loader().load(root, report)
+    return report
+
+
 def test_includes_resolve_relative_to_the_including_file(tmp_path: Path) -> None:
     main = write(tmp_path, "vms/main.hv", 'include "lib/a.hv"\nvm m extends a { }\n')
     write(tmp_path, "vms/lib/a.hv", 'include "b.hv"\nabstract vm a extends b { }\n')
@@ -49,9 +56,7 @@ def test_a_shared_file_is_parsed_once(tmp_path: Path) -> None:
 def test_include_cycle_shows_the_chain(tmp_path: Path) -> None:
     main = write(tmp_path, "a.hv", 'include "b.hv"\n')
     write(tmp_path, "b.hv", 'include "a.hv"\n')
-    report = Report()
-    Loader().load(main, report)
-    [diag] = report.diagnostics
+    [diag] = findings(main).diagnostics
     assert diag.code == "include-cycle"
     assert diag.span is not None and diag.span.file.endswith("b.hv") and diag.span.line == 1
     assert len(diag.notes) == 2
@@ -61,8 +66,7 @@ def test_missing_directory_and_fifo_includes(tmp_path: Path) -> None:
     os.mkfifo(tmp_path / "fifo.hv")
     (tmp_path / "dir.hv").mkdir()
     main = write(tmp_path, "main.hv", 'include "nope.hv"\ninclude "dir.hv"\ninclude "fifo.hv"\ninclude ""\n')
-    report = Report()
-    Loader().load(main, report)  # must not block on the FIFO
+    report = findings(main)  # must not block on the FIFO
     assert report.codes() == ["include-not-found", "include-not-a-file", "include-not-a-file", "include-not-found"]
     assert [d.span.line for d in report] == [1, 2, 3, 4]
 
@@ -70,24 +74,18 @@ def test_missing_directory_and_fifo_includes(tmp_path: Path) -> None:
 def test_duplicate_vm_names_point_at_both(tmp_path: Path) -> None:
     main = write(tmp_path, "main.hv", 'include "other.hv"\nvm a { }\n')
     write(tmp_path, "other.hv", "vm a { }\n")
-    report = Report()
-    Loader().load(main, report)
-    [diag] = report.diagnostics
+    [diag] = findings(main).diagnostics
     assert diag.code == "duplicate-vm" and diag.notes[0].span is not None
 
 
 def test_unsupported_format(tmp_path: Path) -> None:
-    report = Report()
-    Loader().load(write(tmp_path, "f.hv", "format 2\n"), report)
-    assert report.codes() == ["unsupported-format"]
+    assert findings(write(tmp_path, "f.hv", "format 2\n")).codes() == ["unsupported-format"]
 
 
 def test_invalid_utf8_is_located(tmp_path: Path) -> None:
     path = tmp_path / "bad.hv"
     path.write_bytes(b"vm a {\n  cmdline \"\xff\"\n}\n")
-    report = Report()
-    Loader().load(path, report)
-    [diag] = report.diagnostics
+    [diag] = findings(path).diagnostics
     assert (diag.code, diag.span.line, diag.span.col) == ("invalid-utf8", 2, 12)
 
 

@@ -15,16 +15,6 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(scope="module")
-def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    pytest.importorskip("hatchling", reason="building the wheel needs hatchling (pip install '.[test]')")
-    out = tmp_path_factory.mktemp("wheel")
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(out),
-                    str(REPO)], check=True, timeout=120, capture_output=True)
-    [built] = out.glob("hvconf-*.whl")
-    return built
-
-
 def test_wheel_carries_grammar_and_every_target(wheel: Path) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
     assert "hvconf/_data/grammar/hvconf.lark" in names
@@ -35,10 +25,7 @@ def test_wheel_carries_grammar_and_every_target(wheel: Path) -> None:
     assert any(n.startswith("hvconf/abi/data/") for n in names)
 
 
-def test_installed_copy_compiles_outside_the_checkout(wheel: Path, tmp_path: Path) -> None:
-    site = tmp_path / "site"
-    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(site), str(wheel)],
-                   check=True, timeout=120, capture_output=True)
+def test_installed_copy_compiles_outside_the_checkout(installed: Path, tmp_path: Path) -> None:
     work = tmp_path / "elsewhere"
     work.mkdir()
     (work / "vm.hv").write_text("vm v { arch ppc64le memory 1G cap KVM_CAP_PPC_PAPR on vcpus }\n")
@@ -46,12 +33,12 @@ def test_installed_copy_compiles_outside_the_checkout(wheel: Path, tmp_path: Pat
             "print(r.grammar_path()); res = c.build([pathlib.Path('vm.hv')]);"
             "print(sorted(res.built[0].files))")
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    env["PYTHONPATH"] = str(site)
-    out = subprocess.run([sys.executable, "-I", "-c", code.replace("import", "import sys; sys.path.insert(0, %r); import" % str(site), 1)],
+    env["PYTHONPATH"] = str(installed)
+    out = subprocess.run([sys.executable, "-I", "-c", code.replace("import", "import sys; sys.path.insert(0, %r); import" % str(installed), 1)],
                          cwd=work, capture_output=True, text=True, timeout=60, env=env)
     assert out.returncode == 0, out.stderr
     grammar, files = out.stdout.splitlines()
-    assert grammar.startswith(str(site)) and "_data" in grammar
+    assert grammar.startswith(str(installed)) and "_data" in grammar
     assert "v.dtb" in files and "plan.json" in files
 
 

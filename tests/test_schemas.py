@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import hvconf
 
 from hvconf.lint.schemas import SCHEMAS, dumps
 
@@ -22,25 +21,10 @@ REPO = Path(__file__).resolve().parent.parent
 SAMPLES = sorted((REPO / "samples").glob("*.hv"))
 
 
-def hvconf(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run([sys.executable, "-m", "hvconf", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=120, check=False)
-    assert "Traceback" not in done.stdout + done.stderr, done.stderr
-    return done
-
-
 def validator(name: str) -> Any:
     schema = json.loads(hvconf("schema", name).stdout)
     jsonschema.Draft202012Validator.check_schema(schema)
     return jsonschema.Draft202012Validator(schema)
-
-
-@pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("schemas-build")
-    done = hvconf("build", *map(str, SAMPLES), "-o", str(out))
-    assert done.returncode == 0, done.stderr
-    return out
 
 
 def test_the_command_prints_each_schema_stably() -> None:

@@ -6,21 +6,19 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import tomllib
 from pathlib import Path
 
 import pytest
+
+import helpers
 
 REPO = Path(__file__).resolve().parent.parent
 TARGETS = sorted(p.name for p in (REPO / "targets").iterdir() if (p / "target.toml").is_file())
 
 
 def hvconf(*args: str) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run([sys.executable, "-m", "hvconf", *args], cwd=REPO, capture_output=True, text=True,
-                          timeout=60, check=False)
-    assert "Traceback" not in done.stdout + done.stderr, done.stderr
-    return done
+    return helpers.hvconf(*args, timeout=60)
 
 
 def _toml(target: str, name: str) -> dict:

@@ -10,14 +10,14 @@ compile, a bad REF and a hostile REF tree are errors (status 2) that leak nothin
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+import helpers
 
 REPO = Path(__file__).resolve().parent.parent
 GIT = shutil.which("git")
@@ -30,10 +30,7 @@ def git(cwd: Path, *args: str) -> None:
 
 
 def hvconf(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run([sys.executable, "-m", "hvconf", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=300, check=False)
-    assert "Traceback" not in done.stdout + done.stderr, done.stderr
-    return done
+    return helpers.hvconf(*args, cwd=cwd, timeout=300)
 
 
 @pytest.fixture

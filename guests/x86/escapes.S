@@ -12,9 +12,6 @@
  */
 	.include "real16.inc"		# real_entry
 	.code16
-	.text
-	.globl	_start
-_start:
 	real_entry %bx			# bx = load address
 	lea	msg(%bx), %si
 	mov	$(msg_end - msg), %cx

@@ -13,20 +13,15 @@
  * returns at all. Only the launcher's watchdog ends it
  * (docs/kernel-facts.md#the-emulated-x86_64-host; tests/x86/).
  * Load it at a multiple of 16 below 64 KiB; position independent otherwise.
- * The code is vmcall.S's plus the far return, written out here rather than
- * included so that the source hvconf checks shows both the far return and the
- * vmcall (real-mode-hypercall-segment reads the guest's own source).
+ * The code is vmcall.S's plus the far return: what they share is in
+ * real16.inc's macros, the far return and the vmcall are written out here
+ * so that the source hvconf checks shows both (real-mode-hypercall-segment
+ * reads the guest's own source, not what it includes).
  */
-	.include "real16.inc"		# real_entry, uart_routines
+	.include "real16.inc"		# real_entry, vmcall_before, vmcall_after
 	.code16
-	.text
-	.globl	_start
-_start:
 	real_entry %bp			# bp = load address; kept for the whole run
-
-	lea	before(%bp), %si
-	mov	$(before_end - before), %cx
-	call	puts
+	vmcall_before			# "before vmcall\n"
 
 	mov	%bp, %ax
 	shr	$4, %ax			# the load address as a real-mode segment
@@ -37,23 +32,5 @@ _start:
 segmented:
 	mov	$1, %eax		# KVM_HC_VAPIC_POLL_IRQ
 	vmcall				# Intel encoding: KVM patches it on AMD, at the wrong address
-	mov	%eax, %edx		# the result, printed below
 
-	lea	after(%bp), %si
-	mov	$(after_end - after), %cx
-	push	%edx
-	call	puts
-	pop	%edx
-	call	puthex
-	mov	$'\n', %al
-	call	putc
-
-	hlt
-	jmp	.-1
-
-	uart_routines
-
-before:	.ascii	"before vmcall\n"
-before_end:
-after:	.ascii	"vmcall returned "
-after_end:
+	vmcall_after			# "vmcall returned XXXXXXXX\n", halt; the routines and texts

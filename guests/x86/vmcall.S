@@ -7,36 +7,12 @@
  * Real mode, position independent, like hello.S. guests/x86/vmcall-segment.S
  * makes the same call with a non-zero CS base.
  */
-	.include "real16.inc"		# real_entry, uart_routines
+	.include "real16.inc"		# real_entry, vmcall_before, vmcall_after
 	.code16
-	.text
-	.globl	_start
-_start:
 	real_entry %bp			# bp = load address; kept for the whole run
-
-	lea	before(%bp), %si
-	mov	$(before_end - before), %cx
-	call	puts
+	vmcall_before			# "before vmcall\n"
 
 	mov	$1, %eax		# KVM_HC_VAPIC_POLL_IRQ
 	vmcall				# Intel encoding; KVM rewrites it on AMD (vmcall-segment.S: at the wrong address)
-	mov	%eax, %edx		# the result, printed below
 
-	lea	after(%bp), %si
-	mov	$(after_end - after), %cx
-	push	%edx
-	call	puts
-	pop	%edx
-	call	puthex
-	mov	$'\n', %al
-	call	putc
-
-	hlt
-	jmp	.-1
-
-	uart_routines
-
-before:	.ascii	"before vmcall\n"
-before_end:
-after:	.ascii	"vmcall returned "
-after_end:
+	vmcall_after			# "vmcall returned XXXXXXXX\n", halt; the routines and texts

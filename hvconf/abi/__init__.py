@@ -21,7 +21,7 @@ from hvconf.abi.arches import (
     ioc_layout,
     layout_column,
 )
-from hvconf.abi.errors import AbiError, close_matches, unknown
+from hvconf.abi.errors import AbiError, by_name_or_number, close_matches, unknown
 from hvconf.abi.ioc import decode, encode
 from hvconf.abi.rows import (
     CapInfo,
@@ -129,17 +129,9 @@ def exit_reason(name_or_number: str | int) -> ExitInfo:
     """The KVM_EXIT_* row by name or by kvm_run.exit_reason number."""
     from hvconf.abi import tables
 
-    table = tables.exits()
-    if isinstance(name_or_number, int):
-        for row in table.values():
-            if row.number == name_or_number:
-                return row
-        raise AbiError(f"unknown exit reason number {name_or_number}")
-    try:
-        return table[name_or_number]
-    except KeyError:
-        hint = "(it is an unmerged proposal)" if _is_proposed(name_or_number) else ""
-        raise unknown("exit reason", name_or_number, table, hint) from None
+    return by_name_or_number(tables.exits(), name_or_number, lambda row: row.number, "exit reason",
+                             "unknown exit reason number {}",
+                             lambda name: "(it is an unmerged proposal)" if _is_proposed(name) else "")
 
 
 def papr_hcall(name_or_opcode: str | int) -> PaprHcall:

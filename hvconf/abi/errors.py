@@ -1,4 +1,5 @@
-"""The one exception type of hvconf.abi, and the "did you mean" helper.
+"""The one exception type of hvconf.abi, the "did you mean" helper, and the lookup by name or
+number that raises them.
 
 Every lookup failure in the ABI tables (unknown name, macro absent on an
 arch, malformed override file, value that does not fit an ioctl field)
@@ -9,8 +10,14 @@ loading happens here. Tests: tests/test_abi.py.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from functools import lru_cache
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: the runtime imports this module
+if TYPE_CHECKING:
+    from typing import TypeVar
+
+    Row = TypeVar("Row")
 
 
 class AbiError(LookupError):
@@ -36,3 +43,18 @@ def unknown(kind: str, name: object, known: Iterable[str], where: str = "") -> A
     tail = f"; did you mean {' or '.join(hint)}?" if hint else ""
     place = f" {where}" if where else ""
     return AbiError(f"unknown {kind} {name!r}{place}{tail}")
+
+
+def by_name_or_number(table: Mapping[str, Row], key: str | int, number: Callable[[Row], int], kind: str,
+                      no_number: str, hint: Callable[[str], str] = lambda name: "") -> Row:
+    """The row of `table` named `key`, or for an int the row whose `number` it is. A miss raises
+    AbiError: `no_number` formatted with the number, or `unknown` with a did-you-mean and `hint(name)`."""
+    if isinstance(key, int):
+        for row in table.values():
+            if number(row) == key:
+                return row
+        raise AbiError(no_number.format(key))
+    try:
+        return table[key]
+    except KeyError:
+        raise unknown(kind, key, table, hint(key)) from None

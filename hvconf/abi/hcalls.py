@@ -13,7 +13,7 @@ from functools import lru_cache
 from types import MappingProxyType
 from typing import Any
 
-from hvconf.abi.errors import AbiError, unknown
+from hvconf.abi.errors import AbiError, by_name_or_number, unknown
 from hvconf.abi.rows import EpaprToken, KvmFeature, PaprHcall, X86Hypercall
 from hvconf.abi.tables import raw
 
@@ -70,16 +70,8 @@ def rtas_in_kernel() -> tuple[str, ...]:
 
 
 def papr_hcall(name_or_opcode: str | int) -> PaprHcall:
-    table = papr_hcalls()
-    if isinstance(name_or_opcode, int):
-        for row in table.values():
-            if row.opcode == name_or_opcode:
-                return row
-        raise AbiError(f"no PAPR hcall has opcode {name_or_opcode:#x}")
-    try:
-        return table[name_or_opcode]
-    except KeyError:
-        raise unknown("PAPR hcall", name_or_opcode, table) from None
+    return by_name_or_number(papr_hcalls(), name_or_opcode, lambda row: row.opcode, "PAPR hcall",
+                             "no PAPR hcall has opcode {:#x}")
 
 
 @lru_cache(maxsize=None)

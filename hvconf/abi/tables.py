@@ -9,14 +9,16 @@ AbiError naming the file and key. This module does not encode requests
 from __future__ import annotations
 
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import lru_cache
 from importlib import resources
 from types import MappingProxyType
-from typing import Any
+from typing import Any, TypeVar
 
 from hvconf.abi.errors import AbiError
 from hvconf.abi.rows import CapInfo, ExitInfo, FieldInfo, IoctlInfo
+
+Row = TypeVar("Row")
 
 # Sizes of the scalar ioctl argument types. Every layout column is LP64, so
 # `unsigned long` is 8; the one 32-bit userspace hvconf names (ppc-e500) is left
@@ -43,22 +45,28 @@ def _need(table: Mapping[str, Any], key: str, where: str) -> Any:
         raise AbiError(f"hvconf/abi/data/{where}: missing key {key!r}") from None
 
 
+def _rows(table: str, build: Callable[[str, Mapping[str, Any], str], Row]) -> Mapping[str, Row]:
+    """Every row of data/<table>.toml built into its record by name; `build` gets the name, the
+    row and where it stands (for the errors of _need)."""
+    return MappingProxyType({name: build(name, row, f"{table}.toml [{name}]") for name, row in raw(table).items()})
+
+
+def _ioctl(name: str, row: Mapping[str, Any], where: str) -> IoctlInfo:
+    return IoctlInfo(
+        name=name,
+        nr=_need(row, "nr", where),
+        direction=_need(row, "dir", where),
+        arg=row.get("arg"),
+        by_value=row.get("by_value"),
+        fds=tuple(_need(row, "fd", where)),
+        arches=tuple(_need(row, "arches", where)),
+        note=row.get("note", ""),
+    )
+
+
 @lru_cache(maxsize=None)
 def ioctls() -> Mapping[str, IoctlInfo]:
-    rows = {}
-    for name, row in raw("ioctls").items():
-        where = f"ioctls.toml [{name}]"
-        rows[name] = IoctlInfo(
-            name=name,
-            nr=_need(row, "nr", where),
-            direction=_need(row, "dir", where),
-            arg=row.get("arg"),
-            by_value=row.get("by_value"),
-            fds=tuple(_need(row, "fd", where)),
-            arches=tuple(_need(row, "arches", where)),
-            note=row.get("note", ""),
-        )
-    return MappingProxyType(rows)
+    return _rows("ioctls", _ioctl)
 
 
 @lru_cache(maxsize=None)
@@ -90,37 +98,37 @@ def struct_fields(struct: str, column: str) -> Mapping[str, FieldInfo]:
     return MappingProxyType(out)
 
 
+def _cap(name: str, row: Mapping[str, Any], where: str) -> CapInfo:
+    enable = _need(row, "enable", where)
+    if enable not in ("vm", "vcpu", "check"):
+        raise AbiError(f"hvconf/abi/data/{where}: enable {enable!r} not vm|vcpu|check")
+    return CapInfo(
+        name=name,
+        number=_need(row, "number", where),
+        enable=enable,
+        arches=tuple(_need(row, "arches", where)),
+        doc=row.get("doc", ""),
+        since=row.get("since"),
+        args=row.get("args", ""),
+        note=row.get("note", ""),
+    )
+
+
 @lru_cache(maxsize=None)
 def caps() -> Mapping[str, CapInfo]:
-    rows = {}
-    for name, row in raw("caps").items():
-        where = f"caps.toml [{name}]"
-        enable = _need(row, "enable", where)
-        if enable not in ("vm", "vcpu", "check"):
-            raise AbiError(f"hvconf/abi/data/{where}: enable {enable!r} not vm|vcpu|check")
-        rows[name] = CapInfo(
-            name=name,
-            number=_need(row, "number", where),
-            enable=enable,
-            arches=tuple(_need(row, "arches", where)),
-            doc=row.get("doc", ""),
-            since=row.get("since"),
-            args=row.get("args", ""),
-            note=row.get("note", ""),
-        )
-    return MappingProxyType(rows)
+    return _rows("caps", _cap)
+
+
+def _exit(name: str, row: Mapping[str, Any], where: str) -> ExitInfo:
+    return ExitInfo(
+        name=name,
+        number=_need(row, "number", where),
+        member=row.get("member"),
+        since=row.get("since"),
+        note=row.get("note", ""),
+    )
 
 
 @lru_cache(maxsize=None)
 def exits() -> Mapping[str, ExitInfo]:
-    rows = {}
-    for name, row in raw("exits").items():
-        where = f"exits.toml [{name}]"
-        rows[name] = ExitInfo(
-            name=name,
-            number=_need(row, "number", where),
-            member=row.get("member"),
-            since=row.get("since"),
-            note=row.get("note", ""),
-        )
-    return MappingProxyType(rows)
+    return _rows("exits", _exit)

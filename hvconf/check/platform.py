@@ -16,17 +16,11 @@ from hvconf.check.common import did_you_mean, usable_caps
 from hvconf.check.registry import Check, CheckContext
 from hvconf.diagnostics import Note, Severity, Span
 from hvconf.model import ir
+from hvconf.model.target_toml import size_text
 from hvconf.model.inputs import GUEST_FORMATS  # by file suffix; whether the file is usable: model/inputs.py
 
 if TYPE_CHECKING:
     from hvconf.model.target import Target
-
-
-def _size(n: int) -> str:
-    for shift, unit in ((40, "T"), (30, "G"), (20, "M"), (10, "K")):
-        if n >= 1 << shift and n % (1 << shift) == 0:
-            return f"{n >> shift}{unit}"
-    return str(n)
 
 
 def memory_granularity(ctx: CheckContext) -> None:
@@ -35,16 +29,16 @@ def memory_granularity(ctx: CheckContext) -> None:
         return
     down = vm.memory - vm.memory % mem.granularity
     up = down + mem.granularity
-    choices = " or ".join(f"`memory {_size(n)}`" for n in (down, up) if n >= mem.min)
-    ctx.emit(vm.span_of("memory"), f"memory {_size(vm.memory)} is not a multiple of {_size(mem.granularity)} "
+    choices = " or ".join(f"`memory {size_text(n)}`" for n in (down, up) if n >= mem.min)
+    ctx.emit(vm.span_of("memory"), f"memory {size_text(vm.memory)} is not a multiple of {size_text(mem.granularity)} "
              f"on target {ctx.target.name}", help=f"write {choices}" if choices else None)
 
 
 def memory_too_small(ctx: CheckContext) -> None:
     vm, mem = ctx.vm, ctx.target.memory
     if vm.memory is not None and vm.memory < mem.min:
-        ctx.emit(vm.span_of("memory"), f"memory {_size(vm.memory)} is below the {_size(mem.min)} target "
-                 f"{ctx.target.name} needs", help=f"write `memory {_size(mem.min)}` or more")
+        ctx.emit(vm.span_of("memory"), f"memory {size_text(vm.memory)} is below the {size_text(mem.min)} target "
+                 f"{ctx.target.name} needs", help=f"write `memory {size_text(mem.min)}` or more")
 
 
 # virt/kvm/kvm_main.c refuses a memory slot of more than KVM_MEM_MAX_NR_PAGES = 2^31 - 1 host
@@ -59,7 +53,7 @@ def memory_too_large(ctx: CheckContext) -> None:
     vm = ctx.vm
     limit = KVM_MEM_MAX_NR_PAGES * HOST_PAGE_MAX.get(ctx.target.name, HOST_PAGE_DEFAULT)
     if vm.memory is not None and vm.memory > limit:
-        ctx.emit(vm.span_of("memory"), f"memory {_size(vm.memory)} is more than one KVM memory slot holds on "
+        ctx.emit(vm.span_of("memory"), f"memory {size_text(vm.memory)} is more than one KVM memory slot holds on "
                  f"target {ctx.target.name} ({limit:#x} bytes)", help="KVM_SET_USER_MEMORY_REGION refuses it "
                  "with EINVAL; no host has that much RAM for a guest anyway")
 

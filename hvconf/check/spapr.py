@@ -12,6 +12,7 @@ from hvconf.check.common import vcpu_count, vcpu_list
 from hvconf.check.registry import Check, CheckContext
 from hvconf.diagnostics import Note, Severity, Span
 from hvconf.model import ir
+from hvconf.model.target_toml import size_text
 
 U64_LIMIT = 1 << 64
 
@@ -64,7 +65,7 @@ def htab_too_small(ctx: CheckContext) -> None:
     auto = auto_htab_order(vm.memory, htab.order_min, htab.order_max, htab.auto_shift)
     if vm.htab < auto:
         ctx.emit(vm.span_of("htab"), f"htab order {vm.htab} ({1 << vm.htab >> 10} KiB) is smaller than `auto` "
-                 f"would choose for {_size(vm.memory)} of memory (order {auto})",
+                 f"would choose for {size_text(vm.memory)} of memory (order {auto})",
                  notes=[Note("memory is set here", vm.spans.get("memory"))] if "memory" in vm.spans else (),
                  help=f"write `htab order {auto}` or `htab auto`")
 
@@ -80,18 +81,11 @@ def htab_too_large(ctx: CheckContext) -> None:
         return
     auto = auto_htab_order(vm.memory, htab.order_min, htab.order_max, htab.auto_shift)
     if vm.htab > auto + HTAB_TOO_LARGE_SHIFT:
-        ctx.emit(vm.span_of("htab"), f"htab order {vm.htab} ({_size(1 << vm.htab)}) is 2^{vm.htab - auto} times "
-                 f"what `auto` picks for {_size(vm.memory)} of memory (order {auto}, {_size(1 << auto)})",
+        ctx.emit(vm.span_of("htab"), f"htab order {vm.htab} ({size_text(1 << vm.htab)}) is 2^{vm.htab - auto} times "
+                 f"what `auto` picks for {size_text(vm.memory)} of memory (order {auto}, {size_text(1 << auto)})",
                  notes=[Note("memory is set here", vm.spans.get("memory"))] if "memory" in vm.spans else (),
                  help=f"write `htab order {auto}` or `htab auto`; KVM takes the table from physically contiguous "
                       "host memory, and as much again for its reverse map")
-
-
-def _size(n: int) -> str:
-    for shift, unit in ((40, "T"), (30, "G"), (20, "M"), (10, "K")):
-        if n >= 1 << shift and n % (1 << shift) == 0:
-            return f"{n >> shift}{unit}"
-    return str(n)
 
 
 def rma_obsolete(ctx: CheckContext) -> None:

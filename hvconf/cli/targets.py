@@ -42,14 +42,6 @@ def _first_sentence(text: str) -> str:
     return text if end < 0 else text[: end + 1]
 
 
-def _size(n: int) -> str:
-    """A byte count as .hv writes it: 256M, 4K, 1G."""
-    for unit, shift in (("T", 40), ("G", 30), ("M", 20), ("K", 10)):
-        if n and n % (1 << shift) == 0:
-            return f"{n >> shift}{unit}"
-    return str(n)
-
-
 def target_record(t: "Target") -> dict[str, Any]:
     return {"name": t.name, "description": t.description, "arches": list(t.arches), "flavours": list(t.flavours),
             "default_flavour": t.default_flavour, "outputs": list(t.outputs),
@@ -74,6 +66,8 @@ def _targets() -> list["Target"]:
 
 
 def cmd_targets(args: argparse.Namespace) -> int:
+    from hvconf.model.target_toml import size_text
+
     records = [target_record(t) for t in _targets()]
     if args.format == "json":
         sys.stdout.write(json.dumps({"targets": records}, indent=2) + "\n")
@@ -86,7 +80,8 @@ def cmd_targets(args: argparse.Namespace) -> int:
         out += [f"{r['name']:<{width}}  {r['description']}",
                 f"{'':<{width}}  arch {', '.join(r['arches'])}; kvm {flavours}; outputs {', '.join(r['outputs'])}",
                 f"{'':<{width}}  consoles {', '.join(r['consoles'])} (default {r['default_console']}); memory "
-                f"from {_size(r['memory_min'])} in steps of {_size(r['memory_granularity'])}; up to {r['max_vcpus']} vCPUs; "
+                f"from {size_text(r['memory_min'])} in steps of {size_text(r['memory_granularity'])}; "
+                f"up to {r['max_vcpus']} vCPUs; "
                 f"{r['caps']} caps, {r['hcalls']} hcalls"]
     sys.stdout.write("\n".join(out) + "\n")
     return EXIT_OK

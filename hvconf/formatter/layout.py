@@ -13,7 +13,7 @@ from typing import cast
 
 from hvconf.syntax.comments import line_starts
 from hvconf.diagnostics import Span
-from hvconf.record import Record, _set
+from hvconf.record import Record, positional
 from hvconf.syntax import ast
 from hvconf.syntax.parser import lex
 
@@ -21,6 +21,7 @@ WIDTH = 100  # a block is written on one line only if that line fits
 INDENT = "    "
 
 
+@positional  # one per token
 class Tok(Record):
     """A token of the source: its terminal name, text and place."""
 
@@ -30,11 +31,6 @@ class Tok(Record):
     start: int  # offset in the text
     end: int
 
-    def __init__(self, type: str, text: str, start: int, end: int) -> None:  # one per token: _set, as the AST's
-        _set(self, "type", type)
-        _set(self, "text", text)
-        _set(self, "start", start)
-        _set(self, "end", end)
 
 
 def tokens(text: str) -> list[Tok]:

@@ -9,10 +9,13 @@ are known, else all of them) and returns Markdown or plain records; nothing here
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Iterable, Iterator, Sequence, TypeVar
 
 from hvconf.model.target import Target, load_target, target_names
+from hvconf.model.target_toml import CapArg
 from hvconf.record import Record, _set
+
+Found = TypeVar("Found")
 
 # Sub-keywords documented in the section of the statement they belong to (docs/language.md).
 KEYWORD_SECTION = {"enable": "hcalls", "disable": "hcalls", "exit": "hcalls", "preset": "hcalls",
@@ -27,16 +30,11 @@ class Item(Record):
     """One completion: the text inserted, what kind of thing it is, a one-line detail, a doc."""
 
     __slots__ = ("label", "kind", "detail", "doc")
+    _defaults = {"detail": "", "doc": ""}
     label: str
     kind: str  # keyword | cap | hcall | preset | console | value | vm
     detail: str
     doc: str
-
-    def __init__(self, label: str, kind: str, detail: str = "", doc: str = "") -> None:
-        _set(self, "label", label)
-        _set(self, "kind", kind)
-        _set(self, "detail", detail)
-        _set(self, "doc", doc)
 
 
 class Scope(Record):
@@ -143,64 +141,69 @@ def _hcall_number(target: Target, name: str) -> str:
         return ""
 
 
+def _found(scope: Scope, lookup: Callable[[Target], Found | None]) -> Iterator[tuple[Target, Found]]:
+    """(target, what `lookup` finds there) for each of `scope`'s targets where it finds something."""
+    for target in scope.targets:
+        found = lookup(target)
+        if found is not None:
+            yield target, found
+
+
+def _titled(title: str, parts: list[str]) -> str | None:
+    """A hover: `title`, then a paragraph per target (and flavour); None where no target had one."""
+    return f"{title}\n\n" + "\n\n".join(parts) if parts else None
+
+
 def hcall_doc(name: str, scope: Scope) -> str | None:
     """Who serves a hypercall on each of `scope`'s targets, and its number."""
     parts = []
-    for target in scope.targets:
-        row = target.name2hcall.get(name)
-        if row is None:
-            continue
+    for target, row in _found(scope, lambda t: t.name2hcall.get(name)):
         number = _hcall_number(target, name)
         facts = [f for f in (number, f"handler: {row.handler}", f"set {row.set}" if row.set else "",
                              "deprecated" if row.deprecated else "") if f]
         parts.append(f"*{target.name}*: {'; '.join(facts)}{'. ' + row.doc if row.doc else ''}")
-    return f"**{name}**\n\n" + "\n\n".join(parts) if parts else None
+    return _titled(f"**{name}**", parts)
 
 
 def preset_doc(name: str, scope: Scope) -> str | None:
     """What `hcalls { preset NAME }` enables in-kernel, per flavour."""
     parts = []
-    for target in scope.targets:
-        preset = target.presets.get(name)
-        if preset is None:
-            continue
+    for target, preset in _found(scope, lambda t: t.presets.get(name)):
         for flavour in scope.flavours(target):
             if flavour in target.abi_flavour:
                 hcalls = sorted(target.preset(name, flavour))
                 parts.append(f"*{target.name}, {flavour}*: {preset.doc} ({len(hcalls)} in-kernel hcalls: "
                              f"{', '.join(hcalls) or 'none'})")
-    return f"**preset {name}**\n\n" + "\n\n".join(parts) if parts else None
+    return _titled(f"**preset {name}**", parts)
 
 
 def console_doc(name: str, scope: Scope) -> str | None:
     parts = []
-    for target in scope.targets:
-        row = target.name2console.get(name)
-        if row is None:
-            continue
+    for target, row in _found(scope, lambda t: t.name2console.get(name)):
         facts = [f for f in (f"device-tree node {row.node}" if row.node else "",
                              f"served on {row.exit}" if row.exit else "",
                              f"I/O port {row.io_port:#x}" if row.io_port is not None else "",
                              "" if row.supported else "planned only: the launcher cannot serve it") if f]
         parts.append(f"*{target.name}*: {'; '.join(facts) or 'no console'}{'. ' + row.doc if row.doc else ''}")
-    return f"**console {name}**\n\n" + "\n\n".join(parts) if parts else None
+    return _titled(f"**console {name}**", parts)
+
+
+def _cap_arg(target: Target, cap: str, name: str) -> CapArg | None:
+    row = target.name2cap.get(cap)
+    return next((a for a in row.args if a.name == name), None) if row else None
 
 
 def cap_arg_doc(cap: str, name: str, scope: Scope) -> str | None:
     """An argument of a cap block (`cap KVM_CAP_PPC_SMT { vsmt_mode 4 }`): its type, slot and range."""
     parts = []
-    for target in scope.targets:
-        row = target.name2cap.get(cap)
-        arg = next((a for a in row.args if a.name == name), None) if row else None
-        if arg is None:
-            continue
+    for target, arg in _found(scope, lambda t: _cap_arg(t, cap, name)):
         facts = [arg.kind, f"args[{arg.slot}]" if arg.slot is not None else "",
                  f"{arg.min}..{arg.max}" if arg.min is not None and arg.max is not None else "",
                  "a power of two" if arg.power_of_two else "", "required" if arg.required else "",
                  f"default {arg.default}" if arg.default is not None else "",
                  f"values {', '.join(map(str, arg.values))}" if arg.values else ""]
         parts.append(f"*{target.name}*: {', '.join(f for f in facts if f)}{'. ' + arg.doc if arg.doc else ''}")
-    return f"**{name}**, an argument of {cap} (KVM_ENABLE_CAP args)\n\n" + "\n\n".join(parts) if parts else None
+    return _titled(f"**{name}**, an argument of {cap} (KVM_ENABLE_CAP args)", parts)
 
 
 # What a word after a keyword names: `preset kernel_default`, `console hvterm`.

@@ -306,18 +306,16 @@ class Lowering:
                                       decl.name.span, help=f"add a `{required}` statement (or extend a VM that has one)")
         arch, flavour = fields.get("arch"), fields.get("flavour")
         if arch is not None:
+            code = "unknown-arch"  # until a target has the arch; after that a miss is the flavour's
             try:
                 target = target_for(arch, None)
-            except TargetError as err:
-                self.report.error("unknown-arch", str(err), m.spans["arch"])
-                return None
-            if flavour is not None:
-                try:
+                if flavour is not None:
+                    code = "unknown-flavour"
                     target = target_for(arch, flavour)
-                except TargetError as err:
-                    self.report.error("unknown-flavour", str(err), m.spans["flavour"])
-                    return None
-            else:
+            except TargetError as err:
+                self.report.error(code, str(err), m.spans["flavour" if code == "unknown-flavour" else "arch"])
+                return None
+            if flavour is None:
                 fields["flavour"] = load_target(target).default_flavour
             fields["target"] = target
         hypervisor = None

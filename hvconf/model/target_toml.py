@@ -56,6 +56,14 @@ def _size(value: Any) -> Any:
     return value
 
 
+def size_text(n: int) -> str:
+    """A byte count as target.toml and .hv write it, the inverse of _size: 256M, 4K, 1G, 4097."""
+    for unit, shift in (("T", 40), ("G", 30), ("M", 20), ("K", 10)):
+        if n and n % (1 << shift) == 0:
+            return f"{n >> shift}{unit}"
+    return str(n)
+
+
 Size = Annotated[int, BeforeValidator(_size), Field(ge=0)]
 CapName = Annotated[str, Field(pattern=r"^KVM_CAP_[A-Z0-9_]+$")]
 

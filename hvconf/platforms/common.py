@@ -19,6 +19,7 @@ from hvconf.diagnostics import Diagnostic, Severity, Span
 from hvconf.emit.guest import GuestBuildError, assemble_reads
 from hvconf.emit.plan import PlanBuilder, source_of
 from hvconf.model import capargs, inputs, ir
+from hvconf.record import Record
 from hvconf.syntax.paths import MISSING, TOO_LARGE, PathRefused, read_checked
 
 
@@ -148,16 +149,14 @@ def initrd_image(plan: PlanBuilder, ctx: BuildContext, *, load: int = 0, format:
 
 
 def _whole_file(plan: PlanBuilder, ctx: BuildContext, name: str, load: int, fmt: str) -> bytes | None:
-    path: str | None = getattr(ctx.vm, name)
-    if path is None:
+    named = named_boot_file(ctx, name)
+    if named is None:
         return None
-    span = ctx.vm.span_of(name)
-    data, missing = boot_file(ctx, name, path, span)
-    if data is not None:
-        add_image(plan, ctx, name, f"{name}.img", data, load, span, format=fmt)
-    elif missing:
-        missing_image(plan, ctx, name, path, load, span, fmt)
-    return data
+    if named.data is not None:
+        add_image(plan, ctx, name, f"{name}.img", named.data, load, named.span, format=fmt)
+    elif named.missing:
+        missing_image(plan, ctx, name, named.path, load, named.span, fmt)
+    return named.data
 
 
 # A boot file the build machine does not have is a warning: the launcher takes it at run time.
@@ -182,6 +181,25 @@ def boot_file(ctx: BuildContext, construct: str, path: str, span: Span | None) -
     return None, True
 
 
+class NamedBootFile(Record):
+    """The VM's `kernel` or `initrd`: the path it names, where, and what boot_file made of it."""
+
+    __slots__ = ("path", "span", "data", "missing")
+    path: str
+    span: Span | None
+    data: bytes | None
+    missing: bool
+
+
+def named_boot_file(ctx: BuildContext, construct: str) -> NamedBootFile | None:
+    """boot_file of the VM's `kernel` or `initrd` (`construct`), None when the VM names none."""
+    path: str | None = getattr(ctx.vm, construct)
+    if path is None:
+        return None
+    span = ctx.vm.span_of(construct)
+    return NamedBootFile(path, span, *boot_file(ctx, construct, path, span))
+
+
 def missing_image(plan: PlanBuilder, ctx: BuildContext, name: str, hint: str, gpa: int, span: Span | None,
                   fmt: str) -> None:
     """A plan image the build does not have: the launcher's --NAME FILE supplies it."""
@@ -204,13 +222,12 @@ def boot_kernel(ctx: BuildContext, *, load: int) -> BootKernel | None:
     """`kernel "FILE"` loaded as a boot loader does: an ELF by its PT_LOAD segments (kernel_elf.py),
     a raw image at `load` only when written `kernel "FILE" flat`. None when the VM has no kernel or
     the file cannot be used (reported); a missing file gives a kernel of no known size at `load`."""
-    vm = ctx.vm
-    if vm.kernel is None:
+    vm, named = ctx.vm, named_boot_file(ctx, "kernel")
+    if named is None:
         return None
-    span = vm.span_of("kernel")
-    data, missing = boot_file(ctx, "kernel", vm.kernel, span)
+    data, span = named.data, named.span
     if data is None:
-        return BootKernel(load, load, load, None, ()) if missing else None
+        return BootKernel(load, load, load, None, ()) if named.missing else None
     if vm.kernel_format == "flat":
         return BootKernel(load, load, load + len(data), data, ())
     try:
@@ -243,14 +260,12 @@ def add_kernel(plan: PlanBuilder, ctx: BuildContext, kernel: BootKernel) -> None
 def boot_initrd(ctx: BuildContext) -> tuple[int, bytes | None] | None:
     """`initrd "FILE"`: (its size, its bytes), (0, None) when missing at build time (a warning: the
     launcher takes --initrd FILE), None without one or after an error."""
-    vm = ctx.vm
-    if vm.initrd is None:
+    named = named_boot_file(ctx, "initrd")
+    if named is None:
         return None
-    span = vm.span_of("initrd")
-    data, missing = boot_file(ctx, "initrd", vm.initrd, span)
-    if data is None:
-        return (0, None) if missing else None
-    return len(data), data
+    if named.data is None:
+        return (0, None) if named.missing else None
+    return len(named.data), named.data
 
 
 def guest_bytes(ctx: BuildContext, *, arch: str, code16: bool = False) -> bytes | None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import bisect
 import re
 
-from hvconf.record import Record, _set
+from hvconf.record import Record
 
 # STRING and COMMENT as in grammar/hvconf.lark; anything else is skipped in runs.
 _SCAN = re.compile(r'"(?:[^"\\\n]|\\.)*"|(#[^\n]*)|[^"#]+|"')
@@ -24,13 +24,6 @@ class Comment(Record):
     line: int  # 1-based, like spans
     col: int  # 1-based, counting characters
     own_line: bool  # only blanks before it on its line
-
-    def __init__(self, text: str, offset: int, line: int, col: int, own_line: bool) -> None:
-        _set(self, "text", text)
-        _set(self, "offset", offset)
-        _set(self, "line", line)
-        _set(self, "col", col)
-        _set(self, "own_line", own_line)
 
     @property
     def end(self) -> int:

@@ -144,6 +144,18 @@ def small_pipe() -> tuple[int, int]:
     return r, w
 
 
+def flood_into_small_pipe(launchers: Path, timeout: str, *,
+                          blocking: bool = True) -> tuple[subprocess.Popen[str], int]:
+    """The flooding guest's launcher with its stdout on a small pipe that nobody reads yet (left
+    O_NONBLOCK when not `blocking`, as some parents share it): the process and the pipe's read end."""
+    r, w = small_pipe()
+    os.set_blocking(w, blocking)
+    proc = subprocess.Popen(launch(launchers, "x86-flood", "--timeout", timeout), stdout=w, stderr=subprocess.PIPE,
+                            text=True)  # fmt: skip
+    os.close(w)
+    return proc, r
+
+
 def wait_until_full(r: int) -> None:
     deadline = time.monotonic() + 20
     while queued(r) <= 4096 and time.monotonic() < deadline:
@@ -158,11 +170,8 @@ def queued(fd: int) -> int:
 
 
 def test_a_reader_that_stops_reading_cannot_hold_the_run_past_its_watchdog(launchers):
-    r, w = small_pipe()
     started = time.monotonic()
-    proc = subprocess.Popen(launch(launchers, "x86-flood", "--timeout", "1"), stdout=w, stderr=subprocess.PIPE,
-                            text=True)  # fmt: skip
-    os.close(w)
+    proc, r = flood_into_small_pipe(launchers, "1")
     try:
         _, stderr = proc.communicate(timeout=20)  # before the fix: blocked in write(2) for ever
     finally:
@@ -172,10 +181,7 @@ def test_a_reader_that_stops_reading_cannot_hold_the_run_past_its_watchdog(launc
 
 
 def test_sigint_ends_a_run_whose_reader_stopped_reading(launchers):
-    r, w = small_pipe()
-    proc = subprocess.Popen(launch(launchers, "x86-flood", "--timeout", "30"), stdout=w, stderr=subprocess.PIPE,
-                            text=True)  # fmt: skip
-    os.close(w)
+    proc, r = flood_into_small_pipe(launchers, "30")
     try:
         wait_until_full(r)  # the writer waits
         time.sleep(0.2)
@@ -191,11 +197,7 @@ def test_sigint_ends_a_run_whose_reader_stopped_reading(launchers):
 def test_an_o_nonblock_stdout_loses_no_byte(launchers):
     # A parent may leave O_NONBLOCK on the pipe it shares (node, some CI runners): writes then fail
     # with EAGAIN when it is full. Before the fix, bytes were lost; now the writer waits for room.
-    r, w = small_pipe()
-    os.set_blocking(w, False)
-    proc = subprocess.Popen(launch(launchers, "x86-flood", "--timeout", "3"), stdout=w, stderr=subprocess.PIPE,
-                            text=True)  # fmt: skip
-    os.close(w)
+    proc, r = flood_into_small_pipe(launchers, "3", blocking=False)
     got = bytearray()
     try:
         wait_until_full(r)

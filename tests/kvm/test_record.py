@@ -49,6 +49,26 @@ def test_defaults_keywords_and_bad_arguments():
         CpuidEntry(*range(8))
 
 
+def test_a_positional_record_takes_its_fields_as_a_written_out_init_would():
+    # hvconf.record.positional generates the AST nodes', Span's and Tok's constructor from __slots__
+    from hvconf.diagnostics import Span
+    from hvconf.syntax.ast import Setting, Str
+
+    span = Span.point("a.hv", 2, 5)
+    assert span == Span("a.hv", 2, 5, 2, 6) == Span(file="a.hv", line=2, col=5, end_line=2, end_col=6)
+    node = Setting("kernel", (Str("vmlinux", span),), span, key_span=span)
+    assert (node.key, node.values[0].value, node.key_span) == ("kernel", "vmlinux", span)
+    assert repr(Str("x", span)) == f"Str(value='x', span={span!r})"
+    assert pickle.loads(pickle.dumps(node)) == node
+    assert Setting.__init__.__qualname__ == "Setting.__init__"
+    with pytest.raises(TypeError):
+        Str("x")  # type: ignore[call-arg]
+    with pytest.raises(TypeError):
+        Str("x", span, span)  # type: ignore[call-arg]
+    with pytest.raises(AttributeError, match="immutable Str"):
+        Str("x", span).value = "y"  # type: ignore[misc]
+
+
 def test_repr_and_pickle():
     event = kvm_run.SystemEvent(1, (5,))
     assert repr(event) == "SystemEvent(type=1, data=(5,))" and event.ndata == 1

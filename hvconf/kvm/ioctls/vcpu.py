@@ -82,12 +82,16 @@ class Vcpu(KvmFd):
         record = ARCHES.get(self.arch)
         return record.byteorder if record is not None else "little"
 
+    def _got(self, request: str, ctype: str) -> Any:
+        """A fresh `ctype` (this arch's layout) that the KVM_GET_* `request` filled in."""
+        out = self.new(ctype)
+        self.ioctl(request, out)
+        return out
+
     @property
     def regs(self) -> Any:
-        """A fresh `struct kvm_regs *` (this arch's layout) holding the vCPU's registers."""
-        regs = self.new("struct kvm_regs *")
-        self.ioctl("KVM_GET_REGS", regs)
-        return regs
+        """A fresh `struct kvm_regs *` holding the vCPU's registers."""
+        return self._got("KVM_GET_REGS", "struct kvm_regs *")
 
     def set_regs(self, regs: Any) -> int:
         return self.ioctl("KVM_SET_REGS", regs)
@@ -95,9 +99,7 @@ class Vcpu(KvmFd):
     @property
     def sregs(self) -> Any:
         """A fresh `struct kvm_sregs *` (x86 segments; PowerPC pvr + Book3S/BookE `u`; s390 acrs/crs)."""
-        sregs = self.new("struct kvm_sregs *")
-        self.ioctl("KVM_GET_SREGS", sregs)
-        return sregs
+        return self._got("KVM_GET_SREGS", "struct kvm_sregs *")
 
     def set_sregs(self, sregs: Any) -> int:
         return self.ioctl("KVM_SET_SREGS", sregs)
