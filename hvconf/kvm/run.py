@@ -12,7 +12,11 @@ The vCPUs then run until the run ends (see vcpu_loop.py: every vCPU
 halted, power-off, shutdown, internal error) or the watchdog, SIGINT or
 SIGTERM ends it; every thread is joined and every fd and mmap released
 before it returns, whatever failed on the way (a vCPU thread left running
-would signal a process whose KICK_SIGNAL handler is gone). It prints only
+would signal a process whose KICK_SIGNAL handler is gone). A guest's reboot
+(RTAS system-reboot, a KVM reset event) ends the run with its status, or,
+with `on_reboot="restart"`, tears the VM down and issues the plan again on
+the same guest memory with the images written afresh (QEMU's system reset
+keeps RAM too), at most MAX_RESTARTS times, all within the one `timeout`. It prints only
 the guest console to `out` (raw, or rendered safe: output.py) and trace
 lines to `trace`; a write that fails ends the run with OutputError.
 Tests: tests/kvm/test_runtime.py, tests/kvm/test_hostile_guests.py.
@@ -36,7 +40,7 @@ from hvconf.kvm.machine import Machine
 from hvconf.kvm.options import CONSOLE_MODES, MAX_TIMEOUT
 from hvconf.kvm.output import Output, OutputError
 from hvconf.kvm.sequence import Sequencer
-from hvconf.kvm.status import Status
+from hvconf.kvm.status import MAX_RESTARTS, ON_REBOOT, Status
 from hvconf.kvm.steps import reserved, table, validate
 from hvconf.kvm.trace import Tracer
 from hvconf.kvm.vcpu_thread import Shared, VcpuThread, issue
@@ -50,6 +54,8 @@ if TYPE_CHECKING:
     from typing import Any, BinaryIO, TextIO
 
     from hvconf.contract import Plan, Step
+    from hvconf.kvm.images import Loaded
+    from hvconf.kvm.ioctls.memory import GuestMemory
 
 KVM_API_VERSION = 12
 
@@ -59,13 +65,15 @@ class HostMismatch(Exception):
 
 
 class RunResult(Record):
-    """How a run ended: `status`, a one-line `reason`, vCPU `exits` handled, wall `seconds`."""
+    """How a run ended: `status`, a one-line `reason`, vCPU `exits` handled, wall `seconds`, `restarts`."""
 
-    __slots__ = ("status", "reason", "exits", "seconds")
+    __slots__ = ("status", "reason", "exits", "seconds", "restarts")
+    _defaults = {"restarts": 0}
     status: int
     reason: str
     exits: int
     seconds: float
+    restarts: int
 
 
 def execute(
@@ -77,12 +85,14 @@ def execute(
     out: BinaryIO | None,
     supplied: Mapping[str, str | Path] | None = None,
     console: str = "auto",
+    on_reboot: str = "exit",
 ) -> RunResult:
     """Run `plan` (images relative to `base_dir`) on this host's KVM; guest console to `out`.
 
     `supplied` maps image names to files given on the command line (--kernel), which
     replace the build's copy or fill in an image the build did not have. `console` is
     output.CONSOLE_MODES: how the guest's bytes reach `out` (None: a closed stdout).
+    `on_reboot` is status.ON_REBOOT: what a guest's reboot does (end the run, or restart it).
 
     Raises ValueError (a timeout or console mode out of range), PlanError (bad plan or
     image), HostMismatch (before any VM is created), KvmError (an ioctl failed; `source`
@@ -92,6 +102,8 @@ def execute(
         raise ValueError(f"timeout {timeout!r} is not within (0, {MAX_TIMEOUT}] seconds")
     if console not in CONSOLE_MODES:
         raise ValueError(f"console mode {console!r} is not one of {', '.join(CONSOLE_MODES)}")
+    if on_reboot not in ON_REBOOT:
+        raise ValueError(f"on-reboot {on_reboot!r} is not one of {', '.join(ON_REBOOT)}")
     started = time.monotonic()
     parsed = read_plan(plan)
     _check_runtime(parsed)  # host facts first: a foreign plan is refused as such, not as malformed
@@ -100,14 +112,40 @@ def execute(
     tracer = Tracer(trace)
     loaded = devices.prepare_images(parsed, loaded, tracer.note)  # first: a board may place images (x86 Linux)
     image_files.check_placement(parsed, loaded, reserved(parsed))
-    machine = Machine(_open_host(parsed, tracer), loaded)
+    memory: dict[int, GuestMemory] = {}  # kept across restarts, released here
     try:
         with kick_handler(), routed_signals():
-            status, reason, count = _run(parsed, machine, tracer, Output(out, "console", console), timeout)
+            status, reason, count, restarts = _boots(parsed, loaded, memory, tracer, Output(out, "console", console),
+                                                     timeout, on_reboot)  # fmt: skip
     finally:
-        machine.close()
-    tracer.note(f"{parsed.vm}: status {int(status)}, {count} exits handled")  # whatever the status (a reset too)
-    return RunResult(status, reason, count, time.monotonic() - started)
+        for region in memory.values():
+            region.close()
+    tracer.note(f"{parsed.vm}: status {int(status)}, {count} exits handled"  # whatever the status (a reset too)
+                + (f", {restarts} restarts" if restarts else ""))
+    return RunResult(status, reason, count, time.monotonic() - started, restarts)
+
+
+def _boots(plan: Plan, loaded: list[Loaded], memory: dict[int, GuestMemory], tracer: Tracer, out: Output,
+           timeout: float, on_reboot: str) -> tuple[int, str, int, int]:  # fmt: skip
+    """Run the plan, and again after each reboot when `on_reboot` says restart: (status, reason, exits, restarts).
+    The watchdog's `timeout` covers every boot: a reboot loop ends on time."""
+    deadline = time.monotonic() + timeout
+    count = restarts = 0
+    while True:
+        machine = Machine(_open_host(plan, tracer), loaded, memory=memory,
+                          note=tracer.note if tracer.stream is not None else None)  # fmt: skip
+        try:
+            status, reason, exits, reboot = _run(plan, machine, tracer, out, max(deadline - time.monotonic(), 1e-3))
+        finally:
+            machine.close(keep_memory=True)
+        count += exits
+        if not reboot or on_reboot != "restart":
+            return status, reason, count, restarts
+        if restarts == MAX_RESTARTS:
+            return status, f"{reason}, after {restarts} restarts (the most --on-reboot restart makes)", count, restarts
+        restarts += 1
+        tracer.note(f"{plan.vm}: restart {restarts} (--on-reboot restart): {reason}")
+        tracer.no_step()
 
 
 def _owners(plan: Plan) -> tuple[list[Step], dict[int, list[Step]]]:
@@ -124,7 +162,8 @@ def _owners(plan: Plan) -> tuple[list[Step], dict[int, list[Step]]]:
     return main, per_vcpu
 
 
-def _run(plan: Plan, machine: Machine, tracer: Tracer, out: Output, timeout: float) -> tuple[int, str, int]:
+def _run(plan: Plan, machine: Machine, tracer: Tracer, out: Output, timeout: float) -> tuple[int, str, int, bool]:
+    """One boot of the plan: (status, reason, exits handled, whether it ended in the guest's reboot)."""
     main_steps, per_vcpu = _owners(plan)
     wake_main = _waker()
     ending = Ending(wake_main)
@@ -166,7 +205,7 @@ def _run(plan: Plan, machine: Machine, tracer: Tracer, out: Output, timeout: flo
     stopped = [f"vcpu:{t.vcpu_id} at {t.loop.stopped_at}" for t in threads if t.loop and t.loop.stopped_at]
     if stopped and status != Status.HALTED:
         reason += f"; stopped {', '.join(stopped)}"
-    return status, reason, sum(t.loop.count for t in threads if t.loop is not None)
+    return status, reason, sum(t.loop.count for t in threads if t.loop is not None), ending.reboot
 
 
 def _kick_all(threads: list[VcpuThread]) -> None:
