@@ -14,7 +14,7 @@
 #           H_PUT_TCE, H_PUT_TCE_INDIRECT, H_STUFF_TCE, H_GET_TCE, one put past its end
 #   reboot  counts its boots at BOOTS (RAM the image does not cover, which a restart
 #           keeps, as QEMU's system reset does): RTAS system-reboot on the first,
-#           power-off on the next
+#           power-off on the next; with `forever` too, system-reboot on every boot
 # Unlinked: every address is computed from r30 (the load address), never relocated.
 
     .machine power9
@@ -315,8 +315,13 @@ check_reboot:
     li    r5, BOOTS
     ld    r6, 0(r5)
     cmpdi r6, 1
-    bne   leave32
-    ADDR  r3, s_system_reboot
+    beq   1f
+    mr    r3, r29
+    ADDR  r4, s_w_forever
+    bl    contains
+    cmpdi r3, 0
+    beq   leave32
+1:  ADDR  r3, s_system_reboot
     bl    find_prop
     cmpdi r3, 0
     beq   leave32              # no token: power off instead
@@ -567,6 +572,7 @@ s_w_smp:        .asciz "smp"
 s_w_le:         .asciz "le"
 s_w_dma64:      .asciz "dma64"
 s_w_reboot:     .asciz "reboot"
+s_w_forever:    .asciz "forever"
 s_set_mode:     .asciz "H_SET_MODE(CIABR) = "
 s_set_mode_le:  .asciz "H_SET_MODE(LE) = "
 s_put_tce:      .asciz "H_PUT_TCE(0x80000000) = "

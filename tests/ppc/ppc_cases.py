@@ -138,6 +138,8 @@ CASES: tuple[Case, ...] = (
     Case("reboot-exit", ("nested",), definition("reboot-exit", tce="", cmdline="reboot", rtas=REBOOT_TOKEN)),
     Case("reboot", ("nested",), definition("reboot", tce="", cmdline="reboot", rtas=REBOOT_TOKEN),
          run="python3 launch.py --trace --timeout 60 --on-reboot restart 2> trace.txt"),
+    Case("reboot-loop", ("nested",), definition("reboot-loop", tce="", cmdline="reboot forever", rtas=REBOOT_TOKEN),
+         run="python3 launch.py --timeout 60 --on-reboot restart 2> trace.txt"),  # a loop ends: 16 restarts
     # Linux: 1 vCPU radix, H_RANDOM in the launcher and H_CEDE disabled (which KVM's POWER9 radix entry
     # path serves anyway); 2 vCPUs; powernv9 hash with H_RANDOM in the kernel (the CPU's DARN,
     # KVM_CAP_PPC_HWRNG 1) and H_CEDE disabled

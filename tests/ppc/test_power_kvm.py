@@ -149,6 +149,12 @@ def test_a_reboot_ends_the_run_with_status_5_or_restarts_the_guest_when_asked(bo
         in trace
     assert re.search(r"launch: reboot: guest powered off \(RTAS power-off\) after [0-9.]+ s, 14 exits, 1 restarts",
                      trace)
+    # a guest that reboots on every boot: 16 restarts, then the 17th reboot ends the run with its status
+    status, console, trace = run(boots, "nested", "reboot-loop")
+    assert status == 5 and console == "".join(f"{HELLO}boot = 0x{n:016x}\n" for n in range(1, 18))
+    assert trace.strip().splitlines()[-1] == (
+        "launch: error: reboot-loop: vcpu:0: guest asked for a reboot (RTAS system-reboot), after 16 restarts "
+        "(the most --on-reboot restart makes) (status 5: guest shut down)")
 
 
 def test_two_vcpus_run_in_their_own_threads(boots: dict[str, Any]) -> None:
@@ -209,5 +215,5 @@ def test_every_case_was_checked() -> None:
     tested = {"sample", "other-token", "hcall-in-launcher", "einval-rtas", "einval-not-in-kernel",
               "einval-unaligned", "no-tce", "smp", "little-endian", "hash", "hash-on-nested", "probe",
               "linux-radix", "linux-smp", "linux-hash", "hwrng-refused",  # these four: test_power_linux.py
-              "dma64", "reboot", "reboot-exit"}
+              "dma64", "reboot", "reboot-exit", "reboot-loop"}
     assert {c.name for c in CASES} == tested
