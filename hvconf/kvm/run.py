@@ -135,7 +135,8 @@ def _boots(plan: Plan, loaded: list[Loaded], memory: dict[int, GuestMemory], tra
         machine = Machine(_open_host(plan, tracer), loaded, memory=memory,
                           note=tracer.note if tracer.stream is not None else None)  # fmt: skip
         try:
-            status, reason, exits, reboot = _run(plan, machine, tracer, out, max(deadline - time.monotonic(), 1e-3))
+            budget = max(deadline - time.monotonic(), 1e-3) if restarts else timeout  # the first boot has it all
+            status, reason, exits, reboot = _run(plan, machine, tracer, out, budget)
         finally:
             machine.close(keep_memory=True)
         count += exits

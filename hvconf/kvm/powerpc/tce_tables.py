@@ -20,7 +20,8 @@ import sys
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable, Iterator, Mapping
+    from typing import Any, Literal
 
     from hvconf.contract import Plan
     from hvconf.kvm.machine import Machine
@@ -33,14 +34,14 @@ CHUNK = 4096
 _ZERO = bytes(CHUNK)
 
 
-def geometry(args: dict[str, int], ioctl: str) -> tuple[int, int, int]:
+def geometry(args: Mapping[str, Any], ioctl: str) -> tuple[int, int, int]:
     """(page shift, first page on the bus, number of entries) of a table-creating step."""
     if ioctl == "KVM_CREATE_SPAPR_TCE":
         return LEGACY_PAGE_SHIFT, 0, args["window_size"] >> LEGACY_PAGE_SHIFT
     return args["page_shift"], args["offset"], args["size"]
 
 
-def used_entries(table: bytes, byteorder: str = sys.byteorder) -> Iterator[tuple[int, int]]:
+def used_entries(table: bytes, byteorder: Literal["little", "big"] = sys.byteorder) -> Iterator[tuple[int, int]]:
     """(index, TCE) of every non-zero entry of a table as KVM stores it; zero chunks are skipped whole."""
     for start in range(0, len(table), CHUNK):
         chunk = table[start : start + CHUNK]
