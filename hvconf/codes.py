@@ -157,6 +157,8 @@ _ROWS: tuple[tuple[str, str, Severity], ...] = (
     ('initrd-without-kernel',       'check', E),
     ('cmdline-too-long',            'check', E),
     ('linux-memory-hole',           'check', E),
+    ('kernel-flat-unsupported',     'check', E),
+    ('linux-too-many-vcpus',        'check', E),
     ('linux-needs-irqchip',         'check', E),
     ('unused-suppression',          'check', W),
     # ---- host

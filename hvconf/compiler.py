@@ -50,11 +50,13 @@ Progress = Callable[[str, int, int], None]
 
 
 def check(paths: Sequence[Path], *, loader: Loader | None = None, progress: Progress | None = None,
-          host: "HostFacts | None" = None, suppress: bool = True) -> Result:
+          host: "HostFacts | None" = None, suppress: bool = True, as_needed: bool = False) -> Result:
     """Parse, lower and check every file (against `host`'s facts too, when given);
     raises InputError for unreadable roots. `# hvconf: ignore[...]` comments then
     apply (hvconf/check/suppress.py), unless `suppress` is False (a caller merging several
-    runs applies them once, to the merged report)."""
+    runs applies them once, to the merged report). `as_needed`: pydantic validates only IR
+    data that is not plainly valid (hvconf/model/validate.py; the same findings, the same IR);
+    `build` validates all."""
     loader = loader or Loader()
     result = Result()
     files_checked: set[tuple[object, ...]] = set()
@@ -62,34 +64,34 @@ def check(paths: Sequence[Path], *, loader: Loader | None = None, progress: Prog
     for done, path in enumerate(paths, 1):
         if progress is not None:
             progress(f"checking {path}", done, len(paths))
-        _check_program(loader.load(path, result.report), result, host, files_checked)
+        _check_program(loader.load(path, result.report), result, host, files_checked, as_needed)
     if suppress:
         _suppress(result)
     return result
 
 
 def check_text(text: str | bytes, path: Path, *, loader: Loader | None = None, host: "HostFacts | None" = None,
-               suppress: bool = True) -> Result:
+               suppress: bool = True, as_needed: bool = False) -> Result:
     """`check` of one file whose text is `text` (an unsaved buffer, stdin) as if it were saved at
     `path`, which need not exist: includes resolve against `path`'s real folder, paths are
     confined to `path`'s project, and diagnostics name `path`. Never raises InputError."""
     loader = loader or Loader()
     result = Result()
     data = text.encode("utf-8") if isinstance(text, str) else text
-    _check_program(loader.load_text(path, data, result.report), result, host, set())
+    _check_program(loader.load_text(path, data, result.report), result, host, set(), as_needed)
     if suppress:
         _suppress(result)
     return result
 
 
 def _check_program(program: Program, result: Result, host: "HostFacts | None",
-                   files_checked: set[tuple[object, ...]]) -> None:
+                   files_checked: set[tuple[object, ...]], as_needed: bool = False) -> None:
     """Lower and check one loaded program into `result`."""
     from hvconf.check import run_checks
     from hvconf.model.inputs import check_files
     from hvconf.model.target import load_target
 
-    vms = lower_program(program, result.report)
+    vms = lower_program(program, result.report, as_needed)
     for vm in vms:
         check_files(vm, program.scope, result.report, files_checked)
         if vm.target is not None:

@@ -416,3 +416,39 @@ def test_run_of_a_hanging_vmcall_guest_times_out_with_status_4(tmp_path: Path) -
     assert elapsed < 6, f"took {elapsed:.1f} s for a 1 s watchdog"
     assert re.search(r"time(d)?[ -]?out", done.stderr, re.IGNORECASE), done.stderr
     assert done.stdout.startswith("before vmcall")  # the guest ran up to the vmcall
+
+
+# --- a `check` command line builds only the `check` parser --------------------------------
+
+@pytest.mark.parametrize("argv", [
+    ["check", "x.hv"], ["check"], ["check", "-", "--stdin-filename", "vms/a.hv", "--color", "never"],
+    ["check", "--format", "json", "--no-cache", "-j", "2", "--select", "E", "--ignore", "rma", "a", "b"],
+    ["check", "--host-facts", "f.json", "--root", ".", "--allow-path", "samples", "-q", "--werror", "x.hv"],
+    ["check", "--cache-dir", "c", "--fix", "--diff", "--show-settings", "a.hv", "--extend-select", "x"],
+    ["check", "--format", "yaml", "x.hv"], ["check", "--jobs", "-1", "x.hv"], ["check", "--bogus"],
+    ["check", "--no-cache", "--cache-dir", "c", "x.hv"], ["check", "--root", "no-such-folder", "x.hv"],
+    ["check", "--help"],
+])
+def test_a_check_command_line_parses_as_with_every_command(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    from hvconf.cli.main import parser
+
+    def parse(top: Any) -> tuple[Any, str, str]:
+        try:
+            value: Any = vars(top.parse_args(argv))
+        except SystemExit as stop:
+            value = ("exit", stop.code)
+        out = capsys.readouterr()
+        return value, out.out, out.err
+
+    assert parse(parser("check")) == parse(parser())
+
+
+def test_a_check_imports_no_other_commands_module() -> None:
+    from hvconf.cli.main import COMMAND_MODULES
+
+    code = ("import sys; from hvconf.cli.main import main; main(['check', sys.argv[1]]);"
+            "print(sorted(m for m in sys.modules if m.startswith('hvconf.cli.')))")
+    done = subprocess.run([sys.executable, "-c", code, str(SAMPLES / "x86-hello.hv")], capture_output=True, text=True,
+                          timeout=TIMEOUT, check=False)
+    loaded = set(json.loads(done.stdout.splitlines()[-1].replace("'", '"')))
+    assert loaded & set(COMMAND_MODULES) == {"hvconf.cli.host", "hvconf.cli.cache"}  # they add `check` options

@@ -1,9 +1,11 @@
 """Rules for booting a Linux kernel: an `initrd` needs a `kernel`; on x86 (the target's
 [features.linux_boot], Documentation/arch/x86/boot.rst) the command line must fit Linux's
-buffer, RAM must fit below the interrupt controllers' windows, and the kernel needs the
-in-kernel irqchip and PIT to tick. Whether the kernel and initrd files fit in memory is the
-build's to say (it reads them: hvconf/platforms/x86_64.py). Tested by tests/test_explain.py
-(the samples in tests/invalid) and tests/x86 (a real boot).
+buffer, RAM must fit below the interrupt controllers' windows, the kernel needs the
+in-kernel irqchip and PIT to tick, its vCPUs must fit an MP table, and it is a bzImage or an
+ELF vmlinux (the loader knows no `flat` image: a raw binary is a `guest`). Whether the kernel
+and initrd files fit in memory is the build's to say (it reads them: hvconf/platforms/x86_64.py).
+Tested by tests/test_explain.py (the samples in tests/invalid), tests/kvm/test_linux_boot.py and
+tests/x86 (a real boot).
 """
 
 from __future__ import annotations
@@ -42,6 +44,27 @@ def linux_memory(ctx: CheckContext) -> None:
              help=f"lower `memory` to {boot.memory_max >> 20}M or less")
 
 
+def kernel_flat_unsupported(ctx: CheckContext) -> None:
+    """A target that boots its kernels by the Linux boot protocol (x86's [features.linux_boot]) reads
+    the kernel's own header to place it; a raw image has none, and `guest "FILE" at ADDR` already
+    loads raw bytes where they are asked for."""
+    vm = ctx.vm
+    if ctx.target.features.linux_boot is None or vm.kernel is None or vm.kernel_format != "flat":
+        return
+    ctx.emit(vm.spans.get("kernel_format") or vm.span_of("kernel"),
+             f"on {vm.arch} a kernel is booted by the Linux boot protocol, which reads a bzImage or an "
+             "ELF vmlinux; it has no `flat` (raw) format",
+             help='remove `flat`; for a raw binary, write `guest "FILE.bin" at ADDR` instead of `kernel`')
+
+
+def linux_too_many_vcpus(ctx: CheckContext) -> None:
+    boot, vm = ctx.target.features.linux_boot, ctx.vm
+    if boot is None or vm.kernel is None or vm.vcpus <= boot.max_cpus:
+        return
+    ctx.emit(vm.span_of("vcpus"), f"a Linux guest finds its vCPUs in the MP table, which names at most "
+             f"{boot.max_cpus}; this VM has {vm.vcpus}", help=f"lower `vcpus` to {boot.max_cpus} or fewer")
+
+
 def linux_needs_irqchip(ctx: CheckContext) -> None:
     f, vm = ctx.target.features, ctx.vm
     if f.linux_boot is None or vm.kernel is None or f.irqchip is None or f.pit is None:
@@ -71,9 +94,24 @@ CHECKS: tuple[Check, ...] = (
               "the e820 map the launcher gives the kernel says so; the in-kernel IOAPIC answers at "
               "0xFEC00000 and each local APIC at 0xFEE00000, which RAM must not cover. hvconf stops at "
               "3 GiB, where a PC's PCI hole begins (QEMU's pc machine, below_4g_mem_size)."),
+    Check("kernel-flat-unsupported", E, "`kernel \"FILE\" flat` on a target that boots Linux by its boot "
+          "protocol", kernel_flat_unsupported,
+          why="On x86_64 the launcher boots a `kernel` by the 64-bit boot protocol "
+              "(Documentation/arch/x86/boot.rst): it reads a bzImage's setup header (setup_sects, the "
+              "protocol version, init_size) or an ELF vmlinux's program headers to know where the kernel "
+              "goes and where it is entered (hvconf/kvm/x86/linux.py; kvmtool's x86/kvm.c load_bzimage). "
+              "A raw image carries neither, so `flat` cannot be honoured there. Raw bytes at a chosen "
+              "address are what `guest` loads (with `at`, entered in its `mode`)."),
+    Check("linux-too-many-vcpus", E, "more vCPUs than a Linux guest's MP table can name", linux_too_many_vcpus,
+          why="Without firmware there is no ACPI MADT: the launcher shows Linux its vCPUs in an Intel MP "
+              "table (hvconf/kvm/x86/mptable.py, as kvmtool's x86/mptable.c and Firecracker's "
+              "arch/x86_64/mptable.rs write it), whose processor entries carry 8-bit local APIC ids. 0xFF "
+              "is the broadcast id and the IOAPIC takes one more, so 254 is the most it can name "
+              "(Firecracker's MAX_SUPPORTED_CPUS); the KVM vCPU id is the APIC id."),
     Check("linux-needs-irqchip", E, "a Linux kernel without the in-kernel irqchip and PIT", linux_needs_irqchip,
-          why="With no firmware there is no MP table or ACPI MADT, so Linux finds its timer in the 8254 PIT "
-              "behind the 8259 PIC: KVM_CREATE_IRQCHIP and KVM_CREATE_PIT2 (api.rst §4.24, §4.45). "
+          why="With no firmware there is no ACPI MADT, so Linux finds its timer in the 8254 PIT, behind the "
+              "8259 PIC (one vCPU, no MP table) or the IOAPIC the MP table names (more vCPUs): "
+              "KVM_CREATE_IRQCHIP and KVM_CREATE_PIT2 (api.rst §4.24, §4.45). "
               "Without them its timer never ticks (calibration and `reboot -f` hang), and the 16550 "
               "console's interrupt (KVM_IRQ_LINE on IRQ 4) has no controller to reach "
               "(docs/x86-linux.md)."),

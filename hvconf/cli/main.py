@@ -193,7 +193,8 @@ def _check_stdin(args: argparse.Namespace, options: dict[str, Any]) -> "LintResu
     from hvconf.syntax.loader import Loader
 
     path = Path(args.stdin_filename or "-")
-    result = compiler.check_text(_read_stdin(), path, loader=Loader(args.root, args.allow_path or ()), **options)
+    result = compiler.check_text(_read_stdin(), path, loader=Loader(args.root, args.allow_path or ()), as_needed=True,
+                                 **options)
     return LintResult(result.report, 1)
 
 
@@ -550,7 +551,10 @@ def _jobs(text: str) -> int:
     return value
 
 
-def parser() -> argparse.ArgumentParser:
+def parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The `hvconf` command line. `only="check"` (a command line that starts with `check`) builds
+    no other command: the same `check` parser, without importing the modules that add the others
+    (COMMAND_MODULES: json, subprocess, tempfile...), a tenth of a cold one-file check."""
     from hvconf import __version__
     from hvconf.lint.formats import FORMATS
 
@@ -591,6 +595,8 @@ def parser() -> argparse.ArgumentParser:
     import_module("hvconf.cli.cache").add_cache_options(p)  # --no-cache / --cache-dir
     _path_options(p)
     p.set_defaults(func=cmd_check)
+    if only == "check":
+        return top
 
     p = _command(sub, "build", "write DTS/DTB, plan.json, launch.py and manifest.json per VM", BUILD_EXAMPLES)
     p.add_argument("files", nargs="+", metavar="FILE")
@@ -676,7 +682,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """The `hvconf` command. With `argv` None (the console script, `python -m hvconf`) it owns the
     process and ends it with the command's status (`_leave`); given `argv`, it returns the status
     and leaves the caller's process as it was."""
-    args = parser().parse_args(argv)
+    given = sys.argv[1:] if argv is None else argv
+    args = parser("check" if given[:1] == ["check"] else None).parse_args(argv)
     own_process = argv is None  # a caller that passes argv (tests, scripts) keeps its process
     if own_process and args.func in (cmd_check, cmd_build):
         _pause_collector()

@@ -16,9 +16,7 @@ family's (hvconf/kvm/<family>/devices.py). Tests: tests/kvm/test_runtime.py, tes
 
 from __future__ import annotations
 
-from types import MappingProxyType
-
-from hvconf.contract import CONSOLE_KINDS, PlanError
+from hvconf.contract import CONSOLE_KINDS, MappingProxyType, PlanError
 from hvconf.kvm import families
 from hvconf.record import Record
 

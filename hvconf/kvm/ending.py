@@ -10,7 +10,7 @@ whenever the main thread should look again. Tests: tests/kvm/test_runtime.py.
 
 from __future__ import annotations
 
-import threading
+import _thread  # threading.Lock is _thread.allocate_lock: importing threading costs a launch ~1 ms
 
 from hvconf.kvm.status import Status
 
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 class Ending:
     def __init__(self, wake: Callable[[], None]) -> None:
         self._wake = wake
-        self._lock = threading.Lock()
+        self._lock = _thread.allocate_lock()
         self._unfinished = 0  # vCPU threads started that have not returned yet
         self.outcome: tuple[int, str] | None = None
         self.reboot = False  # the outcome is the guest's reboot request (a restart may follow)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import errno
 import os
 import sys
-from collections.abc import Mapping
+from _collections_abc import Mapping  # collections.abc's source: importing collections costs ~2 ms
 
 from hvconf.kvm import options as values
 from hvconf.kvm.status import MAX_RESTARTS, MEANING, Status

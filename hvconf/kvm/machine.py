@@ -16,7 +16,7 @@ Tests: tests/kvm/test_runtime.py.
 
 from __future__ import annotations
 
-import threading
+import _thread  # threading.Lock is _thread.allocate_lock: importing threading costs a launch ~1 ms
 
 from hvconf.record import Record
 
@@ -55,7 +55,7 @@ class Machine:
         self.vm_fds: dict[str, KvmFd] = {}  # label -> an fd a VM step created (closing it would undo the step)
         self.pinned: dict[str, Any] = {}  # what KVM reads and writes until its vCPUs are gone ("tlb:N")
         self.family_state: dict[str, Any] = {}  # what the family's steps keep for later steps and exits
-        self.lock = threading.Lock()  # for family_state: vCPU threads issue their steps concurrently
+        self.lock = _thread.allocate_lock()  # for family_state: vCPU threads issue their steps concurrently
 
     @property
     def entry(self) -> int | None:

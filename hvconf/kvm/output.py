@@ -34,11 +34,11 @@ Tests: tests/kvm/test_output.py, tests/kvm/test_hostile_guests.py.
 
 from __future__ import annotations
 
+import _thread  # threading's Lock is _thread.allocate_lock; importing threading costs a launch ~1 ms
 import codecs
 import errno
 import os
 import stat
-import threading
 import time
 
 from hvconf.kvm.options import CONSOLE_MODES
@@ -169,7 +169,7 @@ class Output:
         self.stopping: Callable[[], bool] = _never
         self.failed: OutputError | None = None
         self.blocked_since: float | None = None  # monotonic time a write began waiting for the reader
-        self._lock = threading.Lock()
+        self._lock = _thread.allocate_lock()
         self._text = text
         self._stream = stream  # held: a file object's fd lives as long as the object
         self._sink: Any = None

@@ -6,7 +6,10 @@ before any VM exists, loads the images (flat or ELF, as the plan's board
 needs them: devices.prepare_images), then issues the steps: system and VM
 steps from the calling thread, each vCPU's steps (KVM_CREATE_VCPU onwards)
 from a thread of its own, all in plan order (a vCPU the devices hold first
-waits for the guest to release it). What is arch-specific comes from the
+waits for the guest to release it). A plan with one vCPU, run from the main
+thread, makes no thread: every step and the vCPU's exit loop run in the
+calling thread, watched by signals (watchdog.InlineWatch), and threading is
+never imported (a thread hand-off and ~2 ms of imports per launch). What is arch-specific comes from the
 plan's family (families.py): its steps, devices, exit hook and host checks.
 The vCPUs then run until the run ends (see vcpu_loop.py: every vCPU
 halted, power-off, shutdown, internal error) or the watchdog, SIGINT or
@@ -24,8 +27,9 @@ Tests: tests/kvm/test_runtime.py, tests/kvm/test_hostile_guests.py.
 
 from __future__ import annotations
 
+import _thread
 import os
-import threading
+import sys
 import time
 
 from hvconf.contract import PlanError, read_plan
@@ -39,12 +43,13 @@ from hvconf.kvm.ioctls.system import DEV_KVM, Kvm
 from hvconf.kvm.machine import Machine
 from hvconf.kvm.options import CONSOLE_MODES, MAX_TIMEOUT
 from hvconf.kvm.output import Output, OutputError
-from hvconf.kvm.sequence import Sequencer
+from hvconf.kvm.sequence import InOrder
 from hvconf.kvm.status import MAX_RESTARTS, ON_REBOOT, Status
 from hvconf.kvm.steps import reserved, table, validate
 from hvconf.kvm.trace import Tracer
-from hvconf.kvm.vcpu_thread import Shared, VcpuThread, issue
-from hvconf.kvm.watchdog import KICK_SIGNAL, kick_handler, routed_signals, stop_all, supervise
+from hvconf.kvm.vcpu_loop import ExitLoop
+from hvconf.kvm.vcpu_thread import Shared, issue
+from hvconf.kvm.watchdog import KICK_SIGNAL, InlineWatch
 from hvconf.record import Record
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
@@ -56,6 +61,7 @@ if TYPE_CHECKING:
     from hvconf.contract import Plan, Step
     from hvconf.kvm.images import Loaded
     from hvconf.kvm.ioctls.memory import GuestMemory
+    from hvconf.kvm.vcpu_thread import VcpuThread
 
 KVM_API_VERSION = 12
 
@@ -114,9 +120,8 @@ def execute(
     image_files.check_placement(parsed, loaded, reserved(parsed))
     memory: dict[int, GuestMemory] = {}  # kept across restarts, released here
     try:
-        with kick_handler(), routed_signals():
-            status, reason, count, restarts = _boots(parsed, loaded, memory, tracer, Output(out, "console", console),
-                                                     timeout, on_reboot)  # fmt: skip
+        status, reason, count, restarts = _boots(parsed, loaded, memory, tracer, Output(out, "console", console),
+                                                 timeout, on_reboot)  # fmt: skip
     finally:
         for region in memory.values():
             region.close()
@@ -163,9 +168,80 @@ def _owners(plan: Plan) -> tuple[list[Step], dict[int, list[Step]]]:
     return main, per_vcpu
 
 
+class _InlineVcpu:
+    """The one vCPU of a run without threads, as _still_running and _outcome read a VcpuThread."""
+
+    def __init__(self, vcpu_id: int) -> None:
+        self.vcpu_id = vcpu_id
+        self.loop: ExitLoop | None = None
+        self.held = False
+
+    def kick(self, machine: Machine) -> None:
+        """Make the next KVM_RUN return at once (sPAPR H_SET_MODE): there is no other thread to signal."""
+        vcpu = machine.vcpus.get(self.vcpu_id)
+        if vcpu is not None and vcpu.kvm_run is not None:
+            vcpu.request_immediate_exit()
+
+
+def _in_main_thread() -> bool:
+    """Without importing threading: a process that never imported it made no thread with it."""
+    threading = sys.modules.get("threading")
+    return threading is None or threading.current_thread() is threading.main_thread()
+
+
 def _run(plan: Plan, machine: Machine, tracer: Tracer, out: Output, timeout: float) -> tuple[int, str, int, bool]:
     """One boot of the plan: (status, reason, exits handled, whether it ended in the guest's reboot)."""
     main_steps, per_vcpu = _owners(plan)
+    if len(per_vcpu) == 1 and _in_main_thread():  # signals reach the main thread only
+        return _run_inline(plan, machine, tracer, out, timeout, next(iter(per_vcpu)))
+    from hvconf.kvm.watchdog import kick_handler, routed_signals
+
+    with kick_handler(), routed_signals():
+        return _run_threads(plan, machine, tracer, out, timeout, main_steps, per_vcpu)
+
+
+def _run_inline(plan: Plan, machine: Machine, tracer: Tracer, out: Output, timeout: float,
+                vcpu_id: int) -> tuple[int, str, int, bool]:  # fmt: skip
+    """Every step, then the vCPU's exit loop, in the calling thread (signals blocked from the start:
+    a thread the devices start, such as a console's input, must not take them)."""
+    ending = Ending(_nothing)
+    vcpu = _InlineVcpu(vcpu_id)
+    devs: devices.Devices | None = None
+    with InlineWatch(ending, timeout, lambda: _still_running([vcpu], ending, timeout, out, devs)) as watch:
+        for output in (out, tracer.output):
+            if output is not None:
+                output.stopping = watch.check  # a stalled reader holds the run only until its end
+        devs = devices.devices(plan, machine, out)
+        shared = Shared(machine, InOrder(), ending, tracer, devs, families.part(plan.arch, "exits"),
+                        table(plan.arch), lambda: vcpu.kick(machine))  # fmt: skip
+        try:
+            for step in plan.steps:
+                if step.ioctl != "KVM_RUN":
+                    issue(step, shared)
+                    continue
+                tracer.step(step)
+                held = devs.held
+                if held is not None and vcpu_id in held.vcpus:  # only another vCPU could release it
+                    vcpu.held = True
+                    watch.wait()
+                    break
+                machine.vcpus[vcpu_id].set_signal_mask(watch.run_mask())
+                ending.running(vcpu_id)
+                vcpu.loop = ExitLoop(machine.vcpus[vcpu_id], machine, devs, tracer, ending, shared.exits,
+                                     shared.kick_all, watch.check)  # fmt: skip
+                vcpu.loop.run(step)
+        finally:
+            if devs.close is not None:
+                devs.close()  # the terminal back as it was, whatever ended the run
+    return _outcome(ending, [vcpu], out)
+
+
+def _run_threads(plan: Plan, machine: Machine, tracer: Tracer, out: Output, timeout: float, main_steps: list[Step],
+                 per_vcpu: dict[int, list[Step]]) -> tuple[int, str, int, bool]:  # fmt: skip
+    from hvconf.kvm.sequence import Sequencer
+    from hvconf.kvm.vcpu_thread import VcpuThread
+    from hvconf.kvm.watchdog import stop_all, supervise
+
     wake_main = _waker()
     ending = Ending(wake_main)
     for output in (out, tracer.output):
@@ -195,6 +271,11 @@ def _run(plan: Plan, machine: Machine, tracer: Tracer, out: Output, timeout: flo
                 thread.join()  # every started thread has returned or is about to
             if devs.close is not None:
                 devs.close()  # the terminal back as it was, whatever ended the run
+    return _outcome(ending, threads, out)
+
+
+def _outcome(ending: Ending, vcpus: list[VcpuThread] | list[_InlineVcpu], out: Output) -> tuple[int, str, int, bool]:
+    """(status, reason, exits, reboot) of a run whose every vCPU has stopped; raises its error, if any."""
     if ending.error is None:
         try:
             out.finish()  # what the safe rendering held back (a CR, a `:`) once the guest is done
@@ -203,10 +284,14 @@ def _run(plan: Plan, machine: Machine, tracer: Tracer, out: Output, timeout: flo
     if ending.error is not None:
         raise ending.error
     status, reason = ending.result()
-    stopped = [f"vcpu:{t.vcpu_id} at {t.loop.stopped_at}" for t in threads if t.loop and t.loop.stopped_at]
+    stopped = [f"vcpu:{t.vcpu_id} at {t.loop.stopped_at}" for t in vcpus if t.loop and t.loop.stopped_at]
     if stopped and status != Status.HALTED:
         reason += f"; stopped {', '.join(stopped)}"
-    return status, reason, sum(t.loop.count for t in threads if t.loop is not None), ending.reboot
+    return status, reason, sum(t.loop.count for t in vcpus if t.loop is not None), ending.reboot
+
+
+def _nothing() -> None:
+    pass
 
 
 def _kick_all(threads: list[VcpuThread]) -> None:
@@ -215,18 +300,18 @@ def _kick_all(threads: list[VcpuThread]) -> None:
 
 
 def _waker() -> Callable[[], None]:
-    ident = threading.get_ident()
+    ident = _thread.get_ident()
     return lambda: signals.pthread_kill(ident, KICK_SIGNAL)
 
 
-def _still_running(threads: list[VcpuThread], ending: Ending, timeout: float, out: Output,
-                   devs: devices.Devices) -> str:  # fmt: skip
+def _still_running(threads: list[VcpuThread] | list[_InlineVcpu], ending: Ending, timeout: float, out: Output,
+                   devs: devices.Devices | None) -> str:  # fmt: skip
     """The watchdog's reason: which vCPUs were still in the guest, and for how long without an exit."""
     now = time.monotonic()
     parts = [f"vcpu:{t.vcpu_id} had no exit for {now - t.loop.last_exit:.2f} s"
              for t in threads if t.loop is not None and t.vcpu_id not in ending.halted_vcpus]  # fmt: skip
     parts += [f"vcpu:{i} halted" for i in sorted(ending.halted_vcpus)]
-    if devs.held is not None:
+    if devs is not None and devs.held is not None:
         parts += [f"vcpu:{t.vcpu_id} was never released from {devs.held.what}" for t in threads if t.held]
     blocked = out.blocked_since
     if blocked is not None:  # "no exit" above is then a vCPU waiting to write its console

@@ -12,22 +12,22 @@ from __future__ import annotations
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:  # _signal has no stubs; its functions are signal's, with ints for enums
     from signal import (
-        SIG_BLOCK, SIG_DFL, SIG_IGN, SIG_SETMASK, SIG_UNBLOCK, SIGINT, SIGTERM, SIGUSR1, getsignal,
-        pthread_kill, pthread_sigmask, sigtimedwait, signal,
+        ITIMER_REAL, SIG_BLOCK, SIG_DFL, SIG_IGN, SIG_SETMASK, SIG_UNBLOCK, SIGALRM, SIGINT, SIGTERM, SIGUSR1,
+        getsignal, pthread_kill, pthread_sigmask, setitimer, sigtimedwait, signal,
     )  # fmt: skip
 else:
     try:
         from _signal import (
-            SIG_BLOCK, SIG_DFL, SIG_IGN, SIG_SETMASK, SIG_UNBLOCK, SIGINT, SIGTERM, SIGUSR1, getsignal,
-            pthread_kill, pthread_sigmask, sigtimedwait, signal,
+            ITIMER_REAL, SIG_BLOCK, SIG_DFL, SIG_IGN, SIG_SETMASK, SIG_UNBLOCK, SIGALRM, SIGINT, SIGTERM, SIGUSR1,
+            getsignal, pthread_kill, pthread_sigmask, setitimer, sigtimedwait, signal,
         )  # fmt: skip
     except ImportError:  # not CPython
         from signal import (
-            SIG_BLOCK, SIG_DFL, SIG_IGN, SIG_SETMASK, SIG_UNBLOCK, SIGINT, SIGTERM, SIGUSR1, getsignal,
-            pthread_kill, pthread_sigmask, sigtimedwait, signal,
+            ITIMER_REAL, SIG_BLOCK, SIG_DFL, SIG_IGN, SIG_SETMASK, SIG_UNBLOCK, SIGALRM, SIGINT, SIGTERM, SIGUSR1,
+            getsignal, pthread_kill, pthread_sigmask, setitimer, sigtimedwait, signal,
         )  # fmt: skip
 
-NAMES = {SIGINT: "SIGINT", SIGTERM: "SIGTERM", SIGUSR1: "SIGUSR1"}
+NAMES = {SIGINT: "SIGINT", SIGTERM: "SIGTERM", SIGUSR1: "SIGUSR1", SIGALRM: "SIGALRM"}
 
-__all__ = ["NAMES", "SIG_BLOCK", "SIG_DFL", "SIG_IGN", "SIG_SETMASK", "SIG_UNBLOCK", "SIGINT", "SIGTERM", "SIGUSR1",
-           "getsignal", "pthread_kill", "pthread_sigmask", "sigtimedwait", "signal"]
+__all__ = ["ITIMER_REAL", "NAMES", "SIG_BLOCK", "SIG_DFL", "SIG_IGN", "SIG_SETMASK", "SIG_UNBLOCK", "SIGALRM", "SIGINT",
+           "SIGTERM", "SIGUSR1", "getsignal", "pthread_kill", "pthread_sigmask", "setitimer", "sigtimedwait", "signal"]

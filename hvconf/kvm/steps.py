@@ -15,7 +15,6 @@ tests/kvm/test_modes.py.
 
 from __future__ import annotations
 
-import functools
 import mmap
 
 from hvconf.contract import PlanError, decimal
@@ -144,11 +143,17 @@ GENERIC: dict[str, StepKind] = {
 # -- KVM_SET_REGS: generic mechanics, the family's register names --
 
 
-@functools.cache
+_REGS_FIELDS: dict[str, dict[str, int]] = {}  # memos as dicts: functools (and collections) cost a launch ~2 ms
+_TABLES: dict[str, Mapping[str, StepKind]] = {}
+
+
 def _regs_fields(layout: str) -> dict[str, int]:
     """struct kvm_regs's fields in `layout`: name -> array length (0: a scalar)."""
-    fields = declarations(layout).typeof("struct kvm_regs").fields
-    return {name: (field.type.length or 0) if field.type.kind == "array" else 0 for name, field in fields}
+    if layout not in _REGS_FIELDS:
+        fields = declarations(layout).typeof("struct kvm_regs").fields
+        _REGS_FIELDS[layout] = {name: (field.type.length or 0) if field.type.kind == "array" else 0
+                                for name, field in fields}  # fmt: skip
+    return _REGS_FIELDS[layout]
 
 
 def regs_step(layout: str, entry: str, gprs: str | None = None) -> StepKind:
@@ -195,10 +200,11 @@ def _check_register(step: Step, name: str, value: Any) -> None:
 # -- the table of a plan's arch, and validation --
 
 
-@functools.cache
 def table(arch: str) -> Mapping[str, StepKind]:
     """Every step `arch`'s plans may hold: the generic ones with the family's laid over them."""
-    return {**GENERIC, **families.part(arch, "steps").STEPS}
+    if arch not in _TABLES:
+        _TABLES[arch] = {**GENERIC, **families.part(arch, "steps").STEPS}
+    return _TABLES[arch]
 
 
 def reserved(plan: Plan) -> list[tuple[int, int, str]]:

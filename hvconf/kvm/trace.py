@@ -12,7 +12,7 @@ A None stream makes every call a no-op. Tests: tests/kvm/test_runtime.py.
 
 from __future__ import annotations
 
-import threading
+import _thread  # threading's Lock and local are _thread's: importing threading costs a launch ~1 ms
 
 from hvconf.kvm.output import Output
 
@@ -27,8 +27,8 @@ class Tracer:
     def __init__(self, stream: TextIO | BinaryIO | None) -> None:
         self.stream = stream  # None: no trace
         self.output = Output(stream, "trace", "safe", text=True) if stream is not None else None
-        self._local = threading.local()
-        self._lock = threading.Lock()
+        self._local = _thread._local()
+        self._lock = _thread.allocate_lock()
 
     def step(self, step: Step) -> None:
         """A plan step is about to be issued by this thread."""

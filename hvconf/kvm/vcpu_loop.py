@@ -55,7 +55,7 @@ class ExitLoop:
 
     def __init__(
         self, vcpu: Vcpu, machine: Machine, devices: Devices, tracer: Tracer, ending: Ending, family: ModuleType,
-        kick_all: Callable[[], None] = _nothing,
+        kick_all: Callable[[], None] = _nothing, interrupted: Callable[[], object] = _nothing,
     ) -> None:  # fmt: skip
         self.vcpu = vcpu
         self.machine = machine
@@ -66,6 +66,7 @@ class ExitLoop:
         self.tracer = tracer
         self.ending = ending
         self.kick_all = kick_all  # make every vCPU leave KVM_RUN once (sPAPR H_SET_MODE LE)
+        self.interrupted = interrupted  # after each EINTR: a vCPU in the calling thread takes its signals
         self.family = family  # the plan's family's exits.py (families.part(arch, "exits"))
         self.count = 0  # exits handled
         self.last_exit = time.monotonic()  # when KVM_RUN last returned with an exit
@@ -141,7 +142,9 @@ class ExitLoop:
     def intr(self, ex: Intr) -> Outcome:
         # A kick: the loop condition sees whether the run is ending. If it is not, the kick asked
         # for one trip through the loop (sPAPR LPCR[ILE]); let the next KVM_RUN run. The watchdog kicks
-        # again while the run ends, so clearing a stop kick that raced in here is harmless.
+        # again while the run ends, so clearing a stop kick that raced in here is harmless. A vCPU run in
+        # the calling thread was interrupted by a signal instead (watchdog.InlineWatch): it is taken here.
+        self.interrupted()
         if not self.ending.stopping:
             self.vcpu.request_immediate_exit(False)
         return None

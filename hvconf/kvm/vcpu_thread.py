@@ -13,7 +13,7 @@ before its first KVM_RUN. Tests: tests/kvm/test_runtime.py, test_guests.py.
 
 from __future__ import annotations
 
-import threading
+import _thread  # threading only when a VcpuThread is made: a one-vCPU run makes none
 
 from hvconf.kvm import signals
 from hvconf.kvm.ioctls.errors import KvmError
@@ -72,7 +72,9 @@ class VcpuThread:
         self.vcpu_id = vcpu_id
         self.steps = steps
         self.shared = shared
-        self._lock = threading.Lock()
+        import threading
+
+        self._lock = _thread.allocate_lock()
         self._ident: int | None = None  # set while the thread runs, None once it has returned
         self.loop: ExitLoop | None = None  # once the vCPU runs
         self.held = False  # waiting outside KVM_RUN for the guest to release it (Devices.held)
@@ -113,7 +115,7 @@ class VcpuThread:
 
     def _main(self) -> None:
         with self._lock:
-            self._ident = threading.get_ident()
+            self._ident = _thread.get_ident()
         signals.pthread_sigmask(signals.SIG_UNBLOCK, {KICK_SIGNAL})
         shared = self.shared
         try:

@@ -171,7 +171,8 @@ def _check_chunk(paths: Sequence[str | Path], options: dict[str, Any], root: str
     loader, chunk = Loader(root, allow), _Chunk(Report())
     for path in paths:
         try:
-            result = compiler.check([Path(path)], loader=loader, suppress=False, **options)
+            # as_needed: a plainly valid file's IR is made without pydantic's validators (compiler.check)
+            result = compiler.check([Path(path)], loader=loader, suppress=False, as_needed=True, **options)
         except InputError as err:
             chunk.unreadable.append(str(err))
             continue

@@ -6,7 +6,8 @@ wrote keeps its span (excluded from serialisation) so later stages can point
 at the line that caused a finding. Tested through tests/test_model.py.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations`: pydantic would evaluate every field annotation
+# string when a model class is made: 5 ms of a cold `hvconf check`, with target_toml.py's rows.
 
 from typing import Literal, Union
 
@@ -18,7 +19,10 @@ U64_MAX = 0xFFFF_FFFF_FFFF_FFFF
 
 
 class IrModel(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
+    # defer_build: a model's validator is built when it first validates. `hvconf check` makes
+    # plainly valid objects without one (hvconf/model/validate.py `new`), and most files have
+    # nothing else.
+    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True, defer_build=True)
 
     span: Span | None = Field(default=None, exclude=True, repr=False)
 
@@ -107,7 +111,7 @@ class Vm(IrModel):
     htab: Union[int, Literal["auto"], None] = None
     rma: Union[Literal["none"], int, None] = None
     mmu: Literal["radix", "hash"] | None = None
-    hcalls: Hcalls = Hcalls()
+    hcalls: Hcalls = Hcalls.model_construct()  # what Hcalls() holds, without building its validator
     rtas: tuple[RtasToken, ...] = ()
     caps: tuple[CapUse, ...] = ()
     tces: tuple[Tce, ...] = ()
@@ -127,3 +131,10 @@ class Vm(IrModel):
 
     def span_of(self, field: str) -> Span | None:
         return self.spans.get(field, self.span)
+
+
+def complete() -> None:
+    """Build every IR model's validator and serializer now rather than at first use (defer_build):
+    JSON Schema encodes the default `hcalls` through the Hcalls class's own serializer."""
+    for model in (HcallOp, Hcalls, RtasToken, CapArg, CapUse, Tce, Hypervisor, PvFeature, Guest, Vm):
+        model.model_rebuild()

@@ -18,6 +18,7 @@ def vm_schema() -> dict[str, Any]:
     """The schema of one lowered VM, as pydantic emits it plus the dialect and a title."""
     from hvconf.model import ir
 
+    ir.complete()
     schema = ir.Vm.model_json_schema(mode="serialization")
     schema["$schema"] = DIALECT
     schema["title"] = "hvconf VM"

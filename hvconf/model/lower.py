@@ -12,7 +12,7 @@ from typing import Any, Callable, Literal, cast
 
 from hvconf.diagnostics import Note, Report, Span, close_matches
 from hvconf.model import ir
-from hvconf.model.validate import build, check_keys
+from hvconf.model.validate import build, check_keys, new
 from hvconf.syntax import ast
 from hvconf.syntax.loader import Program
 
@@ -83,9 +83,12 @@ class _Merged:
 
 
 class Lowering:
-    def __init__(self, program: Program, report: Report) -> None:
+    """`as_needed`: pydantic validates only what is not plainly valid (hvconf/model/validate.py)."""
+
+    def __init__(self, program: Program, report: Report, as_needed: bool = False) -> None:
         self.program = program
         self.report = report
+        self.as_needed = as_needed
         self._close: dict[str, str | None] = {}  # unknown base -> the VM name it may have meant
         self._budget = SUGGESTION_BUDGET
 
@@ -171,7 +174,8 @@ class Lowering:
             m.spans.setdefault("rtas", stmt.span)
             for tok in stmt.tokens:
                 token = build(ir.RtasToken, {"name": tok.name.value, "token": tok.token.value, "span": tok.span},
-                              self.report, tok.span, {"name": tok.name.span, "token": tok.token.span}, "RTAS token")
+                              self.report, tok.span, {"name": tok.name.span, "token": tok.token.span}, "RTAS token",
+                              self.as_needed)
                 if token:
                     m.rtas.append(token)
         elif isinstance(stmt, ast.Cap):
@@ -182,7 +186,7 @@ class Lowering:
             self._hypervisor(stmt, m)
         elif isinstance(stmt, ast.PvFeatures):
             for name in stmt.names:
-                m.pv[name.value] = ir.PvFeature(name=name.value, span=name.span)
+                m.pv[name.value] = new(ir.PvFeature, {"name": name.value, "span": name.span}, self.as_needed)
             m.spans["pv_features"] = stmt.span
         elif isinstance(stmt, ast.Guest):
             data = {"path": stmt.path.value, "span": stmt.span}
@@ -191,7 +195,7 @@ class Lowering:
                 data["mode"], spans["mode"] = stmt.mode.value, stmt.mode.span
             if stmt.at:
                 data["at"], spans["at"] = stmt.at.value, stmt.at.span
-            m.guest = build(ir.Guest, data, self.report, stmt.span, spans, "guest")
+            m.guest = build(ir.Guest, data, self.report, stmt.span, spans, "guest", self.as_needed)
             m.spans["guest"] = stmt.span
 
     def _hcalls(self, stmt: ast.Hcalls, m: _Merged) -> None:
@@ -205,7 +209,8 @@ class Lowering:
                 for ref in op.refs:
                     # The grammar's other actions are enable/disable/exit; pydantic checks it again.
                     action = cast(Literal["enable", "disable", "exit"], op.action)
-                    m.hcall_ops.append(ir.HcallOp(action=action, ref=ref.value, span=ref.span))
+                    m.hcall_ops.append(new(ir.HcallOp, {"action": action, "ref": ref.value, "span": ref.span},
+                                           self.as_needed))
 
     def _cap(self, stmt: ast.Cap, m: _Merged) -> None:
         scope = stmt.target.kind if stmt.target else None
@@ -223,9 +228,11 @@ class Lowering:
                 self.report.error("invalid-value", f"cap {stmt.name.value} argument '{kv.key.value}' is a list of "
                                   "lists", kv.value.span, help="arguments are numbers, names, strings or flat lists")
                 return
-            args.append(ir.CapArg(name=kv.key.value, value=plain(kv.value), span=kv.span))
+            args.append(new(ir.CapArg, {"name": kv.key.value, "value": plain(kv.value), "span": kv.span},
+                            self.as_needed))
         cap = build(ir.CapUse, {"name": stmt.name.value, "scope": scope, "vcpu": vcpu, "args": tuple(args),
-                                "span": stmt.span}, self.report, stmt.span, {}, f"cap {stmt.name.value}")
+                                "span": stmt.span}, self.report, stmt.span, {}, f"cap {stmt.name.value}",
+                    self.as_needed)
         if cap is None:
             return
         # A derived VM's cap replaces its bases' uses of the same cap on the same vCPU (or on
@@ -259,7 +266,7 @@ class Lowering:
     def _tce(self, stmt: ast.Tce, m: _Merged) -> None:
         data, spans = self._kv(stmt.items, _TCE_KEYS, "tce")
         tce = build(ir.Tce, {**data, "name": stmt.name.value, "span": stmt.span}, self.report, stmt.span, spans,
-                    f"tce {stmt.name.value}")
+                    f"tce {stmt.name.value}", self.as_needed)
         if tce:
             m.tces[tce.name] = tce
 
@@ -317,17 +324,18 @@ class Lowering:
         if m.hypervisor_span is not None:
             hv_spans = {k.split(".", 1)[1]: s for k, s in m.spans.items() if k.startswith("hypervisor.")}
             hypervisor = build(ir.Hypervisor, {**m.hypervisor, "span": m.hypervisor_span}, self.report,
-                               m.hypervisor_span, hv_spans, "hypervisor")
-        hcalls = ir.Hcalls(preset=m.preset[0] if m.preset else None, preset_span=m.preset[1] if m.preset else None,
-                           ops=tuple(m.hcall_ops), enforce=m.enforce is not None, enforce_span=m.enforce,
-                           span=m.spans.get("hcalls"))
+                               m.hypervisor_span, hv_spans, "hypervisor", self.as_needed)
+        hcalls = new(ir.Hcalls, {"preset": m.preset[0] if m.preset else None,
+                                 "preset_span": m.preset[1] if m.preset else None, "ops": tuple(m.hcall_ops),
+                                 "enforce": m.enforce is not None, "enforce_span": m.enforce,
+                                 "span": m.spans.get("hcalls")}, self.as_needed)
         data = {**fields, "name": decl.name.value, "abstract": decl.abstract, "hcalls": hcalls,
                 "rtas": tuple(m.rtas), "caps": tuple(c for c in m.caps if c is not None), "tces": tuple(m.tces.values()),
                 "hypervisor": hypervisor, "pv_features": tuple(m.pv.values()), "guest": m.guest,
                 "spans": m.spans, "span": decl.span}
-        return build(ir.Vm, data, self.report, decl.span, m.spans, None)
+        return build(ir.Vm, data, self.report, decl.span, m.spans, None, self.as_needed)
 
 
-def lower_program(program: Program, report: Report) -> list[ir.Vm]:
-    """The IR of every VM declared in the program's root file."""
-    return Lowering(program, report).lower_all()
+def lower_program(program: Program, report: Report, as_needed: bool = False) -> list[ir.Vm]:
+    """The IR of every VM declared in the program's root file; `as_needed`: see Lowering."""
+    return Lowering(program, report, as_needed).lower_all()

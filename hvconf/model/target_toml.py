@@ -7,7 +7,8 @@ and features; their numbers live in hvconf.abi, never here. The assembled
 Target and its loader are in target.py. Tests: tests/test_targets.py.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations`: pydantic would evaluate every field annotation
+# string when a model class is made: 5 ms of a cold `hvconf check`, with the IR's (ir.py).
 
 import re
 from collections.abc import Mapping
@@ -98,7 +99,7 @@ class CapArg(_Row):
     default: int | bool | str | None = None
 
     @model_validator(mode="after")
-    def _consistent(self) -> CapArg:
+    def _consistent(self) -> "CapArg":
         if (self.values is not None) != (self.kind in ("enum", "mask")):
             raise ValueError("`values` is required for enum/mask args and only for them")
         if self.min is not None and self.max is not None and self.min > self.max:
@@ -127,7 +128,7 @@ class Cap(_Row):
     abi_override_reason: str | None = None  # why `scope` differs from hvconf.abi
 
     @model_validator(mode="after")
-    def _consistent(self) -> Cap:
+    def _consistent(self) -> "Cap":
         if self.scope == "check" and (self.args or self.before_vcpus or self.managed or self.required_for):
             raise ValueError("a check-only cap takes no args, before_vcpus, managed or required_for")
         if self.vm_wide and self.scope != "vcpu":
@@ -226,7 +227,7 @@ class Memory(_Row):
     min: Size
 
     @model_validator(mode="after")
-    def _consistent(self) -> Memory:
+    def _consistent(self) -> "Memory":
         g = self.granularity
         if g <= 0 or g & (g - 1) or self.min % g:
             raise ValueError(f"granularity {g:#x} must be a power of two dividing min {self.min:#x}")
@@ -331,7 +332,7 @@ class SwTlb(_Row):
     tlb1_entries: FrozenMap[int]  # `mmu` name -> entries of the fully associative TLB1 (1..64)
 
     @model_validator(mode="after")
-    def _in_range(self) -> SwTlb:
+    def _in_range(self) -> "SwTlb":
         bad = {k: v for k, v in self.tlb1_entries.items() if not 1 <= v <= 64}
         if bad:
             raise ValueError(f"TLB1 holds 1 to 64 entries (arch/powerpc/kvm/e500_mmu.c), not {bad}")
@@ -344,7 +345,7 @@ class Modes(_Row):
     real_reach: int | None = None  # guest_modes: the highest load address + 1 a real-mode guest can start at
 
     @model_validator(mode="after")
-    def _default_known(self) -> Modes:
+    def _default_known(self) -> "Modes":
         if self.default not in self.modes:
             raise ValueError(f"default {self.default!r} is not one of {list(self.modes)}")
         return self
@@ -383,6 +384,8 @@ class LinuxBoot(_Row):
     memory_max: int  # one slot from 0 must end below the in-kernel IOAPIC and local APIC windows
     brand: str  # CPUID 0x80000002-4, which KVM_GET_SUPPORTED_CPUID leaves out
     serial_irq: int  # the ISA interrupt of the serial console (COM1)
+    mptable_at: int  # the MP table of a guest with more than one vCPU (in the BIOS area the e820 map reserves)
+    max_cpus: int  # what an MP table can name: 8-bit APIC ids, one of them the IOAPIC's, 0xFF broadcast
 
 
 class Features(_Row):
@@ -419,12 +422,14 @@ class TargetSpec(_Row):
     limits: Limits
     launcher: Launcher
     requires: FrozenMap[tuple[CapName, ...]] = {}
-    features: Features = Features()
+    # A factory, not a Features() instance: validating one at import built its schema (and loaded
+    # pydantic's plugin loader) in every process, and a constructed one has no serializer for JSON Schema.
+    features: Features = Field(default_factory=Features)
     presets: FrozenMap[Preset] = {}
     abi_flavour: FrozenMap[Literal["hv", "pr"]] = {}
 
     @model_validator(mode="after")
-    def _consistent(self) -> TargetSpec:
+    def _consistent(self) -> "TargetSpec":
         flavours = set(self.flavours)
         if self.default_flavour not in flavours:
             raise ValueError(f"default_flavour {self.default_flavour!r} is not in flavours")

@@ -8,8 +8,8 @@ prot32/long64 guest gets `tables` in its KVM_SET_SREGS: the page where the
 launcher writes its GDT, IDT and (long64) page tables, which the guest
 image must not overlap. A `kernel` is booted by the 64-bit protocol of
 Documentation/arch/x86/boot.rst without firmware, as kvmtool and Firecracker
-do: the plan says where boot_params and the command line go
-(`launcher.x86.linux`), the launcher builds them from the kernel's setup
+do: the plan says where boot_params, the command line and (more than one
+vCPU) the MP table go (`launcher.x86.linux`), the launcher builds them from the kernel's setup
 header and starts vCPU 0 in long64 at the kernel's 64-bit entry with rsi =
 boot_params (docs/x86-linux.md). Tested by tests/test_plan.py, the golden tests and
 tests/kvm/test_modes.py (which holds TABLES_SIZE to the runtime's layout).
@@ -124,8 +124,11 @@ def _linux(plan: PlanBuilder, ctx: BuildContext) -> dict[str, object] | None:
     kernel = common.kernel_image(plan, ctx, load=boot.kernel_at, format="linux")
     initrd = common.initrd_image(plan, ctx)
     _check_fit(ctx, kernel, initrd)
-    return {"zero_page": boot.zero_page, "cmdline_at": boot.cmdline_at, "cmdline": vm.cmdline or "",
-            "serial_irq": boot.serial_irq}
+    section: dict[str, object] = {"zero_page": boot.zero_page, "cmdline_at": boot.cmdline_at,
+                                  "cmdline": vm.cmdline or "", "serial_irq": boot.serial_irq}
+    if vm.vcpus > 1:  # one CPU needs no MP table (SeaBIOS writes none either: src/fw/mptable.c)
+        section["mptable_at"] = boot.mptable_at
+    return section
 
 
 def _check_fit(ctx: BuildContext, kernel: bytes | None, initrd: bytes | None) -> None:

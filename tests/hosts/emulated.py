@@ -27,6 +27,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -452,24 +453,54 @@ def firmware(name: str) -> Path | None:
     return next((d / name for d in FIRMWARE_DIRS if (d / name).is_file()), None)
 
 
-def run_qemu(argv: list[str], timeout: float) -> tuple[str, int, bool, float]:
+def run_qemu(argv: list[str], timeout: float,
+             on_line: Callable[[str], None] | None = None) -> tuple[str, int, bool, float]:
     """QEMU's console (\\r stripped), exit status, whether `timeout` killed it, and its wall seconds.
-    QEMU runs in a session of its own, so nothing it started outlives a kill."""
+    QEMU runs in a session of its own, so nothing it started outlives a kill. `on_line` sees each
+    console line as it arrives (a long run's progress), from a reader thread."""
     t0 = time.monotonic()
     proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             start_new_session=True)
-    timed_out = False
     try:
-        raw, _ = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        timed_out = True
-        _kill(proc)
-        raw, _ = proc.communicate()  # what was read before the kill
+        raw, timed_out = _collected(proc, timeout) if on_line is None else _streamed(proc, timeout, on_line)
     except BaseException:  # Ctrl-C, pytest timeout: never leave QEMU running
         _kill(proc)
         proc.wait()
         raise
     return raw.decode(errors="replace").replace("\r", ""), proc.returncode, timed_out, time.monotonic() - t0
+
+
+def _collected(proc: subprocess.Popen[bytes], timeout: float) -> tuple[bytes, bool]:
+    """QEMU's whole output once it exits, or what it wrote before `timeout` s ended it; timed out?"""
+    try:
+        return proc.communicate(timeout=timeout)[0], False
+    except subprocess.TimeoutExpired:
+        _kill(proc)
+        return proc.communicate()[0], True  # what was read before the kill
+
+
+def _streamed(proc: subprocess.Popen[bytes], timeout: float,
+              on_line: Callable[[str], None]) -> tuple[bytes, bool]:
+    """As _collected, handing each line to `on_line` as it arrives (a reader thread)."""
+    lines: list[bytes] = []
+
+    def read() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.append(line)
+            on_line(line.decode(errors="replace").rstrip("\r\n"))
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        proc.wait(timeout=timeout)
+        timed_out = False
+    except subprocess.TimeoutExpired:
+        _kill(proc)
+        proc.wait()
+        timed_out = True
+    reader.join(5)  # the pipe ends with QEMU's session, which the kill took whole
+    return b"".join(lines), timed_out
 
 
 def _kill(proc: subprocess.Popen[bytes]) -> None:
@@ -603,10 +634,11 @@ class Host:
                 "-append", append]
 
     def boot(self, base: Base, payload_dir: Path | None, mode: str | None = None, timeout: float = 300.0,
-             case_timeout: int = 60) -> Boot:
+             case_timeout: int = 60, on_line: Callable[[str], None] | None = None) -> Boot:
         """Boot the host in `mode` once and run every payload case (each bounded by `case_timeout` s,
         or by the number in cases/NAME/timeout). Raises HostUnavailable, NoKvm or BootError
-        (timeout after `timeout` s, crash, no @@DONE); a failing case is a Case, not an error."""
+        (timeout after `timeout` s, crash, no @@DONE); a failing case is a Case, not an error.
+        `on_line` sees each console line as it comes (bench/race prints its progress so)."""
         mode = mode or self.recipe.default_mode
         if mode not in self.recipe.modes:
             raise ValueError(f"mode {mode!r}: one of {', '.join(self.recipe.modes)}")
@@ -616,7 +648,8 @@ class Host:
         with tempfile.TemporaryDirectory(prefix=f"hvconf-{self.recipe.name}-") as tmp:
             initrd = Path(tmp) / "initrd"
             write_initrd(base, payload_dir, initrd)
-            console, rc, timed_out, seconds = run_qemu(self.qemu_command(base, initrd, mode, case_timeout), timeout)
+            console, rc, timed_out, seconds = run_qemu(self.qemu_command(base, initrd, mode, case_timeout), timeout,
+                                                        on_line)
         found = parse_console(console)
         if found.nokvm is not None:
             raise NoKvm(found.nokvm, console, self.recipe.title)

@@ -27,7 +27,7 @@ from hvconf.kvm.terminal import TerminalInput
 from hvconf.kvm.x86 import linux
 from hvconf.kvm.x86.pc import PcPorts
 from hvconf.kvm.x86.serial import Serial16550
-from hvconf.kvm.x86.steps import with_brand, with_hypervisor
+from hvconf.kvm.x86.steps import with_apic_id, with_brand, with_hypervisor
 
 REPO = Path(__file__).resolve().parents[2]
 CRAFTED = REPO / "tests" / "data" / "kernels" / "init-256M.bzImage"
@@ -41,8 +41,9 @@ def bzimage(init_size: int, body: bytes = b"\x90" * 512) -> bytes:
     return bytes(data) + body
 
 
-def plan_for(tmp_path: Path, memory: str = "64M", cmdline: str = "console=ttyS0") -> dict:
-    (tmp_path / "vm.hv").write_text(f'vm linux {{\n arch x86_64\n memory {memory}\n irqchip kernel\n pit on\n'
+def plan_for(tmp_path: Path, memory: str = "64M", cmdline: str = "console=ttyS0", vcpus: int = 1) -> dict:
+    (tmp_path / "vm.hv").write_text(f'vm linux {{\n arch x86_64\n memory {memory}\n vcpus {vcpus}\n'
+                                    ' irqchip kernel\n pit on\n'
                                     f' kernel "vmlinuz"\n initrd "initrd.img"\n cmdline "{cmdline}"\n}}\n')
     result = compiler.build([tmp_path / "vm.hv"])
     assert {d.code for d in result.report.diagnostics} == {"kernel-missing", "initrd-missing"}
@@ -76,6 +77,17 @@ def test_the_build_refuses_a_kernel_that_does_not_fit_or_is_no_kernel(tmp_path: 
     assert found == ["kernel-not-bootable"]
 
 
+def test_a_flat_kernel_is_refused_on_x86_before_anything_is_built(tmp_path: Path) -> None:
+    # the loader places a kernel by its bzImage or ELF header; `flat` used to be ignored and the file
+    # booted as a bzImage anyway. A real bzImage is refused too: the word, not the file, is wrong.
+    (tmp_path / "vmlinuz").write_bytes(bzimage(0x10000))
+    (tmp_path / "vm.hv").write_text('vm l {\n arch x86_64\n memory 64M\n irqchip kernel\n pit on\n'
+                                    ' kernel "vmlinuz" flat\n}\n')
+    result = compiler.build([tmp_path / "vm.hv"])
+    found = [(d.code, d.severity.value, d.span.line, d.span.col) for d in result.report.diagnostics]
+    assert found == [("kernel-flat-unsupported", "error", 6, 19)] and result.built == []
+
+
 def test_setup_header_needs_the_64_bit_entry() -> None:
     data = bytearray(bzimage(0x10000))
     assert linux_header(bytes(data)).setup_bytes == 1024
@@ -106,6 +118,61 @@ def test_boot_params_carry_the_header_command_line_initrd_and_e820(tmp_path: Pat
     assert any("initrd of 5000 bytes" in n for n in notes)
 
 
+def read_mp_table(memory: bytes) -> tuple[int, list[tuple[int, ...]]]:
+    """As Linux's arch/x86/kernel/mpparse.c reads an MP table: the "_MP_" floating pointer found on a
+    16-byte boundary of the BIOS area, its checksum, the configuration table it points at, that table's
+    checksum, then its entries by type (mpspec_def.h). Returns (the spec revision, the entries)."""
+    found = [at for at in range(0xF0000, 0x100000, 16) if memory[at:at + 4] == b"_MP_"]
+    assert len(found) == 1, found
+    floating = memory[found[0]:found[0] + 16]
+    assert floating[8] == 1 and floating[9] == 4 and sum(floating) % 256 == 0  # length in 16s, spec 1.4
+    (physptr,) = struct.unpack_from("<I", floating, 4)
+    length, spec = struct.unpack_from("<HB", memory, physptr + 4)
+    table = memory[physptr:physptr + length]
+    assert table[:4] == b"PCMP" and sum(table) % 256 == 0
+    (count,) = struct.unpack_from("<H", table, 34)
+    assert struct.unpack_from("<I", table, 36) == (0xFEE00000,)  # the local APICs
+    sizes = {0: 20, 1: 8, 2: 8, 3: 8, 4: 8}
+    entries, at = [], 44
+    while at < length:
+        entries.append(tuple(table[at:at + sizes[table[at]]]))
+        at += sizes[table[at]]
+    assert at == length and len(entries) == count
+    return spec, entries
+
+
+def test_more_than_one_vcpu_gets_an_mp_table_linux_can_read(tmp_path: Path) -> None:
+    assert "mptable_at" not in plan_for(tmp_path)["launcher"]["x86"]["linux"]  # one CPU: none, as SeaBIOS
+    plan = read_plan(plan_for(tmp_path, vcpus=3))
+    loaded = [Loaded("kernel", ((0x100000, bzimage(0x200000)),))]
+    notes: list[str] = []
+    out = {im.name: im for im in linux.prepare(plan, loaded, notes.append)}
+    memory = bytearray(1 << 20)
+    for at, data in out["mptable"].chunks:
+        memory[at:at + len(data)] = data
+        assert 0xF0000 <= at and at + len(data) <= 0x100000  # the BIOS area, reserved in the e820 map
+    spec, entries = read_mp_table(bytes(memory))
+    cpus = [(e[1], e[3]) for e in entries if e[0] == 0]  # (APIC id, flags): enabled, the first the BSP
+    assert spec == 4 and cpus == [(0, 3), (1, 1), (2, 1)]
+    (ioapic,) = [e for e in entries if e[0] == 2]
+    assert ioapic[1] == 3 and struct.unpack("<I", bytes(ioapic[4:8])) == (0xFEC00000,)
+    assert [e for e in entries if e[0] == 1] == [(1, 0, *b"ISA   ")]
+    # ISA IRQ n on IOAPIC pin n, as KVM's default routing wires them; the serial's 4 among them
+    assert [(e[5], e[6], e[7]) for e in entries if e[0] == 3] == [(n, 3, n) for n in range(24)]
+    assert [(e[1], e[6], e[7]) for e in entries if e[0] == 4] == [(3, 0, 0), (1, 0xFF, 1)]  # ExtINT, NMI
+    check_placement(plan, out.values(), [(0x1000, 0x7000, "tables")])  # nothing overlaps
+    assert any("MP table of 3 processors" in n for n in notes)
+
+
+def test_a_linux_guest_has_at_most_254_vcpus(tmp_path: Path) -> None:
+    (tmp_path / "vm.hv").write_text('vm l {\n arch x86_64\n memory 64M\n vcpus 255\n irqchip kernel\n pit on\n'
+                                    ' kernel "vmlinuz"\n}\n')
+    codes = [d.code for d in compiler.build([tmp_path / "vm.hv"]).report.diagnostics]
+    assert codes == ["linux-too-many-vcpus"]  # the checks stop the build before the kernel is looked for
+    (tmp_path / "vm.hv").write_text((tmp_path / "vm.hv").read_text().replace("vcpus 255", "vcpus 254"))
+    assert [d.code for d in compiler.build([tmp_path / "vm.hv"]).report.diagnostics] == ["kernel-missing"]
+
+
 def test_the_launcher_refuses_an_initrd_over_the_kernel(tmp_path: Path) -> None:
     plan = read_plan(plan_for(tmp_path, memory="8M"))
     loaded = [Loaded("kernel", ((0x100000, bzimage(0x600000)),)), Loaded("initrd", ((0, b"I" * (2 << 20)),))]
@@ -120,6 +187,16 @@ def test_cpuid_gets_the_hypervisor_bit_and_a_brand() -> None:
     assert by_leaf[0x80000000].eax == 0x80000004
     brand = b"".join(struct.pack("<4I", e.eax, e.ebx, e.ecx, e.edx) for e in table if e.function >= 0x80000002)
     assert brand == b"hvconf".ljust(48, b"\0")
+
+
+def test_cpuid_tells_each_vcpu_its_own_apic_id() -> None:
+    # Linux derives a CPU's package and core from these: all zeros made vCPU 1 a sibling of vCPU 0
+    table = [CpuidEntry(1, ebx=0x00_02_08_00, ecx=1), CpuidEntry(0xB, 0, edx=0), CpuidEntry(0xB, 1, edx=0),
+             CpuidEntry(0x8000001E, eax=0, ebx=0x100), CpuidEntry(0x40000001, eax=7)]
+    by_leaf = {(e.function, e.index): e for e in with_apic_id(table, 3)}
+    assert by_leaf[1, 0].ebx == 0x03_02_08_00 and by_leaf[1, 0].ecx == 1  # only bits 31:24 change
+    assert by_leaf[0xB, 0].edx == by_leaf[0xB, 1].edx == 3 and by_leaf[0x8000001E, 0].eax == 3
+    assert by_leaf[0x8000001E, 0].ebx == 0x100 and by_leaf[0x40000001, 0].eax == 7
 
 
 def io_exit(direction: str, port: int, data: bytes = b"", size: int = 1, count: int = 1) -> kvm_run.Io:

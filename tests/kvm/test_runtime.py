@@ -50,11 +50,13 @@ def open_fds() -> set[str]:
 
 @pytest.fixture
 def no_leaks():
-    """Fails the test if it leaves a thread or an fd behind."""
-    threads, fds = threading.active_count(), open_fds()
+    """Fails the test if it leaves a thread, an fd, a blocked signal or a timer behind."""
+    threads, fds, mask = threading.active_count(), open_fds(), signal.pthread_sigmask(signal.SIG_BLOCK, [])
     yield
     assert threading.active_count() == threads
     assert open_fds() == fds
+    assert signal.pthread_sigmask(signal.SIG_BLOCK, []) == mask  # watchdog.InlineWatch blocked SIGALRM/INT/TERM
+    assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)  # and set the deadline's timer
 
 
 @pytest.mark.kvm
@@ -274,6 +276,29 @@ def test_each_vcpu_is_created_set_up_and_run_by_one_thread_of_its_own(make_plan,
 
 
 @pytest.mark.kvm
+def test_a_one_vcpu_run_issues_every_step_and_runs_its_vcpu_in_the_calling_thread(make_plan, no_leaks):
+    # No thread hand-off for one vCPU: a launch starts no thread (and never imports threading).
+    result, stream, console = traced_run(*make_plan("hello"))
+    assert (result.status, console) == (Status.HALTED, b"hello from hvconf guest\n")
+    assert {ident for ident, _ in stream.lines} == {threading.get_ident()}
+    assert any("KVM_RUN" in line for _, line in stream.lines)
+
+
+@pytest.mark.kvm
+def test_a_one_vcpu_run_gives_the_caller_its_own_timer_back(make_plan):
+    # The run's deadline is an ITIMER_REAL of its own; a caller's timer is re-armed with what was left.
+    previous = signal.signal(signal.SIGALRM, lambda signum, frame: None)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 30, 7)
+        assert execute(*make_plan("hello"), timeout=5, out=io.BytesIO()).status == Status.HALTED
+        delay, interval = signal.getitimer(signal.ITIMER_REAL)
+        assert 20 < delay <= 30 and interval == 7
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+@pytest.mark.kvm
 def test_steps_are_issued_in_plan_order_across_threads(make_plan):
     plan, base = make_plan("smp", vcpus=3)
     _, stream, _ = traced_run(plan, base)
@@ -349,18 +374,19 @@ def _launcher(plan: dict[str, Any], base: Path, *argv: str) -> subprocess.Popen[
 
 
 @pytest.mark.kvm
+@pytest.mark.parametrize("vcpus", [1, 2])  # 1: the vCPU runs in the main thread (watchdog.InlineWatch)
 @pytest.mark.parametrize(("sig", "status", "said"), [
     (signal.SIGINT, Status.INTERRUPTED, "interrupted by SIGINT"),
     (signal.SIGTERM, Status.TERMINATED, "terminated by SIGTERM"),
 ])  # fmt: skip
-def test_sigint_and_sigterm_end_every_vcpu_cleanly(make_plan, sig, status, said):
-    plan, base = make_plan("spin", vcpus=2)
+def test_sigint_and_sigterm_end_every_vcpu_cleanly(make_plan, sig, status, said, vcpus):
+    plan, base = make_plan("spin", vcpus=vcpus)
     proc = _launcher(plan, base, "--trace", "--timeout", "20")
     assert proc.stderr is not None
     started = 0
     for line in proc.stderr:
         started += "KVM_RUN" in line
-        if started == 2:
+        if started == vcpus:
             break
     began = time.monotonic()
     proc.send_signal(sig)

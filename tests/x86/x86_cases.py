@@ -74,6 +74,8 @@ IPI = """    irqchip kernel
 """
 
 
+LINUX_SMP = (SAMPLES / "x86-linux.hv").read_text().replace("vcpus   1", "vcpus   2")
+assert "vcpus   2" in LINUX_SMP, "samples/x86-linux.hv: its `vcpus` line changed"
 LINUX_TIMEOUT = 180  # s: the launcher's watchdog; a boot takes 10-30 s in the host
 LINUX = f"""#!/bin/sh
 # pseudo-terminals for pty_run.py: the host's /init mounts devtmpfs, not devpts
@@ -131,9 +133,10 @@ CASES: tuple[Case, ...] = (
     Case("probe", run="python3 -m hvconf.kvm.probe"),
     # an unmodified Linux (the host's own Debian kernel) booted by the sample's launcher on a terminal
     # (pty_run.py), with a busybox initramfs made in the host (linux_initrd.py); its /init prints what the
-    # test asserts, reads the line typed at the terminal and prints it back, then reboots
-    Case("linux", SAMPLES / "x86-linux.hv", script=LINUX, files=(HERE / "linux_initrd.py", HERE / "pty_run.py",
-                                                                  REPO / "tests" / "hosts" / "cpio.py"),
+    # test asserts, reads the line typed at the terminal and prints it back, then reboots. The sample's VM
+    # with 2 vCPUs: Linux finds the second in the launcher's MP table and wakes it (INIT, SIPI)
+    Case("linux", text=LINUX_SMP, script=LINUX, files=(HERE / "linux_initrd.py", HERE / "pty_run.py",
+                                                       REPO / "tests" / "hosts" / "cpio.py"),
          host_kernel=True, limit=240),
     # the harness itself (tests/hosts/init): a status, a case that overruns its bound with an orphan,
     # and the next case, which must not see that orphan

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import errno
 import mmap
+import sys
 
 from hvconf.contract import ARCHES
 from hvconf.kvm.ioctls.kvm_run import Intr, KvmRun
@@ -21,7 +22,7 @@ from hvconf.kvm.ioctls.ffi import ARCH, MAP_FAILED, ffi, lib
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Iterable, Mapping, Sequence
     from typing import Any
 
     import hvconf.abi
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
 
 KVM_REG_SIZE_SHIFT = 52
 KVM_REG_SIZE_MASK = 0x00F0_0000_0000_0000  # log2 of the register's size in bytes (linux/kvm.h)
+SIGSET_BYTES = 8  # the kernel's sigset_t: _NSIG 64 bits on every arch hvconf serves
 ZERO = ffi.cast("unsigned long", 0)  # KVM_RUN's (unused) variadic argument, made once, not per exit
 
 
@@ -142,6 +144,16 @@ class Vcpu(KvmFd):
         if ret < 0 and check(ret, "KVM_RUN", quiet=(errno.EINTR,)) < 0:
             return Intr()
         return self._view().decode()
+
+    def set_signal_mask(self, blocked: Iterable[int]) -> int:
+        """KVM_SET_SIGNAL_MASK: the signals blocked while this vCPU is in KVM_RUN (api.rst,
+        KVM_SET_SIGNAL_MASK). One not blocked there that is pending, or arrives, makes KVM_RUN return
+        EINTR; the thread's own mask is back when it returns, so a signal blocked in the thread stays
+        pending for it to take (QEMU's kvm_init_cpu_signals, accel/kvm/kvm-all.c, does this with SIG_IPI)."""
+        mask = sum(1 << (signo - 1) for signo in set(blocked))
+        # struct kvm_signal_mask: __u32 len, then len bytes of sigset, in the host's byte order
+        data = SIGSET_BYTES.to_bytes(4, sys.byteorder) + mask.to_bytes(SIGSET_BYTES, sys.byteorder)
+        return self.ioctl("KVM_SET_SIGNAL_MASK", ffi.from_buffer(data))
 
     def request_immediate_exit(self, on: bool = True) -> None:
         """Make the current or next KVM_RUN return EINTR at once (safe from any thread)."""

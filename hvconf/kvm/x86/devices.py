@@ -13,7 +13,7 @@ Tests: tests/kvm/test_runtime.py, tests/kvm/test_modes.py.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from _collections_abc import Mapping  # collections.abc's source: importing collections costs ~2 ms
 
 from hvconf.contract import PlanError, typed
 from hvconf.kvm.devices import Devices

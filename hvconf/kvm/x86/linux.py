@@ -7,7 +7,8 @@ the protected-mode kernel at its load address (entry: load address + 0x200, the 
 entry), the initrd as high as RAM and the kernel's initrd_addr_max allow, the command line,
 and boot_params ("the zero page") holding the kernel's own setup header with the loader's
 fields set (type_of_loader, loadflags, cmd_line_ptr, ramdisk_image/size) and an e820 map
-of the memory slots with the PC's low holes reserved. Pure bytes: no ioctl.
+of the memory slots with the PC's low holes reserved; with more than one vCPU, the MP table
+that shows Linux the others (mptable.py, in the reserved BIOS area). Pure bytes: no ioctl.
 Tests: tests/kvm/test_linux_boot.py; a real boot: tests/x86.
 """
 
@@ -51,6 +52,7 @@ def section(plan: Plan) -> Mapping[str, Any] | None:
     for key in ("zero_page", "cmdline_at", "serial_irq"):
         typed(linux, key, int, where)
     typed(linux, "cmdline", str, where)
+    typed(linux, "mptable_at", int, where, optional=True)
     return linux
 
 
@@ -137,4 +139,24 @@ def prepare(plan: Plan, loaded: list[Loaded], note: Callable[[str], None]) -> li
         raise PlanError(f"the command line has {len(cmdline)} bytes; this kernel reads {header.cmdline_size}")
     page = zero_page(raw, header, linux["cmdline_at"], initrd, slots)
     out += [Loaded("boot_params", ((linux["zero_page"], page),)), Loaded("cmdline", ((linux["cmdline_at"], cmdline),))]
+    if linux.get("mptable_at") is not None:
+        out.append(mp_table(plan, linux["mptable_at"], note))
     return out
+
+
+def mp_table(plan: Plan, at: int, note: Callable[[str], None]) -> Loaded:
+    """The MP table for the plan's vCPUs (their KVM vCPU ids are their APIC ids), at `at` in the BIOS
+    area, which the e820 map reserves. The APs wait in KVM_RUN (KVM_MP_STATE_UNINITIALIZED with the
+    in-kernel local APIC) for the INIT and SIPIs Linux sends them once it has read this."""
+    from hvconf.kvm.x86 import mptable
+
+    ids = [int(s.args["vcpu_id"]) for s in plan.steps if s.ioctl == "KVM_CREATE_VCPU"]
+    try:
+        data = mptable.table(at, ids)
+    except ValueError as err:
+        raise PlanError(f"plan.launcher.x86.linux.mptable_at: {err}") from None
+    if not (BIOS_AREA <= at and at + len(data) <= HIGH):
+        raise PlanError(f"plan.launcher.x86.linux.mptable_at: the {len(data)}-byte MP table at {at:#x} leaves "
+                        f"the BIOS area [{BIOS_AREA:#x}, {HIGH:#x})")
+    note(f"linux: MP table of {len(ids)} processors, {len(data)} bytes at {at:#x}")
+    return Loaded("mptable", ((at, data),))

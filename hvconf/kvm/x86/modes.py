@@ -11,7 +11,6 @@ access. Tests: tests/kvm/test_modes.py.
 
 from __future__ import annotations
 
-import functools
 import struct
 
 from hvconf.record import Record
@@ -89,7 +88,20 @@ class Mode(Record):
     slot_bytes: int  # width of one exception-frame slot on the stack (0: no IDT of ours)
 
 
-@functools.lru_cache(maxsize=4)
+def _memo(build: Callable[[int], bytes]) -> Callable[[int], bytes]:
+    """`build`, remembering its last few images (functools.lru_cache's job: functools costs a launch ~2 ms)."""
+    images: dict[int, bytes] = {}
+
+    def image(tables: int) -> bytes:
+        if tables not in images:
+            if len(images) >= 4:
+                images.clear()
+            images[tables] = build(tables)
+        return images[tables]
+
+    return image
+
+
 def _prot32_image(tables: int) -> bytes:
     area = bytearray(STACK_TOP)
     gdt = bytes(16) + _descriptor(0, 0xFFFFF, 0x9B, 0xC) + _descriptor(0, 0xFFFFF, 0x93, 0xC)
@@ -100,7 +112,6 @@ def _prot32_image(tables: int) -> bytes:
     return bytes(area)
 
 
-@functools.lru_cache(maxsize=4)
 def _long64_image(tables: int) -> bytes:
     area = bytearray(PD + 0x1000 * MAPPED_GIB)
     gdt = (bytes(16) + _descriptor(0, 0xFFFFF, 0x9B, 0xA) + _descriptor(0, 0xFFFFF, 0x93, 0xC)
@@ -166,8 +177,8 @@ def _long64(sregs: Any, tables: int) -> None:
 
 MODES: dict[str, Mode] = {
     "real": Mode("real", 0, lambda tables: b"", _real, 0),
-    "prot32": Mode("prot32", STACK_TOP, _prot32_image, _prot32, 4),
-    "long64": Mode("long64", PD + 0x1000 * MAPPED_GIB, _long64_image, _long64, 8),
+    "prot32": Mode("prot32", STACK_TOP, _memo(_prot32_image), _prot32, 4),
+    "long64": Mode("long64", PD + 0x1000 * MAPPED_GIB, _memo(_long64_image), _long64, 8),
 }
 
 

@@ -4,7 +4,8 @@ KVM_SET_CPUID2 {base, signature, features} is the host's supported CPUID
 (KVM_GET_SUPPORTED_CPUID, asked once per run) with the KVM signature leaf
 0x40000000 and exactly `features` in leaf 0x40000001 eax (hints 0), and
 with `hypervisor` and `brand` (a Linux guest's) the two things that CPUID
-lacks and Linux reads: leaf 1 ECX bit 31 and the brand string leaves;
+lacks and Linux reads: leaf 1 ECX bit 31 and the brand string leaves; each
+vCPU's own APIC id where CPUID reports it (KVM's table says 0 for all);
 KVM_SET_SREGS {mode, tables} puts the vCPU in a start mode (modes.py), whose
 GDT, IDT and page tables the runtime writes at `tables` (`reserved` tells
 the image placement check); KVM_SET_REGS names struct kvm_regs's fields, rip
@@ -82,6 +83,28 @@ def with_brand(entries: Iterable[CpuidEntry], brand: str) -> list[CpuidEntry]:
                    for n, leaf in enumerate(BRAND_LEAVES)]
 
 
+# Where CPUID reports a processor's own APIC id, which KVM_GET_SUPPORTED_CPUID leaves 0 for all: leaf 1
+# EBX[31:24] (initial APIC id), the x2APIC id in EDX of the topology leaves 0xB and 0x1F, the extended
+# APIC id in EAX of AMD's 0x8000001E (Intel SDM CPUID; Firecracker's cpuid normalize sets the same)
+APIC_ID_SHIFT, TOPOLOGY_LEAVES, AMD_APIC_ID_LEAF = 24, (0xB, 0x1F), 0x8000001E
+
+
+def with_apic_id(entries: Iterable[CpuidEntry], apic_id: int) -> list[CpuidEntry]:
+    """`entries` as vCPU `apic_id` must see them: Linux takes a CPU's topology from these ids, and with
+    every vCPU reporting 0 it would count its second CPU as a sibling of the first."""
+    out = []
+    for e in entries:
+        if e.function == FEATURES_LEAF:
+            ebx = (e.ebx & 0x00FF_FFFF) | ((apic_id & 0xFF) << APIC_ID_SHIFT)
+            e = CpuidEntry(e.function, e.index, e.flags, e.eax, ebx, e.ecx, e.edx)
+        elif e.function in TOPOLOGY_LEAVES:
+            e = CpuidEntry(e.function, e.index, e.flags, e.eax, e.ebx, e.ecx, apic_id)
+        elif e.function == AMD_APIC_ID_LEAF:
+            e = CpuidEntry(e.function, e.index, e.flags, apic_id, e.ebx, e.ecx, e.edx)
+        out.append(e)
+    return out
+
+
 def supported_cpuid(m: Machine) -> list[CpuidEntry]:
     """The host's supported CPUID, asked once per run (not once per vCPU)."""
     with m.lock:
@@ -96,7 +119,8 @@ def _set_cpuid2(m: Machine, step: Step) -> None:
         entries = with_hypervisor(entries)
     if "brand" in step.args:
         entries = with_brand(entries, step.args["brand"])
-    m.vcpus[step.vcpu_id or 0].set_cpuid2(entries)
+    vcpu_id = step.vcpu_id or 0
+    m.vcpus[vcpu_id].set_cpuid2(with_apic_id(entries, vcpu_id) if vcpu_id else entries)
 
 
 def _check_cpuid2(step: Step) -> None:

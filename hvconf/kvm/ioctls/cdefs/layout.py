@@ -9,8 +9,6 @@ buffer, no ioctl. Tests: tests/kvm/test_layouts.py.
 
 from __future__ import annotations
 
-import functools
-
 from hvconf.contract import ARCHES
 from hvconf.kvm.ioctls import cdefs
 from hvconf.record import Record
@@ -65,7 +63,12 @@ class RunLayout(Record):
         return self.members["hw"].offset
 
 
-@functools.cache
+_RUN_LAYOUTS: dict[str, RunLayout] = {}  # a dict, not functools.cache: functools (and collections) cost a launch ~2 ms
+
+
 def run_layout(arch: str) -> RunLayout:
-    ffi = cdefs.ffi_for(arch)
-    return RunLayout(arch, ffi.sizeof("struct kvm_run"), ARCHES[arch].byteorder, fields(ffi, "kvm_run"))
+    if arch not in _RUN_LAYOUTS:
+        ffi = cdefs.ffi_for(arch)
+        _RUN_LAYOUTS[arch] = RunLayout(arch, ffi.sizeof("struct kvm_run"), ARCHES[arch].byteorder,
+                                       fields(ffi, "kvm_run"))  # fmt: skip
+    return _RUN_LAYOUTS[arch]
