@@ -10,6 +10,11 @@
 #   tce     H_PUT_TCE/H_GET_TCE on LIOBN 0x80000000 and on the undeclared LIOBN 0x12340000
 #   smp     waits for vCPU 1 to report in
 #   le      H_SET_MODE(LE): interrupts little-endian, which the launcher serves (LPCR[ILE])
+#   dma64   the 64-bit DMA window of LIOBN 0x80000100 (16M pages from bus address 2^59):
+#           H_PUT_TCE, H_PUT_TCE_INDIRECT, H_STUFF_TCE, H_GET_TCE, one put past its end
+#   reboot  counts its boots at BOOTS (RAM the image does not cover, which a restart
+#           keeps, as QEMU's system reset does): RTAS system-reboot on the first,
+#           power-off on the next; with `forever` too, system-reboot on every boot
 # Unlinked: every address is computed from r30 (the load address), never relocated.
 
     .machine power9
@@ -19,10 +24,16 @@
     .set H_GET_TCE, 0x1C
     .set H_PUT_TCE, 0x20
     .set H_PUT_TERM_CHAR, 0x58
+    .set H_STUFF_TCE, 0x138
+    .set H_PUT_TCE_INDIRECT, 0x13C
     .set H_SET_MODE, 0x31C
     .set H_RTAS, 0xF000
     .set LIOBN_DECLARED, 0x80000000
     .set LIOBN_UNDECLARED, 0x12340000
+    .set LIOBN_DMA64, 0x80000100
+    .set DMA64_HIGH, 0x0800    # the window's bus address 2^59, as (DMA64_HIGH << 48)
+    .set TCE_LIST, 0x6000      # H_PUT_TCE_INDIRECT's list: 4K-aligned, outside the image
+    .set BOOTS, 0x7F00         # the reboot check's boot counter
     .set MAILBOX, 0x7000       # vCPU 1 stores 1 here once it runs
     .set RTAS_ARGS, 0x7800     # the RTAS argument block
     .set STACK, 0x10000        # vCPU 0; vCPU n uses STACK + n * 0x1000
@@ -51,6 +62,23 @@
 
     .macro ADDR reg, label     # \reg = run-time address of \label
     addi  \reg, r30, \label - _start
+    .endm
+
+    .macro IOBA64 reg, page    # \reg = bus address of 16M page \page (< 128) of the 64-bit window
+    lis   \reg, DMA64_HIGH
+    sldi  \reg, \reg, 32
+    addis \reg, \reg, (\page) * 0x100
+    .endm
+
+    .macro LIOBN64 reg
+    lis   \reg, LIOBN_DMA64@h
+    ori   \reg, \reg, LIOBN_DMA64@l
+    rldicl \reg, \reg, 0, 32    # lis sign-extends 0x8000: keep the low 32 bits
+    .endm
+
+    .macro TCE16M reg, gpa_m   # \reg = a TCE: guest address \gpa_m MiB (a 16M multiple), read and write
+    lis   \reg, (\gpa_m) * 0x10
+    ori   \reg, \reg, 3
     .endm
 
 _start:
@@ -103,6 +131,20 @@ primary:
     beq   5f
     bl    check_le
 5:
+    mr    r3, r29
+    ADDR  r4, s_w_dma64
+    bl    contains
+    cmpdi r3, 0
+    beq   6f
+    bl    check_dma64
+6:
+    mr    r3, r29
+    ADDR  r4, s_w_reboot
+    bl    contains
+    cmpdi r3, 0
+    beq   7f
+    bl    check_reboot
+7:
     b     power_off
 
 # --- the checks ------------------------------------------------------------------------
@@ -175,6 +217,128 @@ check_tce:
     mr    r4, r3
     ADDR  r3, s_put_tce_other
     bl    report
+    b     leave32
+
+# The 64-bit window: TCEs go in through all three put calls, come back through H_GET_TCE, and
+# the launcher's trace lists the table as KVM holds it (entries 1, 4, 5, 7; 6 stuffed to 0).
+check_dma64:
+    mflr  r0
+    std   r0, -8(r1)
+    stdu  r1, -32(r1)
+    li    r3, H_PUT_TCE
+    LIOBN64 r4
+    IOBA64 r5, 1
+    TCE16M r6, 16              # entry 1 -> guest 16M
+    sc    1
+    mr    r4, r3
+    ADDR  r3, s_put_tce64
+    bl    report
+    li    r3, H_GET_TCE
+    LIOBN64 r4
+    IOBA64 r5, 1
+    sc    1
+    std   r4, 16(r1)
+    mr    r4, r3
+    ADDR  r3, s_get_tce64
+    bl    report
+    ld    r4, 16(r1)
+    ADDR  r3, s_tce64_1
+    bl    report
+    li    r7, TCE_LIST         # four TCEs, big-endian as PAPR lists them
+    TCE16M r6, 32
+    stdbrx r6, 0, r7
+    addi  r7, r7, 8
+    TCE16M r6, 48
+    xori  r6, r6, 2            # read only
+    stdbrx r6, 0, r7
+    addi  r7, r7, 8
+    TCE16M r6, 64
+    stdbrx r6, 0, r7
+    addi  r7, r7, 8
+    TCE16M r6, 80
+    stdbrx r6, 0, r7
+    li    r3, H_PUT_TCE_INDIRECT
+    LIOBN64 r4
+    IOBA64 r5, 4               # entries 4..7
+    li    r6, TCE_LIST
+    li    r7, 4
+    sc    1
+    mr    r4, r3
+    ADDR  r3, s_put_indirect
+    bl    report
+    li    r3, H_STUFF_TCE
+    LIOBN64 r4
+    IOBA64 r5, 6               # entry 6 back to 0
+    li    r6, 0
+    li    r7, 1
+    sc    1
+    mr    r4, r3
+    ADDR  r3, s_stuff_tce
+    bl    report
+    li    r3, H_GET_TCE
+    LIOBN64 r4
+    IOBA64 r5, 5
+    sc    1
+    ADDR  r3, s_tce64_5
+    bl    report
+    li    r3, H_GET_TCE
+    LIOBN64 r4
+    IOBA64 r5, 6
+    sc    1
+    ADDR  r3, s_tce64_6
+    bl    report
+    li    r3, H_PUT_TCE
+    LIOBN64 r4
+    IOBA64 r5, 0
+    li    r6, 1
+    sldi  r6, r6, 32           # 256 pages of 16M: the first bus address past the 4G window
+    add   r5, r5, r6
+    TCE16M r6, 16
+    sc    1
+    mr    r4, r3
+    ADDR  r3, s_put_tce64_end
+    bl    report
+    b     leave32
+
+# Boot 1 asks RTAS for a reboot; boot 2 (the counter survived the restart) goes on to power off.
+check_reboot:
+    mflr  r0
+    std   r0, -8(r1)
+    stdu  r1, -32(r1)
+    li    r5, BOOTS
+    ld    r6, 0(r5)
+    addi  r6, r6, 1
+    std   r6, 0(r5)
+    mr    r4, r6
+    ADDR  r3, s_boot
+    bl    report
+    li    r5, BOOTS
+    ld    r6, 0(r5)
+    cmpdi r6, 1
+    beq   1f
+    mr    r3, r29
+    ADDR  r4, s_w_forever
+    bl    contains
+    cmpdi r3, 0
+    beq   leave32
+1:  ADDR  r3, s_system_reboot
+    bl    find_prop
+    cmpdi r3, 0
+    beq   leave32              # no token: power off instead
+    lwbrx r5, 0, r3
+    li    r4, RTAS_ARGS
+    stwbrx r5, 0, r4           # token
+    li    r6, 0
+    addi  r7, r4, 4
+    stwbrx r6, 0, r7           # nargs 0
+    li    r6, 1
+    addi  r7, r4, 8
+    stwbrx r6, 0, r7           # nret 1
+    li    r3, 0
+    ori   r3, r3, H_RTAS
+    sc    1
+    ADDR  r3, s_reboot_returned
+    bl    puts
     b     leave32
 
 check_smp:
@@ -406,12 +570,26 @@ s_w_hcalls:     .asciz "hcalls"
 s_w_tce:        .asciz "tce"
 s_w_smp:        .asciz "smp"
 s_w_le:         .asciz "le"
+s_w_dma64:      .asciz "dma64"
+s_w_reboot:     .asciz "reboot"
+s_w_forever:    .asciz "forever"
 s_set_mode:     .asciz "H_SET_MODE(CIABR) = "
 s_set_mode_le:  .asciz "H_SET_MODE(LE) = "
 s_put_tce:      .asciz "H_PUT_TCE(0x80000000) = "
 s_get_tce:      .asciz "H_GET_TCE(0x80000000) = "
 s_tce_value:    .asciz "TCE read back = "
 s_put_tce_other: .asciz "H_PUT_TCE(0x12340000) = "
+s_put_tce64:    .asciz "H_PUT_TCE(64-bit window) = "
+s_get_tce64:    .asciz "H_GET_TCE(64-bit window) = "
+s_tce64_1:      .asciz "TCE64 entry 1 = "
+s_put_indirect: .asciz "H_PUT_TCE_INDIRECT = "
+s_stuff_tce:    .asciz "H_STUFF_TCE = "
+s_tce64_5:      .asciz "TCE64 entry 5 = "
+s_tce64_6:      .asciz "TCE64 entry 6 = "
+s_put_tce64_end: .asciz "H_PUT_TCE(past the window) = "
+s_boot:         .asciz "boot = "
+s_system_reboot: .asciz "system-reboot"
+s_reboot_returned: .asciz "RTAS system-reboot returned\n"
 s_smp_ok:       .asciz "vcpu 1 reported in\n"
 s_smp_missing:  .asciz "vcpu 1 never ran\n"
 s_secondary:    .asciz "secondary up\n"

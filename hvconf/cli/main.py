@@ -416,7 +416,8 @@ def cmd_dts(args: argparse.Namespace) -> int:
 
 def _launcher_command(launcher: Path, args: argparse.Namespace) -> list[str]:
     """The launch.py command line for `hvconf run`'s options (checked already, as the launcher checks them)."""
-    command = [sys.executable, str(launcher), "--timeout", repr(args.timeout), "--console", args.console]
+    command = [sys.executable, str(launcher), "--timeout", repr(args.timeout), "--console", args.console,
+               "--on-reboot", args.on_reboot]
     command += ["--trace"] if args.trace else []
     command += ["--trace-file", args.trace_file] if args.trace_file else []  # the launcher runs in this cwd
     command += ["--dry-run"] if args.dry_run else []
@@ -629,6 +630,9 @@ def parser(only: str | None = None) -> argparse.ArgumentParser:
             p.add_argument("--console", type=_checked("console_mode"), default="auto", action=_Once,
                            metavar="MODE", help="the guest console: raw, safe (control characters and CI log "
                                                 "commands rendered harmless) or auto (default: raw on a terminal)")
+            p.add_argument("--on-reboot", type=_checked("on_reboot"), default="exit", action=_Once, metavar="ACTION",
+                           help="the guest's reboot: exit (default: status 5) or restart (at most 16 times, "
+                                "within --timeout)")
             p.add_argument("--dry-run", action="store_true", help="print the ioctls without opening /dev/kvm")
             p.add_argument("--kernel", metavar="FILE", type=a_file, action=_Once,
                            help="kernel image for a VM whose `kernel` file was missing at build time (kernel-missing)")

@@ -1,7 +1,7 @@
 """How a run ends, decided once and shared by the main thread and every vCPU thread.
 
-A machine-wide outcome (`end(status, reason)`: power-off, shutdown, an
-internal error, the watchdog, a signal) or a failure (`fail(error)`: an
+A machine-wide outcome (`end(status, reason, reboot)`: power-off, shutdown, a
+reboot, an internal error, the watchdog, a signal) or a failure (`fail(error)`: an
 ioctl or plan error) is recorded by whichever thread sees it first; later
 ones are ignored. A vCPU that halts only stops itself (`halted(id)`): the
 run ends HALTED when every vCPU that ran has halted. `wake` is called
@@ -25,6 +25,7 @@ class Ending:
         self._lock = _thread.allocate_lock()
         self._unfinished = 0  # vCPU threads started that have not returned yet
         self.outcome: tuple[int, str] | None = None
+        self.reboot = False  # the outcome is the guest's reboot request (a restart may follow)
         self.error: BaseException | None = None
         self.ran: list[int] = []  # vCPUs that entered their run loop
         self.halted_vcpus: list[int] = []
@@ -38,10 +39,11 @@ class Ending:
         """Every vCPU thread has returned (or is about to: it has nothing left to do)."""
         return self._unfinished == 0
 
-    def end(self, status: int, reason: str) -> None:
+    def end(self, status: int, reason: str, reboot: bool = False) -> None:
         with self._lock:
             if self.outcome is None and self.error is None:
                 self.outcome = (status, reason)
+                self.reboot = reboot
         self._wake()
 
     def fail(self, error: BaseException) -> None:

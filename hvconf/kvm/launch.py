@@ -1,7 +1,7 @@
 """The entry point of a generated launch.py: options, then a dry run or a real run.
 
 `main(plan, argv, base_dir) -> int` parses --dry-run/--trace/--trace-file/
---timeout/--console/--quiet/--kernel/--initrd/--guest, checks every value (options.py;
+--timeout/--console/--on-reboot/--quiet/--kernel/--initrd/--guest, checks every value (options.py;
 a bad one, a value option given twice, or an image the plan does not have is
 a usage error: one line, status 2), runs the plan (run.py) or prints its steps
 (dryrun.py), and maps every expected failure to one `launch: error: ...` line
@@ -20,7 +20,7 @@ import sys
 from _collections_abc import Mapping  # collections.abc's source: importing collections costs ~2 ms
 
 from hvconf.kvm import options as values
-from hvconf.kvm.status import MEANING, Status
+from hvconf.kvm.status import MAX_RESTARTS, MEANING, Status
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:
@@ -31,9 +31,10 @@ PROG = "launch"
 DEFAULT_TIMEOUT = values.DEFAULT_TIMEOUT
 FLAGS = {"--dry-run": "dry_run", "--trace": "trace", "--quiet": "quiet"}
 VALUE_OPTIONS = {"--timeout": "timeout", "--console": "console", "--kernel": "kernel", "--initrd": "initrd",
-                 "--guest": "guest", "--trace-file": "trace_file"}  # fmt: skip
+                 "--guest": "guest", "--trace-file": "trace_file", "--on-reboot": "on_reboot"}  # fmt: skip
 CHECKS = {"timeout": values.seconds, "console": values.console_mode, "kernel": values.file_name,
-          "initrd": values.file_name, "guest": values.file_name, "trace_file": values.file_name}  # fmt: skip
+          "initrd": values.file_name, "guest": values.file_name, "trace_file": values.file_name,
+          "on_reboot": values.on_reboot}  # fmt: skip
 IMAGE_OPTIONS = ("kernel", "initrd", "guest")  # options that name a plan image to replace or supply
 
 
@@ -52,6 +53,7 @@ class Options:
         self.dry_run = self.trace = self.quiet = False
         self.timeout = DEFAULT_TIMEOUT
         self.console = "auto"
+        self.on_reboot = "exit"
         self.kernel: str | None = None
         self.initrd: str | None = None
         self.guest: str | None = None
@@ -122,6 +124,10 @@ def _parse(vm: str, argv: list[str], stdout: TextIO | None) -> Options | None:
                         help="how the guest's console output is written: raw (its bytes), safe (control "
                              "characters, escape sequences and CI log commands rendered harmless), or auto "
                              "(default: raw on a terminal, safe otherwise)")
+    parser.add_argument("--on-reboot", action=Once, metavar="ACTION",
+                        help="what the guest's reboot does: exit (default: the run ends, status 5) or restart (the "
+                             f"guest boots again on the same memory, images reloaded; at most "
+                             f"{MAX_RESTARTS} times, within --timeout)")
     parser.add_argument("--quiet", action="store_true", help="no summary line on success")
     parser.add_argument("--kernel", action=Once, metavar="FILE",
                         help="load FILE as the kernel image (an ELF file: its segments at their physical addresses)")
@@ -280,7 +286,7 @@ def main(
     try:
         result = execute(
             plan, base_dir, timeout=options.timeout, trace=trace or (stderr if options.trace else None), out=out,
-            supplied=supplied, console=options.console,
+            supplied=supplied, console=options.console, on_reboot=options.on_reboot,
         )
     except OutputError as err:
         return error(f"{vm}: {err} (status {int(Status.OUTPUT)}: {MEANING[Status.OUTPUT]})", Status.OUTPUT)
@@ -295,7 +301,8 @@ def main(
     if result.status != Status.HALTED:
         return error(f"{vm}: {result.reason} (status {int(result.status)}: {MEANING[result.status]})", result.status)
     if not options.quiet:
-        _say(stderr, f"{PROG}: {vm}: {result.reason} after {result.seconds:.3f} s, {result.exits} exits")
+        restarted = f", {result.restarts} restarts" if result.restarts else ""
+        _say(stderr, f"{PROG}: {vm}: {result.reason} after {result.seconds:.3f} s, {result.exits} exits{restarted}")
     return int(result.status)
 
 

@@ -6,7 +6,11 @@ arch family's steps keep for later (`family_state`, under `lock`), the fds
 its steps create beside the VM (`vm_fds`: sPAPR TCE tables) and the memory
 KVM keeps using after the ioctl that handed it over (`pinned`: e500 shared
 TLBs). `close()` releases everything, newest first, each in the order KVM
-needs, and is idempotent. It issues only the ioctls its callers ask for.
+needs, and is idempotent; `close(keep_memory=True)` leaves the guest memory
+mapped for the next Machine of a restarted run (`memory`), which writes the
+images into it again (`loaded`: the regions that hold this VM's images), as
+QEMU's system reset keeps RAM and reloads its images. `note` writes a trace
+line (None: not tracing). It issues only the ioctls its callers ask for.
 Tests: tests/kvm/test_runtime.py.
 """
 
@@ -18,6 +22,7 @@ from hvconf.record import Record
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
 
     from hvconf.contract import Step
@@ -37,12 +42,15 @@ class Slot(Record):
 
 
 class Machine:
-    def __init__(self, kvm: Kvm, images: list[Loaded], vm: Vm | None = None) -> None:
+    def __init__(self, kvm: Kvm, images: list[Loaded], vm: Vm | None = None, *,
+                 memory: dict[int, GuestMemory] | None = None, note: Callable[[str], None] | None = None) -> None:
         self.kvm = kvm
         self.images = images
         self.vm = vm
         self.vcpus: dict[int, Vcpu] = {}
-        self.memory: dict[int, GuestMemory] = {}  # "memory:N" -> its mmap
+        self.memory: dict[int, GuestMemory] = {} if memory is None else memory  # "memory:N" -> its mmap
+        self.loaded: set[int] = set()  # the N of the regions this VM's images were written to
+        self.note = note  # a trace line, or None when the run is not traced
         self.slots: list[Slot] = []
         self.vm_fds: dict[str, KvmFd] = {}  # label -> an fd a VM step created (closing it would undo the step)
         self.pinned: dict[str, Any] = {}  # what KVM reads and writes until its vCPUs are gone ("tlb:N")
@@ -83,7 +91,7 @@ class Machine:
     def memory_ranges(self) -> list[tuple[int, int]]:
         return [(s.guest_phys_addr, s.size) for s in self.slots]
 
-    def close(self) -> None:
+    def close(self, *, keep_memory: bool = False) -> None:
         for vcpu in self.vcpus.values():
             vcpu.close()
         for fd in self.vm_fds.values():
@@ -91,6 +99,7 @@ class Machine:
         if self.vm is not None:
             self.vm.close()
         self.pinned.clear()  # after the VM: KVM keeps the arrays' pages pinned until its vCPUs are gone
-        for region in self.memory.values():
-            region.close()  # after the VM, so no slot points at unmapped memory
+        if not keep_memory:
+            for region in self.memory.values():
+                region.close()  # after the VM, so no slot points at unmapped memory
         self.kvm.close()

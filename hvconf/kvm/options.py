@@ -14,6 +14,7 @@ DEFAULT_TIMEOUT = 5.0
 # OverflowError inside the watch); a longer watchdog is no watchdog.
 MAX_TIMEOUT = 365 * 24 * 3600.0
 CONSOLE_MODES = ("auto", "safe", "raw")  # auto: raw on a terminal, safe anywhere else (output.py)
+ON_REBOOT = ("exit", "restart")  # status.ON_REBOOT, without importing it: what a guest's reboot does
 
 
 def seconds(text: str) -> float:
@@ -31,6 +32,12 @@ def seconds(text: str) -> float:
 def console_mode(text: str) -> str:
     if text not in CONSOLE_MODES:
         raise ValueError(f"expected {', '.join(CONSOLE_MODES[:-1])} or {CONSOLE_MODES[-1]}, not {text!r}")
+    return text
+
+
+def on_reboot(text: str) -> str:
+    if text not in ON_REBOOT:
+        raise ValueError(f"expected {' or '.join(ON_REBOOT)}, not {text!r}")
     return text
 
 

@@ -15,7 +15,11 @@ The vCPUs then run until the run ends (see vcpu_loop.py: every vCPU
 halted, power-off, shutdown, internal error) or the watchdog, SIGINT or
 SIGTERM ends it; every thread is joined and every fd and mmap released
 before it returns, whatever failed on the way (a vCPU thread left running
-would signal a process whose KICK_SIGNAL handler is gone). It prints only
+would signal a process whose KICK_SIGNAL handler is gone). A guest's reboot
+(RTAS system-reboot, a KVM reset event) ends the run with its status, or,
+with `on_reboot="restart"`, tears the VM down and issues the plan again on
+the same guest memory with the images written afresh (QEMU's system reset
+keeps RAM too), at most MAX_RESTARTS times, all within the one `timeout`. It prints only
 the guest console to `out` (raw, or rendered safe: output.py) and trace
 lines to `trace`; a write that fails ends the run with OutputError.
 Tests: tests/kvm/test_runtime.py, tests/kvm/test_hostile_guests.py.
@@ -40,7 +44,7 @@ from hvconf.kvm.machine import Machine
 from hvconf.kvm.options import CONSOLE_MODES, MAX_TIMEOUT
 from hvconf.kvm.output import Output, OutputError
 from hvconf.kvm.sequence import InOrder
-from hvconf.kvm.status import Status
+from hvconf.kvm.status import MAX_RESTARTS, ON_REBOOT, Status
 from hvconf.kvm.steps import reserved, table, validate
 from hvconf.kvm.trace import Tracer
 from hvconf.kvm.vcpu_loop import ExitLoop
@@ -55,6 +59,8 @@ if TYPE_CHECKING:
     from typing import Any, BinaryIO, TextIO
 
     from hvconf.contract import Plan, Step
+    from hvconf.kvm.images import Loaded
+    from hvconf.kvm.ioctls.memory import GuestMemory
     from hvconf.kvm.vcpu_thread import VcpuThread
 
 KVM_API_VERSION = 12
@@ -65,13 +71,15 @@ class HostMismatch(Exception):
 
 
 class RunResult(Record):
-    """How a run ended: `status`, a one-line `reason`, vCPU `exits` handled, wall `seconds`."""
+    """How a run ended: `status`, a one-line `reason`, vCPU `exits` handled, wall `seconds`, `restarts`."""
 
-    __slots__ = ("status", "reason", "exits", "seconds")
+    __slots__ = ("status", "reason", "exits", "seconds", "restarts")
+    _defaults = {"restarts": 0}
     status: int
     reason: str
     exits: int
     seconds: float
+    restarts: int
 
 
 def execute(
@@ -83,12 +91,14 @@ def execute(
     out: BinaryIO | None,
     supplied: Mapping[str, str | Path] | None = None,
     console: str = "auto",
+    on_reboot: str = "exit",
 ) -> RunResult:
     """Run `plan` (images relative to `base_dir`) on this host's KVM; guest console to `out`.
 
     `supplied` maps image names to files given on the command line (--kernel), which
     replace the build's copy or fill in an image the build did not have. `console` is
     output.CONSOLE_MODES: how the guest's bytes reach `out` (None: a closed stdout).
+    `on_reboot` is status.ON_REBOOT: what a guest's reboot does (end the run, or restart it).
 
     Raises ValueError (a timeout or console mode out of range), PlanError (bad plan or
     image), HostMismatch (before any VM is created), KvmError (an ioctl failed; `source`
@@ -98,6 +108,8 @@ def execute(
         raise ValueError(f"timeout {timeout!r} is not within (0, {MAX_TIMEOUT}] seconds")
     if console not in CONSOLE_MODES:
         raise ValueError(f"console mode {console!r} is not one of {', '.join(CONSOLE_MODES)}")
+    if on_reboot not in ON_REBOOT:
+        raise ValueError(f"on-reboot {on_reboot!r} is not one of {', '.join(ON_REBOOT)}")
     started = time.monotonic()
     parsed = read_plan(plan)
     _check_runtime(parsed)  # host facts first: a foreign plan is refused as such, not as malformed
@@ -106,13 +118,40 @@ def execute(
     tracer = Tracer(trace)
     loaded = devices.prepare_images(parsed, loaded, tracer.note)  # first: a board may place images (x86 Linux)
     image_files.check_placement(parsed, loaded, reserved(parsed))
-    machine = Machine(_open_host(parsed, tracer), loaded)
+    memory: dict[int, GuestMemory] = {}  # kept across restarts, released here
     try:
-        status, reason, count = _run(parsed, machine, tracer, Output(out, "console", console), timeout)
+        status, reason, count, restarts = _boots(parsed, loaded, memory, tracer, Output(out, "console", console),
+                                                 timeout, on_reboot)  # fmt: skip
     finally:
-        machine.close()
-    tracer.note(f"{parsed.vm}: status {int(status)}, {count} exits handled")  # whatever the status (a reset too)
-    return RunResult(status, reason, count, time.monotonic() - started)
+        for region in memory.values():
+            region.close()
+    tracer.note(f"{parsed.vm}: status {int(status)}, {count} exits handled"  # whatever the status (a reset too)
+                + (f", {restarts} restarts" if restarts else ""))
+    return RunResult(status, reason, count, time.monotonic() - started, restarts)
+
+
+def _boots(plan: Plan, loaded: list[Loaded], memory: dict[int, GuestMemory], tracer: Tracer, out: Output,
+           timeout: float, on_reboot: str) -> tuple[int, str, int, int]:  # fmt: skip
+    """Run the plan, and again after each reboot when `on_reboot` says restart: (status, reason, exits, restarts).
+    The watchdog's `timeout` covers every boot: a reboot loop ends on time."""
+    deadline = time.monotonic() + timeout
+    count = restarts = 0
+    while True:
+        machine = Machine(_open_host(plan, tracer), loaded, memory=memory,
+                          note=tracer.note if tracer.stream is not None else None)  # fmt: skip
+        try:
+            budget = max(deadline - time.monotonic(), 1e-3) if restarts else timeout  # the first boot has it all
+            status, reason, exits, reboot = _run(plan, machine, tracer, out, budget)
+        finally:
+            machine.close(keep_memory=True)
+        count += exits
+        if not reboot or on_reboot != "restart":
+            return status, reason, count, restarts
+        if restarts == MAX_RESTARTS:
+            return status, f"{reason}, after {restarts} restarts (the most --on-reboot restart makes)", count, restarts
+        restarts += 1
+        tracer.note(f"{plan.vm}: restart {restarts} (--on-reboot restart): {reason}")
+        tracer.no_step()
 
 
 def _owners(plan: Plan) -> tuple[list[Step], dict[int, list[Step]]]:
@@ -150,7 +189,8 @@ def _in_main_thread() -> bool:
     return threading is None or threading.current_thread() is threading.main_thread()
 
 
-def _run(plan: Plan, machine: Machine, tracer: Tracer, out: Output, timeout: float) -> tuple[int, str, int]:
+def _run(plan: Plan, machine: Machine, tracer: Tracer, out: Output, timeout: float) -> tuple[int, str, int, bool]:
+    """One boot of the plan: (status, reason, exits handled, whether it ended in the guest's reboot)."""
     main_steps, per_vcpu = _owners(plan)
     if len(per_vcpu) == 1 and _in_main_thread():  # signals reach the main thread only
         return _run_inline(plan, machine, tracer, out, timeout, next(iter(per_vcpu)))
@@ -161,7 +201,7 @@ def _run(plan: Plan, machine: Machine, tracer: Tracer, out: Output, timeout: flo
 
 
 def _run_inline(plan: Plan, machine: Machine, tracer: Tracer, out: Output, timeout: float,
-                vcpu_id: int) -> tuple[int, str, int]:  # fmt: skip
+                vcpu_id: int) -> tuple[int, str, int, bool]:  # fmt: skip
     """Every step, then the vCPU's exit loop, in the calling thread (signals blocked from the start:
     a thread the devices start, such as a console's input, must not take them)."""
     ending = Ending(_nothing)
@@ -197,7 +237,7 @@ def _run_inline(plan: Plan, machine: Machine, tracer: Tracer, out: Output, timeo
 
 
 def _run_threads(plan: Plan, machine: Machine, tracer: Tracer, out: Output, timeout: float, main_steps: list[Step],
-                 per_vcpu: dict[int, list[Step]]) -> tuple[int, str, int]:  # fmt: skip
+                 per_vcpu: dict[int, list[Step]]) -> tuple[int, str, int, bool]:  # fmt: skip
     from hvconf.kvm.sequence import Sequencer
     from hvconf.kvm.vcpu_thread import VcpuThread
     from hvconf.kvm.watchdog import stop_all, supervise
@@ -234,8 +274,8 @@ def _run_threads(plan: Plan, machine: Machine, tracer: Tracer, out: Output, time
     return _outcome(ending, threads, out)
 
 
-def _outcome(ending: Ending, vcpus: list[VcpuThread] | list[_InlineVcpu], out: Output) -> tuple[int, str, int]:
-    """(status, reason, exits) of a run whose every vCPU has stopped; raises its error, if any."""
+def _outcome(ending: Ending, vcpus: list[VcpuThread] | list[_InlineVcpu], out: Output) -> tuple[int, str, int, bool]:
+    """(status, reason, exits, reboot) of a run whose every vCPU has stopped; raises its error, if any."""
     if ending.error is None:
         try:
             out.finish()  # what the safe rendering held back (a CR, a `:`) once the guest is done
@@ -247,7 +287,7 @@ def _outcome(ending: Ending, vcpus: list[VcpuThread] | list[_InlineVcpu], out: O
     stopped = [f"vcpu:{t.vcpu_id} at {t.loop.stopped_at}" for t in vcpus if t.loop and t.loop.stopped_at]
     if stopped and status != Status.HALTED:
         reason += f"; stopped {', '.join(stopped)}"
-    return status, reason, sum(t.loop.count for t in vcpus if t.loop is not None)
+    return status, reason, sum(t.loop.count for t in vcpus if t.loop is not None), ending.reboot
 
 
 def _nothing() -> None:

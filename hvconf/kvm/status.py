@@ -36,9 +36,16 @@ MEANING: dict[int, str] = {
     Status.TERMINATED: "terminated",
 }
 
+# The third item of an exit's outcome (status, reason, REBOOT): the guest asked for a reboot, which
+# ends the run with its status unless the launcher was told to restart (--on-reboot restart).
+REBOOT = "reboot"
+ON_REBOOT = ("exit", "restart")  # --on-reboot; exit is the default
+MAX_RESTARTS = 16  # a guest that reboots in a loop ends here, with its reboot's status
+
 # KVM_SYSTEM_EVENT_* type -> status (linux/kvm.h); unlisted types are unhandled exits.
 SYSTEM_EVENT_STATUS: dict[int, int] = {
     1: Status.HALTED,  # KVM_SYSTEM_EVENT_SHUTDOWN: powered off
-    2: Status.GUEST_SHUTDOWN,  # KVM_SYSTEM_EVENT_RESET: no reboot support, so it ends the run
+    2: Status.GUEST_SHUTDOWN,  # KVM_SYSTEM_EVENT_RESET: a reboot (SYSTEM_EVENT_REBOOT)
     3: Status.GUEST_SHUTDOWN,  # KVM_SYSTEM_EVENT_CRASH
 }
+SYSTEM_EVENT_REBOOT = frozenset({2})  # the types that are a reboot: --on-reboot restart restarts them

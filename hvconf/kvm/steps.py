@@ -72,6 +72,8 @@ def _user_memory(m: Machine, step: Step) -> None:
         raise PlanError(f"{where(step)}: memory:{n} is {region.size:#x} bytes already, not {a['memory_size']:#x}")
     if region is None:
         region = m.memory[n] = GuestMemory(a["memory_size"])
+    if n not in m.loaded:  # new memory, or memory a restart kept: the images (again)
+        m.loaded.add(n)
         # images go in before the kernel sees the slot; check_placement put each chunk inside one slot
         for image in m.images:
             for addr, data in image.chunks:

@@ -38,6 +38,10 @@ class Tracer:
 
             self.note(dryrun.line(step.fd, step.ioctl, step.request, step.args, step.source))
 
+    def no_step(self) -> None:
+        """This thread issues no plan step now (a restarted run's host checks are not its last step's)."""
+        self._local.current = None
+
     def __call__(self, label: str, ioctl: str, request: int) -> None:
         """The fd layer's hook: an ioctl is about to be issued."""
         if self.stream is None:

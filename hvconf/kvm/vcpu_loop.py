@@ -9,7 +9,7 @@ hands every other exit to the arch family's hook (hvconf/kvm/<family>/exits.py
 - HLT (no in-kernel irqchip) stops this vCPU only; the run ends HALTED
   once every vCPU that ran has halted.
 - KVM_EXIT_SHUTDOWN ends the machine GUEST_SHUTDOWN; a system event as
-  status.SYSTEM_EVENT_STATUS says; internal errors, failed entries, bad and
+  status.SYSTEM_EVENT_STATUS says (a reset is a reboot: run.py may restart); internal errors, failed entries, bad and
   unknown exits end it KVM_INTERNAL; KVM_RUN interrupted while the run is
   ending stops the loop.
 The family may also run something before every KVM_RUN (`before_run`: sPAPR
@@ -27,7 +27,7 @@ from hvconf.kvm.ioctls.errors import KvmError
 from hvconf.kvm.ioctls.kvm_run import (
     BadExit, FailEntry, Hlt, InternalError, Intr, Io, Mmio, Shutdown, SystemEvent,
 )  # fmt: skip
-from hvconf.kvm.status import SYSTEM_EVENT_STATUS, Status
+from hvconf.kvm.status import REBOOT, SYSTEM_EVENT_REBOOT, SYSTEM_EVENT_STATUS, Status
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:
@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     from hvconf.kvm.trace import Tracer
 
 HALT = "halt"  # this vCPU stopped; the others go on
-Outcome = tuple[int, str] | str | None  # None: keep running
+Outcome = tuple[int, str] | tuple[int, str, str] | str | None  # None: keep running; (.., REBOOT): a reboot
 
 
 def _nothing() -> None:
@@ -110,8 +110,9 @@ class ExitLoop:
                 ending.halted(self.vcpu.vcpu_id)
                 return True
             if isinstance(outcome, tuple):
-                status, reason = outcome
-                ending.end(status, reason if status == Status.HALTED else f"{self.label}: {reason}")
+                status, reason = outcome[0], outcome[1]
+                ending.end(status, reason if status == Status.HALTED else f"{self.label}: {reason}",
+                           reboot=outcome[2:] == (REBOOT,))
                 return True
         return False
 
@@ -150,7 +151,8 @@ class ExitLoop:
 
     def system_event(self, ex: SystemEvent) -> Outcome:
         status = SYSTEM_EVENT_STATUS.get(ex.type, Status.KVM_INTERNAL)
-        return status, f"KVM_EXIT_SYSTEM_EVENT type {ex.type} data {list(ex.data)}"
+        reason = f"KVM_EXIT_SYSTEM_EVENT type {ex.type} data {list(ex.data)}"
+        return (status, reason, REBOOT) if ex.type in SYSTEM_EVENT_REBOOT else (status, reason)
 
     def internal(self, ex: InternalError) -> Outcome:
         return Status.KVM_INTERNAL, f"KVM_EXIT_INTERNAL_ERROR suberror {ex.suberror} data {[hex(d) for d in ex.data]}"

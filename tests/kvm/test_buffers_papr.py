@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -425,3 +426,28 @@ def test_a_terminals_keys_reach_h_get_term_char_in_raw_mode_and_its_mode_comes_b
         assert terminal_input(HvTerm(out, VTY), null) is None  # a non-terminal is never read
     finally:
         os.close(null)
+
+
+def test_a_tce_table_is_read_back_through_a_shared_mapping_of_its_fd(tmp_path):
+    # no sPAPR host here: a file stands for the table fd (kvm_spapr_tce_mmap maps the same u64 array),
+    # entries in the host's byte order as kvmppc_tce_put stores them; tests/ppc reads a real one
+    from hvconf.kvm.powerpc import tce_tables
+
+    entries = 3 * tce_tables.CHUNK // tce_tables.ENTRY  # three chunks: the middle one all zero, skipped whole
+    table = bytearray(entries * tce_tables.ENTRY)
+    written = {1: 0x1000003, 5: 0x3000001, 2 * tce_tables.CHUNK // 8 + 7: 0x5000002}
+    for index, tce in written.items():
+        table[index * 8 : index * 8 + 8] = tce.to_bytes(8, sys.byteorder)
+    path = tmp_path / "table"
+    path.write_bytes(table)
+    with path.open("rb") as f:
+        data = tce_tables.read_table(f.fileno(), entries)
+    assert dict(tce_tables.used_entries(data)) == written
+    line = tce_tables.describe("tce:0x80000100", 24, 1 << 35, entries, data)
+    assert line == ("tce:0x80000100: 3 of 1536 entries in use (0x1000000-byte pages from bus address "
+                    "0x800000000000000; read through the table's mmap): [1] 0x1000003, [5] 0x3000001, "
+                    "[1031] 0x5000002")
+    # the legacy ioctl's geometry: 4K pages from bus address 0; a table too big to touch is not read
+    assert tce_tables.geometry({"window_size": 256 << 20}, "KVM_CREATE_SPAPR_TCE") == (12, 0, 65536)
+    many = tce_tables.describe("t", 12, 0, 40, b"".join(i.to_bytes(8, sys.byteorder) for i in range(1, 41)))
+    assert many.startswith("t: 40 of 40 entries in use") and many.endswith("[15] 0x10, ...")

@@ -47,11 +47,13 @@ def argparse_outcome(argv: list[str]) -> Any:
 PLAIN = [[], ["--dry-run"], ["--trace", "--quiet"], ["--timeout", "120"], ["--timeout=0.5", "--trace"],
          ["--timeout", "1e3"], ["--timeout", " 7 "], ["--dry-run", "--dry-run", "--trace", "--trace"],
          ["--console", "raw"], ["--console=safe", "--quiet"], ["--kernel", "vmlinux"], ["--guest=g.elf"],
-         ["--trace-file", "t.log"], ["--timeout", str(options.MAX_TIMEOUT)]]  # fmt: skip
+         ["--trace-file", "t.log"], ["--timeout", str(options.MAX_TIMEOUT)], ["--on-reboot", "restart"],
+         ["--on-reboot=exit", "--trace"]]  # fmt: skip
 REFUSED = [["--timeout", "0"], ["--timeout", "nan"], ["--timeout", "inf"], ["--timeout", "1e309"], ["--timeout", "-1"],
            ["--timeout=-1"], ["--timeout", "x"], ["--timeout="], ["--timeout", str(options.MAX_TIMEOUT * 2)],
            ["--timeout", "1", "--timeout", "2"], ["--console", "RAW"], ["--console="], ["--kernel="],
-           ["--guest", ""], ["--trace-file="], ["--console", "raw", "--console", "raw"]]  # fmt: skip
+           ["--guest", ""], ["--trace-file="], ["--console", "raw", "--console", "raw"], ["--on-reboot", "reset"],
+           ["--on-reboot="], ["--on-reboot", "exit", "--on-reboot", "exit"]]  # fmt: skip
 ARGPARSE = [["--help"], ["-h"], ["--time", "3"], ["--dry"], ["--timeout"], ["--bogus"], ["--"], ["extra"],
             ["--timeout", "--trace"], ["--kernel", "-h"]]  # fmt: skip
 
@@ -81,6 +83,9 @@ def test_the_checks():
     assert [options.console_mode(m) for m in options.CONSOLE_MODES] == ["auto", "safe", "raw"]
     with pytest.raises(ValueError, match="expected auto, safe or raw, not 'loud'"):
         options.console_mode("loud")
+    assert [options.on_reboot(a) for a in options.ON_REBOOT] == ["exit", "restart"]
+    with pytest.raises(ValueError, match="expected exit or restart, not 'Restart'"):
+        options.on_reboot("Restart")
     for check in (options.file_name, options.name):
         with pytest.raises(ValueError, match="not ''"):
             check("")
@@ -164,6 +169,8 @@ LAUNCHER_BAD = [
     (["--console", "loud"], "argument --console: expected auto, safe or raw, not 'loud'"),
     (["--console="], "argument --console: expected auto, safe or raw, not ''"),
     (["--console", "raw", "--console", "safe"], "argument --console: given twice"),
+    (["--on-reboot", "reset"], "argument --on-reboot: expected exit or restart, not 'reset'"),
+    (["--on-reboot", "exit", "--on-reboot", "restart"], "argument --on-reboot: given twice"),
     (["--kernel="], "argument --kernel: expected a file name, not ''"),
     (["--kernel", "vmlinux"], "argument --kernel: x86-hello has no kernel image (its images: guest)"),
     (["--guest="], "argument --guest: expected a file name, not ''"),
@@ -201,6 +208,7 @@ RUN_BAD = [
       for v in BAD_TIMEOUTS),
     (["--timeout", "5", "--timeout", "5"], "hvconf run: error: argument --timeout: given twice"),
     (["--console", "loud"], "hvconf run: error: argument --console: expected auto, safe or raw, not 'loud'"),
+    (["--on-reboot", "loop"], "hvconf run: error: argument --on-reboot: expected exit or restart, not 'loop'"),
     (["--kernel="], "hvconf run: error: argument --kernel: expected a file name, not ''"),
     (["--kernel", "vmlinux"], "launch: error: argument --kernel: x86-hello has no kernel image"),
     (["--trace-file="], "hvconf run: error: argument --trace-file: expected a file name, not ''"),

@@ -4,7 +4,9 @@ initramfs whose /init prints facts from the guest's userspace and powers off thr
 `initramfs(base)` takes busybox out of the emulated host's base initramfs (the same static ppc64el
 binary) and writes a newc archive with /init. `/init` prints, between @@GUEST markers: `uname -r`, the
 /proc/cpuinfo lines that say platform, MMU and the CPU count, and how many bytes a 64-byte read of
-/dev/hwrng gave (Linux's pseries-rng driver, H_RANDOM behind it: 0 when it failed), then `poweroff -f` (RTAS power-off). `facts(console)` parses
+/dev/hwrng gave (Linux's pseries-rng driver, H_RANDOM behind it: 0 when it failed), the cpuidle driver and how
+often vCPU 0 had entered each idle state before and after a 0.1 s sleep (`idle_Shared_Cede=3 9`: pseries_idle's
+cede states are H_CEDE calls), then `poweroff -f` (RTAS power-off). `facts(console)` parses
 them back. Used by ppc_cases.py and `python tests/ppc/linux_guest.py DIR` (a payload to iterate with
 power.py run).
 """
@@ -35,6 +37,12 @@ echo "@@GUEST online=$(cat /sys/devices/system/cpu/online)"
 insmod /lib/modules/pseries-rng.ko 2> /dev/null
 n=$(dd if=/dev/hwrng bs=64 count=1 2> /dev/null | wc -c)
 echo "@@GUEST hwrng=$n"
+echo "@@GUEST idle=$(cat /sys/devices/system/cpu/cpuidle/current_driver)"
+for s in /sys/devices/system/cpu/cpu0/cpuidle/state*; do cat $s/usage > /tmp/${s##*/}; done
+usleep 100000
+for s in /sys/devices/system/cpu/cpu0/cpuidle/state*; do
+    echo "@@GUEST idle_$(tr " " _ < $s/name)=$(cat /tmp/${s##*/}) $(cat $s/usage)"
+done
 echo "@@GUEST done"
 poweroff -f
 """

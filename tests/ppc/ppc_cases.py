@@ -36,13 +36,18 @@ vm {name} {{
     vcpus   {vcpus}
     {mmu}
     {hcalls}
-    rtas {{ token "power-off" {token} }}
+    rtas {{ token "power-off" {token} {rtas} }}
     {tce}
     guest   "{guest}"
     cmdline "{cmdline}"
 }}
 """
 TCE = "tce pci0 { liobn 0x80000000  window 256M  page 4K }"
+# A 64-bit DMA window (KVM_CREATE_SPAPR_TCE_64) of 16M pages at bus address 2^59, where QEMU puts a
+# PHB's 64-bit window (hw/ppc/spapr_pci.c, dma64_win_addr), on a second PHB: papr.S `dma64` uses it
+TCE64 = "tce ddw { liobn 0x80000100  window 4G  page 16M  offset 0x800000000000000 }"
+MULTI_TCE = "hcalls { enable H_PUT_TCE_INDIRECT  enable H_STUFF_TCE }"  # not in KVM's default set (QEMU enables them)
+REBOOT_TOKEN = 'token "system-reboot" 0x2004'
 
 
 @dataclass(frozen=True)
@@ -90,9 +95,9 @@ def linux(name: str, *, vcpus: int = 1, mmu: str = "mmu radix", hcalls: str = ""
 
 
 def definition(name: str, *, vcpus: int = 1, mmu: str = "mmu radix", hcalls: str = "", token: str = "0x2003",
-               tce: str = TCE, cmdline: str = "hcalls tce") -> str:
+               tce: str = TCE, cmdline: str = "hcalls tce", rtas: str = "") -> str:
     return DEFINITION.format(name=name, vcpus=vcpus, mmu=mmu, hcalls=hcalls, token=token, tce=tce,
-                             guest=GUEST.as_posix(), cmdline=cmdline)
+                             guest=GUEST.as_posix(), cmdline=cmdline, rtas=rtas)
 
 
 def _enable_opcode(opcode: int) -> Callable[[dict[str, Any]], None]:
@@ -126,6 +131,15 @@ CASES: tuple[Case, ...] = (
     Case("einval-unaligned", ("nested",), definition("einval-unaligned", hcalls="hcalls { enable H_SET_MODE }"),
          _enable_opcode(0x31D)),
     Case("probe", ("nested", "powernv"), run="python3 -m hvconf.kvm.probe"),
+    # the 64-bit window: filled by the guest's H_PUT_TCE(_INDIRECT)/H_STUFF_TCE in the kernel, read back
+    # by H_GET_TCE and by the launcher through the table fd's mmap (its trace, after the run)
+    Case("dma64", ("nested",), definition("dma64", hcalls=MULTI_TCE, tce=TCE64, cmdline="dma64")),
+    # RTAS system-reboot: the run ends with status 5, or (--on-reboot restart) the guest boots again
+    Case("reboot-exit", ("nested",), definition("reboot-exit", tce="", cmdline="reboot", rtas=REBOOT_TOKEN)),
+    Case("reboot", ("nested",), definition("reboot", tce="", cmdline="reboot", rtas=REBOOT_TOKEN),
+         run="python3 launch.py --trace --timeout 60 --on-reboot restart 2> trace.txt"),
+    Case("reboot-loop", ("nested",), definition("reboot-loop", tce="", cmdline="reboot forever", rtas=REBOOT_TOKEN),
+         run="python3 launch.py --timeout 60 --on-reboot restart 2> trace.txt"),  # a loop ends: 16 restarts
     # Linux: 1 vCPU radix, H_RANDOM in the launcher and H_CEDE disabled (which KVM's POWER9 radix entry
     # path serves anyway); 2 vCPUs; powernv9 hash with H_RANDOM in the kernel (the CPU's DARN,
     # KVM_CAP_PPC_HWRNG 1) and H_CEDE disabled

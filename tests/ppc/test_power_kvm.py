@@ -110,6 +110,53 @@ def test_tce_calls_are_served_in_the_kernel_for_declared_liobns_only(boots: dict
     assert [c for c in reached(trace) if "TCE" in c] == ["H_PUT_TCE", "H_GET_TCE", "H_PUT_TCE"]
 
 
+def test_a_64_bit_dma_window_of_16m_pages_is_filled_in_the_kernel_and_read_back(boots: dict[str, Any]) -> None:
+    status, console, trace = run(boots, "nested", "dma64")
+    assert status == 0, trace[-1500:]
+    # the plan issued KVM_CREATE_SPAPR_TCE_64 with the declared geometry: 16M pages (shift 24), the window
+    # from bus address 2^59 (in pages: 2^35), 4G long (256 pages)
+    step = next(s for s in boots["nested"][1]["dma64"].plan["steps"] if s["ioctl"] == "KVM_CREATE_SPAPR_TCE_64")
+    assert {k: step["args"][k] for k in ("liobn", "page_shift", "offset", "size")} == \
+        {"liobn": 0x80000100, "page_shift": 24, "offset": 1 << 35, "size": 256}
+    assert re.search(r'trace: vm  KVM_CREATE_SPAPR_TCE_64  0x[0-9a-f]+  \{"flags":0,"liobn":2147483904,'
+                     r'"offset":34359738368,"page_shift":24,"size":256,', trace)
+    # the guest's side: every call served, what it wrote read back, a put past the window refused
+    values = reported(console)
+    assert [values[k] for k in ("H_PUT_TCE(64-bit window)", "H_GET_TCE(64-bit window)", "H_PUT_TCE_INDIRECT",
+                                "H_STUFF_TCE")] == [H_SUCCESS] * 4  # fmt: skip
+    assert (values["TCE64 entry 1"], values["TCE64 entry 5"], values["TCE64 entry 6"]) == \
+        ("0x0000000001000003", "0x0000000003000001", "0x0000000000000000")
+    assert values["H_PUT_TCE(past the window)"] == H_PARAMETER
+    # the launcher's side: no TCE call left the kernel, and the table KVM holds (the fd's mmap, after the
+    # run) has the guest's entries: 1 by H_PUT_TCE, 4-7 by H_PUT_TCE_INDIRECT, 6 cleared by H_STUFF_TCE
+    assert set(reached(trace)) == {"H_PUT_TERM_CHAR", "H_RTAS"}
+    assert "trace: tce:0x80000100: 4 of 256 entries in use (0x1000000-byte pages from bus address " \
+           "0x800000000000000; read through the table's mmap): [1] 0x1000003, [4] 0x2000003, [5] 0x3000001, " \
+           "[7] 0x5000003\n" in trace
+
+
+def test_a_reboot_ends_the_run_with_status_5_or_restarts_the_guest_when_asked(boots: dict[str, Any]) -> None:
+    # papr.S `reboot` counts its boots in RAM: RTAS system-reboot on the first, power-off on the second
+    status, console, trace = run(boots, "nested", "reboot-exit")
+    assert (status, console) == (5, HELLO + "boot = 0x0000000000000001\n")
+    assert trace.strip().splitlines()[-1] == "launch: error: reboot-exit: vcpu:0: guest asked for a reboot " \
+                                             "(RTAS system-reboot) (status 5: guest shut down)"
+    status, console, trace = run(boots, "nested", "reboot")  # --on-reboot restart
+    assert status == 0, trace[-1500:]
+    assert console == HELLO + "boot = 0x0000000000000001\n" + HELLO + "boot = 0x0000000000000002\n"
+    assert trace.count("KVM_CREATE_VM  0x2000ae01") == 2  # a new VM, the plan issued again
+    assert "trace: reboot: restart 1 (--on-reboot restart): vcpu:0: guest asked for a reboot (RTAS system-reboot)" \
+        in trace
+    assert re.search(r"launch: reboot: guest powered off \(RTAS power-off\) after [0-9.]+ s, 14 exits, 1 restarts",
+                     trace)
+    # a guest that reboots on every boot: 16 restarts, then the 17th reboot ends the run with its status
+    status, console, trace = run(boots, "nested", "reboot-loop")
+    assert status == 5 and console == "".join(f"{HELLO}boot = 0x{n:016x}\n" for n in range(1, 18))
+    assert trace.strip().splitlines()[-1] == (
+        "launch: error: reboot-loop: vcpu:0: guest asked for a reboot (RTAS system-reboot), after 16 restarts "
+        "(the most --on-reboot restart makes) (status 5: guest shut down)")
+
+
 def test_two_vcpus_run_in_their_own_threads(boots: dict[str, Any]) -> None:
     status, console, trace = run(boots, "nested", "smp")
     assert status == 0
@@ -167,5 +214,6 @@ def test_the_probe_matches_the_saved_host_facts(boots: dict[str, Any], mode: str
 def test_every_case_was_checked() -> None:
     tested = {"sample", "other-token", "hcall-in-launcher", "einval-rtas", "einval-not-in-kernel",
               "einval-unaligned", "no-tce", "smp", "little-endian", "hash", "hash-on-nested", "probe",
-              "linux-radix", "linux-smp", "linux-hash", "hwrng-refused"}  # these four: test_power_linux.py
+              "linux-radix", "linux-smp", "linux-hash", "hwrng-refused",  # these four: test_power_linux.py
+              "dma64", "reboot", "reboot-exit", "reboot-loop"}
     assert {c.name for c in CASES} == tested

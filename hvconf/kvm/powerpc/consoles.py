@@ -114,9 +114,19 @@ class TerminalInput:
                 pass
 
 
+_READERS: dict[int, TerminalInput] = {}  # fd -> its reader: one per process, whatever the restarts
+
+
 def terminal_input(line: _Line, fd: int = 0) -> TerminalInput | None:
-    """Input from `fd` when it is a terminal; None otherwise (a pipe, a file, /dev/null: never read)."""
-    return TerminalInput(fd, line) if os.isatty(fd) else None
+    """Input from `fd` when it is a terminal; None otherwise (a pipe, a file, /dev/null: never read).
+    A guest restarted after a reboot gets the reader the first boot started, fed to its new console."""
+    if not os.isatty(fd):
+        return None
+    reader = _READERS.get(fd)
+    if reader is None:
+        reader = _READERS[fd] = TerminalInput(fd, line)
+    reader.line = line
+    return reader
 
 
 HV_CONSOLE_KINDS = {"hvterm": HvTerm, "byte_channel": ByteChannel}

@@ -8,6 +8,8 @@ slots appear later, when the plan's memory steps run). An e500 plan's
 `launcher.epapr.spin_table` holds its secondary vCPUs until the guest
 releases them (spin_table.py: Devices.held), and its `host_cells` put the
 host's cpu clocks into the DTB image before it is loaded (host_cells.py).
+When the run is traced, its end lists what the guest put in each sPAPR TCE
+table (tce_tables.py: read through the tables' fds, before they close).
 The modules of a section load only for a plan that has it.
 Tests: tests/kvm/test_runtime.py, tests/kvm/test_buffers_*.py, tests/ppc/.
 """
@@ -71,7 +73,24 @@ def devices(plan: Plan, machine: Machine, out: Output) -> Devices:
                                 configure_mmu=_configure_mmu(machine))
     except (ValueError, KeyError, TypeError) as err:
         raise PlanError(f"plan.launcher.{section}: {err}") from None
-    return Devices(hcalls=handlers, held=held)
+    return Devices(hcalls=handlers, held=held, close=_table_report(plan, machine))
+
+
+TABLE_STEPS = ("KVM_CREATE_SPAPR_TCE", "KVM_CREATE_SPAPR_TCE_64")
+
+
+def _table_report(plan: Plan, machine: Machine) -> Callable[[], None] | None:
+    """What the run's end does for a traced plan with TCE tables: a line per table, as KVM holds it."""
+    note = machine.note
+    if note is None or not any(s.ioctl in TABLE_STEPS for s in plan.steps):
+        return None
+
+    def report() -> None:
+        from hvconf.kvm.powerpc.tce_tables import report as table_lines
+
+        table_lines(plan, machine, note)
+
+    return report
 
 
 def _configure_mmu(machine: Machine) -> Callable[[int, int], int]:

@@ -3,7 +3,7 @@
 `handle_exit(loop, exit)` hands sPAPR (KVM_EXIT_PAPR_HCALL) and ePAPR
 (the proposed KVM_EXIT_EPAPR_HCALL) hypercalls to the plan's handlers
 (hypercalls.py) and writes their reply back; an RTAS power-off ends the
-machine HALTED, a reboot GUEST_SHUTDOWN; any other exit is the loop's
+machine HALTED, a reboot GUEST_SHUTDOWN marked REBOOT (run.py restarts it on request); any other exit is the loop's
 `unknown`. `before_run(loop)`: after H_SET_MODE(LE) each vCPU gets LPCR[ILE]
 before its next KVM_RUN (KVM_SET_ONE_REG), and the vCPU that made the call
 kicks the others out of KVM_RUN so that they do too (QEMU: run_on_cpu).
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from hvconf.kvm.ioctls.errors import KvmError
 from hvconf.kvm.ioctls.kvm_run import EpaprHcall, PaprHcall
-from hvconf.kvm.status import Status
+from hvconf.kvm.status import REBOOT, Status
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:
@@ -59,7 +59,7 @@ def _hcall(loop: ExitLoop, ex: PaprHcall | EpaprHcall) -> Outcome:
     if reply.outcome == HcallOutcome.POWER_OFF:
         return Status.HALTED, f"guest powered off ({reply.note})"
     if reply.outcome == HcallOutcome.RESET:
-        return Status.GUEST_SHUTDOWN, f"guest asked for a reboot ({reply.note})"
+        return Status.GUEST_SHUTDOWN, f"guest asked for a reboot ({reply.note})", REBOOT
     return None
 
 
