@@ -15,6 +15,7 @@ import io
 import json
 import os
 import platform
+import re
 import signal
 import subprocess
 import sys
@@ -529,6 +530,30 @@ def test_how_the_machine_ends(make_plan, tmp_path, case, no_leaks):
     run = Launch(plan, base, "--timeout", "5")
     assert run.status == status
     assert run.stderr.startswith(said)
+
+
+# Counts its boots at 0x500, in RAM a restart keeps (the plan writes only the image), prints the
+# count, and resets through the i8042 on its first boot, powers off on its second.
+REBOOTS_ONCE = (".code32\n incb 0x500\n mov 0x500, %al\n add $'0', %al\n mov $0x3f8, %dx\n out %al, %dx\n"
+                " cmpb $2, 0x500\n jae 1f\n mov $0xfe, %al\n out %al, $0x64\n hlt\n"
+                "1: mov $0x604, %dx\n mov $0x2000, %ax\n out %ax, %dx\n hlt\n")
+
+
+@pytest.mark.kvm
+@pytest.mark.parametrize("on_reboot", ["exit", "restart"])
+def test_an_i8042_reset_is_a_reboot_that_restarts_when_asked(make_plan, tmp_path, on_reboot, no_leaks):
+    from hvconf.emit.guest import assemble
+
+    (tmp_path / "reboot.S").write_text(f"\t.text\n_start:\n{REBOOTS_ONCE}")
+    plan, base = make_plan(image=assemble(tmp_path / "reboot.S", code16=False), mode="prot32")
+    run = Launch(plan, base, "--timeout", "5", "--on-reboot", on_reboot)
+    if on_reboot == "exit":
+        assert (run.status, run.console) == (Status.GUEST_SHUTDOWN, b"1")
+        assert run.stderr.startswith("launch: error: x86-test: vcpu:0: guest asked for a reset (0xfe to i8042")
+    else:  # the second boot saw the first one's count: the same RAM, the image written again
+        assert (run.status, run.console) == (Status.HALTED, b"12")
+        assert re.match(r"launch: x86-test: guest powered off \(SLP_EN at port 0x604\) after [0-9.]+ s, "
+                        r"\d+ exits, 1 restarts", run.stderr), run.stderr
 
 
 class _CountingSink(io.RawIOBase):

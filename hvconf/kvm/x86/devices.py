@@ -2,8 +2,10 @@
 
 Port writes that end the machine, answered before any console: a power-off
 (SLP_EN at port 0x604, as QEMU's q35 PM1a_CNT) ends it HALTED, an i8042 reset
-(0xFE to port 0x64) and an exception reaching the runtime's IDT stubs (their
-`out` to modes.EXCEPTION_PORT, decoded from the frame the CPU pushed) end it
+(0xFE to port 0x64) ends it GUEST_SHUTDOWN marked REBOOT (Linux's `reboot=k`
+path, arch/x86/kernel/reboot.c; run.py restarts it under --on-reboot restart),
+and an exception reaching the runtime's IDT stubs (their `out` to
+modes.EXCEPTION_PORT, decoded from the frame the CPU pushed) ends it
 GUEST_SHUTDOWN. The plan's `console` {kind: serial, port} is a 16550
 (serial.py) writing to the run's output; `launcher.x86.exit_hypercalls` the
 hypercalls answered here (hypercalls.py). `check(plan)` refuses, before
@@ -17,7 +19,7 @@ from _collections_abc import Mapping  # collections.abc's source: importing coll
 
 from hvconf.contract import PlanError, typed
 from hvconf.kvm.devices import Devices
-from hvconf.kvm.status import Status
+from hvconf.kvm.status import REBOOT, Status
 from hvconf.kvm.x86.modes import EXCEPTION_PORT, MODES, fault, stub_vector
 from hvconf.kvm.x86.serial import Serial16550
 from hvconf.kvm.x86.steps import start_mode
@@ -52,7 +54,7 @@ def _power_off(loop: ExitLoop, ex: Io) -> Outcome:
 
 def _reset(loop: ExitLoop, ex: Io) -> Outcome:
     if _value(ex) == RESET:
-        return Status.GUEST_SHUTDOWN, f"guest asked for a reset ({RESET:#x} to i8042 port {RESET_PORT:#x})"
+        return Status.GUEST_SHUTDOWN, f"guest asked for a reset ({RESET:#x} to i8042 port {RESET_PORT:#x})", REBOOT
     return None
 
 
