@@ -631,7 +631,7 @@ def parser(only: str | None = None) -> argparse.ArgumentParser:
                            metavar="MODE", help="the guest console: raw, safe (control characters and CI log "
                                                 "commands rendered harmless) or auto (default: raw on a terminal)")
             p.add_argument("--on-reboot", type=_checked("on_reboot"), default="exit", action=_Once, metavar="ACTION",
-                           help="the guest's reboot: exit (default: status 5) or restart (at most 16 times, "
+                           help="the guest's reboot: exit (default: status 9) or restart (at most 16 times, "
                                 "within --timeout)")
             p.add_argument("--dry-run", action="store_true", help="print the ioctls without opening /dev/kvm")
             p.add_argument("--kernel", metavar="FILE", type=a_file, action=_Once,

@@ -125,7 +125,7 @@ def _parse(vm: str, argv: list[str], stdout: TextIO | None) -> Options | None:
                              "characters, escape sequences and CI log commands rendered harmless), or auto "
                              "(default: raw on a terminal, safe otherwise)")
     parser.add_argument("--on-reboot", action=Once, metavar="ACTION",
-                        help="what the guest's reboot does: exit (default: the run ends, status 5) or restart (the "
+                        help="what the guest's reboot does: exit (default: the run ends, status 9) or restart (the "
                              f"guest boots again on the same memory, images reloaded; at most "
                              f"{MAX_RESTARTS} times, within --timeout)")
     parser.add_argument("--quiet", action="store_true", help="no summary line on success")

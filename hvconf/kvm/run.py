@@ -145,10 +145,13 @@ def _boots(plan: Plan, loaded: list[Loaded], memory: dict[int, GuestMemory], tra
         finally:
             machine.close(keep_memory=True)
         count += exits
-        if not reboot or on_reboot != "restart":
+        if not reboot:
             return status, reason, count, restarts
+        if on_reboot != "restart":
+            return Status.REBOOTED, reason, count, restarts
         if restarts == MAX_RESTARTS:
-            return status, f"{reason}, after {restarts} restarts (the most --on-reboot restart makes)", count, restarts
+            return (Status.REBOOTED, f"{reason}, after {restarts} restarts (the most --on-reboot restart makes)",
+                    count, restarts)
         restarts += 1
         tracer.note(f"{plan.vm}: restart {restarts} (--on-reboot restart): {reason}")
         tracer.no_step()

@@ -19,6 +19,7 @@ class Status:
     KVM_ERROR = 6  # a KVM ioctl failed
     KVM_INTERNAL = 7  # KVM internal error, failed entry, or an exit the runtime cannot handle
     OUTPUT = 8  # the console, the trace or a dry run could not be written (a closed pipe, a full disk)
+    REBOOTED = 9  # the guest asked for a reboot and --on-reboot is exit (the default)
     INTERRUPTED = 130  # SIGINT (Ctrl-C), as shells report it
     TERMINATED = 143  # SIGTERM, as shells report it
 
@@ -32,15 +33,17 @@ MEANING: dict[int, str] = {
     Status.KVM_ERROR: "KVM ioctl error",
     Status.KVM_INTERNAL: "KVM internal error or unhandled exit",
     Status.OUTPUT: "output failed",
+    Status.REBOOTED: "guest rebooted",
     Status.INTERRUPTED: "interrupted",
     Status.TERMINATED: "terminated",
 }
 
 # The third item of an exit's outcome (status, reason, REBOOT): the guest asked for a reboot, which
-# ends the run with its status unless the launcher was told to restart (--on-reboot restart).
+# ends the run with REBOOTED, a status of its own (a script tells a reboot from a crash by it),
+# unless the launcher was told to restart (--on-reboot restart).
 REBOOT = "reboot"
 ON_REBOOT = ("exit", "restart")  # --on-reboot; exit is the default
-MAX_RESTARTS = 16  # a guest that reboots in a loop ends here, with its reboot's status
+MAX_RESTARTS = 16  # a guest that reboots in a loop ends here, with REBOOTED
 
 # KVM_SYSTEM_EVENT_* type -> status (linux/kvm.h); unlisted types are unhandled exits.
 SYSTEM_EVENT_STATUS: dict[int, int] = {

@@ -507,7 +507,7 @@ ENDINGS = {
     # vCPU 1 powers off while vCPU 0 spins: one vCPU ends the machine for all
     "power-off": (".code32\n test %edi, %edi\n jz 1f\n mov $0x604, %dx\n mov $0x2000, %ax\n out %ax, %dx\n"
                   "1: jmp 1b\n", Status.HALTED, "launch: x86-test: guest powered off (SLP_EN at port 0x604)"),
-    "i8042-reset": (".code32\n mov $0xfe, %al\n out %al, $0x64\n hlt\n", Status.GUEST_SHUTDOWN,
+    "i8042-reset": (".code32\n mov $0xfe, %al\n out %al, $0x64\n hlt\n", Status.REBOOTED,
                     "launch: error: x86-test: vcpu:0: guest asked for a reset (0xfe to i8042 port 0x64)"),
     # an IDT of limit 0: #UD cannot be delivered, nor the #DF after it
     "triple-fault": (".code32\n lidt (zero - _start)(%edi)\n ud2\n zero: .word 0\n .long 0\n", Status.GUEST_SHUTDOWN,
@@ -548,7 +548,7 @@ def test_an_i8042_reset_is_a_reboot_that_restarts_when_asked(make_plan, tmp_path
     plan, base = make_plan(image=assemble(tmp_path / "reboot.S", code16=False), mode="prot32")
     run = Launch(plan, base, "--timeout", "5", "--on-reboot", on_reboot)
     if on_reboot == "exit":
-        assert (run.status, run.console) == (Status.GUEST_SHUTDOWN, b"1")
+        assert (run.status, run.console) == (Status.REBOOTED, b"1")
         assert run.stderr.startswith("launch: error: x86-test: vcpu:0: guest asked for a reset (0xfe to i8042")
     else:  # the second boot saw the first one's count: the same RAM, the image written again
         assert (run.status, run.console) == (Status.HALTED, b"12")

@@ -134,7 +134,7 @@ CASES: tuple[Case, ...] = (
     # the 64-bit window: filled by the guest's H_PUT_TCE(_INDIRECT)/H_STUFF_TCE in the kernel, read back
     # by H_GET_TCE and by the launcher through the table fd's mmap (its trace, after the run)
     Case("dma64", ("nested",), definition("dma64", hcalls=MULTI_TCE, tce=TCE64, cmdline="dma64")),
-    # RTAS system-reboot: the run ends with status 5, or (--on-reboot restart) the guest boots again
+    # RTAS system-reboot: the run ends with status 9, or (--on-reboot restart) the guest boots again
     Case("reboot-exit", ("nested",), definition("reboot-exit", tce="", cmdline="reboot", rtas=REBOOT_TOKEN)),
     Case("reboot", ("nested",), definition("reboot", tce="", cmdline="reboot", rtas=REBOOT_TOKEN),
          run="python3 launch.py --trace --timeout 60 --on-reboot restart 2> trace.txt"),

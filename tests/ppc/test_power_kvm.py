@@ -135,12 +135,12 @@ def test_a_64_bit_dma_window_of_16m_pages_is_filled_in_the_kernel_and_read_back(
            "[7] 0x5000003\n" in trace
 
 
-def test_a_reboot_ends_the_run_with_status_5_or_restarts_the_guest_when_asked(boots: dict[str, Any]) -> None:
+def test_a_reboot_ends_the_run_with_status_9_or_restarts_the_guest_when_asked(boots: dict[str, Any]) -> None:
     # papr.S `reboot` counts its boots in RAM: RTAS system-reboot on the first, power-off on the second
     status, console, trace = run(boots, "nested", "reboot-exit")
-    assert (status, console) == (5, HELLO + "boot = 0x0000000000000001\n")
+    assert (status, console) == (9, HELLO + "boot = 0x0000000000000001\n")
     assert trace.strip().splitlines()[-1] == "launch: error: reboot-exit: vcpu:0: guest asked for a reboot " \
-                                             "(RTAS system-reboot) (status 5: guest shut down)"
+                                             "(RTAS system-reboot) (status 9: guest rebooted)"
     status, console, trace = run(boots, "nested", "reboot")  # --on-reboot restart
     assert status == 0, trace[-1500:]
     assert console == HELLO + "boot = 0x0000000000000001\n" + HELLO + "boot = 0x0000000000000002\n"
@@ -151,10 +151,10 @@ def test_a_reboot_ends_the_run_with_status_5_or_restarts_the_guest_when_asked(bo
                      trace)
     # a guest that reboots on every boot: 16 restarts, then the 17th reboot ends the run with its status
     status, console, trace = run(boots, "nested", "reboot-loop")
-    assert status == 5 and console == "".join(f"{HELLO}boot = 0x{n:016x}\n" for n in range(1, 18))
+    assert status == 9 and console == "".join(f"{HELLO}boot = 0x{n:016x}\n" for n in range(1, 18))
     assert trace.strip().splitlines()[-1] == (
         "launch: error: reboot-loop: vcpu:0: guest asked for a reboot (RTAS system-reboot), after 16 restarts "
-        "(the most --on-reboot restart makes) (status 5: guest shut down)")
+        "(the most --on-reboot restart makes) (status 9: guest rebooted)")
 
 
 def test_two_vcpus_run_in_their_own_threads(boots: dict[str, Any]) -> None:

@@ -2,7 +2,7 @@
 `python3 linux_initrd.py [--echo] OUT` writes a gzip-compressed newc cpio whose /init prints the
 guest's `uname -r`, /proc/cpuinfo's model name, processor count and CPUID APIC ids and the kernel's hypervisor
 line between @@L2 markers, with --echo reads a line from its console and prints it back (pty_run.py types
-it), then reboots (the i8042 reset that ends the launcher's run, status 5).
+it), then reboots (the i8042 reset that ends the launcher's run, status 9).
 Standard library only (it runs under the host's Python, beside tests/hosts/cpio.py, copied
 next to it); tests/x86/test_x86_linux.py reads what /init printed.
 """
