@@ -1,7 +1,8 @@
-"""The fast renderer of plan.json and manifest.json is byte for byte what the
+"""The fast renderers of plan.json and manifest.json are byte for byte what the
 standard library writes: `jsontext.dumps(v)` is `json.dumps(v, indent=2)`, for
 every value, the first time and again from the memo, and for values the memo
-must not confuse with an equal-looking one; launch.py's plan literal
+must not confuse with an equal-looking one, and `manifest.render` is json.dumps
+of `manifest.data` with indent=2; launch.py's plan literal
 (`launcher.plan_literal`) evaluates to the plan, laid out a step a line.
 (Whole outputs: tests/test_golden.py.)
 """
@@ -19,7 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hvconf import compiler
-from hvconf.emit import jsontext, launcher
+from hvconf.emit import jsontext, launcher, manifest
 from hvconf.emit.memo import Memo, fingerprint
 
 REPO = Path(__file__).resolve().parent.parent
@@ -156,3 +157,13 @@ def test_the_memo_is_bounded() -> None:
         memo.put(i, str(i))
         assert len(memo.entries) <= 3
     assert memo.get(9) == "9"
+
+
+@settings(max_examples=200, deadline=None, database=None, derandomize=True)
+@given(TEXT, TEXT, st.dictionaries(TEXT, TEXT, max_size=4), st.dictionaries(TEXT, st.binary(max_size=8), max_size=4))
+def test_the_manifest_is_what_json_dumps_writes(vm: str, target: str, inputs: dict[str, str],
+                                                outputs: dict[str, bytes]) -> None:
+    # Written out directly, not as a tree: byte for byte json.dumps(indent=2) of its object,
+    # whatever the names hold (quotes, backslashes, controls, non-ASCII) and with no inputs.
+    expected = json.dumps(manifest.data(vm, target, inputs, outputs), indent=2) + "\n"
+    assert manifest.render(vm, target, inputs, outputs) == expected.encode()
