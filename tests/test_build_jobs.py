@@ -70,6 +70,14 @@ def test_a_build_in_several_processes_is_the_one_process_build(tmp_path: Path, f
     assert no_children_left()
 
 
+@pytest.mark.parametrize("processes", [None, 1, 2])
+def test_a_file_of_only_abstract_vms_builds_nothing(tmp_path: Path, forks: list[int], processes: int | None) -> None:
+    path = tmp_path / "bases.hv"
+    path.write_text(BASE)
+    result = compiler.build([path], jobs=processes)
+    assert not result.built and not result.report.diagnostics and not forks
+
+
 def test_a_worker_that_is_killed_is_replaced_by_the_parent(tmp_path: Path, forks: list[int],
                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     path = many(tmp_path, 30)

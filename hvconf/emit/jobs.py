@@ -44,7 +44,7 @@ def processes(vms: int, wanted: int | None = None) -> int:
     # fork copies only the calling thread: with another thread alive, a lock it held stays held.
     if wanted < 2 or not hasattr(os, "fork") or threading.active_count() > 1:
         return 1
-    return min(wanted, vms)
+    return max(1, min(wanted, vms))  # never more processes than VMs, and one for none
 
 
 def build_all(todo: "Todo", report: Report, overrides: "Path | None", progress: Callable[[str, int, int], None] | None,
@@ -76,7 +76,7 @@ def _split(todo: "Todo", jobs: int) -> list["Todo"]:
         end = start + size + (1 if i < extra else 0)
         runs.append(todo[start:end])
         start = end
-    return [r for r in runs if r]
+    return [r for r in runs if r] or [todo]  # a build of no VM (only abstract ones) is one empty run
 
 
 def _compile(run: "Todo", report: Report, overrides: "Path | None",
