@@ -106,22 +106,19 @@ def _suppress(result: Result) -> None:
 
 
 def build(paths: Sequence[Path], *, proposed_overrides: Path | None = None, loader: Loader | None = None,
-          progress: Progress | None = None) -> Result:
+          progress: Progress | None = None, jobs: int | None = None) -> Result:
     """`check`, then artifacts for every concrete VM of every file, all or nothing:
-    if any file has an error, no VM gets artifacts."""
-    from hvconf.emit.artifacts import artifacts
+    if any file has an error, no VM gets artifacts. They are compiled in `jobs` processes
+    (default: hvconf/emit/jobs.py decides by the number of VMs); the result is the same."""
+    from hvconf.emit import jobs as workers
 
     result = check(paths, loader=loader, progress=progress)
     one_vm_per_name(result)
     if result.report.has_errors:
         return result
-    todo = [(checked, vm) for checked in result.checked for vm in checked.vms if not vm.abstract]
-    for done, (checked, vm) in enumerate(todo, 1):
-        if progress is not None:
-            progress(f"building {vm.name}", done, len(todo))
-        built = artifacts(vm, checked.program, result.report, proposed_overrides)
-        if built is not None:
-            result.built.append(built)
+    todo = [(checked.program, vm) for checked in result.checked for vm in checked.vms if not vm.abstract]
+    result.built = workers.build_all(todo, result.report, proposed_overrides, progress,
+                                     workers.processes(len(todo), jobs))
     if result.report.has_errors:
         result.built.clear()
     return result

@@ -1,16 +1,17 @@
-"""The fast renderers of plan.json, manifest.json and launch.py's plan literal
-are byte for byte what the standard library writes: `jsontext.dumps(v)` is
-`json.dumps(v, indent=2)` and `launcher.python_literal(v)` is
-`pprint.pformat(v, indent=1, width=100, sort_dicts=False)`, for every value,
-the first time and again from the memo, and for values the memo must not
-confuse with an equal-looking one. (Whole outputs: tests/test_golden.py.)
+"""The fast renderers of plan.json and manifest.json are byte for byte what the
+standard library writes: `jsontext.dumps(v)` is `json.dumps(v, indent=2)`, for
+every value, the first time and again from the memo, and for values the memo
+must not confuse with an equal-looking one, and `manifest.render` is json.dumps
+of `manifest.data` with indent=2; launch.py's plan literal
+(`launcher.plan_literal`) evaluates to the plan, laid out a step a line.
+(Whole outputs: tests/test_golden.py.)
 """
 
 from __future__ import annotations
 
+import ast
 import enum
 import json
-import pprint
 from pathlib import Path
 from typing import Any
 
@@ -19,21 +20,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hvconf import compiler
-from hvconf.emit import jsontext, launcher
+from hvconf.emit import jsontext, launcher, manifest
 from hvconf.emit.memo import Memo, fingerprint
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLES = sorted((REPO / "samples").glob("*.hv"))
 
 
-def pformat(value: Any) -> str:
-    return pprint.pformat(value, indent=1, width=100, sort_dicts=False)
-
-
 def assert_same(value: Any) -> None:
     for _ in range(2):  # rendered, then (for repeated subtrees) from the memo
         assert jsontext.dumps(value) == json.dumps(value, indent=2)
-        assert launcher.python_literal(value) == pformat(value)
 
 
 SCALARS = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=True),
@@ -57,19 +53,34 @@ def test_values_sharing_subtrees_render_as_the_standard_library_does(parts: list
         assert_same(value)
 
 
-def test_values_at_the_edge_of_the_line_render_as_the_standard_library_does() -> None:
-    # pprint keeps a value on one line when its repr fits in the width left after the indent
-    # and the closing brackets still to come (the allowance), and splits a string with spaces
-    # that does not; every length around that edge, the same subtree first as an inner item,
-    # then as a last one (more closers after it).
-    for size in range(50, 100):
-        sub = {"a": "x" * (size - 20), "b": [1, 2]}
-        words = ("w " * size)[:size]  # every length, a space to split at
-        for value in ([[sub, sub]], {"k": [sub, {"j": sub}]}, [sub, [sub, [sub]]], [[["y" * size]], "z"],
-                      {"key": {"key": ["w" * (size - 12)]}}, [sub, [[sub]]], {"k": {"k": words[:-10]}},
-                      [{"k" * (size - 9): 1, "j": 2}, "p" * 20], [[words[:-4]], "u"],
-                      [[{"k": words}]], {"k": ["a", {"k": words}]}):
-            assert_same(value)
+NASTY = st.sampled_from(["'''", '"""', "\\", "\\'", "'", "\n", "\r", "\x00", "\x7f", "\x1b[2J", "\u2028",
+                         "\u202e", "\ud800", "é", "{{ x }}", "__import__('os')", "\\\n", "\x9b"])
+TEXT = st.one_of(NASTY, st.text(max_size=12), st.tuples(NASTY, NASTY, st.text(max_size=4)).map("".join))
+JSON_LEAVES = st.one_of(st.none(), st.booleans(), st.integers(), TEXT)
+JSON_TREES = st.recursive(JSON_LEAVES, lambda inner: st.one_of(
+    st.lists(inner, max_size=4), st.dictionaries(TEXT, inner, max_size=4)), max_leaves=12)
+PLANS = st.dictionaries(TEXT, st.one_of(JSON_TREES, st.lists(JSON_TREES, max_size=4)), max_size=6)
+
+
+@settings(max_examples=200, deadline=None, database=None, derandomize=True)
+@given(PLANS)
+def test_the_plan_literal_evaluates_to_the_plan_and_shows_no_control_character(plan: dict[str, Any]) -> None:
+    literal = launcher.plan_literal(plan)
+    assert ast.literal_eval(literal) == plan
+    # Only repr's escapes of a string's quotes, backslashes and unprintable characters: no
+    # character of a string can end the literal, and none can drive the terminal of who reads it.
+    assert all(c.isprintable() or c == "\n" for c in literal)
+    tree = ast.parse(launcher.render(plan))
+    [assign] = [n for n in tree.body if isinstance(n, ast.Assign)]
+    assert ast.literal_eval(assign.value) == plan
+
+
+def test_the_plan_literal_puts_each_step_on_a_line_of_its_own() -> None:
+    steps = [{"fd": "vm", "ioctl": f"KVM_{i}", "args": {"x": [i]}, "source": "a.hv:1:1"} for i in range(3)]
+    plan = {"format": 1, "vm": "v", "images": [], "steps": steps}
+    assert launcher.plan_literal(plan).splitlines() == [
+        "{'format': 1,", " 'vm': 'v',", " 'images': [],", " 'steps': [",
+        *[f"  {step!r}," for step in steps[:-1]], f"  {steps[-1]!r}]}}"]
 
 
 @pytest.mark.parametrize("sample", SAMPLES, ids=lambda p: p.stem)
@@ -77,7 +88,7 @@ def test_every_sample_plan_renders_as_the_standard_library_does(sample: Path) ->
     for built in compiler.build([sample]).built:
         assert_same(built.plan)
         assert built.files["plan.json"].decode() == json.dumps(built.plan, indent=2) + "\n"
-        assert built.files["launch.py"].decode().count(pformat(built.plan)) == 1
+        assert built.files["launch.py"].decode().count("\nPLAN = " + launcher.plan_literal(built.plan) + "\n") == 1
 
 
 def test_many_vms_of_one_base_render_as_the_standard_library_does(tmp_path: Path) -> None:
@@ -89,7 +100,7 @@ def test_many_vms_of_one_base_render_as_the_standard_library_does(tmp_path: Path
     assert len(result.built) == 40
     for built in result.built:
         assert built.files["plan.json"].decode() == json.dumps(built.plan, indent=2) + "\n"
-        assert launcher.python_literal(built.plan) == pformat(built.plan)
+        assert ast.literal_eval(launcher.plan_literal(built.plan)) == built.plan
 
 
 class Colour(enum.IntEnum):
@@ -97,7 +108,7 @@ class Colour(enum.IntEnum):
 
 
 class LooksLikeADict:
-    """An object whose repr is that of a long dict: pprint writes the repr on one line."""
+    """An object whose repr is that of a long dict."""
 
     def __repr__(self) -> str:
         return repr(LONG_DICT)
@@ -107,7 +118,7 @@ LONG_DICT = {f"key{i}": "value" * 3 for i in range(8)}
 
 
 @pytest.mark.parametrize("value", [
-    {"long": "word " * 40},  # pprint splits a long string over lines
+    {"long": "word " * 40},
     {"tuple": (1, 2, 3), "one": (1,)},
     {"set": {1}, "frozen": frozenset()},
     {1: "int key", None: "none key"},
@@ -117,7 +128,6 @@ LONG_DICT = {f"key{i}": "value" * 3 for i in range(8)}
     {"a": [LONG_DICT, LooksLikeADict()]},
 ], ids=["long-string", "tuple", "set", "non-str-keys", "int-enum", "bytes", "numbers", "repr-lookalike"])
 def test_values_outside_plain_data_render_as_the_standard_library_does(value: Any) -> None:
-    assert launcher.python_literal(value) == pformat(value)
     try:
         expected = json.dumps(value, indent=2)
     except (TypeError, ValueError):
@@ -128,10 +138,8 @@ def test_values_outside_plain_data_render_as_the_standard_library_does(value: An
 
 
 def test_the_memo_never_takes_a_lookalike_for_what_it_imitates() -> None:
-    # LONG_DICT is laid out over lines and remembered; an object with the same repr must still
-    # be written as pprint writes it, on one line; an IntEnum as json writes an int.
-    launcher.python_literal({"x": [LONG_DICT]})
-    assert launcher.python_literal({"x": [LooksLikeADict()]}) == pformat({"x": [LooksLikeADict()]})
+    # {"c": 1} is encoded and remembered; an IntEnum of the same value must still be encoded
+    # as json.dumps encodes it.
     jsontext.dumps({"x": [{"c": 1}]})
     assert jsontext.dumps({"x": [{"c": Colour.RED}]}) == json.dumps({"x": [{"c": Colour.RED}]}, indent=2)
 
@@ -149,3 +157,13 @@ def test_the_memo_is_bounded() -> None:
         memo.put(i, str(i))
         assert len(memo.entries) <= 3
     assert memo.get(9) == "9"
+
+
+@settings(max_examples=200, deadline=None, database=None, derandomize=True)
+@given(TEXT, TEXT, st.dictionaries(TEXT, TEXT, max_size=4), st.dictionaries(TEXT, st.binary(max_size=8), max_size=4))
+def test_the_manifest_is_what_json_dumps_writes(vm: str, target: str, inputs: dict[str, str],
+                                                outputs: dict[str, bytes]) -> None:
+    # Written out directly, not as a tree: byte for byte json.dumps(indent=2) of its object,
+    # whatever the names hold (quotes, backslashes, controls, non-ASCII) and with no inputs.
+    expected = json.dumps(manifest.data(vm, target, inputs, outputs), indent=2) + "\n"
+    assert manifest.render(vm, target, inputs, outputs) == expected.encode()

@@ -239,6 +239,22 @@ def test_a_file_of_many_vms_builds_in_linear_work(tmp_path: Path) -> None:
     assert growth(job, 50) < LINEAR
 
 
+def test_a_build_in_two_processes_takes_the_workers_half_back_in_linear_work(tmp_path: Path) -> None:
+    # The parent compiles half the VMs and merges the forked worker's half, files and findings
+    # (hvconf/emit/jobs.py): what it does per merged VM must not grow with the build. Each VM
+    # draws a warning while its artifacts are made (kernel-missing); calls count in the parent.
+    base = ("format 1\nabstract vm b {\n    arch x86_64\n    memory 256M\n    console serial\n"
+            "    irqchip kernel\n    pit on\n}\n")
+
+    def job(n: int) -> None:
+        path = tmp_path / f"vms-{n}.hv"
+        path.write_text(base + "".join(f'vm v{i} extends b {{ kernel "bzImage" }}\n' for i in range(n)))
+        result = compiler.build([path], jobs=2)
+        assert len(result.built) == n and result.report.codes() == ["kernel-missing"] * n
+
+    assert growth(job, 50) < LINEAR
+
+
 def test_rewriting_many_vm_folders_lists_the_output_folder_once(tmp_path: Path,
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
     # Before writing, each VM's leftovers were looked for by listing the whole output folder:

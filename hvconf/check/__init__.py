@@ -40,6 +40,10 @@ ABSTRACT_CODES: frozenset[str] = frozenset({
 })
 
 
+# What an abstract VM is checked with, chosen once rather than for every VM.
+_ABSTRACT_CHECKS: tuple[Check, ...] = tuple(c for c in CHECKS if c.code in ABSTRACT_CODES)
+
+
 def by_code() -> dict[str, Check]:
     return {c.code: c for c in CHECKS}
 
@@ -53,8 +57,7 @@ def run_checks(vm: ir.Vm, target: "Target", report: Report, host: "HostFacts | N
     A finding already in the report (same code, span and message) is not added
     again: a base's statement checked through two derived VMs is reported once.
     """
-    checks = [c for c in CHECKS if not vm.abstract or c.code in ABSTRACT_CODES]
-    checks += HOST_CHECKS if host is not None and not vm.abstract else ()
+    checks = _ABSTRACT_CHECKS if vm.abstract else CHECKS + HOST_CHECKS if host is not None else CHECKS
     local = Report()
     run(checks, CheckContext(vm, target, local, host=host, scope=scope))
     for diagnostic in local.diagnostics:

@@ -148,10 +148,20 @@ _SETTINGS: tuple[tuple[str, _Where, Callable[["Target"], bool]], ...] = (
 )
 
 
+def _unsupported(target: "Target") -> tuple[tuple[str, _Where], ...]:
+    """The settings `target` does not support, worked out once per target (a target is
+    immutable and loaded once per process), not once per VM."""
+    known = _UNSUPPORTED.get(id(target))
+    if known is None or known[0] is not target:
+        known = _UNSUPPORTED[id(target)] = (target, tuple((s, w) for s, w, ok in _SETTINGS if not ok(target)))
+    return known[1]
+
+
+_UNSUPPORTED: dict[int, tuple["Target", tuple[tuple[str, _Where], ...]]] = {}  # holds the target: its id stays its own
+
+
 def setting_unsupported(ctx: CheckContext) -> None:
-    for setting, where, supported in _SETTINGS:
-        if supported(ctx.target):
-            continue
+    for setting, where in _unsupported(ctx.target):
         for span in where(ctx.vm):
             ctx.emit(span, f"`{setting}` is not supported by target {ctx.target.name}",
                      help=f"remove it (target {ctx.target.name}: {ctx.target.description})")

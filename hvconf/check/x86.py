@@ -48,7 +48,7 @@ def _used(ctx: CheckContext) -> list[hcallset.HcallRef]:
 
 
 def unknown_pv_feature(ctx: CheckContext) -> None:
-    if ctx.target.features.pv_features is None:
+    if ctx.target.features.pv_features is None or not ctx.vm.pv_features:
         return
     shorts = [n for n in ctx.target.name2pv_feature if not n.startswith("KVM_")]
     for feature in ctx.vm.pv_features:

@@ -8,6 +8,7 @@ of them. Nothing is written to disk here. Tested by tests/test_build.py.
 
 from __future__ import annotations
 
+import json
 import os
 import weakref
 from pathlib import Path
@@ -30,14 +31,22 @@ _INPUTS: "weakref.WeakKeyDictionary[Program, dict[str, str]]" = weakref.WeakKeyD
 
 
 class Built:
-    """One VM's artifacts, by output file name (a plain class with __slots__: docs/architecture.md#value-types)."""
+    """One VM's artifacts, by output file name (a plain class with __slots__: docs/architecture.md#value-types).
+    `plan` is plan.json's object; None makes it read back from plan.json when first asked for
+    (a build worker sends only the files: hvconf/emit/jobs.py)."""
 
-    __slots__ = ("vm", "plan", "files")
+    __slots__ = ("vm", "_plan", "files")
 
-    def __init__(self, vm: ir.Vm, plan: dict[str, Any], files: dict[str, bytes]) -> None:
+    def __init__(self, vm: ir.Vm, plan: dict[str, Any] | None, files: dict[str, bytes]) -> None:
         self.vm = vm
-        self.plan = plan
+        self._plan = plan
         self.files = files
+
+    @property
+    def plan(self) -> dict[str, Any]:
+        if self._plan is None:
+            self._plan = json.loads(self.files["plan.json"])
+        return self._plan
 
 
 def _program_inputs(program: Program) -> dict[str, str]:

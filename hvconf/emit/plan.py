@@ -68,14 +68,34 @@ def source_of(span: Span | None, root_dir: Path) -> str | None:
     """`file:line:col` with the file relative to the root .hv file's folder."""
     if span is None:
         return None
-    return f"{relative_file(span.file, root_dir)}:{span.line}:{span.col}"
+    # Every step, cap, image and device-tree property asks: one dict lookup rather than
+    # relative_file's chain of calls.
+    key = (span.file, root_dir, os.getcwd())
+    file = _SOURCE_FILES.get(key)
+    if file is None:
+        if len(_SOURCE_FILES) >= 1024:  # bounded for a long-lived process (hvconf lsp)
+            _SOURCE_FILES.clear()
+        file = _SOURCE_FILES[key] = relative_file(span.file, root_dir)
+    return f"{file}:{span.line}:{span.col}"
+
+
+_SOURCE_FILES: dict[tuple[str, Path, str], str] = {}
 
 
 def cap_number(name: str, proposed: "abi.ProposedAbi") -> int | None:
     """The number of a KVM_CAP_*, the user-supplied one for the unmerged proposal, or None."""
-    if any(item.name == name for item in proposed.items):
-        return proposed.number(name)
-    return abi.cap(name).number
+    key = (name, id(proposed))
+    known = _CAP_NUMBERS.get(key)
+    if known is None or known[0] is not proposed:
+        number = proposed.number(name) if any(item.name == name for item in proposed.items) else abi.cap(name).number
+        if len(_CAP_NUMBERS) >= 1024:  # a build with --abi-overrides reads a new proposal per VM
+            _CAP_NUMBERS.clear()
+        known = _CAP_NUMBERS[key] = (proposed, number)  # holds `proposed`: its id stays its own
+    return known[1]
+
+
+# (cap, id of the proposal) -> (the proposal, the cap's number): every VM asks for the same few.
+_CAP_NUMBERS: dict[tuple[str, int], tuple["abi.ProposedAbi", int | None]] = {}
 
 
 def _numbered(step: Step, proposed: "abi.ProposedAbi") -> Step:
