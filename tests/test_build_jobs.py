@@ -128,3 +128,45 @@ def test_only_a_large_build_with_a_second_cpu_and_no_other_thread_forks() -> Non
     finally:
         stop.set()
         thread.join()
+
+
+WORKER_THAT_WAITS = """
+import os, sys, time
+from pathlib import Path
+from hvconf import compiler
+from hvconf.emit import jobs
+
+def work(run, overrides, fd):  # a worker that would outlive its parent by a minute
+    print(os.getpid(), flush=True)
+    time.sleep(60)
+    os._exit(0)
+
+jobs._work = work
+compiler.build([Path(sys.argv[1])], jobs=2)
+"""
+
+
+def _gone(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] == "Z"  # ended, not yet reaped
+    except FileNotFoundError:
+        return True
+
+
+def test_a_worker_ends_with_its_parent(tmp_path: Path) -> None:
+    # SIGKILL to `hvconf build` alone (not its process group): its worker's results have no reader,
+    # so the worker ends too (PR_SET_PDEATHSIG) instead of compiling on for nobody.
+    import subprocess
+    import sys
+    import time
+
+    parent = subprocess.Popen([sys.executable, "-c", WORKER_THAT_WAITS, str(many(tmp_path, 30))],
+                              stdout=subprocess.PIPE, text=True, cwd=REPO)  # fmt: skip
+    assert parent.stdout is not None
+    worker = int(parent.stdout.readline())
+    parent.kill()
+    parent.wait()
+    deadline = time.monotonic() + 20  # a bound for a loaded machine; the worker would sleep for 60 s
+    while not _gone(worker) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _gone(worker)

@@ -103,10 +103,29 @@ def _fork(run: "Todo", overrides: "Path | None") -> tuple[int, int]:
     not a pipe: a pipe of 64 KiB made the worker and the parent take turns hundreds of times
     for a result of tens of MiB, each turn a wait for the scheduler on a busy machine."""
     fd = _result_file()
+    parent = os.getpid()
     pid = os.fork()
     if pid == 0:  # the worker: never returns
+        _die_with(parent)
         _work(run, overrides, fd)
     return pid, fd
+
+
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def _die_with(parent: int) -> None:
+    """The worker ends when its parent does (a SIGTERM or SIGKILL to `hvconf build` alone): its
+    results would have no reader. prctl(2) PR_SET_PDEATHSIG, through ctypes (the worker only);
+    if the parent ended before the call, its own pid check ends the worker at once."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):  # no prctl here (not Linux): the worker ends on its own soon
+        return
+    if os.getppid() != parent:
+        os._exit(1)
 
 
 def _result_file() -> int:
