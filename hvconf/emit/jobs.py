@@ -19,7 +19,7 @@ import os
 import pickle
 import signal
 import threading
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence, TypeVar
 
 from hvconf.diagnostics import Report
 
@@ -69,14 +69,24 @@ def build_all(todo: "Todo", report: Report, overrides: "Path | None", progress: 
             _reap(pid, fd)
 
 
-def _split(todo: "Todo", jobs: int) -> list["Todo"]:
-    size, extra = divmod(len(todo), jobs)
-    runs, start = [], 0
-    for i in range(jobs):
+_T = TypeVar("_T")
+
+
+def contiguous_runs(items: Sequence[_T], n: int) -> list[Sequence[_T]]:
+    """`items` cut into at most `n` non-empty contiguous runs whose lengths differ by at most one,
+    in order: what each of `n` processes takes (also `hvconf check --jobs`, lint/driver.py)."""
+    size, extra = divmod(len(items), n)
+    runs: list[Sequence[_T]] = []
+    start = 0
+    for i in range(n):
         end = start + size + (1 if i < extra else 0)
-        runs.append(todo[start:end])
+        runs.append(items[start:end])
         start = end
-    return [r for r in runs if r] or [todo]  # a build of no VM (only abstract ones) is one empty run
+    return [r for r in runs if r]
+
+
+def _split(todo: "Todo", jobs: int) -> list["Todo"]:
+    return contiguous_runs(todo, jobs) or [todo]  # a build of no VM (only abstract ones) is one empty run
 
 
 def _compile(run: "Todo", report: Report, overrides: "Path | None",

@@ -243,18 +243,6 @@ def _merged(parts: Sequence[_Chunk]) -> Report:
     return merged
 
 
-def _chunks(paths: Sequence[str | Path], n: int) -> list[Sequence[str | Path]]:
-    """`n` contiguous runs of sorted paths, so files of one folder (which tend to
-    include the same bases) mostly share a worker and its parsed includes."""
-    size, extra = divmod(len(paths), n)
-    out, start = [], 0
-    for i in range(n):
-        end = start + size + (1 if i < extra else 0)
-        out.append(paths[start:end])
-        start = end
-    return [c for c in out if c]
-
-
 def _context() -> "BaseContext | None":
     """fork where there is one, after importing the compiler and building the parser once,
     so workers start warm instead of each paying the imports (the parent has no threads)."""
@@ -303,9 +291,14 @@ def lint(paths: Sequence[str | Path], *, jobs: int = 1, root: str | None = None,
     elif paths:
         from concurrent.futures import ProcessPoolExecutor
 
+        from hvconf.emit.jobs import contiguous_runs
+
+        # contiguous runs of sorted paths: files of one folder (which tend to include the same
+        # bases) mostly share a worker and its parsed includes
+
         with ProcessPoolExecutor(max_workers=jobs, mp_context=_context()) as pool:
             futures = [pool.submit(_check_chunk, chunk, options, root, tuple(allow), record)
-                       for chunk in _chunks(paths, jobs)]
+                       for chunk in contiguous_runs(paths, jobs)]
             parts += [f.result() for f in futures]  # in submission order, not completion order
     if cache is not None:
         for path, entry in (pair for part in parts for pair in part.recorded):
