@@ -170,13 +170,16 @@ def queued(fd: int) -> int:
 
 
 def test_a_reader_that_stops_reading_cannot_hold_the_run_past_its_watchdog(launchers):
+    # The watchdog (4 s) must fire while the console waits for room: the pipe is full well before
+    # it, even at CI's load (at 1 s, a loaded run once had not filled it yet and ended in KVM_RUN).
     started = time.monotonic()
-    proc, r = flood_into_small_pipe(launchers, "1")
+    proc, r = flood_into_small_pipe(launchers, "4")
     try:
+        wait_until_full(r)  # the writer waits from here on
         _, stderr = proc.communicate(timeout=20)  # before the fix: blocked in write(2) for ever
     finally:
         os.close(r)
-    assert proc.returncode == Status.TIMEOUT and time.monotonic() - started < 5
+    assert proc.returncode == Status.TIMEOUT and time.monotonic() - started < 12
     assert "the console had waited" in one_error(stderr, 4)
 
 
