@@ -60,6 +60,12 @@
     addi  r30, r30, _start - 192b
     .endm
 
+    .macro ENTER32             # a 32-byte frame with the link register saved; leave32 pops it
+    mflr  r0
+    std   r0, -8(r1)
+    stdu  r1, -32(r1)
+    .endm
+
     .macro ADDR reg, label     # \reg = run-time address of \label
     addi  \reg, r30, \label - _start
     .endm
@@ -150,9 +156,7 @@ primary:
 # --- the checks ------------------------------------------------------------------------
 
 check_hcalls:
-    mflr  r0
-    std   r0, -8(r1)
-    stdu  r1, -32(r1)
+    ENTER32
     li    r3, H_SET_MODE
     li    r4, 0                # mflags
     li    r5, 1                # H_SET_MODE_RESOURCE_SET_CIABR
@@ -165,9 +169,7 @@ check_hcalls:
     b     leave32
 
 check_le:
-    mflr  r0
-    std   r0, -8(r1)
-    stdu  r1, -32(r1)
+    ENTER32
     li    r3, H_SET_MODE
     li    r4, 1                # mflags 1: little-endian
     li    r5, 4                # H_SET_MODE_RESOURCE_LE
@@ -180,9 +182,7 @@ check_le:
     b     leave32
 
 check_tce:
-    mflr  r0
-    std   r0, -8(r1)
-    stdu  r1, -32(r1)
+    ENTER32
     li    r3, H_PUT_TCE
     lis   r4, LIOBN_DECLARED@h
     ori   r4, r4, LIOBN_DECLARED@l
@@ -222,9 +222,7 @@ check_tce:
 # The 64-bit window: TCEs go in through all three put calls, come back through H_GET_TCE, and
 # the launcher's trace lists the table as KVM holds it (entries 1, 4, 5, 7; 6 stuffed to 0).
 check_dma64:
-    mflr  r0
-    std   r0, -8(r1)
-    stdu  r1, -32(r1)
+    ENTER32
     li    r3, H_PUT_TCE
     LIOBN64 r4
     IOBA64 r5, 1
@@ -302,9 +300,7 @@ check_dma64:
 
 # Boot 1 asks RTAS for a reboot; boot 2 (the counter survived the restart) goes on to power off.
 check_reboot:
-    mflr  r0
-    std   r0, -8(r1)
-    stdu  r1, -32(r1)
+    ENTER32
     li    r5, BOOTS
     ld    r6, 0(r5)
     addi  r6, r6, 1
@@ -342,9 +338,7 @@ check_reboot:
     b     leave32
 
 check_smp:
-    mflr  r0
-    std   r0, -8(r1)
-    stdu  r1, -32(r1)
+    ENTER32
     lis   r5, 0x100            # about 16M polls, then give up
     mtctr r5
 1:  lwz   r6, MAILBOX(0)
