@@ -156,12 +156,13 @@ class InlineWatch:
         return self
 
     def __exit__(self, kind: type[BaseException] | None, err: BaseException | None, tb: TracebackType | None) -> None:
+        signals.setitimer(signals.ITIMER_REAL, 0)  # the run's deadline off, then its SIGALRM taken:
+        while signals.sigtimedwait({signals.SIGALRM}, 0) is not None:  # re-arming first could let the
+            pass  # caller's own timer, run out during the run, fire into this drain and be lost
         delay, interval = self.old_timer
         if delay > 0:  # what was left of it; one that ran out during the run fires now
             delay = max(delay - (time.monotonic() - self.started), 1e-6)
         signals.setitimer(signals.ITIMER_REAL, delay, interval)
-        while signals.sigtimedwait({signals.SIGALRM}, 0) is not None:  # a deadline nobody waited for
-            pass
         signals.pthread_sigmask(signals.SIG_SETMASK, self.old)  # a SIGINT or SIGTERM left is delivered as usual
 
     def run_mask(self) -> set[int]:
