@@ -3,12 +3,13 @@
 Building a VM's outputs is pure CPU work per VM (hvconf/emit/artifacts.py), so
 a build of thousands of VMs is split into contiguous runs: the parent compiles
 the first, each forked worker one of the others, and sends back, pickled, per
-VM its diagnostics and files (the plan is read back from plan.json if asked for). The parent takes them in VM order, so the
-report and the outputs are those of a one-process build, byte for byte, and
-it writes every file itself afterwards (hvconf/emit/output.py): all or nothing
-as before. A worker that fails in any way (an exception, a signal, a result
-that does not unpickle) is not trusted: the parent compiles its run itself.
-Tested by tests/test_build.py (the same bytes either way, a worker killed).
+VM its diagnostics and files (the plan is read back from plan.json if asked
+for). The parent takes them in VM order, so the report and the outputs are
+those of a one-process build, byte for byte, and it writes every file itself
+afterwards (hvconf/emit/output.py): all or nothing as before. A worker that
+fails in any way (an exception, a signal, a result that does not unpickle) is
+not trusted: the parent compiles its run itself. Tested by
+tests/test_build_jobs.py (the same bytes either way, a worker killed).
 """
 
 from __future__ import annotations
@@ -53,20 +54,24 @@ def build_all(todo: "Todo", report: Report, overrides: "Path | None", progress: 
     `report` in that order, compiled in `jobs` processes."""
     runs = _split(todo, jobs)
     workers = [_fork(run, overrides) for run in runs[1:]]
+    reaped: set[int] = set()
     try:
         built = _compile(runs[0], report, overrides, progress, 0, len(todo))
         done = len(runs[0])
         for run, (pid, fd) in zip(runs[1:], workers):
             parts = _receive(pid, fd)
+            reaped.add(pid)
             if parts is None or len(parts) != len(run):
                 built += _compile(run, report, overrides, progress, done, len(todo))
             else:
                 built += _merge(run, parts, report)
             done += len(run)
         return built
-    finally:
+    finally:  # each fd closed once, each pid waited for once: a number freed is soon another's
         for pid, fd in workers:
-            _reap(pid, fd)
+            os.close(fd)
+            if pid not in reaped:
+                _end(pid)
 
 
 _T = TypeVar("_T")
@@ -167,19 +172,17 @@ def _work(run: "Todo", overrides: "Path | None", fd: int) -> None:
 
 
 def _receive(pid: int, fd: int) -> list[_Part] | None:
-    """A worker's results, once it has ended; None if it did not finish cleanly."""
+    """A worker's results, once it has ended (and been reaped); None if it did not finish cleanly."""
     _, status = os.waitpid(pid, 0)
+    if not os.WIFEXITED(status) or os.WEXITSTATUS(status) != 0:
+        return None
     try:
-        if not os.WIFEXITED(status) or os.WEXITSTATUS(status) != 0:
-            return None
         size = os.fstat(fd).st_size
         with mmap.mmap(fd, size, prot=mmap.PROT_READ) if size else contextlib.nullcontext(b"") as data:
             parts: list[_Part] = pickle.loads(data)
         return parts
     except Exception:  # a truncated or damaged result
         return None
-    finally:
-        os.close(fd)
 
 
 def _merge(run: "Todo", parts: list[_Part], report: Report) -> list["Built"]:
@@ -193,15 +196,11 @@ def _merge(run: "Todo", parts: list[_Part], report: Report) -> list["Built"]:
     return built
 
 
-def _reap(pid: int, fd: int) -> None:
-    """End a worker the parent no longer waits for (an exception, Ctrl-C in the parent)."""
-    try:
-        os.close(fd)
-    except OSError:
-        pass  # closed by _receive
+def _end(pid: int) -> None:
+    """End a worker whose results the parent did not take (an exception, Ctrl-C in the parent)."""
     try:
         if os.waitpid(pid, os.WNOHANG) == (0, 0):
             os.kill(pid, signal.SIGKILL)
             os.waitpid(pid, 0)
-    except ChildProcessError:
-        pass  # reaped by _receive
+    except ChildProcessError:  # a Ctrl-C between _receive's wait and its note in `reaped`
+        pass
