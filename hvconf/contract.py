@@ -36,7 +36,7 @@ from __future__ import annotations
 # collections.abc and types re-export these: importing collections costs a launch ~2 ms, types ~0.3 ms
 from _collections_abc import Mapping
 
-from hvconf.record import Record, _set
+from hvconf.record import Record, positional
 
 MappingProxyType = type(type.__dict__)  # how Lib/types.py defines it
 
@@ -130,6 +130,7 @@ def is_fd(name: str) -> bool:
     return name in ("system", "vm") or (name.startswith("vcpu:") and decimal(name[5:]))
 
 
+@positional  # built per step of every VM: Record's generic constructor was a tenth of planning one
 class Step(Record):
     """One ioctl of the plan: what plan.json's `steps[index]` holds."""
 
@@ -141,30 +142,17 @@ class Step(Record):
     args: Mapping[str, Any]  # typed arguments, as the runtime's step table for the ioctl names them
     source: str | None  # `file:line:col` of the definition that asked for it (relative to the root file)
 
-    def __init__(self, index: int, fd: str, ioctl: str, request: int, args: Mapping[str, Any],
-                 source: str | None) -> None:  # Record's generic one: a tenth of planning a VM
-        _set(self, "index", index)
-        _set(self, "fd", fd)
-        _set(self, "ioctl", ioctl)
-        _set(self, "request", request)
-        _set(self, "args", args)
-        _set(self, "source", source)
-
     @property
     def vcpu_id(self) -> int | None:
         return int(self.fd.split(":")[1]) if self.fd.startswith("vcpu:") else None
 
 
+@positional
 class CapRequirement(Record):
     __slots__ = ("cap", "cap_nr", "source")
     cap: str
     cap_nr: int | None  # None: a cap of the unmerged ePAPR proposal, numbered by nobody yet
     source: str | None
-
-    def __init__(self, cap: str, cap_nr: int | None, source: str | None) -> None:
-        _set(self, "cap", cap)
-        _set(self, "cap_nr", cap_nr)
-        _set(self, "source", source)
 
 
 class Image(Record):

@@ -6,10 +6,10 @@ constructor, equality and hashing by exact type and field values, a
 dataclass-like repr, and assignment that raises. Defining one costs what a
 plain class costs: each @dataclass compiles several methods at import, which
 was a third of the runtime's import time and 5 ms of a one-file `hvconf check`
-for the AST's 21 node classes. Hot classes, built per token (the AST nodes,
-Span, the formatter's Tok), are `@positional`: one generated __init__ of one
-`_set` per field, as fast as a hand-written one. The runtime's Io spells its
-own out.
+for the AST's 21 node classes. Hot classes, built per token, step or exit (the AST
+nodes, Span, the formatter's Tok, the plan's Step, the runtime's Io), are
+`@positional`: one generated __init__ of one `_set` per field, as fast as a
+hand-written one.
 
 Shared by the runtime (hvconf.kvm) and the compiler (hvconf.syntax.ast), so
 it lives beside both and imports nothing. Tests: tests/kvm/test_record.py.

@@ -19,7 +19,7 @@ import struct
 from hvconf.kvm.ioctls import numbers
 from hvconf.kvm.ioctls.cdefs.layout import RunLayout, run_layout
 from hvconf.kvm.ioctls.ffi import ARCH
-from hvconf.record import Record, _set
+from hvconf.record import Record, positional
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:
@@ -45,6 +45,7 @@ class BadExit(ValueError):
     """The kvm_run buffer describes an exit that cannot be real (e.g. I/O data outside the mmap)."""
 
 
+@positional  # one per port-I/O exit: not Record's generic argument matching
 class Io(Record):
     """Port I/O. `data` holds size*count bytes for "out" and is empty for "in"."""
 
@@ -55,16 +56,6 @@ class Io(Record):
     count: int
     data: bytes
     data_offset: int
-
-    def __init__(self, direction: Literal["in", "out"], size: int, port: int, count: int, data: bytes,
-                 data_offset: int) -> None:  # fmt: skip
-        # one per port-I/O exit: spelled out, not Record's generic argument matching
-        _set(self, "direction", direction)
-        _set(self, "size", size)
-        _set(self, "port", port)
-        _set(self, "count", count)
-        _set(self, "data", data)
-        _set(self, "data_offset", data_offset)
 
     @property
     def length(self) -> int:
